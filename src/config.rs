@@ -1,0 +1,184 @@
+//! The broker's configuration: one struct, filled from flags and `GOSTREAM_*`
+//! environment variables (a flag wins over its variable), validated once at
+//! start-up. Each field's doc comment is its `--help` text.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+use crate::store::StoreLimits;
+
+/// Where a listener listens: an address (`host:port`) or `off`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// The listener is disabled.
+    Off,
+    /// `host:port`, resolved when binding.
+    Addr(String),
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        match s.rsplit_once(':') {
+            Some((_, port)) if port.parse::<u16>().is_ok() => Ok(Self::Addr(s.to_owned())),
+            _ => Err(format!("expected host:port or `off`, got {s:?}")),
+        }
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Addr(addr) => f.write_str(addr),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of `gostream serve`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the gRPC listener (gRPC, grpc-web, reflection, health), or `off`.
+    #[arg(
+        long,
+        env = "GOSTREAM_GRPC_ADDR",
+        default_value = "0.0.0.0:9090",
+        value_name = "HOST:PORT"
+    )]
+    pub grpc_addr: Listen,
+
+    /// Largest record a producer may publish (key + value + headers), in bytes.
+    #[arg(long, env = "GOSTREAM_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub max_message_bytes: usize,
+
+    /// Largest request the broker accepts (a whole Publish batch), in bytes.
+    /// Must be larger than --max-message-bytes.
+    #[arg(long, env = "GOSTREAM_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    pub max_request_bytes: usize,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing
+    /// directives such as `gostream=debug,tower=warn`. RUST_LOG, if set, wins.
+    #[arg(
+        long,
+        env = "GOSTREAM_LOG_LEVEL",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log_level: String,
+
+    /// Log line format.
+    #[arg(long, env = "GOSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// How long a graceful shutdown may take before the process exits anyway.
+    #[arg(
+        long,
+        env = "GOSTREAM_SHUTDOWN_TIMEOUT_SECS",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            grpc_addr: Listen::Addr("0.0.0.0:9090".to_owned()),
+            max_message_bytes: 1024 * 1024,
+            max_request_bytes: 8 * 1024 * 1024,
+            log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the settings against each other; the error says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_message_bytes == 0 {
+            return Err("--max-message-bytes must be at least 1".to_owned());
+        }
+        if self.max_request_bytes <= self.max_message_bytes {
+            return Err(format!(
+                "--max-request-bytes ({}) must be larger than --max-message-bytes ({}), so a request can carry a message of the largest size",
+                self.max_request_bytes, self.max_message_bytes
+            ));
+        }
+        if self.grpc_addr == Listen::Off {
+            return Err(
+                "--grpc-addr is off and no other listener is configured: nothing to serve"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The limits the store enforces.
+    pub fn store_limits(&self) -> StoreLimits {
+        StoreLimits {
+            max_message_bytes: self.max_message_bytes,
+        }
+    }
+
+    /// The graceful shutdown deadline.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_parses_addresses_and_off() {
+        assert_eq!("off".parse::<Listen>().unwrap(), Listen::Off);
+        assert_eq!("OFF".parse::<Listen>().unwrap(), Listen::Off);
+        assert_eq!(
+            "127.0.0.1:0".parse::<Listen>().unwrap(),
+            Listen::Addr("127.0.0.1:0".to_owned())
+        );
+        assert_eq!(
+            "[::1]:9090".parse::<Listen>().unwrap(),
+            Listen::Addr("[::1]:9090".to_owned())
+        );
+        assert!("9090".parse::<Listen>().is_err());
+        assert!("host:http".parse::<Listen>().is_err());
+    }
+
+    #[test]
+    fn validate_names_the_setting_at_fault() {
+        assert!(Config::default().validate().is_ok());
+        let small = Config {
+            max_request_bytes: 1024,
+            ..Config::default()
+        };
+        assert!(
+            small
+                .validate()
+                .unwrap_err()
+                .contains("--max-request-bytes")
+        );
+        let off = Config {
+            grpc_addr: Listen::Off,
+            ..Config::default()
+        };
+        assert!(off.validate().unwrap_err().contains("--grpc-addr"));
+    }
+}

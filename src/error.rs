@@ -1,0 +1,297 @@
+//! The one error type of the broker.
+//!
+//! Every failure a client can see is a variant of [`Error`]. Each variant
+//! names its gRPC code, its HTTP status and a stable reason string (the
+//! `ErrorInfo.reason` of Google's AIP-193), so gRPC, grpc-web and REST report
+//! the same failure the same way. [`Error::to_status`] builds the
+//! `tonic::Status`, with `google.rpc.ErrorInfo` (and `BadRequest` for invalid
+//! arguments) in its details.
+
+use std::collections::HashMap;
+
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every error GoStream returns.
+pub const ERROR_DOMAIN: &str = "gostream";
+
+/// A broker result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A request field is missing, malformed or out of its limits.
+    /// gRPC `INVALID_ARGUMENT`, HTTP 400.
+    #[error("{field}: {description}")]
+    InvalidArgument {
+        /// The request field at fault (proto field name, dotted for nesting).
+        field: String,
+        /// What is wrong with it.
+        description: String,
+    },
+
+    /// gRPC `NOT_FOUND`, HTTP 404.
+    #[error("topic {0:?} does not exist")]
+    TopicNotFound(String),
+
+    /// gRPC `ALREADY_EXISTS`, HTTP 409.
+    #[error("topic {0:?} already exists")]
+    TopicAlreadyExists(String),
+
+    /// gRPC `NOT_FOUND`, HTTP 404.
+    #[error("consumer {consumer:?} does not exist on topic {topic:?}")]
+    ConsumerNotFound {
+        /// The topic that was searched.
+        topic: String,
+        /// The consumer id that was not found.
+        consumer: String,
+    },
+
+    /// gRPC `ALREADY_EXISTS`, HTTP 409.
+    #[error("consumer {consumer:?} already exists on topic {topic:?}")]
+    ConsumerAlreadyExists {
+        /// The topic.
+        topic: String,
+        /// The consumer id that is taken.
+        consumer: String,
+    },
+
+    /// An offset outside the messages a topic holds.
+    /// gRPC `OUT_OF_RANGE`, HTTP 416.
+    #[error(
+        "offset {offset} is out of range: topic {topic:?} holds offsets {start} to {end} (end exclusive)"
+    )]
+    OffsetOutOfRange {
+        /// The topic.
+        topic: String,
+        /// The offset asked for.
+        offset: u64,
+        /// The topic's start offset (oldest held).
+        start: u64,
+        /// The topic's end offset (next to be assigned).
+        end: u64,
+    },
+
+    /// The request is valid but the resource is not in a state that allows it.
+    /// gRPC `FAILED_PRECONDITION`, HTTP 412.
+    #[error("{message}")]
+    FailedPrecondition {
+        /// Stable reason, e.g. `COMMIT_BEYOND_DELIVERED`.
+        reason: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// A broker limit was reached. gRPC `RESOURCE_EXHAUSTED`, HTTP 429.
+    #[error("{0}")]
+    ResourceExhausted(String),
+
+    /// The broker cannot serve the request now (e.g. it is shutting down).
+    /// gRPC `UNAVAILABLE`, HTTP 503.
+    #[error("{0}")]
+    Unavailable(String),
+
+    /// A bug or an unexpected failure inside the broker. gRPC `INTERNAL`,
+    /// HTTP 500. The message is logged; clients get a generic one.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An [`Error::InvalidArgument`] for `field`.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+
+    /// The gRPC status code.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument { .. } => Code::InvalidArgument,
+            Self::TopicNotFound(_) | Self::ConsumerNotFound { .. } => Code::NotFound,
+            Self::TopicAlreadyExists(_) | Self::ConsumerAlreadyExists { .. } => Code::AlreadyExists,
+            Self::OffsetOutOfRange { .. } => Code::OutOfRange,
+            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::Unavailable(_) => Code::Unavailable,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The HTTP status the REST gateway answers with.
+    pub fn http_status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            Self::InvalidArgument { .. } => S::BAD_REQUEST,
+            Self::TopicNotFound(_) | Self::ConsumerNotFound { .. } => S::NOT_FOUND,
+            Self::TopicAlreadyExists(_) | Self::ConsumerAlreadyExists { .. } => S::CONFLICT,
+            Self::OffsetOutOfRange { .. } => S::RANGE_NOT_SATISFIABLE,
+            Self::FailedPrecondition { .. } => S::PRECONDITION_FAILED,
+            Self::ResourceExhausted(_) => S::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable reason (`ErrorInfo.reason`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
+            Self::TopicNotFound(_) => "TOPIC_NOT_FOUND",
+            Self::TopicAlreadyExists(_) => "TOPIC_ALREADY_EXISTS",
+            Self::ConsumerNotFound { .. } => "CONSUMER_NOT_FOUND",
+            Self::ConsumerAlreadyExists { .. } => "CONSUMER_ALREADY_EXISTS",
+            Self::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
+            Self::FailedPrecondition { reason, .. } => reason,
+            Self::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
+            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The `tonic::Status` for this error, carrying `google.rpc.ErrorInfo`
+    /// (and `google.rpc.BadRequest` for an invalid argument) in its details.
+    pub fn to_status(&self) -> tonic::Status {
+        let message = match self {
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "internal error".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut details = ErrorDetails::with_error_info(
+            self.reason(),
+            ERROR_DOMAIN,
+            HashMap::<String, String>::new(),
+        );
+        if let Self::InvalidArgument { field, description } = self {
+            details.add_bad_request_violation(field.clone(), description.clone());
+        }
+        tonic::Status::with_error_details(self.code(), message, details)
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        error.to_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    /// Every variant's code, HTTP status and reason, as design.md section 5
+    /// lists them.
+    #[test]
+    fn every_variant_maps_to_its_code_status_and_reason() {
+        let table = [
+            (
+                Error::invalid("name", "empty"),
+                Code::InvalidArgument,
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+            ),
+            (
+                Error::TopicNotFound("t".into()),
+                Code::NotFound,
+                StatusCode::NOT_FOUND,
+                "TOPIC_NOT_FOUND",
+            ),
+            (
+                Error::TopicAlreadyExists("t".into()),
+                Code::AlreadyExists,
+                StatusCode::CONFLICT,
+                "TOPIC_ALREADY_EXISTS",
+            ),
+            (
+                Error::ConsumerNotFound {
+                    topic: "t".into(),
+                    consumer: "c".into(),
+                },
+                Code::NotFound,
+                StatusCode::NOT_FOUND,
+                "CONSUMER_NOT_FOUND",
+            ),
+            (
+                Error::ConsumerAlreadyExists {
+                    topic: "t".into(),
+                    consumer: "c".into(),
+                },
+                Code::AlreadyExists,
+                StatusCode::CONFLICT,
+                "CONSUMER_ALREADY_EXISTS",
+            ),
+            (
+                Error::OffsetOutOfRange {
+                    topic: "t".into(),
+                    offset: 9,
+                    start: 0,
+                    end: 3,
+                },
+                Code::OutOfRange,
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "OFFSET_OUT_OF_RANGE",
+            ),
+            (
+                Error::FailedPrecondition {
+                    reason: "COMMIT_BEYOND_DELIVERED",
+                    message: "m".into(),
+                },
+                Code::FailedPrecondition,
+                StatusCode::PRECONDITION_FAILED,
+                "COMMIT_BEYOND_DELIVERED",
+            ),
+            (
+                Error::ResourceExhausted("full".into()),
+                Code::ResourceExhausted,
+                StatusCode::TOO_MANY_REQUESTS,
+                "RESOURCE_EXHAUSTED",
+            ),
+            (
+                Error::Unavailable("down".into()),
+                Code::Unavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+            ),
+            (
+                Error::Internal("bug".into()),
+                Code::Internal,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+            ),
+        ];
+        for (error, code, status, reason) in table {
+            assert_eq!(error.code(), code, "{error:?}");
+            assert_eq!(error.http_status(), status, "{error:?}");
+            assert_eq!(error.reason(), reason, "{error:?}");
+            assert_eq!(error.to_status().code(), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn status_carries_error_info_and_field_violation() {
+        let status =
+            Error::invalid("records[2].value", "is 9 bytes; the limit is 8 bytes").to_status();
+        assert_eq!(
+            status.message(),
+            "records[2].value: is 9 bytes; the limit is 8 bytes"
+        );
+        let details = status.get_error_details();
+        let info = details.error_info().expect("error info");
+        assert_eq!(info.reason, "INVALID_ARGUMENT");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        let bad = details.bad_request().expect("bad request");
+        assert_eq!(bad.field_violations[0].field, "records[2].value");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail_from_clients() {
+        let status = Error::Internal("lock table corrupted at 0x1234".into()).to_status();
+        assert_eq!(status.message(), "internal error");
+    }
+}

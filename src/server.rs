@@ -1,0 +1,256 @@
+//! Builds the servers and runs them until shutdown.
+//!
+//! The gRPC listener serves, on one port: the `gostream.v1` and legacy
+//! `gostream` services, gRPC reflection (v1 and v1alpha, so grpcurl 1.8 works
+//! too), `grpc.health.v1`, and grpc-web over HTTP/1.1 with CORS so browser
+//! pages on other origins can call it.
+//!
+//! The library never binds a port or reads a signal by itself: the caller
+//! binds the listeners ([`Listeners::bind`], or port 0 in tests) and passes
+//! a shutdown future. When it completes, long-polls answer with what they
+//! have, subscriptions end, in-flight calls finish, and [`run`] returns.
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+
+use http::{HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{
+    config::{Config, Listen},
+    pb::{
+        self,
+        gostream::{self as legacy_pb, v1 as v1_pb},
+    },
+    service::{Legacy, V1},
+    store::Store,
+};
+
+/// A failure to start or run the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not bind its address.
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The configured address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The reflection service could not be built from the descriptors.
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The bound listeners; `None` for a listener that is off.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC, grpc-web, reflection and health.
+    pub grpc: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every listener the configuration enables.
+    pub async fn bind(config: &Config) -> Result<Self, ServerError> {
+        Ok(Self {
+            grpc: bind("gRPC", &config.grpc_addr).await?,
+        })
+    }
+}
+
+async fn bind(what: &'static str, listen: &Listen) -> Result<Option<TcpListener>, ServerError> {
+    let Listen::Addr(addr) = listen else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr.as_str())
+        .await
+        .map(Some)
+        .map_err(|source| ServerError::Bind {
+            what,
+            addr: addr.clone(),
+            source,
+        })
+}
+
+/// Headers a grpc-web client sends, allowed cross-origin.
+const GRPC_WEB_REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "authorization",
+    "connect-protocol-version",
+    "connect-timeout-ms",
+];
+
+/// Response headers a grpc-web client must be able to read cross-origin.
+const GRPC_WEB_RESPONSE_HEADERS: &[&str] =
+    &["grpc-status", "grpc-message", "grpc-status-details-bin"];
+
+/// CORS for browsers on any origin: grpc-web calls carry no cookies, so
+/// mirroring the origin grants nothing a non-browser client lacks.
+fn cors() -> CorsLayer {
+    let names = |names: &[&'static str]| {
+        names
+            .iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect::<Vec<_>>()
+    };
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers(names(GRPC_WEB_REQUEST_HEADERS))
+        .expose_headers(names(GRPC_WEB_RESPONSE_HEADERS))
+        .max_age(Duration::from_secs(24 * 60 * 60))
+}
+
+/// tonic rejects a request larger than the decoding limit with
+/// `OUT_OF_RANGE`; for a client it is an invalid argument, and the message
+/// should name the setting. Rewrites exactly that status.
+fn oversize_request_is_invalid_argument<B>(
+    limit: usize,
+) -> impl Fn(http::Response<B>) -> http::Response<B> + Clone {
+    move |mut response| {
+        let headers = response.headers_mut();
+        let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+            && headers.get("grpc-message").is_some_and(|m| {
+                percent_encoding::percent_decode(m.as_bytes())
+                    .decode_utf8_lossy()
+                    .starts_with("Error, decoded message length too large")
+            });
+        if too_large {
+            let message = format!(
+                "the request is larger than the limit of {limit} bytes (max request bytes)"
+            );
+            headers.insert("grpc-status", HeaderValue::from_static("3"));
+            if let Ok(value) = HeaderValue::from_str(&message) {
+                headers.insert("grpc-message", value);
+            }
+        }
+        response
+    }
+}
+
+/// Accepted connections, with Nagle's algorithm off: a broker answers small
+/// messages and should not hold them back.
+fn incoming(
+    listener: TcpListener,
+) -> impl futures_util::Stream<Item = io::Result<tokio::net::TcpStream>> {
+    use futures_util::StreamExt as _;
+    TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        Ok(stream)
+    })
+}
+
+/// Reflection over every service served and the error details it returns
+/// (`google.rpc.ErrorInfo`, `BadRequest`), so grpcurl can decode them.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+}
+
+/// Runs the broker on `listeners` until `shutdown` completes, then shuts
+/// down gracefully and returns.
+pub async fn run(
+    config: &Config,
+    listeners: Listeners,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let stopping = CancellationToken::new();
+    let v1 = V1::new(store.clone(), stopping.clone());
+    let legacy = Legacy::new(store);
+    let limit = config.max_request_bytes;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<v1_pb::topic_service_server::TopicServiceServer<V1>>()
+        .await;
+    health
+        .set_serving::<v1_pb::publisher_service_server::PublisherServiceServer<V1>>()
+        .await;
+    health
+        .set_serving::<v1_pb::consumer_service_server::ConsumerServiceServer<V1>>()
+        .await;
+    health
+        .set_serving::<legacy_pb::producer_service_server::ProducerServiceServer<Legacy>>()
+        .await;
+    health
+        .set_serving::<legacy_pb::consumer_service_server::ConsumerServiceServer<Legacy>>()
+        .await;
+
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let Some(grpc) = listeners.grpc else {
+        // Nothing else to serve yet: wait for shutdown.
+        shutdown.await;
+        return Ok(());
+    };
+    let addr = grpc.local_addr().ok();
+    tracing::info!(addr = ?addr, "gRPC, grpc-web, reflection and health listening");
+
+    let on_shutdown = {
+        let stopping = stopping.clone();
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight calls");
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            stopping.cancel();
+        }
+    };
+
+    Server::builder()
+        .accept_http1(true)
+        .layer(cors())
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(tower::util::MapResponseLayer::new(
+            oversize_request_is_invalid_argument(limit),
+        ))
+        .add_service(
+            v1_pb::topic_service_server::TopicServiceServer::new(v1.clone())
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            v1_pb::publisher_service_server::PublisherServiceServer::new(v1.clone())
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            v1_pb::consumer_service_server::ConsumerServiceServer::new(v1)
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            legacy_pb::producer_service_server::ProducerServiceServer::new(legacy.clone())
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            legacy_pb::consumer_service_server::ConsumerServiceServer::new(legacy)
+                .max_decoding_message_size(limit),
+        )
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(incoming(grpc), on_shutdown)
+        .await?;
+    tracing::info!(addr = ?addr.map(|a: SocketAddr| a.to_string()), "gRPC listener stopped");
+    Ok(())
+}

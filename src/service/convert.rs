@@ -1,0 +1,295 @@
+//! Conversions between the wire types of `gostream.v1` and the store's
+//! domain types. Validation that is about the protocol (a field that must be
+//! set, an enum value that must be known, a well-formed timestamp) happens
+//! here; every rule about topics and offsets is the store's.
+
+use std::time::Duration;
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use pbjson_types::{Duration as PbDuration, Timestamp};
+
+use crate::{
+    error::{Error, Result},
+    pb::gostream::v1 as pb,
+    store::{
+        self, CommitMode, ConsumerId, ConsumerInfo, MAX_WAIT, Message, Position, Record, TopicInfo,
+        TopicName,
+    },
+};
+
+/// The page size when a request leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest page; larger requests are served this many.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Nanoseconds since the Unix epoch to a protobuf timestamp.
+pub fn timestamp(ns: u64) -> Timestamp {
+    const NS: u64 = 1_000_000_000;
+    Timestamp {
+        seconds: i64::try_from(ns / NS).unwrap_or(i64::MAX),
+        // Below 1e9, so it fits.
+        nanos: i32::try_from(ns % NS).unwrap_or(0),
+    }
+}
+
+/// A protobuf timestamp to nanoseconds since the Unix epoch; times before the
+/// epoch count as the epoch.
+pub fn timestamp_ns(field: &str, ts: &Timestamp) -> Result<u64> {
+    if !(0..1_000_000_000).contains(&ts.nanos) {
+        return Err(Error::invalid(
+            field,
+            format!("nanos must be from 0 to 999999999; got {}", ts.nanos),
+        ));
+    }
+    if ts.seconds < 0 {
+        return Ok(0);
+    }
+    let seconds = u64::try_from(ts.seconds).unwrap_or(0);
+    seconds
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(u64::try_from(ts.nanos).unwrap_or(0)))
+        .ok_or_else(|| Error::invalid(field, format!("{}s is too far in the future", ts.seconds)))
+}
+
+/// A protobuf duration to a `std` one; negative or malformed durations are
+/// invalid.
+pub fn duration(field: &str, d: &PbDuration) -> Result<Duration> {
+    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "must be a non-negative duration; got {}s {}ns",
+                d.seconds, d.nanos
+            ),
+        ));
+    }
+    Ok(Duration::new(
+        u64::try_from(d.seconds).unwrap_or(0),
+        u32::try_from(d.nanos).unwrap_or(0),
+    ))
+}
+
+/// A `std` duration to a protobuf one.
+pub fn pb_duration(d: Duration) -> PbDuration {
+    PbDuration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A long-poll wait: not set means no wait; at most [`MAX_WAIT`].
+pub fn max_wait(field: &str, d: Option<&PbDuration>) -> Result<Duration> {
+    let Some(d) = d else {
+        return Ok(Duration::ZERO);
+    };
+    let wait = duration(field, d)?;
+    if wait > MAX_WAIT {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {}s; got {:?}", MAX_WAIT.as_secs(), wait),
+        ));
+    }
+    Ok(wait)
+}
+
+/// A topic name from a request field.
+pub fn topic_name(field: &str, value: String) -> Result<TopicName> {
+    TopicName::parse(field, value)
+}
+
+/// A consumer id from a request field.
+pub fn consumer_id(field: &str, value: String) -> Result<ConsumerId> {
+    ConsumerId::parse(field, value)
+}
+
+/// A position; `None` (the message not set) is `default`.
+pub fn position(field: &str, value: Option<pb::Position>, default: Position) -> Result<Position> {
+    use pb::position::Position as P;
+    match value.and_then(|p| p.position) {
+        None => Ok(default),
+        Some(P::Offset(offset)) => Ok(Position::Offset(offset)),
+        Some(P::Time(ts)) => Ok(Position::Time(timestamp_ns(&format!("{field}.time"), &ts)?)),
+        Some(P::Boundary(b)) => match pb::Boundary::try_from(b) {
+            Ok(pb::Boundary::Earliest) => Ok(Position::Earliest),
+            Ok(pb::Boundary::Latest) => Ok(Position::Latest),
+            _ => Err(Error::invalid(
+                format!("{field}.boundary"),
+                format!("must be BOUNDARY_EARLIEST or BOUNDARY_LATEST; got {b}"),
+            )),
+        },
+    }
+}
+
+/// A commit mode from its enum value; unspecified is automatic.
+pub fn commit_mode(field: &str, value: i32) -> Result<CommitMode> {
+    match pb::CommitMode::try_from(value) {
+        Ok(pb::CommitMode::Unspecified | pb::CommitMode::Auto) => Ok(CommitMode::Auto),
+        Ok(pb::CommitMode::Manual) => Ok(CommitMode::Manual),
+        Err(_) => Err(Error::invalid(
+            field,
+            format!("must be COMMIT_MODE_AUTO or COMMIT_MODE_MANUAL; got {value}"),
+        )),
+    }
+}
+
+/// A page size: 0 is the default, larger than the maximum is the maximum.
+pub fn page_size(size: u32) -> usize {
+    match size as usize {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    }
+}
+
+/// The opaque token for the page after `last`.
+pub fn page_token(last: &str) -> String {
+    URL_SAFE_NO_PAD.encode(last)
+}
+
+/// The name a page token continues after; `None` for the first page.
+pub fn page_after(field: &str, token: &str) -> Result<Option<String>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| Error::invalid(field, "is not a page token this server issued"))
+}
+
+/// A record to publish.
+pub fn record(record: pb::Record) -> Record {
+    Record {
+        key: record.key,
+        value: record.value,
+        headers: record.headers,
+    }
+}
+
+/// A stored message on the wire.
+pub fn message(message: Message) -> pb::Message {
+    pb::Message {
+        offset: message.offset,
+        key: message.record.key,
+        value: message.record.value,
+        headers: message.record.headers,
+        publish_time: Some(timestamp(message.publish_time_ns)),
+    }
+}
+
+/// A topic on the wire.
+pub fn topic(info: TopicInfo) -> pb::Topic {
+    pb::Topic {
+        name: info.name.to_string(),
+        start_offset: info.start_offset,
+        end_offset: info.end_offset,
+        message_count: info.message_count,
+        size_bytes: info.size_bytes,
+        create_time: Some(timestamp(info.create_time_ns)),
+    }
+}
+
+/// A consumer on the wire.
+pub fn consumer(info: ConsumerInfo) -> pb::Consumer {
+    pb::Consumer {
+        topic: info.topic.to_string(),
+        id: info.id.to_string(),
+        offset: info.offset,
+        committed_offset: info.committed_offset,
+        lag: info.lag,
+        commit_mode: match info.commit_mode {
+            CommitMode::Auto => pb::CommitMode::Auto,
+            CommitMode::Manual => pb::CommitMode::Manual,
+        } as i32,
+        ack_timeout: Some(pb_duration(info.ack_timeout)),
+        create_time: Some(timestamp(info.create_time_ns)),
+    }
+}
+
+/// The read limits of a request: 0 means the default.
+pub fn read_limits(field: &str, max_messages: u32, max_bytes: u64) -> Result<store::ReadLimits> {
+    store::ReadLimits::from_request(field, max_messages, max_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        let ns = 1_700_000_000_123_456_789;
+        assert_eq!(timestamp_ns("t", &timestamp(ns)).unwrap(), ns);
+        let bad = Timestamp {
+            seconds: 1,
+            nanos: -1,
+        };
+        assert!(timestamp_ns("t", &bad).is_err());
+        assert_eq!(
+            timestamp_ns(
+                "t",
+                &Timestamp {
+                    seconds: -5,
+                    nanos: 0
+                }
+            )
+            .unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn waits_are_bounded() {
+        assert_eq!(max_wait("max_wait", None).unwrap(), Duration::ZERO);
+        let ok = PbDuration {
+            seconds: 2,
+            nanos: 500_000_000,
+        };
+        assert_eq!(
+            max_wait("max_wait", Some(&ok)).unwrap(),
+            Duration::from_millis(2500)
+        );
+        let long = PbDuration {
+            seconds: 301,
+            nanos: 0,
+        };
+        assert!(max_wait("max_wait", Some(&long)).is_err());
+        let negative = PbDuration {
+            seconds: -1,
+            nanos: 0,
+        };
+        assert!(max_wait("max_wait", Some(&negative)).is_err());
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        assert_eq!(page_after("page_token", "").unwrap(), None);
+        let token = page_token("orders.eu");
+        assert_eq!(
+            page_after("page_token", &token).unwrap().as_deref(),
+            Some("orders.eu")
+        );
+        assert!(page_after("page_token", "!!!").is_err());
+        assert_eq!(page_size(0), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(5000), MAX_PAGE_SIZE);
+    }
+
+    #[test]
+    fn positions_default_and_reject_unknown_boundaries() {
+        assert_eq!(
+            position("start", None, Position::Latest).unwrap(),
+            Position::Latest
+        );
+        let unspecified = pb::Position {
+            position: Some(pb::position::Position::Boundary(0)),
+        };
+        assert!(position("start", Some(unspecified), Position::Latest).is_err());
+        let offset = pb::Position {
+            position: Some(pb::position::Position::Offset(7)),
+        };
+        assert_eq!(
+            position("start", Some(offset), Position::Latest).unwrap(),
+            Position::Offset(7)
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! The original GoStream API (package `gostream`): `ProducerService` and
+//! `ConsumerService`, wire-compatible with clients generated from GoStream's
+//! proto, mapped onto the same [`Store`] as v1.
+//!
+//! Where GoStream's behaviour is part of its contract, it is kept:
+//! creating a topic or consumer that exists succeeds (`ok: true`), a
+//! consumer starts at the beginning of the topic, and Fetch returns one
+//! message and advances the offset. Failures are gRPC status errors with the
+//! same codes as v1 (GoStream itself answered some with `ok: false`).
+
+use std::{sync::Arc, time::Duration};
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::{
+    error::{Error, Result},
+    pb::gostream::{
+        self as pb, consumer_service_server::ConsumerService,
+        producer_service_server::ProducerService,
+    },
+    store::{ConsumerSpec, Page, ReadLimits, Record, Store, TopicInfo, TopicName},
+};
+
+/// Page size used to walk every topic or consumer.
+const WALK_PAGE: usize = 1000;
+
+/// The GoStream-compatible API over a store. Cheap to clone.
+#[derive(Clone)]
+pub struct Legacy {
+    store: Arc<dyn Store>,
+}
+
+impl Legacy {
+    /// The API over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    async fn all_topics(&self) -> Result<Vec<TopicInfo>> {
+        let mut topics = Vec::new();
+        loop {
+            let Page { items, more } = self
+                .store
+                .list_topics(topics.last().map(|t: &TopicInfo| &t.name), WALK_PAGE)
+                .await?;
+            topics.extend(items);
+            if !more {
+                return Ok(topics);
+            }
+        }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn topic_name(value: String) -> Result<TopicName> {
+    convert::topic_name("topicname", value)
+}
+
+#[tonic::async_trait]
+impl ProducerService for Legacy {
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Reply<pb::CreateTopicResponse> {
+        let name = topic_name(request.into_inner().topicname)?;
+        let message = match self.store.create_topic(name).await {
+            Ok(_) => "topic created",
+            Err(Error::TopicAlreadyExists(_)) => "topic already created",
+            Err(error) => return Err(error.into()),
+        };
+        Ok(Response::new(pb::CreateTopicResponse {
+            ok: true,
+            message: message.to_owned(),
+        }))
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Reply<pb::DeleteTopicResponse> {
+        let name = topic_name(request.into_inner().topicname)?;
+        self.store.delete_topic(&name).await?;
+        Ok(Response::new(pb::DeleteTopicResponse {
+            ok: true,
+            message: "deleted".to_owned(),
+        }))
+    }
+
+    async fn get_topics(
+        &self,
+        _request: Request<pb::GetTopicsRequest>,
+    ) -> Reply<pb::GetTopicsResponse> {
+        let topics = self.all_topics().await?;
+        Ok(Response::new(pb::GetTopicsResponse {
+            topics: topics.into_iter().map(|t| t.name.to_string()).collect(),
+        }))
+    }
+
+    async fn publish(&self, request: Request<pb::PublishRequest>) -> Reply<pb::PublishResponse> {
+        let request = request.into_inner();
+        let topic = topic_name(request.topicname)?;
+        let record = Record {
+            value: request.message.into(),
+            ..Record::default()
+        };
+        let ack = self.store.publish(&topic, vec![record]).await?;
+        Ok(Response::new(pb::PublishResponse {
+            accepted: true,
+            message: "published".to_owned(),
+            offset: ack.first_offset,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl ConsumerService for Legacy {
+    async fn create_consumer(
+        &self,
+        request: Request<pb::CreateConsumerRequest>,
+    ) -> Reply<pb::CreateConsumerResponse> {
+        let request = request.into_inner();
+        let topic = topic_name(request.topicname)?;
+        let id = match request.consumerid {
+            id if id.is_empty() => None,
+            id => Some(convert::consumer_id("consumerid", id)?),
+        };
+        let spec = ConsumerSpec {
+            id,
+            ..ConsumerSpec::default()
+        };
+        let (consumerid, message) = match self.store.create_consumer(&topic, spec).await {
+            Ok(info) => (info.id.to_string(), "consumer created"),
+            Err(Error::ConsumerAlreadyExists { consumer, .. }) => {
+                (consumer, "consumer already created")
+            }
+            Err(error) => return Err(error.into()),
+        };
+        Ok(Response::new(pb::CreateConsumerResponse {
+            ok: true,
+            message: message.to_owned(),
+            consumerid,
+        }))
+    }
+
+    async fn get_consumers(
+        &self,
+        _request: Request<pb::GetConsumersRequest>,
+    ) -> Reply<pb::GetConsumersResponse> {
+        let mut consumers = Vec::new();
+        for topic in self.all_topics().await? {
+            let mut after = None;
+            loop {
+                let page = match self
+                    .store
+                    .list_consumers(&topic.name, after.as_ref(), WALK_PAGE)
+                    .await
+                {
+                    Ok(page) => page,
+                    // Deleted while we walked: it has no consumers any more.
+                    Err(Error::TopicNotFound(_)) => break,
+                    Err(error) => return Err(error.into()),
+                };
+                after = page.items.last().map(|c| c.id.clone());
+                consumers.extend(page.items.into_iter().map(|c| c.id.to_string()));
+                if !page.more {
+                    break;
+                }
+            }
+        }
+        consumers.sort();
+        consumers.dedup();
+        Ok(Response::new(pb::GetConsumersResponse { consumers }))
+    }
+
+    async fn get_offset(
+        &self,
+        request: Request<pb::GetOffsetRequest>,
+    ) -> Reply<pb::GetOffsetResponse> {
+        let request = request.into_inner();
+        let topic = topic_name(request.topicname)?;
+        let id = convert::consumer_id("consumerid", request.consumerid)?;
+        let consumer = self.store.get_consumer(&topic, &id).await?;
+        Ok(Response::new(pb::GetOffsetResponse {
+            offset: i32::try_from(consumer.offset).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn fetch(&self, request: Request<pb::FetchRequest>) -> Reply<pb::FetchResponse> {
+        let request = request.into_inner();
+        let topic = topic_name(request.topicname)?;
+        let id = convert::consumer_id("consumerid", request.consumerid)?;
+        let one = ReadLimits {
+            max_messages: 1,
+            ..ReadLimits::default()
+        };
+        let batch = self.store.fetch(&topic, &id, one, Duration::ZERO).await?;
+        let Some(message) = batch.messages.into_iter().next() else {
+            // GoStream answers a fetch past the last message with an error.
+            let info = self.store.get_topic(&topic).await?;
+            return Err(Error::OffsetOutOfRange {
+                topic: topic.to_string(),
+                offset: batch.next_offset,
+                start: info.start_offset,
+                end: info.end_offset,
+            }
+            .into());
+        };
+        Ok(Response::new(pb::FetchResponse {
+            message: String::from_utf8_lossy(&message.record.value).into_owned(),
+        }))
+    }
+}

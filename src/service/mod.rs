@@ -1,0 +1,9 @@
+//! The gRPC services: `gostream.v1` and the GoStream-compatible `gostream`
+//! package, both adapters over one [`Store`](crate::store::Store).
+
+pub mod convert;
+pub mod legacy;
+pub mod v1;
+
+pub use legacy::Legacy;
+pub use v1::V1;

@@ -1,0 +1,288 @@
+//! `gostream.v1`: the tonic services over a [`Store`].
+//!
+//! Adapters only: each method converts its request into domain values
+//! ([`convert`](super::convert)), calls the store, and converts the answer
+//! back. The REST gateway calls these same trait methods, so gRPC, grpc-web
+//! and REST share one implementation.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures_util::{Stream, StreamExt as _};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::{
+    error::{Error, Result},
+    pb::gostream::v1::{
+        self as pb, consumer_service_server::ConsumerService,
+        publisher_service_server::PublisherService, topic_service_server::TopicService,
+    },
+    store::{ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, Store},
+    subscription::{self, Source},
+};
+
+/// The v1 API over a store. Cheap to clone.
+#[derive(Clone)]
+pub struct V1 {
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+}
+
+impl V1 {
+    /// The API over `store`; long-polls and subscriptions end when `shutdown`
+    /// is cancelled.
+    pub fn new(store: Arc<dyn Store>, shutdown: CancellationToken) -> Self {
+        Self { store, shutdown }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn ok<T>(value: T) -> Reply<T> {
+    Ok(Response::new(value))
+}
+
+/// The token of the page after `page`, whose items are named by `name`.
+fn next_page_token<T>(page: &Page<T>, name: impl Fn(&T) -> &str) -> String {
+    match page.items.last() {
+        Some(last) if page.more => convert::page_token(name(last)),
+        _ => String::new(),
+    }
+}
+
+#[tonic::async_trait]
+impl TopicService for V1 {
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Reply<pb::CreateTopicResponse> {
+        let name = convert::topic_name("name", request.into_inner().name)?;
+        let topic = self.store.create_topic(name).await?;
+        ok(pb::CreateTopicResponse {
+            topic: Some(convert::topic(topic)),
+        })
+    }
+
+    async fn get_topic(
+        &self,
+        request: Request<pb::GetTopicRequest>,
+    ) -> Reply<pb::GetTopicResponse> {
+        let name = convert::topic_name("name", request.into_inner().name)?;
+        let topic = self.store.get_topic(&name).await?;
+        ok(pb::GetTopicResponse {
+            topic: Some(convert::topic(topic)),
+        })
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<pb::ListTopicsRequest>,
+    ) -> Reply<pb::ListTopicsResponse> {
+        let request = request.into_inner();
+        let after = convert::page_after("page_token", &request.page_token)?
+            .map(|name| convert::topic_name("page_token", name))
+            .transpose()?;
+        let page = self
+            .store
+            .list_topics(after.as_ref(), convert::page_size(request.page_size))
+            .await?;
+        let next_page_token = next_page_token(&page, |t| t.name.as_str());
+        ok(pb::ListTopicsResponse {
+            topics: page.items.into_iter().map(convert::topic).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Reply<pb::DeleteTopicResponse> {
+        let name = convert::topic_name("name", request.into_inner().name)?;
+        self.store.delete_topic(&name).await?;
+        ok(pb::DeleteTopicResponse {})
+    }
+}
+
+#[tonic::async_trait]
+impl PublisherService for V1 {
+    async fn publish(&self, request: Request<pb::PublishRequest>) -> Reply<pb::PublishResponse> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let records = request.records.into_iter().map(convert::record).collect();
+        let ack = self.store.publish(&topic, records).await?;
+        ok(pb::PublishResponse {
+            first_offset: ack.first_offset,
+            count: ack.count,
+        })
+    }
+}
+
+type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ConsumerService for V1 {
+    async fn create_consumer(
+        &self,
+        request: Request<pb::CreateConsumerRequest>,
+    ) -> Reply<pb::CreateConsumerResponse> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let id = match request.consumer_id {
+            id if id.is_empty() => None,
+            id => Some(convert::consumer_id("consumer_id", id)?),
+        };
+        let commit_mode = convert::commit_mode("commit_mode", request.commit_mode)?;
+        let ack_timeout = match request.ack_timeout {
+            None => DEFAULT_ACK_TIMEOUT,
+            Some(d) => match convert::duration("ack_timeout", &d)? {
+                Duration::ZERO => DEFAULT_ACK_TIMEOUT,
+                d => d,
+            },
+        };
+        let spec = ConsumerSpec {
+            id,
+            start: convert::position("start", request.start, Position::Earliest)?,
+            commit_mode,
+            ack_timeout,
+        };
+        let consumer = self.store.create_consumer(&topic, spec).await?;
+        ok(pb::CreateConsumerResponse {
+            consumer: Some(convert::consumer(consumer)),
+        })
+    }
+
+    async fn get_consumer(
+        &self,
+        request: Request<pb::GetConsumerRequest>,
+    ) -> Reply<pb::GetConsumerResponse> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let id = convert::consumer_id("consumer", request.consumer)?;
+        let consumer = self.store.get_consumer(&topic, &id).await?;
+        ok(pb::GetConsumerResponse {
+            consumer: Some(convert::consumer(consumer)),
+        })
+    }
+
+    async fn list_consumers(
+        &self,
+        request: Request<pb::ListConsumersRequest>,
+    ) -> Reply<pb::ListConsumersResponse> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let after = convert::page_after("page_token", &request.page_token)?
+            .map(|id| convert::consumer_id("page_token", id))
+            .transpose()?;
+        let page = self
+            .store
+            .list_consumers(
+                &topic,
+                after.as_ref(),
+                convert::page_size(request.page_size),
+            )
+            .await?;
+        let next_page_token = next_page_token(&page, |c| c.id.as_str());
+        ok(pb::ListConsumersResponse {
+            consumers: page.items.into_iter().map(convert::consumer).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn delete_consumer(
+        &self,
+        request: Request<pb::DeleteConsumerRequest>,
+    ) -> Reply<pb::DeleteConsumerResponse> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let id = convert::consumer_id("consumer", request.consumer)?;
+        self.store.delete_consumer(&topic, &id).await?;
+        ok(pb::DeleteConsumerResponse {})
+    }
+
+    async fn fetch(&self, request: Request<pb::FetchRequest>) -> Reply<pb::FetchResponse> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let id = convert::consumer_id("consumer", request.consumer)?;
+        let limits = convert::read_limits("max_messages", request.max_messages, request.max_bytes)?;
+        let wait = convert::max_wait("max_wait", request.max_wait.as_ref())?;
+        // A long-poll in flight at shutdown answers with what there is now.
+        let batch = tokio::select! {
+            batch = self.store.fetch(&topic, &id, limits, wait) => batch?,
+            () = self.shutdown.cancelled() => self.store.fetch(&topic, &id, limits, Duration::ZERO).await?,
+        };
+        ok(pb::FetchResponse {
+            messages: batch.messages.into_iter().map(convert::message).collect(),
+            next_offset: batch.next_offset,
+            end_offset: batch.end_offset,
+        })
+    }
+
+    async fn commit(&self, request: Request<pb::CommitRequest>) -> Reply<pb::CommitResponse> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let id = convert::consumer_id("consumer", request.consumer)?;
+        let consumer = self.store.commit(&topic, &id, request.offset).await?;
+        ok(pb::CommitResponse {
+            consumer: Some(convert::consumer(consumer)),
+        })
+    }
+
+    async fn seek(&self, request: Request<pb::SeekRequest>) -> Reply<pb::SeekResponse> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let id = convert::consumer_id("consumer", request.consumer)?;
+        if request
+            .position
+            .as_ref()
+            .is_none_or(|p| p.position.is_none())
+        {
+            return Err(Error::invalid("position", "a position to seek to is required").into());
+        }
+        let position = convert::position("position", request.position, Position::Earliest)?;
+        let consumer = self.store.seek(&topic, &id, position).await?;
+        ok(pb::SeekResponse {
+            consumer: Some(convert::consumer(consumer)),
+        })
+    }
+
+    type SubscribeStream = SubscribeStream;
+
+    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Reply<SubscribeStream> {
+        let request = request.into_inner();
+        let topic = convert::topic_name("topic", request.topic)?;
+        let limits = convert::read_limits("max_messages", request.max_messages, 0)?;
+        // Errors a client can act on (no such topic or consumer, a bad start)
+        // fail the call itself rather than the stream.
+        let source = if request.consumer.is_empty() {
+            let start = convert::position("start", request.start, Position::Latest)?;
+            Source::Offset(self.store.resolve(&topic, start).await?)
+        } else {
+            if request.start.is_some() {
+                return Err(Error::invalid(
+                    "start",
+                    "must not be set with consumer: a consumer reads from its own offset (Seek moves it)",
+                )
+                .into());
+            }
+            let id = convert::consumer_id("consumer", request.consumer)?;
+            self.store.get_consumer(&topic, &id).await?;
+            Source::Consumer(id)
+        };
+        let stream = subscription::subscribe(
+            self.store.clone(),
+            topic,
+            source,
+            limits,
+            self.shutdown.clone(),
+        )
+        .map(|batch| {
+            batch
+                .map(|messages| pb::SubscribeResponse {
+                    messages: messages.into_iter().map(convert::message).collect(),
+                })
+                .map_err(Status::from)
+        });
+        ok(Box::pin(stream))
+    }
+}

@@ -1,0 +1,115 @@
+//! The storage layer: the [`Store`] trait every backend implements, the
+//! domain types it speaks, and the in-memory engine.
+//!
+//! Every broker rule lives here, behind the trait: topic and consumer naming,
+//! offset assignment, consumer positions, commits and seeks, size limits,
+//! long-poll wake-ups. The gRPC services (v1 and the GoStream-compatible
+//! legacy API) and the REST gateway only convert between the wire and these
+//! types, so every transport and every backend behaves the same.
+//!
+//! Backends: [`MemoryStore`] (the default). A durable log and Redis plug in
+//! behind the same trait.
+
+mod memory;
+mod types;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+pub use types::*;
+
+use crate::error::Result;
+
+/// The longest a single read may wait for messages.
+pub const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// A topic store: the broker's state and every rule about it.
+///
+/// All methods are cancel-safe: a future dropped before it completes (a
+/// client that hung up during a long-poll, say) leaves the store as if the
+/// call had not been made, or as if it had completed; never in between.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an empty topic. `TopicAlreadyExists` if the name is taken.
+    async fn create_topic(&self, name: TopicName) -> Result<TopicInfo>;
+
+    /// A topic's state. `TopicNotFound` if absent.
+    async fn get_topic(&self, name: &TopicName) -> Result<TopicInfo>;
+
+    /// Up to `limit` topics in order of name, starting after `after`.
+    async fn list_topics(&self, after: Option<&TopicName>, limit: usize)
+    -> Result<Page<TopicInfo>>;
+
+    /// Deletes a topic with its messages and consumers; readers waiting on
+    /// it get `TopicNotFound`. `TopicNotFound` if absent.
+    async fn delete_topic(&self, name: &TopicName) -> Result<()>;
+
+    /// Appends `records` at consecutive offsets, atomically: all or none.
+    /// `InvalidArgument` if the batch is empty or a record exceeds the
+    /// store's `max_message_bytes`.
+    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck>;
+
+    /// The offset a position refers to in `topic` now. `OffsetOutOfRange` for
+    /// an exact offset outside start..=end.
+    async fn resolve(&self, topic: &TopicName, position: Position) -> Result<u64>;
+
+    /// Reads from `offset` without any consumer (an ephemeral reader). An
+    /// offset below the topic's start reads from the start; past the end is
+    /// `OffsetOutOfRange`. With no message at `offset`, waits up to `wait`
+    /// for one to be published.
+    async fn read(
+        &self,
+        topic: &TopicName,
+        offset: u64,
+        limits: ReadLimits,
+        wait: Duration,
+    ) -> Result<Batch>;
+
+    /// Creates a consumer. `ConsumerAlreadyExists` if the id is taken.
+    async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo>;
+
+    /// A consumer's state.
+    async fn get_consumer(&self, topic: &TopicName, id: &ConsumerId) -> Result<ConsumerInfo>;
+
+    /// Up to `limit` consumers of `topic` in order of id, starting after `after`.
+    async fn list_consumers(
+        &self,
+        topic: &TopicName,
+        after: Option<&ConsumerId>,
+        limit: usize,
+    ) -> Result<Page<ConsumerInfo>>;
+
+    /// Deletes a consumer.
+    async fn delete_consumer(&self, topic: &TopicName, id: &ConsumerId) -> Result<()>;
+
+    /// Reads the consumer's next messages and advances its offset past them,
+    /// atomically, so concurrent fetchers never receive the same message. In
+    /// auto mode the committed offset advances too. In manual mode, if what
+    /// was delivered stayed uncommitted for the consumer's ack timeout, the
+    /// offset first rewinds to the committed offset (redelivery). With
+    /// nothing to read, waits up to `wait` for a message.
+    async fn fetch(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        limits: ReadLimits,
+        wait: Duration,
+    ) -> Result<Batch>;
+
+    /// Marks every message below `offset` as processed. The committed offset
+    /// never moves backwards: a lower offset changes nothing.
+    /// `FailedPrecondition` if `offset` is past what the consumer was given.
+    async fn commit(&self, topic: &TopicName, id: &ConsumerId, offset: u64)
+    -> Result<ConsumerInfo>;
+
+    /// Moves the consumer's offset and committed offset to `position`.
+    /// `OffsetOutOfRange` for an exact offset outside start..=end.
+    async fn seek(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        position: Position,
+    ) -> Result<ConsumerInfo>;
+}

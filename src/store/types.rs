@@ -1,0 +1,403 @@
+//! The domain types the [`Store`](super::Store) speaks: validated names,
+//! records and messages, positions, and what a topic or a consumer looks like.
+//!
+//! Names are newtypes that validate on construction, so an invalid name
+//! cannot reach a store.
+
+use std::{collections::HashMap, fmt, time::Duration};
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+
+/// The longest topic name or consumer id, as in Kafka.
+pub const MAX_NAME_LEN: usize = 249;
+
+/// Checks the naming rule shared by topics and consumers: 1 to 249 characters
+/// of `[A-Za-z0-9._-]`, and not `.` or `..` (so a name is always a safe path
+/// component for the durable log).
+fn validate_name(field: &str, kind: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, format!("a {kind} is required")));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "a {kind} is at most {MAX_NAME_LEN} characters; got {}",
+                value.len()
+            ),
+        ));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "a {kind} may contain only A-Z, a-z, 0-9, '.', '_' and '-'; got {bad:?} in {value:?}"
+            ),
+        ));
+    }
+    if value == "." || value == ".." {
+        return Err(Error::invalid(
+            field,
+            format!("a {kind} cannot be {value:?}"),
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `value`; `field` names the request field in the error.
+            pub fn parse(field: &str, value: impl Into<String>) -> Result<Self> {
+                let value = value.into();
+                validate_name(field, $kind, &value)?;
+                Ok(Self(value))
+            }
+
+            /// The name as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A topic's name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
+    TopicName,
+    "topic name"
+);
+
+name_type!(
+    /// A consumer's id, unique within its topic; same rules as topic names.
+    ConsumerId,
+    "consumer id"
+);
+
+impl ConsumerId {
+    /// A fresh random id (UUID v4), for consumers created without one.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+/// Message headers: string keys to string values.
+pub type Headers = HashMap<String, String>;
+
+/// A record as a producer publishes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Optional key (empty when none).
+    pub key: Bytes,
+    /// The payload.
+    pub value: Bytes,
+    /// Optional headers.
+    pub headers: Headers,
+}
+
+impl Record {
+    /// The bytes this record holds: key, value, and every header name and
+    /// value. This is what size limits and memory accounting count.
+    pub fn size(&self) -> usize {
+        self.key.len()
+            + self.value.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// A message as a topic holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its offset in the topic.
+    pub offset: u64,
+    /// The record as published.
+    pub record: Record,
+    /// When the broker appended it, in nanoseconds since the Unix epoch.
+    /// Never decreases along a topic.
+    pub publish_time_ns: u64,
+}
+
+/// A position in a topic, for creating, seeking or subscribing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// The oldest message the topic holds.
+    Earliest,
+    /// The end of the topic: only messages published after now.
+    Latest,
+    /// An exact offset, from the start offset to the end offset inclusive.
+    Offset(u64),
+    /// The first message published at or after this time (nanoseconds since
+    /// the Unix epoch), or the end of the topic if there is none.
+    Time(u64),
+}
+
+/// How a consumer's committed offset advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// Every delivery commits (at most once).
+    #[default]
+    Auto,
+    /// The client commits; deliveries not committed within the ack timeout
+    /// are delivered again (at least once).
+    Manual,
+}
+
+/// The default time a manual-mode delivery may stay uncommitted.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest ack timeout a consumer may set.
+pub const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What a new consumer looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerSpec {
+    /// Its id; the store generates a UUID v4 when `None`.
+    pub id: Option<ConsumerId>,
+    /// Where it starts.
+    pub start: Position,
+    /// How its committed offset advances.
+    pub commit_mode: CommitMode,
+    /// In manual mode, how long a delivery may stay uncommitted before it is
+    /// delivered again. Ignored (and reported as zero) in auto mode.
+    pub ack_timeout: Duration,
+}
+
+impl Default for ConsumerSpec {
+    fn default() -> Self {
+        Self {
+            id: None,
+            start: Position::Earliest,
+            commit_mode: CommitMode::Auto,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+        }
+    }
+}
+
+/// A topic's state, as GetTopic reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// The topic's name.
+    pub name: TopicName,
+    /// Offset of the oldest message held.
+    pub start_offset: u64,
+    /// Offset the next message will get.
+    pub end_offset: u64,
+    /// Messages held.
+    pub message_count: u64,
+    /// Bytes held (keys, values and headers).
+    pub size_bytes: u64,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub create_time_ns: u64,
+}
+
+/// A consumer's state, as GetConsumer reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// The topic it reads.
+    pub topic: TopicName,
+    /// Its id.
+    pub id: ConsumerId,
+    /// Offset of the next message it will be given.
+    pub offset: u64,
+    /// Every message below this offset has been processed.
+    pub committed_offset: u64,
+    /// Messages published but not committed: `end_offset - committed_offset`.
+    pub lag: u64,
+    /// How its committed offset advances.
+    pub commit_mode: CommitMode,
+    /// In manual mode, the redelivery timeout; zero in auto mode.
+    pub ack_timeout: Duration,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub create_time_ns: u64,
+}
+
+/// How much one read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The most messages; at least 1.
+    pub max_messages: usize,
+    /// The most record bytes; the first message is returned even if it alone
+    /// is larger, so a reader always makes progress.
+    pub max_bytes: usize,
+}
+
+impl ReadLimits {
+    /// The default number of messages per read.
+    pub const DEFAULT_MESSAGES: usize = 100;
+    /// The largest number of messages per read.
+    pub const MAX_MESSAGES: usize = 10_000;
+    /// The default number of bytes per read.
+    pub const DEFAULT_BYTES: usize = 1024 * 1024;
+
+    /// Limits from request fields where 0 means the default; `field` names
+    /// the max-messages field in the error.
+    pub fn from_request(field: &str, max_messages: u32, max_bytes: u64) -> Result<Self> {
+        let max_messages = match max_messages as usize {
+            0 => Self::DEFAULT_MESSAGES,
+            n if n > Self::MAX_MESSAGES => {
+                return Err(Error::invalid(
+                    field,
+                    format!("must be at most {}; got {n}", Self::MAX_MESSAGES),
+                ));
+            }
+            n => n,
+        };
+        let max_bytes = match max_bytes {
+            0 => Self::DEFAULT_BYTES,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        Ok(Self {
+            max_messages,
+            max_bytes,
+        })
+    }
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            max_messages: Self::DEFAULT_MESSAGES,
+            max_bytes: Self::DEFAULT_BYTES,
+        }
+    }
+}
+
+/// What a read (ephemeral or through a consumer) returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Batch {
+    /// The messages, in offset order; empty if none arrived in time.
+    pub messages: Vec<Message>,
+    /// The offset to read next (for a consumer: its offset after the read).
+    pub next_offset: u64,
+    /// The topic's end offset when the read was served.
+    pub end_offset: u64,
+}
+
+/// What a publish returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishAck {
+    /// Offset of the first record; the rest follow consecutively.
+    pub first_offset: u64,
+    /// Records appended.
+    pub count: u64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items, in order.
+    pub items: Vec<T>,
+    /// Whether items follow the last one of this page.
+    pub more: bool,
+}
+
+/// Limits every store enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// The largest record (key + value + headers), in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_kafka_rules() {
+        for good in [
+            "a",
+            "orders",
+            "orders.eu-west_1",
+            "A-Z.09",
+            &"x".repeat(MAX_NAME_LEN),
+            "...",
+        ] {
+            assert!(
+                TopicName::parse("name", good).is_ok(),
+                "{good:?} should be valid"
+            );
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "with space",
+            "slash/y",
+            "colon:x",
+            "é",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
+            let err = TopicName::parse("name", bad).expect_err(bad);
+            assert!(
+                matches!(err, Error::InvalidArgument { ref field, .. } if field == "name"),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn generated_consumer_ids_are_valid_and_distinct() {
+        let a = ConsumerId::generate();
+        let b = ConsumerId::generate();
+        assert_ne!(a, b);
+        assert!(ConsumerId::parse("id", a.as_str()).is_ok());
+        assert_eq!(a.as_str().len(), 36);
+    }
+
+    #[test]
+    fn read_limits_default_and_cap() {
+        assert_eq!(
+            ReadLimits::from_request("max_messages", 0, 0).unwrap(),
+            ReadLimits::default()
+        );
+        assert_eq!(
+            ReadLimits::from_request("max_messages", 7, 9)
+                .unwrap()
+                .max_messages,
+            7
+        );
+        assert!(ReadLimits::from_request("max_messages", 10_001, 0).is_err());
+    }
+
+    #[test]
+    fn record_size_counts_key_value_and_headers() {
+        let record = Record {
+            key: Bytes::from_static(b"ab"),
+            value: Bytes::from_static(b"cde"),
+            headers: [("h".to_owned(), "vv".to_owned())].into(),
+        };
+        assert_eq!(record.size(), 2 + 3 + 1 + 2);
+    }
+}

