@@ -23,3 +23,8 @@ pub mod service;
 pub mod store;
 pub mod subscription;
 pub mod telemetry;
+
+/// The README's Rust example compiles as a doctest, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

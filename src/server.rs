@@ -10,9 +10,9 @@
 //! a shutdown future. When it completes, long-polls answer with what they
 //! have, subscriptions end, in-flight calls finish, and [`run`] returns.
 
-use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, io, sync::Arc, time::Duration};
 
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, Method};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     config::{Config, Listen},
+    error::Error,
     pb::{
         self,
         gostream::{self as legacy_pb, v1 as v1_pb},
@@ -127,12 +128,15 @@ fn oversize_request_is_invalid_argument<B>(
                     .starts_with("Error, decoded message length too large")
             });
         if too_large {
-            let message = format!(
-                "the request is larger than the limit of {limit} bytes (max request bytes)"
-            );
-            headers.insert("grpc-status", HeaderValue::from_static("3"));
-            if let Ok(value) = HeaderValue::from_str(&message) {
-                headers.insert("grpc-message", value);
+            let status = Error::invalid(
+                "request",
+                format!("is larger than the limit of {limit} bytes (max request bytes)"),
+            )
+            .to_status();
+            headers.remove("grpc-message");
+            headers.remove("grpc-status-details-bin");
+            if let Err(error) = status.add_header(headers) {
+                tracing::warn!(%error, "cannot encode the oversize-request status");
             }
         }
         response
@@ -203,8 +207,10 @@ pub async fn run(
         shutdown.await;
         return Ok(());
     };
-    let addr = grpc.local_addr().ok();
-    tracing::info!(addr = ?addr, "gRPC, grpc-web, reflection and health listening");
+    let addr = grpc
+        .local_addr()
+        .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+    tracing::info!(%addr, "gRPC, grpc-web, reflection and health listening");
 
     let on_shutdown = {
         let stopping = stopping.clone();
@@ -251,6 +257,6 @@ pub async fn run(
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming(grpc), on_shutdown)
         .await?;
-    tracing::info!(addr = ?addr.map(|a: SocketAddr| a.to_string()), "gRPC listener stopped");
+    tracing::info!(%addr, "gRPC listener stopped");
     Ok(())
 }

@@ -32,8 +32,14 @@ pub fn timestamp(ns: u64) -> Timestamp {
     }
 }
 
-/// A protobuf timestamp to nanoseconds since the Unix epoch; times before the
-/// epoch count as the epoch.
+/// The range of a valid protobuf timestamp: 0001-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59.999999999Z, in seconds since the Unix epoch.
+const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// A protobuf timestamp to nanoseconds since the Unix epoch. Times before the
+/// epoch count as the epoch, and times past what 64-bit nanoseconds hold (the
+/// year 2554) as the end of time: both are "before every message" and "after
+/// every message" alike. A timestamp outside the protobuf range is invalid.
 pub fn timestamp_ns(field: &str, ts: &Timestamp) -> Result<u64> {
     if !(0..1_000_000_000).contains(&ts.nanos) {
         return Err(Error::invalid(
@@ -41,14 +47,23 @@ pub fn timestamp_ns(field: &str, ts: &Timestamp) -> Result<u64> {
             format!("nanos must be from 0 to 999999999; got {}", ts.nanos),
         ));
     }
-    if ts.seconds < 0 {
-        return Ok(0);
+    if !TIMESTAMP_SECONDS.contains(&ts.seconds) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "seconds must be from {} to {} (years 1 to 9999); got {}",
+                TIMESTAMP_SECONDS.start(),
+                TIMESTAMP_SECONDS.end(),
+                ts.seconds
+            ),
+        ));
     }
-    let seconds = u64::try_from(ts.seconds).unwrap_or(0);
-    seconds
-        .checked_mul(1_000_000_000)
-        .and_then(|ns| ns.checked_add(u64::try_from(ts.nanos).unwrap_or(0)))
-        .ok_or_else(|| Error::invalid(field, format!("{}s is too far in the future", ts.seconds)))
+    let Ok(seconds) = u64::try_from(ts.seconds) else {
+        return Ok(0);
+    };
+    Ok(seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(ts.nanos).unwrap_or(0)))
 }
 
 /// A protobuf duration to a `std` one; negative or malformed durations are

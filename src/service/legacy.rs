@@ -105,7 +105,17 @@ impl ProducerService for Legacy {
             value: request.message.into(),
             ..Record::default()
         };
-        let ack = self.store.publish(&topic, vec![record]).await?;
+        // The legacy request has one `message` field; name it in errors.
+        let ack = self
+            .store
+            .publish(&topic, vec![record])
+            .await
+            .map_err(|error| match error {
+                Error::InvalidArgument { description, .. } => {
+                    Error::invalid("message", description)
+                }
+                other => other,
+            })?;
         Ok(Response::new(pb::PublishResponse {
             accepted: true,
             message: "published".to_owned(),

@@ -18,8 +18,8 @@ use crate::{
         self as pb, consumer_service_server::ConsumerService,
         publisher_service_server::PublisherService, topic_service_server::TopicService,
     },
-    store::{ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, Store},
-    subscription::{self, Source},
+    store::{ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, Store, SubscribeFrom},
+    subscription,
 };
 
 /// The v1 API over a store. Cheap to clone.
@@ -254,9 +254,8 @@ impl ConsumerService for V1 {
         let limits = convert::read_limits("max_messages", request.max_messages, 0)?;
         // Errors a client can act on (no such topic or consumer, a bad start)
         // fail the call itself rather than the stream.
-        let source = if request.consumer.is_empty() {
-            let start = convert::position("start", request.start, Position::Latest)?;
-            Source::Offset(self.store.resolve(&topic, start).await?)
+        let from = if request.consumer.is_empty() {
+            SubscribeFrom::Position(convert::position("start", request.start, Position::Latest)?)
         } else {
             if request.start.is_some() {
                 return Err(Error::invalid(
@@ -265,18 +264,10 @@ impl ConsumerService for V1 {
                 )
                 .into());
             }
-            let id = convert::consumer_id("consumer", request.consumer)?;
-            self.store.get_consumer(&topic, &id).await?;
-            Source::Consumer(id)
+            SubscribeFrom::Consumer(convert::consumer_id("consumer", request.consumer)?)
         };
-        let stream = subscription::subscribe(
-            self.store.clone(),
-            topic,
-            source,
-            limits,
-            self.shutdown.clone(),
-        )
-        .map(|batch| {
+        let messages = self.store.subscribe(&topic, from, limits).await?;
+        let stream = subscription::until_shutdown(messages, self.shutdown.clone()).map(|batch| {
             batch
                 .map(|messages| pb::SubscribeResponse {
                     messages: messages.into_iter().map(convert::message).collect(),

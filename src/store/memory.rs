@@ -24,7 +24,8 @@ use tokio::{sync::watch, time::Instant};
 
 use super::{
     Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, MAX_ACK_TIMEOUT, MAX_WAIT, Message,
-    Page, Position, PublishAck, ReadLimits, Record, Store, StoreLimits, TopicInfo, TopicName,
+    MessageStream, Page, Position, PublishAck, ReadLimits, Record, Store, StoreLimits,
+    SubscribeFrom, TopicInfo, TopicName,
 };
 use crate::error::{Error, Result};
 
@@ -252,6 +253,59 @@ impl Topic {
     }
 }
 
+/// Where a subscription stands.
+enum Cursor {
+    Offset(u64),
+    Consumer(ConsumerId),
+}
+
+impl Topic {
+    /// [`Store::read`] on this topic.
+    async fn read(&self, offset: u64, limits: ReadLimits, wait: Duration) -> Result<Batch> {
+        self.wait_for(wait, |state, _now, last| {
+            let log = &state.log;
+            if offset > log.end_offset() {
+                return Err(log.out_of_range(&self.name, offset));
+            }
+            let from = offset.max(log.start_offset);
+            let messages = log.collect(from, limits);
+            if messages.is_empty() && !last {
+                return Ok(Attempt::Wait(None));
+            }
+            Ok(Attempt::Ready(Batch {
+                next_offset: from + messages.len() as u64,
+                end_offset: log.end_offset(),
+                messages,
+            }))
+        })
+        .await
+    }
+
+    /// [`Store::fetch`] on this topic.
+    async fn fetch(&self, id: &ConsumerId, limits: ReadLimits, wait: Duration) -> Result<Batch> {
+        self.wait_for(wait, |state, now, last| {
+            let TopicState { log, consumers, .. } = state;
+            let consumer = consumers
+                .get_mut(id)
+                .ok_or_else(|| consumer_not_found(&self.name, id))?;
+            consumer.prepare_read(log, now);
+            let messages = log.collect(consumer.offset, limits);
+            if messages.is_empty() && !last {
+                return Ok(Attempt::Wait(consumer.redelivery_due()));
+            }
+            if !messages.is_empty() {
+                consumer.delivered(messages.len(), now);
+            }
+            Ok(Attempt::Ready(Batch {
+                messages,
+                next_offset: consumer.offset,
+                end_offset: log.end_offset(),
+            }))
+        })
+        .await
+    }
+}
+
 impl MemoryStore {
     /// An empty store with these limits.
     pub fn new(limits: StoreLimits) -> Self {
@@ -401,25 +455,7 @@ impl Store for MemoryStore {
         limits: ReadLimits,
         wait: Duration,
     ) -> Result<Batch> {
-        let handle = self.topic(topic)?;
-        handle
-            .wait_for(wait, |state, _now, last| {
-                let log = &state.log;
-                if offset > log.end_offset() {
-                    return Err(log.out_of_range(topic, offset));
-                }
-                let from = offset.max(log.start_offset);
-                let messages = log.collect(from, limits);
-                if messages.is_empty() && !last {
-                    return Ok(Attempt::Wait(None));
-                }
-                Ok(Attempt::Ready(Batch {
-                    next_offset: from + messages.len() as u64,
-                    end_offset: log.end_offset(),
-                    messages,
-                }))
-            })
-            .await
+        self.topic(topic)?.read(offset, limits, wait).await
     }
 
     async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
@@ -507,28 +543,53 @@ impl Store for MemoryStore {
         limits: ReadLimits,
         wait: Duration,
     ) -> Result<Batch> {
+        self.topic(topic)?.fetch(id, limits, wait).await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &TopicName,
+        from: SubscribeFrom,
+        limits: ReadLimits,
+    ) -> Result<MessageStream> {
+        // The stream holds this topic, not its name: if the topic is deleted
+        // (and perhaps re-created), the stream ends with TopicNotFound rather
+        // than reading on in the new topic.
         let handle = self.topic(topic)?;
-        handle
-            .wait_for(wait, |state, now, last| {
-                let TopicState { log, consumers, .. } = state;
-                let consumer = consumers
-                    .get_mut(id)
-                    .ok_or_else(|| consumer_not_found(topic, id))?;
-                consumer.prepare_read(log, now);
-                let messages = log.collect(consumer.offset, limits);
-                if messages.is_empty() && !last {
-                    return Ok(Attempt::Wait(consumer.redelivery_due()));
+        let mut cursor = {
+            let state = handle.lock()?;
+            match from {
+                SubscribeFrom::Position(position) => {
+                    Cursor::Offset(state.log.resolve(topic, position)?)
                 }
-                if !messages.is_empty() {
-                    consumer.delivered(messages.len(), now);
+                SubscribeFrom::Consumer(id) if state.consumers.contains_key(&id) => {
+                    Cursor::Consumer(id)
                 }
-                Ok(Attempt::Ready(Batch {
-                    messages,
-                    next_offset: consumer.offset,
-                    end_offset: log.end_offset(),
-                }))
-            })
-            .await
+                SubscribeFrom::Consumer(id) => return Err(consumer_not_found(topic, &id)),
+            }
+        };
+        Ok(Box::pin(async_stream::stream! {
+            loop {
+                let batch = match &cursor {
+                    Cursor::Offset(offset) => handle.read(*offset, limits, MAX_WAIT).await,
+                    Cursor::Consumer(id) => handle.fetch(id, limits, MAX_WAIT).await,
+                };
+                match batch {
+                    Ok(batch) => {
+                        if let Cursor::Offset(offset) = &mut cursor {
+                            *offset = batch.next_offset;
+                        }
+                        if !batch.messages.is_empty() {
+                            yield Ok(batch.messages);
+                        }
+                    }
+                    Err(error) => {
+                        yield Err(error);
+                        break;
+                    }
+                }
+            }
+        }))
     }
 
     async fn commit(

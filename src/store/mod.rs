@@ -13,14 +13,27 @@
 mod memory;
 mod types;
 
-use std::time::Duration;
+use std::{pin::Pin, time::Duration};
 
 use async_trait::async_trait;
+use futures_util::Stream;
 
 pub use memory::MemoryStore;
 pub use types::*;
 
 use crate::error::Result;
+
+/// Batches of messages pushed to a subscriber; see [`Store::subscribe`].
+pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Vec<Message>>> + Send>>;
+
+/// Where a subscription reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeFrom {
+    /// Through a consumer: from its offset, advancing it.
+    Consumer(ConsumerId),
+    /// Ephemerally, from a position; nothing is tracked.
+    Position(Position),
+}
 
 /// The longest a single read may wait for messages.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -103,6 +116,21 @@ pub trait Store: Send + Sync + 'static {
     /// `FailedPrecondition` if `offset` is past what the consumer was given.
     async fn commit(&self, topic: &TopicName, id: &ConsumerId, offset: u64)
     -> Result<ConsumerInfo>;
+
+    /// A stream of non-empty message batches read from `topic` as they are
+    /// appended: through a consumer (from its offset, advancing it like
+    /// `fetch`) or from a position (an ephemeral reader; nothing is tracked).
+    /// Unknown topics or consumers and out-of-range positions fail the call.
+    /// The stream ends with one error item if the topic or the consumer goes
+    /// away; it never reads on in a topic re-created under the same name. It
+    /// reads one batch each time it is polled, so a slow reader holds at
+    /// most one batch.
+    async fn subscribe(
+        &self,
+        topic: &TopicName,
+        from: SubscribeFrom,
+        limits: ReadLimits,
+    ) -> Result<MessageStream>;
 
     /// Moves the consumer's offset and committed offset to `position`.
     /// `OffsetOutOfRange` for an exact offset outside start..=end.

@@ -20,23 +20,30 @@ fn validate_name(field: &str, kind: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, format!("a {kind} is required")));
     }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        let shown: String = value.chars().take(64).collect();
+        let more = if value.chars().count() > 64 {
+            "..."
+        } else {
+            ""
+        };
+        return Err(Error::invalid(
+            field,
+            format!(
+                "a {kind} may contain only A-Z, a-z, 0-9, '.', '_' and '-'; got {bad:?} in {shown:?}{more}"
+            ),
+        ));
+    }
+    // Only ASCII from here on, so bytes are characters.
     if value.len() > MAX_NAME_LEN {
         return Err(Error::invalid(
             field,
             format!(
                 "a {kind} is at most {MAX_NAME_LEN} characters; got {}",
                 value.len()
-            ),
-        ));
-    }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "a {kind} may contain only A-Z, a-z, 0-9, '.', '_' and '-'; got {bad:?} in {value:?}"
             ),
         ));
     }

@@ -11,7 +11,8 @@ use gostream::{
     pb::gostream::{
         self as legacy,
         v1::{
-            consumer_service_client::ConsumerServiceClient, publisher_service_client::PublisherServiceClient,
+            consumer_service_client::ConsumerServiceClient,
+            publisher_service_client::PublisherServiceClient,
             topic_service_client::TopicServiceClient,
         },
     },
@@ -39,14 +40,21 @@ impl TestServer {
     /// A broker with `config` (its listener addresses are ignored: the
     /// harness binds 127.0.0.1:0).
     pub async fn start_with(config: Config) -> Self {
-        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind an ephemeral port");
+        let grpc = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
         let grpc_addr = grpc.local_addr().expect("local address");
         let store = Arc::new(MemoryStore::new(config.store_limits()));
         let stop = CancellationToken::new();
         let listeners = Listeners { grpc: Some(grpc) };
         let shutdown = stop.clone().cancelled_owned();
-        let task = tokio::spawn(async move { server::run(&config, listeners, store, shutdown).await });
-        Self { grpc_addr, stop, task }
+        let task =
+            tokio::spawn(async move { server::run(&config, listeners, store, shutdown).await });
+        Self {
+            grpc_addr,
+            stop,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:PORT` of the gRPC listener.
@@ -84,12 +92,16 @@ impl TestServer {
     }
 
     /// A legacy `gostream.ProducerService` client on a new connection.
-    pub async fn legacy_producer(&self) -> legacy::producer_service_client::ProducerServiceClient<Channel> {
+    pub async fn legacy_producer(
+        &self,
+    ) -> legacy::producer_service_client::ProducerServiceClient<Channel> {
         legacy::producer_service_client::ProducerServiceClient::new(self.channel().await)
     }
 
     /// A legacy `gostream.ConsumerService` client on a new connection.
-    pub async fn legacy_consumer(&self) -> legacy::consumer_service_client::ConsumerServiceClient<Channel> {
+    pub async fn legacy_consumer(
+        &self,
+    ) -> legacy::consumer_service_client::ConsumerServiceClient<Channel> {
         legacy::consumer_service_client::ConsumerServiceClient::new(self.channel().await)
     }
 
@@ -130,7 +142,9 @@ pub fn run_tool(name: &str, args: &[&str], stdin: Option<&str>) -> (bool, String
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
     let mut input = child.stdin.take().expect("stdin");
     if let Some(text) = stdin {
         input.write_all(text.as_bytes()).expect("write stdin");
