@@ -141,6 +141,9 @@ docker-compose --file compose.yaml config -q
 step "buf lint (buf.yaml)"
 buf lint
 
+step "buf format --diff --exit-code (protos in canonical format)"
+buf format --diff --exit-code
+
 step "buf generate (buf.gen.yaml, into a temporary directory)"
 gen_dir=$(mktemp -d)
 trap 'rm -rf "$gen_dir"' EXIT

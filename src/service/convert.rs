@@ -117,6 +117,14 @@ pub fn consumer_id(field: &str, value: String) -> Result<ConsumerId> {
     ConsumerId::parse(field, value)
 }
 
+/// The `topic` and `consumer` fields that name a consumer.
+pub fn consumer_ref(topic: String, consumer: String) -> Result<(TopicName, ConsumerId)> {
+    Ok((
+        topic_name("topic", topic)?,
+        consumer_id("consumer", consumer)?,
+    ))
+}
+
 /// A position; `None` (the message not set) is `default`.
 pub fn position(field: &str, value: Option<pb::Position>, default: Position) -> Result<Position> {
     use pb::position::Position as P;

@@ -157,8 +157,7 @@ impl ConsumerService for V1 {
         request: Request<pb::GetConsumerRequest>,
     ) -> Reply<pb::GetConsumerResponse> {
         let request = request.into_inner();
-        let topic = convert::topic_name("topic", request.topic)?;
-        let id = convert::consumer_id("consumer", request.consumer)?;
+        let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         let consumer = self.store.get_consumer(&topic, &id).await?;
         ok(pb::GetConsumerResponse {
             consumer: Some(convert::consumer(consumer)),
@@ -194,16 +193,14 @@ impl ConsumerService for V1 {
         request: Request<pb::DeleteConsumerRequest>,
     ) -> Reply<pb::DeleteConsumerResponse> {
         let request = request.into_inner();
-        let topic = convert::topic_name("topic", request.topic)?;
-        let id = convert::consumer_id("consumer", request.consumer)?;
+        let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         self.store.delete_consumer(&topic, &id).await?;
         ok(pb::DeleteConsumerResponse {})
     }
 
     async fn fetch(&self, request: Request<pb::FetchRequest>) -> Reply<pb::FetchResponse> {
         let request = request.into_inner();
-        let topic = convert::topic_name("topic", request.topic)?;
-        let id = convert::consumer_id("consumer", request.consumer)?;
+        let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         let limits = convert::read_limits("max_messages", request.max_messages, request.max_bytes)?;
         let wait = convert::max_wait("max_wait", request.max_wait.as_ref())?;
         // A long-poll in flight at shutdown answers with what there is now.
@@ -220,8 +217,7 @@ impl ConsumerService for V1 {
 
     async fn commit(&self, request: Request<pb::CommitRequest>) -> Reply<pb::CommitResponse> {
         let request = request.into_inner();
-        let topic = convert::topic_name("topic", request.topic)?;
-        let id = convert::consumer_id("consumer", request.consumer)?;
+        let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         let consumer = self.store.commit(&topic, &id, request.offset).await?;
         ok(pb::CommitResponse {
             consumer: Some(convert::consumer(consumer)),
@@ -230,8 +226,7 @@ impl ConsumerService for V1 {
 
     async fn seek(&self, request: Request<pb::SeekRequest>) -> Reply<pb::SeekResponse> {
         let request = request.into_inner();
-        let topic = convert::topic_name("topic", request.topic)?;
-        let id = convert::consumer_id("consumer", request.consumer)?;
+        let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         if request
             .position
             .as_ref()

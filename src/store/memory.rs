@@ -87,9 +87,15 @@ struct ConsumerState {
     create_time_ns: u64,
     /// Manual mode: the deliveries not yet fully committed, oldest first, as
     /// (offset after the delivered batch, when it was delivered). Redelivery
-    /// is due an ack timeout after the oldest one.
+    /// is due an ack timeout after the oldest one. At most
+    /// [`MAX_OUTSTANDING`] entries: past that, a new delivery joins the
+    /// newest entry and keeps its (earlier) time, which can only make a
+    /// redelivery come sooner, never later.
     outstanding: VecDeque<(u64, Instant)>,
 }
+
+/// The most delivery records a manual-mode consumer keeps.
+const MAX_OUTSTANDING: usize = 1024;
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -191,11 +197,47 @@ impl ConsumerState {
         }
     }
 
+    fn commit(&mut self, id: &ConsumerId, offset: u64) -> Result<()> {
+        if offset > self.offset {
+            return Err(Error::FailedPrecondition {
+                reason: "COMMIT_BEYOND_DELIVERED",
+                message: format!(
+                    "cannot commit offset {offset}: consumer {id:?} has been given only the messages below offset {}",
+                    self.offset
+                ),
+            });
+        }
+        if offset > self.committed {
+            self.committed = offset;
+            while self
+                .outstanding
+                .front()
+                .is_some_and(|&(end, _)| end <= offset)
+            {
+                self.outstanding.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    /// Seek: both offsets move, and nothing is outstanding any more.
+    fn move_to(&mut self, offset: u64) {
+        self.offset = offset;
+        self.committed = offset;
+        self.outstanding.clear();
+    }
+
     fn delivered(&mut self, count: usize, now: Instant) {
         self.offset += count as u64;
         match self.commit_mode {
             CommitMode::Auto => self.committed = self.offset,
-            CommitMode::Manual => self.outstanding.push_back((self.offset, now)),
+            CommitMode::Manual => {
+                let full = self.outstanding.len() >= MAX_OUTSTANDING;
+                match self.outstanding.back_mut() {
+                    Some(newest) if full => newest.0 = self.offset,
+                    _ => self.outstanding.push_back((self.offset, now)),
+                }
+            }
         }
     }
 }
@@ -251,15 +293,7 @@ impl Topic {
             }
         }
     }
-}
 
-/// Where a subscription stands.
-enum Cursor {
-    Offset(u64),
-    Consumer(ConsumerId),
-}
-
-impl Topic {
     /// [`Store::read`] on this topic.
     async fn read(&self, offset: u64, limits: ReadLimits, wait: Duration) -> Result<Batch> {
         self.wait_for(wait, |state, _now, last| {
@@ -324,6 +358,22 @@ impl MemoryStore {
             .ok_or_else(|| Error::TopicNotFound(name.to_string()))
     }
 
+    /// Runs `f` on a consumer and its topic's log, under the topic lock.
+    fn with_consumer<T>(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        f: impl FnOnce(&Log, &mut ConsumerState) -> Result<T>,
+    ) -> Result<T> {
+        let handle = self.topic(topic)?;
+        let mut state = handle.lock()?;
+        let TopicState { log, consumers, .. } = &mut *state;
+        let consumer = consumers
+            .get_mut(id)
+            .ok_or_else(|| consumer_not_found(topic, id))?;
+        f(log, consumer)
+    }
+
     fn check_records(&self, records: &[Record]) -> Result<()> {
         if records.is_empty() {
             return Err(Error::invalid("records", "at least one record is required"));
@@ -342,6 +392,12 @@ impl MemoryStore {
         }
         Ok(())
     }
+}
+
+/// Where a subscription stands.
+enum Cursor {
+    Offset(u64),
+    Consumer(ConsumerId),
 }
 
 fn consumer_not_found(topic: &TopicName, id: &ConsumerId) -> Error {
@@ -495,13 +551,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_consumer(&self, topic: &TopicName, id: &ConsumerId) -> Result<ConsumerInfo> {
-        let handle = self.topic(topic)?;
-        let state = handle.lock()?;
-        let consumer = state
-            .consumers
-            .get(id)
-            .ok_or_else(|| consumer_not_found(topic, id))?;
-        Ok(consumer.info(topic, id, &state.log))
+        self.with_consumer(topic, id, |log, consumer| Ok(consumer.info(topic, id, log)))
     }
 
     async fn list_consumers(
@@ -598,32 +648,10 @@ impl Store for MemoryStore {
         id: &ConsumerId,
         offset: u64,
     ) -> Result<ConsumerInfo> {
-        let handle = self.topic(topic)?;
-        let mut state = handle.lock()?;
-        let TopicState { log, consumers, .. } = &mut *state;
-        let consumer = consumers
-            .get_mut(id)
-            .ok_or_else(|| consumer_not_found(topic, id))?;
-        if offset > consumer.offset {
-            return Err(Error::FailedPrecondition {
-                reason: "COMMIT_BEYOND_DELIVERED",
-                message: format!(
-                    "cannot commit offset {offset}: consumer {id:?} has been given only the messages below offset {}",
-                    consumer.offset
-                ),
-            });
-        }
-        if offset > consumer.committed {
-            consumer.committed = offset;
-            while consumer
-                .outstanding
-                .front()
-                .is_some_and(|&(end, _)| end <= offset)
-            {
-                consumer.outstanding.pop_front();
-            }
-        }
-        Ok(consumer.info(topic, id, log))
+        self.with_consumer(topic, id, |log, consumer| {
+            consumer.commit(id, offset)?;
+            Ok(consumer.info(topic, id, log))
+        })
     }
 
     async fn seek(
@@ -632,16 +660,47 @@ impl Store for MemoryStore {
         id: &ConsumerId,
         position: Position,
     ) -> Result<ConsumerInfo> {
-        let handle = self.topic(topic)?;
-        let mut state = handle.lock()?;
-        let TopicState { log, consumers, .. } = &mut *state;
-        let consumer = consumers
-            .get_mut(id)
-            .ok_or_else(|| consumer_not_found(topic, id))?;
-        let offset = log.resolve(topic, position)?;
-        consumer.offset = offset;
-        consumer.committed = offset;
-        consumer.outstanding.clear();
-        Ok(consumer.info(topic, id, log))
+        self.with_consumer(topic, id, |log, consumer| {
+            consumer.move_to(log.resolve(topic, position)?);
+            Ok(consumer.info(topic, id, log))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manual_consumer() -> ConsumerState {
+        ConsumerState {
+            offset: 0,
+            committed: 0,
+            commit_mode: CommitMode::Manual,
+            ack_timeout: Duration::from_secs(30),
+            create_time_ns: 0,
+            outstanding: VecDeque::new(),
+        }
+    }
+
+    /// A manual consumer that fetches one message at a time and never
+    /// commits keeps a bounded record of its deliveries, and the bound can
+    /// only bring a redelivery forward: the oldest delivery still decides.
+    #[tokio::test(start_paused = true)]
+    async fn outstanding_deliveries_are_bounded() {
+        let mut consumer = manual_consumer();
+        let first = Instant::now();
+        for _ in 0..(3 * MAX_OUTSTANDING) {
+            consumer.delivered(1, Instant::now());
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(consumer.outstanding.len(), MAX_OUTSTANDING);
+        assert_eq!(
+            consumer.outstanding.back().map(|d| d.0),
+            Some(3 * MAX_OUTSTANDING as u64)
+        );
+        assert_eq!(
+            consumer.redelivery_due(),
+            Some(first + Duration::from_secs(30))
+        );
     }
 }
