@@ -17,7 +17,12 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::{
+    classify::{GrpcErrorsAsFailures, SharedClassifier},
+    cors::{AllowOrigin, CorsLayer},
+    trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
 
 use crate::{
     config::{Config, Listen},
@@ -111,6 +116,17 @@ fn cors() -> CorsLayer {
         .allow_headers(names(GRPC_WEB_REQUEST_HEADERS))
         .expose_headers(names(GRPC_WEB_RESPONSE_HEADERS))
         .max_age(Duration::from_secs(24 * 60 * 60))
+}
+
+/// A span per request (method and path) and one info line for each request
+/// that fails, with its gRPC code and latency; successful requests are logged
+/// at debug level.
+fn request_log() -> TraceLayer<SharedClassifier<GrpcErrorsAsFailures>> {
+    TraceLayer::new_for_grpc()
+        .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+        .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+        .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+        .on_failure(DefaultOnFailure::new().level(Level::INFO))
 }
 
 /// tonic rejects a request larger than the decoding limit with
@@ -229,6 +245,7 @@ pub async fn run(
         .accept_http1(true)
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(request_log())
         .layer(tower::util::MapResponseLayer::new(
             oversize_request_is_invalid_argument(limit),
         ))
