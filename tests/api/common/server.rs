@@ -1,10 +1,7 @@
-//! The integration-test harness: runs the real server in-process on
-//! ephemeral loopback ports and hands out clients connected to it over real
-//! sockets.
+//! [`TestServer`]: the real server, run in-process on an ephemeral loopback
+//! port, and clients connected to it over real sockets.
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
-use std::{net::SocketAddr, path::PathBuf, process::Command, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use gostream::{
     config::Config,
@@ -118,42 +115,4 @@ impl TestServer {
             .expect("server task panicked")
             .expect("server stopped with an error");
     }
-}
-
-/// The path of an external tool the tests need (grpcurl, buf), from PATH.
-/// Panics with instructions when it is missing: a missing tool fails the
-/// test, it never skips it.
-pub fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH: run the tests with tests/run.sh, which installs it")
-        })
-}
-
-/// Runs `tool args...` to completion and returns (success, stdout, stderr).
-pub fn run_tool(name: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    use std::io::Write as _;
-    let mut command = Command::new(tool(name));
-    command
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("write stdin");
-    }
-    drop(input);
-    let output = child.wait_with_output().expect("wait for the tool");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }

@@ -3,8 +3,6 @@
 //! (with `localhost:9090` pointed at the test server), and the `console`
 //! example's output is what the README shows.
 
-mod common;
-
 use std::{
     io::Read as _,
     os::unix::process::CommandExt as _,
@@ -12,9 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::TestServer;
+use crate::common::{self, TestServer};
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// The fenced blocks of `lang`, as lists of lines.
 fn blocks(lang: &str) -> Vec<Vec<&'static str>> {

@@ -1,0 +1,25 @@
+//! Everything that runs the server: the real broker in-process on ephemeral
+//! loopback ports (or, in `binary`, the `gostream` executable as a child
+//! process), reached over real sockets through generated clients, raw
+//! grpc-web requests and external tools.
+//!
+//! # Layout
+//! - [`common`]: the harness ([`common::TestServer`]) and what several
+//!   modules share: call timeouts, status assertions, a tool runner.
+//! - [`grpc_v1`]: every `gostream.v1` RPC, by service and feature.
+//! - [`legacy`]: the GoStream-compatible `gostream` package.
+//! - [`bad_input`]: bad input to every RPC of both APIs, and malformed wire
+//!   input.
+//! - [`concurrency`]: many clients at once, commit races, topic races.
+//! - [`tooling`]: grpcurl, `buf curl` and a browser's grpc-web with CORS.
+//! - [`binary`]: the `gostream` executable, its flags and signals.
+//! - [`readme`]: the README's command examples, run as written.
+
+mod bad_input;
+mod binary;
+mod common;
+mod concurrency;
+mod grpc_v1;
+mod legacy;
+mod readme;
+mod tooling;

@@ -1,0 +1,237 @@
+//! What the scenarios share: names and records, reading a whole topic,
+//! consumer specs, and assertions on the store's errors.
+
+use std::{fmt::Debug, time::Duration};
+
+use bytes::Bytes;
+use gostream::{
+    error::{Error, Result},
+    store::{
+        Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, Message, Position, PublishAck,
+        ReadLimits, Record, Store, TopicInfo, TopicName,
+    },
+};
+
+use crate::clock::now_ns;
+
+pub(super) fn topic(name: &str) -> TopicName {
+    TopicName::parse("topic", name).expect("a valid topic name")
+}
+
+pub(super) fn consumer(id: &str) -> ConsumerId {
+    ConsumerId::parse("consumer", id).expect("a valid consumer id")
+}
+
+/// A record with only a value.
+pub(super) fn record(value: &str) -> Record {
+    Record {
+        value: Bytes::copy_from_slice(value.as_bytes()),
+        ..Record::default()
+    }
+}
+
+/// A record of `size` bytes, all in its value.
+pub(super) fn record_of_size(size: usize) -> Record {
+    Record {
+        value: Bytes::from(vec![b'x'; size]),
+        ..Record::default()
+    }
+}
+
+pub(super) fn records(values: &[&str]) -> Vec<Record> {
+    values.iter().map(|v| record(v)).collect()
+}
+
+/// At most `max_messages`, with no practical byte limit.
+pub(super) fn up_to(max_messages: usize) -> ReadLimits {
+    ReadLimits {
+        max_messages,
+        max_bytes: ReadLimits::DEFAULT_BYTES,
+    }
+}
+
+pub(super) fn offsets(messages: &[Message]) -> Vec<u64> {
+    messages.iter().map(|m| m.offset).collect()
+}
+
+pub(super) fn values(messages: &[Message]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| String::from_utf8(m.record.value.to_vec()).expect("test values are UTF-8"))
+        .collect()
+}
+
+pub(super) fn names(infos: &[TopicInfo]) -> Vec<&str> {
+    infos.iter().map(|t| t.name.as_str()).collect()
+}
+
+pub(super) fn ids(infos: &[ConsumerInfo]) -> Vec<&str> {
+    infos.iter().map(|c| c.id.as_str()).collect()
+}
+
+/// The error of a call that must fail.
+#[track_caller]
+pub(super) fn expect_err<T: Debug>(result: Result<T>) -> Error {
+    match result {
+        Ok(value) => panic!("expected an error, got Ok({value:?})"),
+        Err(error) => error,
+    }
+}
+
+/// Asserts `InvalidArgument` naming `field`, with a description.
+#[track_caller]
+pub(super) fn assert_invalid_argument<T: Debug>(result: Result<T>, expected_field: &str) {
+    match expect_err(result) {
+        Error::InvalidArgument { field, description } => {
+            assert_eq!(field, expected_field);
+            assert!(
+                !description.is_empty(),
+                "the error should say what is wrong with {field}"
+            );
+        }
+        other => panic!("expected InvalidArgument for {expected_field}, got {other:?}"),
+    }
+}
+
+/// Asserts `FailedPrecondition` with `expected_reason`, with a message.
+#[track_caller]
+pub(super) fn assert_failed_precondition<T: Debug>(result: Result<T>, expected_reason: &str) {
+    match expect_err(result) {
+        Error::FailedPrecondition { reason, message } => {
+            assert_eq!(reason, expected_reason);
+            assert!(!message.is_empty(), "the error should say what is wrong");
+        }
+        other => panic!("expected FailedPrecondition {expected_reason}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub(super) fn assert_out_of_range<T: Debug>(
+    result: Result<T>,
+    topic: &str,
+    offset: u64,
+    start: u64,
+    end: u64,
+) {
+    match expect_err(result) {
+        Error::OffsetOutOfRange {
+            topic: t,
+            offset: o,
+            start: s,
+            end: e,
+        } => assert_eq!((t.as_str(), o, s, e), (topic, offset, start, end)),
+        other => panic!("expected OffsetOutOfRange, got {other:?}"),
+    }
+}
+
+pub(super) fn topic_not_found(name: &str) -> Error {
+    Error::TopicNotFound(name.to_owned())
+}
+
+pub(super) fn consumer_not_found(topic: &str, id: &str) -> Error {
+    Error::ConsumerNotFound {
+        topic: topic.to_owned(),
+        consumer: id.to_owned(),
+    }
+}
+
+pub(super) async fn new_topic(store: &dyn Store, name: &str) -> TopicName {
+    let name = topic(name);
+    store
+        .create_topic(name.clone())
+        .await
+        .expect("create topic");
+    name
+}
+
+pub(super) async fn publish(store: &dyn Store, topic: &TopicName, values: &[&str]) -> PublishAck {
+    store
+        .publish(topic, records(values))
+        .await
+        .expect("publish")
+}
+
+/// Every message `topic` holds, in order.
+pub(super) async fn read_all(store: &dyn Store, topic: &TopicName) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut offset = store
+        .get_topic(topic)
+        .await
+        .expect("get topic")
+        .start_offset;
+    loop {
+        let batch = store
+            .read(
+                topic,
+                offset,
+                up_to(ReadLimits::MAX_MESSAGES),
+                Duration::ZERO,
+            )
+            .await
+            .expect("read");
+        if batch.messages.is_empty() {
+            return out;
+        }
+        offset = batch.next_offset;
+        out.extend(batch.messages);
+    }
+}
+
+/// A consumer spec starting at `start` in `mode` (a 30 s ack timeout).
+pub(super) fn spec(id: &str, start: Position, commit_mode: CommitMode) -> ConsumerSpec {
+    ConsumerSpec {
+        id: Some(consumer(id)),
+        start,
+        commit_mode,
+        ack_timeout: Duration::from_secs(30),
+    }
+}
+
+pub(super) async fn new_consumer(
+    store: &dyn Store,
+    topic: &TopicName,
+    spec: ConsumerSpec,
+) -> ConsumerId {
+    store
+        .create_consumer(topic, spec)
+        .await
+        .expect("create consumer")
+        .id
+}
+
+pub(super) async fn fetch(
+    store: &dyn Store,
+    topic: &TopicName,
+    id: &ConsumerId,
+    max_messages: usize,
+) -> Batch {
+    store
+        .fetch(topic, id, up_to(max_messages), Duration::ZERO)
+        .await
+        .expect("fetch")
+}
+
+/// A consumer's (offset, committed offset, lag).
+pub(super) async fn positions(
+    store: &dyn Store,
+    topic: &TopicName,
+    id: &ConsumerId,
+) -> (u64, u64, u64) {
+    let info = store.get_consumer(topic, id).await.expect("get consumer");
+    (info.offset, info.committed_offset, info.lag)
+}
+
+/// A wall-clock time strictly after every publish time `topic` holds.
+pub(super) async fn time_after_last_publish(store: &dyn Store, topic: &TopicName) -> u64 {
+    let last = read_all(store, topic)
+        .await
+        .last()
+        .map_or(0, |m| m.publish_time_ns);
+    loop {
+        let now = now_ns();
+        if now > last {
+            return now;
+        }
+        tokio::task::yield_now().await;
+    }
+}

@@ -1,0 +1,16 @@
+//! The store on its own, without a server: the conformance suite every
+//! backend of [`Store`] must pass, and a model-based test of the in-memory
+//! store.
+//!
+//! [`Store`]: gostream::store::Store
+//!
+//! # Layout
+//! - [`conformance`]: every rule the `Store` trait documents, scenario by
+//!   scenario, instantiated per backend.
+//! - [`model`]: random sequences of operations run against `MemoryStore` and
+//!   a model of those rules.
+//! - [`clock`]: wall-clock time, which both check the store's stamps against.
+
+mod clock;
+mod conformance;
+mod model;

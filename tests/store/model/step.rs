@@ -1,0 +1,254 @@
+//! Running one operation on the store and on the model, and comparing what
+//! they answer.
+
+use std::{fmt::Debug, time::Duration};
+
+use gostream::{
+    error::{Error, Result},
+    store::{ConsumerId, ConsumerSpec, Position, Store, TopicName},
+};
+
+use super::{
+    ACK_TIMEOUT, CONSUMERS, TOPICS,
+    ops::{CommitArg, OffsetArg, Op, PositionArg},
+    reference::{Model, ModelTopic, invalid},
+};
+use crate::clock::now_ns;
+
+pub(super) fn topic_name(index: usize) -> TopicName {
+    TopicName::parse("topic", TOPICS[index]).expect("a valid topic name")
+}
+
+pub(super) fn consumer_id(index: usize) -> ConsumerId {
+    ConsumerId::parse("consumer", CONSUMERS[index]).expect("a valid consumer id")
+}
+
+/// Errors with their prose blanked: the model predicts variants and fields,
+/// not wording.
+pub(super) fn normalize(error: Error) -> Error {
+    match error {
+        Error::InvalidArgument { field, .. } => invalid(field),
+        Error::FailedPrecondition { reason, .. } => Error::FailedPrecondition {
+            reason,
+            message: String::new(),
+        },
+        other => other,
+    }
+}
+
+pub(super) fn check<T: PartialEq + Debug>(
+    actual: Result<T>,
+    expected: Result<T>,
+) -> Result<(), String> {
+    let actual = actual.map_err(normalize);
+    let expected = expected.map_err(normalize);
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(format!("\n  store: {actual:?}\n  model: {expected:?}"))
+    }
+}
+
+pub(super) fn check_within(
+    what: &str,
+    time: u64,
+    (before, after): (u64, u64),
+) -> Result<(), String> {
+    if (before..=after).contains(&time) {
+        Ok(())
+    } else {
+        Err(format!("{what} {time} is not within {before}..={after}"))
+    }
+}
+
+pub(super) fn end_of(model: &Model, topic: &TopicName) -> u64 {
+    model.topic(topic).map_or(0, ModelTopic::end)
+}
+
+pub(super) fn offset_of(arg: OffsetArg, end: u64) -> u64 {
+    match arg {
+        OffsetArg::At(offset) => offset,
+        OffsetArg::FromEnd(delta) => end.saturating_add_signed(delta),
+    }
+}
+
+pub(super) fn position_of(arg: PositionArg, end: u64) -> Position {
+    match arg {
+        PositionArg::Earliest => Position::Earliest,
+        PositionArg::Latest => Position::Latest,
+        PositionArg::Offset(offset) => Position::Offset(offset_of(offset, end)),
+        PositionArg::TimeZero => Position::Time(0),
+        PositionArg::TimeMax => Position::Time(u64::MAX),
+    }
+}
+
+/// Runs `op` on both and compares the results.
+pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Result<(), String> {
+    match *op {
+        Op::CreateTopic { topic } => {
+            let name = topic_name(topic);
+            let before = now_ns();
+            let actual = store.create_topic(name.clone()).await;
+            let bounds = (before, now_ns());
+            let create_time = match &actual {
+                Ok(info) => {
+                    check_within("topic create time", info.create_time_ns, bounds)?;
+                    info.create_time_ns
+                }
+                Err(_) => 0,
+            };
+            check(actual, model.create_topic(&name, create_time))
+        }
+        Op::DeleteTopic { topic } => {
+            let name = topic_name(topic);
+            check(store.delete_topic(&name).await, model.delete_topic(&name))
+        }
+        Op::GetTopic { topic } => {
+            let name = topic_name(topic);
+            check(store.get_topic(&name).await, model.get_topic(&name))
+        }
+        Op::ListTopics { after, limit } => {
+            let after = after.map(topic_name);
+            check(
+                store.list_topics(after.as_ref(), limit).await,
+                model.list_topics(after.as_ref(), limit),
+            )
+        }
+        Op::Publish { topic, ref records } => {
+            let name = topic_name(topic);
+            let before = now_ns();
+            let actual = store.publish(&name, records.clone()).await;
+            let bounds = (before, now_ns());
+            check(actual, model.publish(&name, records, bounds))
+        }
+        Op::Resolve { topic, position } => {
+            let name = topic_name(topic);
+            let position = position_of(position, end_of(model, &name));
+            check(
+                store.resolve(&name, position).await,
+                model.resolve(&name, position),
+            )
+        }
+        Op::Read {
+            topic,
+            offset,
+            limits,
+        } => {
+            let name = topic_name(topic);
+            let offset = offset_of(offset, end_of(model, &name));
+            let actual = store.read(&name, offset, limits, Duration::ZERO).await;
+            if let Ok(batch) = &actual {
+                model.learn_publish_times(&name, batch)?;
+            }
+            check(actual, model.read(&name, offset, limits))
+        }
+        Op::CreateConsumer {
+            topic,
+            id,
+            start,
+            mode,
+        } => {
+            let name = topic_name(topic);
+            let start = position_of(start, end_of(model, &name));
+            let spec = ConsumerSpec {
+                id: id.map(consumer_id),
+                start,
+                commit_mode: mode,
+                ack_timeout: ACK_TIMEOUT,
+            };
+            let before = now_ns();
+            let actual = store.create_consumer(&name, spec).await;
+            let bounds = (before, now_ns());
+            let create_time = match &actual {
+                Ok(info) => {
+                    check_within("consumer create time", info.create_time_ns, bounds)?;
+                    info.create_time_ns
+                }
+                Err(_) => 0,
+            };
+            let id = match (id, &actual) {
+                (Some(index), _) => consumer_id(index),
+                (None, Ok(info)) => {
+                    let uuid = uuid::Uuid::parse_str(info.id.as_str())
+                        .map_err(|e| format!("generated id {:?} is not a UUID: {e}", info.id))?;
+                    if uuid.get_version_num() != 4 {
+                        return Err(format!("generated id {:?} is not a UUID v4", info.id));
+                    }
+                    if model
+                        .topic(&name)
+                        .is_ok_and(|t| t.consumers.contains_key(&info.id))
+                    {
+                        return Err(format!("generated id {:?} is already taken", info.id));
+                    }
+                    info.id.clone()
+                }
+                // The store failed; any fresh id gives the model's verdict.
+                (None, Err(_)) => ConsumerId::parse("id", "not-generated").expect("a valid id"),
+            };
+            check(
+                actual,
+                model.create_consumer(&name, &id, start, mode, create_time),
+            )
+        }
+        Op::DeleteConsumer { topic, id } => {
+            let (name, id) = (topic_name(topic), consumer_id(id));
+            check(
+                store.delete_consumer(&name, &id).await,
+                model.delete_consumer(&name, &id),
+            )
+        }
+        Op::GetConsumer { topic, id } => {
+            let (name, id) = (topic_name(topic), consumer_id(id));
+            check(
+                store.get_consumer(&name, &id).await,
+                model.get_consumer(&name, &id),
+            )
+        }
+        Op::ListConsumers {
+            topic,
+            after,
+            limit,
+        } => {
+            let name = topic_name(topic);
+            let after = after.map(consumer_id);
+            check(
+                store.list_consumers(&name, after.as_ref(), limit).await,
+                model.list_consumers(&name, after.as_ref(), limit),
+            )
+        }
+        Op::Fetch { topic, id, limits } => {
+            let (name, id) = (topic_name(topic), consumer_id(id));
+            let actual = store.fetch(&name, &id, limits, Duration::ZERO).await;
+            if let Ok(batch) = &actual {
+                model.learn_publish_times(&name, batch)?;
+            }
+            check(actual, model.fetch(&name, &id, limits))
+        }
+        Op::Commit { topic, id, offset } => {
+            let (name, id) = (topic_name(topic), consumer_id(id));
+            let offset = match offset {
+                CommitArg::At(offset) => offset,
+                CommitArg::FromOffset(delta) => model
+                    .get_consumer(&name, &id)
+                    .map_or(0, |c| c.offset)
+                    .saturating_add_signed(delta),
+            };
+            check(
+                store.commit(&name, &id, offset).await,
+                model.commit(&name, &id, offset),
+            )
+        }
+        Op::Seek {
+            topic,
+            id,
+            position,
+        } => {
+            let (name, id) = (topic_name(topic), consumer_id(id));
+            let position = position_of(position, end_of(model, &name));
+            check(
+                store.seek(&name, &id, position).await,
+                model.seek(&name, &id, position),
+            )
+        }
+    }
+}
