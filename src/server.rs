@@ -16,7 +16,8 @@ use http::{HeaderName, Method};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Server;
+use tonic::{server::NamedService, transport::Server};
+use tonic_health::{ServingStatus, server::HealthReporter};
 use tower_http::{
     classify::{GrpcErrorsAsFailures, SharedClassifier},
     cors::{AllowOrigin, CorsLayer},
@@ -185,6 +186,23 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
+/// The names of the broker's services, as health checks and clients know them.
+const SERVICES: &[&str] = &[
+    <v1_pb::topic_service_server::TopicServiceServer<V1> as NamedService>::NAME,
+    <v1_pb::publisher_service_server::PublisherServiceServer<V1> as NamedService>::NAME,
+    <v1_pb::consumer_service_server::ConsumerServiceServer<V1> as NamedService>::NAME,
+    <legacy_pb::producer_service_server::ProducerServiceServer<Legacy> as NamedService>::NAME,
+    <legacy_pb::consumer_service_server::ConsumerServiceServer<Legacy> as NamedService>::NAME,
+];
+
+/// Sets the health of the whole server ("") and of each service.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for service in SERVICES {
+        health.set_service_status(*service, status).await;
+    }
+}
+
 /// Runs the broker on `listeners` until `shutdown` completes, then shuts
 /// down gracefully and returns.
 pub async fn run(
@@ -199,21 +217,7 @@ pub async fn run(
     let limit = config.max_request_bytes;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<v1_pb::topic_service_server::TopicServiceServer<V1>>()
-        .await;
-    health
-        .set_serving::<v1_pb::publisher_service_server::PublisherServiceServer<V1>>()
-        .await;
-    health
-        .set_serving::<v1_pb::consumer_service_server::ConsumerServiceServer<V1>>()
-        .await;
-    health
-        .set_serving::<legacy_pb::producer_service_server::ProducerServiceServer<Legacy>>()
-        .await;
-    health
-        .set_serving::<legacy_pb::consumer_service_server::ConsumerServiceServer<Legacy>>()
-        .await;
+    set_health(&health, ServingStatus::Serving).await;
 
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -234,9 +238,7 @@ pub async fn run(
         async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight calls");
-            health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
+            set_health(&health, ServingStatus::NotServing).await;
             stopping.cancel();
         }
     };

@@ -137,3 +137,37 @@ async fn not_found_carries_error_info_with_its_reason_and_the_gostream_domain() 
     );
     within("stop", server.stop()).await;
 }
+
+#[tokio::test]
+async fn health_turns_not_serving_when_shutdown_begins() {
+    let server = TestServer::start().await;
+    let mut health = HealthClient::new(server.channel().await);
+    let mut watches = Vec::new();
+    for service in ["", "gostream.v1.PublisherService"] {
+        let request = HealthCheckRequest {
+            service: service.into(),
+        };
+        let mut watch = within("Health/Watch", health.watch(request))
+            .await
+            .unwrap_or_else(|s| panic!("Health/Watch {service:?}: {s:?}"))
+            .into_inner();
+        let first = within("first status", watch.message())
+            .await
+            .expect("status")
+            .expect("a first status");
+        assert_eq!(first.status, ServingStatus::Serving as i32, "{service:?}");
+        watches.push((service, watch));
+    }
+
+    server.begin_shutdown();
+    for (service, watch) in &mut watches {
+        let next = within("status at shutdown", watch.message())
+            .await
+            .expect("status")
+            .expect("a status at shutdown");
+        assert_eq!(next.status, ServingStatus::NotServing as i32, "{service:?}");
+    }
+    drop(watches);
+    drop(health);
+    within("stop", server.stop()).await;
+}
