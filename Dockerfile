@@ -4,8 +4,8 @@
 #   docker run --rm -p 9090:9090 -p 8080:8080 gostream
 #
 # Port 9090 serves gRPC and grpc-web; port 8080 is reserved for the REST
-# gateway. Settings are
-# GOSTREAM_* environment variables (or flags after `serve`), as in the README.
+# gateway. Settings are GOSTREAM_* environment variables (or flags after
+# `serve`), as in the README.
 # The RUN --mount cache needs BuildKit, the default builder of Docker 23 and of
 # `docker compose`.
 
