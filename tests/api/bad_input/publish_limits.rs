@@ -24,6 +24,14 @@ async fn small_server() -> TestServer {
     .await
 }
 
+/// A v1 Publish of `records` to the fixture's topic.
+fn publish_to_topic(records: Vec<pb::Record>) -> pb::PublishRequest {
+    pb::PublishRequest {
+        topic: TOPIC.into(),
+        records,
+    }
+}
+
 /// A record of `size` bytes rejected in `field`.
 fn record_too_large(field: &str, size: usize) -> Expect {
     let size = format!("is {size} bytes");
@@ -35,16 +43,7 @@ fn record_too_large(field: &str, size: usize) -> Expect {
 async fn publish_rejects_empty_batches_and_oversize_records_atomically() {
     let server = small_server().await;
     let c = fixture(&server).await;
-    let publish = |records: Vec<pb::Record>| {
-        rpc!(
-            c.publisher,
-            publish,
-            pb::PublishRequest {
-                topic: TOPIC.into(),
-                records
-            }
-        )
-    };
+    let publish = |records| rpc!(c.publisher, publish, publish_to_topic(records));
     let small = || sized_record(0, 10, 0);
     let mut failures = Failures::default();
     failures
@@ -101,23 +100,11 @@ async fn publish_rejects_empty_batches_and_oversize_records_atomically() {
 async fn requests_over_the_request_limit_are_rejected() {
     let server = small_server().await;
     let c = fixture(&server).await;
-    let publish = |records: Vec<pb::Record>| {
-        rpc!(
-            c.publisher,
-            publish,
-            pb::PublishRequest {
-                topic: TOPIC.into(),
-                records
-            }
-        )
-    };
+    let publish = |records| rpc!(c.publisher, publish, publish_to_topic(records));
     // 80 records of 400 value bytes encode to ~33 KB; with a 500-byte header
     // each (901-byte records, under the record limit), to ~73 KB.
     let batch = |header_len| (0..80).map(|_| sized_record(0, 400, header_len)).collect();
-    let bare = pb::PublishRequest {
-        topic: TOPIC.into(),
-        records: batch(0),
-    };
+    let bare = publish_to_topic(batch(0));
     assert!(bare.encoded_len() < MAX_REQUEST_BYTES);
     // tonic enforces the limit before decoding: there is no field to name.
     let limit = format!("larger than the limit of {MAX_REQUEST_BYTES} bytes");

@@ -12,13 +12,13 @@ use std::{
 use bytes::Bytes;
 use gostream::pb::gostream::v1::{
     CommitMode, CommitRequest, CreateConsumerRequest, CreateTopicRequest, FetchRequest,
-    GetConsumerRequest, PublishRequest, Record, consumer_service_client::ConsumerServiceClient,
+    PublishRequest, Record, consumer_service_client::ConsumerServiceClient,
 };
 use tonic::transport::Channel;
 
 use super::{
     COMMIT_MESSAGES, COMMITTERS, FINAL_COMMITS, seed,
-    support::{Progress, Rng, assert_exactly_once, earliest, encode, join_all},
+    support::{Progress, Rng, assert_exactly_once, consumer_positions, earliest, encode, join_all},
 };
 use crate::common::{TestServer, pb_duration};
 
@@ -204,18 +204,8 @@ async fn concurrent_manual_commits_never_move_the_committed_offset_backwards() {
             );
         }
     }
-    let info = consumers
-        .get_consumer(GetConsumerRequest {
-            topic: topic.clone(),
-            consumer: consumer.clone(),
-        })
-        .await
-        .expect("GetConsumer")
-        .into_inner()
-        .consumer
-        .expect("a consumer");
     assert_eq!(
-        (info.offset, info.committed_offset, info.lag),
+        consumer_positions(&mut consumers, &topic, &consumer).await,
         (
             COMMIT_MESSAGES,
             max_committed,

@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gostream::pb::gostream::v1::{
-    CommitMode, CreateConsumerRequest, CreateTopicRequest, GetConsumerRequest, GetTopicRequest,
-    Message,
+    CommitMode, CreateConsumerRequest, CreateTopicRequest, GetTopicRequest, Message,
 };
 use tokio::task::JoinHandle;
 
 use super::{
     FETCHERS_PER_TOPIC, MESSAGES_PER_PRODUCER_PER_TOPIC, PER_TOPIC, PRODUCERS, TOPICS, seed,
-    support::{Progress, Rng, assert_exactly_once, assert_in_order, decode, earliest, join_all},
+    support::{
+        Progress, Rng, assert_exactly_once, assert_in_order, consumer_positions, decode, earliest,
+        join_all,
+    },
     workers::{Sent, fetch_shared, produce, subscribe_all},
 };
 use crate::common::TestServer;
@@ -260,18 +262,8 @@ async fn many_producers_and_consumers_lose_nothing_duplicate_nothing_and_keep_or
 
         // (e) Both consumers have read and committed everything.
         for id in [shared, subscribed] {
-            let consumer = consumers
-                .get_consumer(GetConsumerRequest {
-                    topic: topic.clone(),
-                    consumer: id.to_owned(),
-                })
-                .await
-                .expect("GetConsumer")
-                .into_inner()
-                .consumer
-                .expect("a consumer");
             assert_eq!(
-                (consumer.offset, consumer.committed_offset, consumer.lag),
+                consumer_positions(&mut consumers, topic, id).await,
                 (PER_TOPIC, PER_TOPIC, 0),
                 "{topic}: GetConsumer {id} (offset, committed_offset, lag)"
             );

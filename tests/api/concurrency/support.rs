@@ -1,5 +1,6 @@
 //! What the scenarios share: a seeded generator, the values producers
-//! publish, progress counters, and checks of order and exactly-once delivery.
+//! publish, progress counters, a consumer's positions, and checks of order
+//! and exactly-once delivery.
 
 use std::{
     fmt::Write as _,
@@ -10,9 +11,12 @@ use std::{
 };
 
 use bytes::Bytes;
-use gostream::pb::gostream::v1::{Boundary, Message, Position, position};
+use gostream::pb::gostream::v1::{
+    Boundary, GetConsumerRequest, Message, Position,
+    consumer_service_client::ConsumerServiceClient, position,
+};
 use tokio::task::JoinHandle;
-use tonic::{Code, Status};
+use tonic::{Code, Status, transport::Channel};
 
 use super::TIMEOUT;
 
@@ -145,6 +149,26 @@ pub(super) fn allow<T>(
             status.message()
         ),
     }
+}
+
+/// Consumer `id`'s (offset, committed offset, lag) on `topic`, read with
+/// GetConsumer.
+pub(super) async fn consumer_positions(
+    consumers: &mut ConsumerServiceClient<Channel>,
+    topic: &str,
+    id: &str,
+) -> (u64, u64, u64) {
+    let info = consumers
+        .get_consumer(GetConsumerRequest {
+            topic: topic.to_owned(),
+            consumer: id.to_owned(),
+        })
+        .await
+        .expect("GetConsumer")
+        .into_inner()
+        .consumer
+        .expect("a consumer");
+    (info.offset, info.committed_offset, info.lag)
 }
 
 /// Checks that `offsets` are exactly 0..total in order, naming the first

@@ -9,6 +9,7 @@ use gostream::pb::gostream::v1::{
 };
 use tonic::{Status, Streaming, transport::Channel};
 
+use super::support::new_consumer;
 use crate::common::{TestServer, within};
 
 /// The three v1 clients, each on its own connection to one server.
@@ -77,14 +78,9 @@ impl Api {
         id: &str,
         start: Option<Position>,
     ) -> Consumer {
-        self.create_consumer(CreateConsumerRequest {
-            topic: topic.into(),
-            consumer_id: id.into(),
-            start,
-            ..Default::default()
-        })
-        .await
-        .expect("CreateConsumer")
+        self.create_consumer(new_consumer(topic, id, start))
+            .await
+            .expect("CreateConsumer")
     }
 
     pub(super) async fn get_consumer(&self, topic: &str, id: &str) -> Result<Consumer, Status> {

@@ -12,7 +12,7 @@ use tonic_types::StatusExt as _;
 use super::{
     api::Api,
     support::{
-        at_offset, at_time, boundary, fetch_of, offsets, payloads,
+        at_offset, at_time, boundary, fetch_of, new_consumer, offsets, payloads, positions,
         publish_three_batches_at_distinct_times, values,
     },
 };
@@ -21,11 +21,9 @@ use crate::common::{TestServer, expect_code, pb_duration, within, within_limit};
 /// A manual-mode consumer `id` on `topic`, from the earliest message.
 async fn manual_consumer(api: &Api, topic: &str, id: &str, ack_timeout: Duration) -> Consumer {
     api.create_consumer(CreateConsumerRequest {
-        topic: topic.into(),
-        consumer_id: id.into(),
-        start: None,
         commit_mode: CommitMode::Manual as i32,
         ack_timeout: Some(pb_duration(ack_timeout)),
+        ..new_consumer(topic, id, None)
     })
     .await
     .expect("CreateConsumer")
@@ -52,23 +50,14 @@ async fn manual_commit_moves_the_committed_offset_only_forwards_and_only_on_comm
     let fetched = api.fetch(request).await.expect("Fetch");
     assert_eq!(offsets(&fetched.messages), [0, 1, 2]);
     let consumer = api.get_consumer("t", "c").await.expect("GetConsumer");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (3, 0, 5)
-    );
+    assert_eq!(positions(&consumer), (3, 0, 5));
 
     // Commit moves it.
     let consumer = api.commit("t", "c", 2).await.expect("Commit");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (3, 2, 3)
-    );
+    assert_eq!(positions(&consumer), (3, 2, 3));
     // A lower commit changes nothing.
     let consumer = api.commit("t", "c", 1).await.expect("Commit");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (3, 2, 3)
-    );
+    assert_eq!(positions(&consumer), (3, 2, 3));
     // Committing what was not delivered yet is refused.
     let beyond = api.commit("t", "c", 4).await;
     let status = expect_code(beyond, Code::FailedPrecondition);
@@ -78,10 +67,7 @@ async fn manual_commit_moves_the_committed_offset_only_forwards_and_only_on_comm
         Some("COMMIT_BEYOND_DELIVERED")
     );
     let consumer = api.commit("t", "c", 3).await.expect("Commit");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (3, 3, 2)
-    );
+    assert_eq!(positions(&consumer), (3, 3, 2));
     within("stop", server.stop()).await;
 }
 
@@ -130,10 +116,7 @@ async fn manual_delivery_left_uncommitted_is_redelivered_after_the_ack_timeout()
     assert_eq!(redelivered.next_offset, 3);
 
     let consumer = api.commit("t", "c", 3).await.expect("Commit");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (3, 3, 0)
-    );
+    assert_eq!(positions(&consumer), (3, 3, 0));
     within("stop", server.stop()).await;
 }
 
@@ -149,10 +132,7 @@ async fn seek_moves_offset_and_committed_offset_to_earliest_latest_an_offset_or_
         .seek("t", "c", boundary(Boundary::Earliest))
         .await
         .expect("Seek");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (0, 0, 5)
-    );
+    assert_eq!(positions(&consumer), (0, 0, 5));
     assert_eq!(
         api.get_consumer("t", "c").await.expect("GetConsumer"),
         consumer
@@ -162,24 +142,15 @@ async fn seek_moves_offset_and_committed_offset_to_earliest_latest_an_offset_or_
         .seek("t", "c", boundary(Boundary::Latest))
         .await
         .expect("Seek");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (5, 5, 0)
-    );
+    assert_eq!(positions(&consumer), (5, 5, 0));
 
     let consumer = api.seek("t", "c", at_offset(1)).await.expect("Seek");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (1, 1, 4)
-    );
+    assert_eq!(positions(&consumer), (1, 1, 4));
     let fetched = api.fetch(fetch_of("t", "c")).await.expect("Fetch");
     assert_eq!(offsets(&fetched.messages), [1, 2, 3, 4]);
 
     let consumer = api.seek("t", "c", at_time(times[2])).await.expect("Seek");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (2, 2, 3)
-    );
+    assert_eq!(positions(&consumer), (2, 2, 3));
     let fetched = api.fetch(fetch_of("t", "c")).await.expect("Fetch");
     assert_eq!(offsets(&fetched.messages), [2, 3, 4]);
 
@@ -202,10 +173,7 @@ async fn seek_back_in_manual_mode_moves_the_committed_offset_backwards() {
     api.commit("t", "c", 4).await.expect("Commit");
 
     let consumer = api.seek("t", "c", at_offset(1)).await.expect("Seek");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (1, 1, 3)
-    );
+    assert_eq!(positions(&consumer), (1, 1, 3));
     let fetched = api.fetch(fetch_of("t", "c")).await.expect("Fetch");
     assert_eq!(offsets(&fetched.messages), [1, 2, 3]);
     within("stop", server.stop()).await;

@@ -2,7 +2,7 @@
 //! ListConsumers, DeleteConsumer.
 
 use gostream::pb::gostream::v1::{
-    Boundary, CommitMode, CreateConsumerRequest, DeleteConsumerRequest, ListConsumersRequest,
+    Boundary, CommitMode, DeleteConsumerRequest, ListConsumersRequest,
 };
 use pbjson_types::Timestamp;
 use tonic::Code;
@@ -10,8 +10,8 @@ use tonic::Code;
 use super::{
     api::Api,
     support::{
-        at_offset, at_time, boundary, fetch_of, now_ns, ns, offsets, payloads,
-        publish_three_batches_at_distinct_times, values,
+        at_offset, at_time, boundary, fetch_of, new_consumer, now_ns, ns, offsets, payloads,
+        positions, publish_three_batches_at_distinct_times, values,
     },
 };
 use crate::common::{TestServer, expect_code, within};
@@ -25,10 +25,7 @@ async fn create_consumer_without_an_id_gets_a_uuid_v4_and_the_defaults() {
 
     let before = now_ns();
     let consumer = api
-        .create_consumer(CreateConsumerRequest {
-            topic: "t".into(),
-            ..Default::default()
-        })
+        .create_consumer(new_consumer("t", "", None))
         .await
         .expect("CreateConsumer");
     let after = now_ns();
@@ -38,20 +35,14 @@ async fn create_consumer_without_an_id_gets_a_uuid_v4_and_the_defaults() {
     assert_eq!(uuid.get_version_num(), 4, "id {:?}", consumer.id);
     assert_eq!(consumer.topic, "t");
     // Earliest, automatic commits by default.
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (0, 0, 2)
-    );
+    assert_eq!(positions(&consumer), (0, 0, 2));
     assert_eq!(consumer.commit_mode, CommitMode::Auto as i32);
     let created = ns(consumer.create_time.as_ref());
     assert!((before..=after).contains(&created));
 
     // Another one gets another id.
     let other = api
-        .create_consumer(CreateConsumerRequest {
-            topic: "t".into(),
-            ..Default::default()
-        })
+        .create_consumer(new_consumer("t", "", None))
         .await
         .expect("CreateConsumer");
     assert_ne!(other.id, consumer.id);
@@ -75,20 +66,12 @@ async fn create_consumer_with_an_explicit_id_keeps_it_and_refuses_a_duplicate() 
     assert_eq!(consumer.topic, "t");
 
     let duplicate = api
-        .create_consumer(CreateConsumerRequest {
-            topic: "t".into(),
-            consumer_id: "billing_v2".into(),
-            ..Default::default()
-        })
+        .create_consumer(new_consumer("t", "billing_v2", None))
         .await;
     expect_code(duplicate, Code::AlreadyExists);
 
     let on_missing_topic = api
-        .create_consumer(CreateConsumerRequest {
-            topic: "nowhere".into(),
-            consumer_id: "c".into(),
-            ..Default::default()
-        })
+        .create_consumer(new_consumer("nowhere", "c", None))
         .await;
     expect_code(on_missing_topic, Code::NotFound);
     within("stop", server.stop()).await;
@@ -101,40 +84,19 @@ async fn consumer_starts_at_earliest_latest_or_an_exact_offset() {
     api.create_topic("t").await;
     api.publish("t", values("m", 3)).await;
 
-    let default = api.consumer_at("t", "default", None).await;
-    assert_eq!(
-        (default.offset, default.committed_offset, default.lag),
-        (0, 0, 3)
-    );
-    let earliest = api
-        .consumer_at("t", "earliest", boundary(Boundary::Earliest))
-        .await;
-    assert_eq!(
-        (earliest.offset, earliest.committed_offset, earliest.lag),
-        (0, 0, 3)
-    );
-    let latest = api
-        .consumer_at("t", "latest", boundary(Boundary::Latest))
-        .await;
-    assert_eq!(
-        (latest.offset, latest.committed_offset, latest.lag),
-        (3, 3, 0)
-    );
-    let middle = api.consumer_at("t", "middle", at_offset(1)).await;
-    assert_eq!(
-        (middle.offset, middle.committed_offset, middle.lag),
-        (1, 1, 2)
-    );
-    let end = api.consumer_at("t", "end", at_offset(3)).await;
-    assert_eq!((end.offset, end.committed_offset, end.lag), (3, 3, 0));
+    for (id, start, expected) in [
+        ("default", None, (0, 0, 3)),
+        ("earliest", boundary(Boundary::Earliest), (0, 0, 3)),
+        ("latest", boundary(Boundary::Latest), (3, 3, 0)),
+        ("middle", at_offset(1), (1, 1, 2)),
+        ("end", at_offset(3), (3, 3, 0)),
+    ] {
+        let consumer = api.consumer_at("t", id, start).await;
+        assert_eq!(positions(&consumer), expected, "{id}");
+    }
 
     let past_end = api
-        .create_consumer(CreateConsumerRequest {
-            topic: "t".into(),
-            consumer_id: "past-end".into(),
-            start: at_offset(4),
-            ..Default::default()
-        })
+        .create_consumer(new_consumer("t", "past-end", at_offset(4)))
         .await;
     expect_code(past_end, Code::OutOfRange);
 

@@ -9,9 +9,8 @@ use std::{
 use gostream::pb::gostream::v1::{FetchRequest, PublishRequest};
 
 use super::{
-    SETTLE,
     api::Api,
-    support::{fetch_of, offsets, payloads, value, values},
+    support::{fetch_of, offsets, payloads, positions, start_long_poll, value, values},
 };
 use crate::common::{TestServer, pb_duration, within};
 
@@ -153,10 +152,7 @@ async fn lag_is_the_end_offset_minus_the_committed_offset() {
     };
     api.fetch(request).await.expect("Fetch");
     let consumer = api.get_consumer("t", "c").await.expect("GetConsumer");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (2, 2, 3)
-    );
+    assert_eq!(positions(&consumer), (2, 2, 3));
 
     api.publish("t", values("n", 4)).await;
     let consumer = api.get_consumer("t", "c").await.expect("GetConsumer");
@@ -164,10 +160,7 @@ async fn lag_is_the_end_offset_minus_the_committed_offset() {
 
     api.fetch(fetch_of("t", "c")).await.expect("Fetch");
     let consumer = api.get_consumer("t", "c").await.expect("GetConsumer");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (9, 9, 0)
-    );
+    assert_eq!(positions(&consumer), (9, 9, 0));
     within("stop", server.stop()).await;
 }
 
@@ -183,19 +176,7 @@ async fn fetch_long_poll_wakes_when_another_client_publishes() {
     api.consumer_at("t", "c", None).await;
 
     // The fetch on a connection of its own.
-    let mut fetcher = server.consumers().await;
-    let long_poll = tokio::spawn(async move {
-        let request = FetchRequest {
-            max_wait: Some(pb_duration(Duration::from_secs(30))),
-            ..fetch_of("t", "c")
-        };
-        fetcher.fetch(request).await
-    });
-    tokio::time::sleep(SETTLE).await;
-    assert!(
-        !long_poll.is_finished(),
-        "the fetch did not wait for a message"
-    );
+    let long_poll = start_long_poll(&server, "t", "c", Duration::from_secs(30)).await;
 
     // The publish on another connection.
     let publisher = server.publisher().await;

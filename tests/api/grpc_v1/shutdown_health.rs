@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gostream::pb::gostream::v1::{Boundary, FetchRequest};
+use gostream::pb::gostream::v1::Boundary;
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -10,11 +10,10 @@ use tonic_health::pb::{
 use tonic_types::StatusExt as _;
 
 use super::{
-    SETTLE,
     api::Api,
-    support::{boundary, fetch_of, offsets, receive, subscribe_to, values},
+    support::{boundary, offsets, receive, start_long_poll, subscribe_to, values},
 };
-use crate::common::{TestServer, expect_code, pb_duration, within};
+use crate::common::{TestServer, expect_code, within};
 
 // ---------------------------------------------------------------------------
 // Graceful shutdown
@@ -33,19 +32,7 @@ async fn graceful_shutdown_ends_subscriptions_cleanly_and_answers_long_polls() {
 
     // A long-poll on a consumer with nothing to read, on its own connection.
     api.consumer_at("t", "c", boundary(Boundary::Latest)).await;
-    let mut fetcher = server.consumers().await;
-    let long_poll = tokio::spawn(async move {
-        let request = FetchRequest {
-            max_wait: Some(pb_duration(Duration::from_secs(60))),
-            ..fetch_of("t", "c")
-        };
-        fetcher.fetch(request).await
-    });
-    tokio::time::sleep(SETTLE).await;
-    assert!(
-        !long_poll.is_finished(),
-        "the fetch did not wait for a message"
-    );
+    let long_poll = start_long_poll(&server, "t", "c", Duration::from_secs(60)).await;
 
     server.begin_shutdown();
 

@@ -6,7 +6,9 @@ use tonic_types::StatusExt as _;
 
 use super::{
     api::Api,
-    support::{at_offset, boundary, fetch_of, offsets, payloads, receive, subscribe_to, values},
+    support::{
+        at_offset, boundary, fetch_of, offsets, payloads, positions, receive, subscribe_to, values,
+    },
 };
 use crate::common::{TestServer, expect_code, within};
 
@@ -34,10 +36,7 @@ async fn subscribe_through_a_consumer_streams_new_messages_in_order_and_advances
         [&b"a-0"[..], b"a-1", b"b-0", b"b-1", b"b-2"]
     );
     let consumer = api.get_consumer("t", "c").await.expect("GetConsumer");
-    assert_eq!(
-        (consumer.offset, consumer.committed_offset, consumer.lag),
-        (5, 5, 0)
-    );
+    assert_eq!(positions(&consumer), (5, 5, 0));
 
     // A Fetch on the consumer now has nothing left to get.
     let fetched = api.fetch(fetch_of("t", "c")).await.expect("Fetch");

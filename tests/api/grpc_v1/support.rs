@@ -1,18 +1,20 @@
-//! Requests, records, positions and timestamps as the tests build them, and
-//! what they read from responses and streams.
+//! Requests, records, positions and timestamps as the tests build them,
+//! what they read from responses and streams, and long-polls started on
+//! their own connection.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use gostream::pb::gostream::v1::{
-    Boundary, FetchRequest, Message, Position, Record, SubscribeRequest, SubscribeResponse,
-    position,
+    Boundary, Consumer, CreateConsumerRequest, FetchRequest, FetchResponse, Message, Position,
+    Record, SubscribeRequest, SubscribeResponse, position,
 };
 use pbjson_types::Timestamp;
-use tonic::Streaming;
+use tokio::task::JoinHandle;
+use tonic::{Response, Status, Streaming};
 
-use super::api::Api;
-use crate::common::within;
+use super::{SETTLE, api::Api};
+use crate::common::{TestServer, pb_duration, within};
 
 /// A fetch of consumer `id` on `topic` with every limit at its default and
 /// no wait.
@@ -20,6 +22,21 @@ pub(super) fn fetch_of(topic: &str, id: &str) -> FetchRequest {
     FetchRequest {
         topic: topic.into(),
         consumer: id.into(),
+        ..Default::default()
+    }
+}
+
+/// A CreateConsumer of `id` (empty: a generated one) on `topic` at `start`,
+/// in auto mode.
+pub(super) fn new_consumer(
+    topic: &str,
+    id: &str,
+    start: Option<Position>,
+) -> CreateConsumerRequest {
+    CreateConsumerRequest {
+        topic: topic.into(),
+        consumer_id: id.into(),
+        start,
         ..Default::default()
     }
 }
@@ -83,12 +100,40 @@ pub(super) fn now_ns() -> u64 {
     u64::try_from(since.as_nanos()).expect("fits until 2554")
 }
 
+/// A consumer's (offset, committed offset, lag).
+pub(super) fn positions(consumer: &Consumer) -> (u64, u64, u64) {
+    (consumer.offset, consumer.committed_offset, consumer.lag)
+}
+
 pub(super) fn offsets(messages: &[Message]) -> Vec<u64> {
     messages.iter().map(|m| m.offset).collect()
 }
 
 pub(super) fn payloads(messages: &[Message]) -> Vec<&[u8]> {
     messages.iter().map(|m| m.value.as_ref()).collect()
+}
+
+/// Starts a Fetch of consumer `id` on `topic` that waits up to `max_wait`,
+/// on a connection of its own, and asserts after [`SETTLE`] that it is
+/// waiting.
+pub(super) async fn start_long_poll(
+    server: &TestServer,
+    topic: &str,
+    id: &str,
+    max_wait: Duration,
+) -> JoinHandle<Result<Response<FetchResponse>, Status>> {
+    let mut fetcher = server.consumers().await;
+    let request = FetchRequest {
+        max_wait: Some(pb_duration(max_wait)),
+        ..fetch_of(topic, id)
+    };
+    let long_poll = tokio::spawn(async move { fetcher.fetch(request).await });
+    tokio::time::sleep(SETTLE).await;
+    assert!(
+        !long_poll.is_finished(),
+        "the fetch did not wait for a message"
+    );
+    long_poll
 }
 
 /// Reads batches from `stream` until it has delivered `count` messages.

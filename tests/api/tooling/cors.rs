@@ -30,6 +30,48 @@ fn header_list(response: &reqwest::Response, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sends `request` (`what`: the preflight or the call) within [`PATIENCE`].
+async fn send(request: reqwest::RequestBuilder, what: &str) -> reqwest::Response {
+    tokio::time::timeout(PATIENCE, request.send())
+        .await
+        .unwrap_or_else(|_| panic!("the {what} in time"))
+        .unwrap_or_else(|e| panic!("the {what}: {e}"))
+}
+
+/// A grpc-web POST of `message` to `url` from a page at [`ORIGIN`].
+fn grpc_web_post(
+    client: &reqwest::Client,
+    url: &str,
+    message: &impl prost::Message,
+) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("Origin", ORIGIN)
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(grpc_web_frame(message))
+}
+
+/// The whole body of `response`, within [`PATIENCE`].
+async fn body(response: reqwest::Response) -> Bytes {
+    tokio::time::timeout(PATIENCE, response.bytes())
+        .await
+        .expect("the body in time")
+        .expect("the body")
+}
+
+/// Asserts that `response` exposes each header of `names` to the page.
+#[track_caller]
+fn assert_exposed(response: &reqwest::Response, names: &[&str]) {
+    let exposed = header_list(response, "access-control-expose-headers");
+    for name in names {
+        assert!(
+            exposed.iter().any(|h| h == name),
+            "{name} is not exposed: {exposed:?}"
+        );
+    }
+}
+
 /// A grpc-web request body: one uncompressed data frame holding `message`.
 fn grpc_web_frame(message: &impl prost::Message) -> Bytes {
     let encoded = message.encode_to_vec();
@@ -77,21 +119,15 @@ async fn cors_preflight_allows_a_grpc_web_call_from_another_origin() {
     let client = reqwest::Client::new();
     let url = format!("{}/gostream.v1.TopicService/ListTopics", server.grpc_url());
 
-    let preflight = tokio::time::timeout(
-        PATIENCE,
-        client
-            .request(reqwest::Method::OPTIONS, &url)
-            .header("Origin", ORIGIN)
-            .header("Access-Control-Request-Method", "POST")
-            .header(
-                "Access-Control-Request-Headers",
-                "content-type,x-grpc-web,x-user-agent",
-            )
-            .send(),
-    )
-    .await
-    .expect("the preflight in time")
-    .expect("the preflight");
+    let request = client
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", ORIGIN)
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "content-type,x-grpc-web,x-user-agent",
+        );
+    let preflight = send(request, "preflight").await;
     assert!(
         preflight.status().is_success(),
         "preflight: {} {:?}",
@@ -129,20 +165,9 @@ async fn grpc_web_call_from_a_browser_origin_answers_with_cors_headers() {
     let client = reqwest::Client::new();
     let url = format!("{}/gostream.v1.TopicService/ListTopics", server.grpc_url());
 
-    let response = tokio::time::timeout(
-        PATIENCE,
-        client
-            .post(&url)
-            .header("Origin", ORIGIN)
-            .header("content-type", "application/grpc-web+proto")
-            .header("x-grpc-web", "1")
-            .header("x-user-agent", "grpc-web-javascript/0.1")
-            .body(grpc_web_frame(&ListTopicsRequest::default()))
-            .send(),
-    )
-    .await
-    .expect("the call in time")
-    .expect("the call");
+    let request = grpc_web_post(&client, &url, &ListTopicsRequest::default())
+        .header("x-user-agent", "grpc-web-javascript/0.1");
+    let response = send(request, "call").await;
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     assert_eq!(header(&response, "access-control-allow-origin"), ORIGIN);
     assert!(
@@ -150,19 +175,9 @@ async fn grpc_web_call_from_a_browser_origin_answers_with_cors_headers() {
         "{:?}",
         response.headers()
     );
-    let exposed = header_list(&response, "access-control-expose-headers");
-    for name in ["grpc-status", "grpc-message"] {
-        assert!(
-            exposed.iter().any(|h| h == name),
-            "{name} is not exposed: {exposed:?}"
-        );
-    }
+    assert_exposed(&response, &["grpc-status", "grpc-message"]);
 
-    let body = tokio::time::timeout(PATIENCE, response.bytes())
-        .await
-        .expect("the body in time")
-        .expect("the body");
-    let (data, trailers) = grpc_web_parse(body);
+    let (data, trailers) = grpc_web_parse(body(response).await);
     assert_eq!(data.len(), 1, "one data frame; trailers {trailers:?}");
     let listed = ListTopicsResponse::decode(data[0].clone()).expect("a ListTopicsResponse");
     let names: Vec<&str> = listed.topics.iter().map(|t| t.name.as_str()).collect();
@@ -182,37 +197,18 @@ async fn grpc_web_error_is_readable_cross_origin() {
     let request = gostream::pb::gostream::v1::GetTopicRequest {
         name: "missing".to_owned(),
     };
-    let response = tokio::time::timeout(
-        PATIENCE,
-        client
-            .post(&url)
-            .header("Origin", ORIGIN)
-            .header("content-type", "application/grpc-web+proto")
-            .header("x-grpc-web", "1")
-            .body(grpc_web_frame(&request))
-            .send(),
-    )
-    .await
-    .expect("the call in time")
-    .expect("the call");
+    let response = send(grpc_web_post(&client, &url, &request), "call").await;
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     assert_eq!(header(&response, "access-control-allow-origin"), ORIGIN);
-    let exposed = header_list(&response, "access-control-expose-headers");
-    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
-        assert!(
-            exposed.iter().any(|h| h == name),
-            "{name} is not exposed: {exposed:?}"
-        );
-    }
+    assert_exposed(
+        &response,
+        &["grpc-status", "grpc-message", "grpc-status-details-bin"],
+    );
     let in_headers = response
         .headers()
         .get("grpc-status")
         .map(|v| v.to_str().expect("text").to_owned());
-    let body = tokio::time::timeout(PATIENCE, response.bytes())
-        .await
-        .expect("the body in time")
-        .expect("the body");
-    let (data, trailers) = grpc_web_parse(body);
+    let (data, trailers) = grpc_web_parse(body(response).await);
     assert!(data.is_empty(), "no message on an error");
     let status = in_headers.or_else(|| trailers.get("grpc-status").cloned());
     assert_eq!(

@@ -24,6 +24,19 @@ async fn grpcurl_call(server: &TestServer, method: &str, data: &str) -> Value {
         .json()
 }
 
+/// Asserts that `grpcurl describe SYMBOL` succeeds and its output contains
+/// each of `parts`.
+async fn assert_describes(server: &TestServer, symbol: &str, parts: &[&str]) {
+    let described = grpcurl(server, &[], &["describe", symbol]).await.ok();
+    for part in parts {
+        assert!(
+            described.stdout.contains(part),
+            "`describe {symbol}` lacks `{part}`:\n{}",
+            described.stdout
+        );
+    }
+}
+
 #[tokio::test]
 async fn grpcurl_lists_every_service_through_reflection() {
     let server = TestServer::start().await;
@@ -64,41 +77,28 @@ async fn grpcurl_lists_every_service_through_reflection() {
 async fn grpcurl_describes_services_and_messages() {
     let server = TestServer::start().await;
 
-    let service = grpcurl(&server, &[], &["describe", "gostream.v1.TopicService"])
-        .await
-        .ok();
-    assert!(
-        service.stdout.contains("service TopicService {"),
-        "{}",
-        service.stdout
-    );
-    for rpc in [
-        "rpc CreateTopic ( .gostream.v1.CreateTopicRequest ) returns ( .gostream.v1.CreateTopicResponse );",
-        "rpc GetTopic ( .gostream.v1.GetTopicRequest ) returns ( .gostream.v1.GetTopicResponse );",
-        "rpc ListTopics ( .gostream.v1.ListTopicsRequest ) returns ( .gostream.v1.ListTopicsResponse );",
-        "rpc DeleteTopic ( .gostream.v1.DeleteTopicRequest ) returns ( .gostream.v1.DeleteTopicResponse );",
-    ] {
-        assert!(
-            service.stdout.contains(rpc),
-            "`describe gostream.v1.TopicService` lacks `{rpc}`:\n{}",
-            service.stdout
-        );
-    }
-
-    let message = grpcurl(&server, &[], &["describe", "gostream.v1.PublishRequest"])
-        .await
-        .ok();
-    for field in [
-        "message PublishRequest {",
-        "string topic = 1;",
-        "repeated .gostream.v1.Record records = 2;",
-    ] {
-        assert!(
-            message.stdout.contains(field),
-            "`describe gostream.v1.PublishRequest` lacks `{field}`:\n{}",
-            message.stdout
-        );
-    }
+    assert_describes(
+        &server,
+        "gostream.v1.TopicService",
+        &[
+            "service TopicService {",
+            "rpc CreateTopic ( .gostream.v1.CreateTopicRequest ) returns ( .gostream.v1.CreateTopicResponse );",
+            "rpc GetTopic ( .gostream.v1.GetTopicRequest ) returns ( .gostream.v1.GetTopicResponse );",
+            "rpc ListTopics ( .gostream.v1.ListTopicsRequest ) returns ( .gostream.v1.ListTopicsResponse );",
+            "rpc DeleteTopic ( .gostream.v1.DeleteTopicRequest ) returns ( .gostream.v1.DeleteTopicResponse );",
+        ],
+    )
+    .await;
+    assert_describes(
+        &server,
+        "gostream.v1.PublishRequest",
+        &[
+            "message PublishRequest {",
+            "string topic = 1;",
+            "repeated .gostream.v1.Record records = 2;",
+        ],
+    )
+    .await;
     server.stop().await;
 }
 

@@ -10,8 +10,8 @@ use gostream::{
 
 use super::support::{
     assert_invalid_argument, assert_out_of_range, consumer, consumer_not_found, expect_err, fetch,
-    ids, new_consumer, new_topic, offsets, publish, read_all, spec, time_after_last_publish, topic,
-    topic_not_found, values,
+    listed_ids, new_consumer, new_topic, offsets, publish, read_all, spec, time_after_last_publish,
+    topic, topic_not_found, values,
 };
 use crate::clock::now_ns;
 
@@ -36,14 +36,7 @@ pub(super) async fn create_consumer_generates_a_uuid_v4_id(store: Arc<dyn Store>
         );
         assert_eq!(store.get_consumer(&t, &info.id).await.expect("get"), *info);
     }
-    let mut listed = ids(&store
-        .list_consumers(&t, None, 10)
-        .await
-        .expect("list")
-        .items)
-    .into_iter()
-    .map(str::to_owned)
-    .collect::<Vec<_>>();
+    let mut listed = listed_ids(&*store, &t).await;
     listed.sort();
     let mut expected = vec![a.id.to_string(), b.id.to_string()];
     expected.sort();
@@ -304,14 +297,7 @@ pub(super) async fn consumer_start_offset_past_the_end_is_out_of_range(store: Ar
         consumer_not_found("t", "c"),
         "a failed create leaves nothing behind"
     );
-    assert!(
-        store
-            .list_consumers(&t, None, 10)
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
+    assert!(listed_ids(&*store, &t).await.is_empty());
 }
 
 pub(super) async fn manual_ack_timeout_must_be_positive_and_at_most_an_hour(store: Arc<dyn Store>) {
@@ -332,14 +318,7 @@ pub(super) async fn manual_ack_timeout_must_be_positive_and_at_most_an_hour(stor
             "ack_timeout",
         );
     }
-    assert!(
-        store
-            .list_consumers(&t, None, 10)
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
+    assert!(listed_ids(&*store, &t).await.is_empty());
 
     assert_eq!(MAX_ACK_TIMEOUT, Duration::from_secs(3600));
     for (id, good) in [("hour", MAX_ACK_TIMEOUT), ("nano", Duration::from_nanos(1))] {

@@ -1,13 +1,16 @@
 //! Long-polls: waiting reads and fetches, what wakes them, what cancels
 //! them, and the cap on how long they wait.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use gostream::{
-    error::Error,
-    store::{Batch, CommitMode, MAX_WAIT, Position, Store},
+    error::{Error, Result},
+    store::{Batch, CommitMode, ConsumerId, MAX_WAIT, Position, Store, TopicName},
 };
-use tokio::time::{Instant, timeout};
+use tokio::{
+    task::JoinHandle,
+    time::{Instant, timeout},
+};
 
 use super::support::{
     assert_out_of_range, consumer, consumer_not_found, expect_err, fetch, new_consumer, new_topic,
@@ -21,13 +24,60 @@ const LONG_WAIT: Duration = Duration::from_secs(30);
 /// lost wake-up or a hang reaches it.
 const GUARD: Duration = Duration::from_secs(10);
 
+/// A fetch of up to 10 messages by consumer `c`, waiting up to
+/// [`LONG_WAIT`], in a task of its own.
+fn spawn_fetch(store: &Arc<dyn Store>, t: &TopicName, c: &ConsumerId) -> JoinHandle<Result<Batch>> {
+    let (store, t, c) = (store.clone(), t.clone(), c.clone());
+    tokio::spawn(async move { store.fetch(&t, &c, up_to(10), LONG_WAIT).await })
+}
+
+/// A read of up to 10 messages from `offset`, waiting up to [`LONG_WAIT`],
+/// in a task of its own.
+fn spawn_read(store: &Arc<dyn Store>, t: &TopicName, offset: u64) -> JoinHandle<Result<Batch>> {
+    let (store, t) = (store.clone(), t.clone());
+    tokio::spawn(async move { store.read(&t, offset, up_to(10), LONG_WAIT).await })
+}
+
+/// The result of the waiting `what` (fetch or read) in `waiter`, which
+/// `cause` must have woken within [`GUARD`].
+async fn woken(waiter: JoinHandle<Result<Batch>>, what: &str, cause: &str) -> Result<Batch> {
+    timeout(GUARD, waiter)
+        .await
+        .unwrap_or_else(|_| panic!("the waiting {what} was not woken by the {cause}"))
+        .unwrap_or_else(|e| panic!("the {what} task panicked: {e}"))
+}
+
+/// What `call` returns, and how long it took.
+async fn timed<T>(call: impl Future<Output = T>) -> (T, Duration) {
+    let start = Instant::now();
+    let output = call.await;
+    (output, start.elapsed())
+}
+
+/// Asserts that a timed fetch or read (`what`) returned an empty batch at
+/// offset `end`, and only after `wait`.
+#[track_caller]
+fn assert_empty_after_wait(
+    (result, waited): (Result<Batch>, Duration),
+    what: &str,
+    end: u64,
+    wait: Duration,
+) {
+    assert_eq!(
+        result.expect(what),
+        Batch {
+            messages: Vec::new(),
+            next_offset: end,
+            end_offset: end
+        }
+    );
+    assert!(waited >= wait, "returned after {waited:?}, before the wait");
+}
+
 pub(super) async fn a_waiting_fetch_returns_when_a_message_is_published(store: Arc<dyn Store>) {
     let t = new_topic(&*store, "t").await;
     let c = new_consumer(&*store, &t, spec("c", Position::Earliest, CommitMode::Auto)).await;
-    let waiter = tokio::spawn({
-        let (store, t, c) = (store.clone(), t.clone(), c.clone());
-        async move { store.fetch(&t, &c, up_to(10), LONG_WAIT).await }
-    });
+    let waiter = spawn_fetch(&store, &t, &c);
     tokio::task::yield_now().await;
     assert!(
         !waiter.is_finished(),
@@ -35,11 +85,7 @@ pub(super) async fn a_waiting_fetch_returns_when_a_message_is_published(store: A
     );
 
     publish(&*store, &t, &["hello"]).await;
-    let batch = timeout(GUARD, waiter)
-        .await
-        .expect("the waiting fetch was not woken by the publish")
-        .expect("the fetch task panicked")
-        .expect("fetch");
+    let batch = woken(waiter, "fetch", "publish").await.expect("fetch");
     assert_eq!(offsets(&batch.messages), [0]);
     assert_eq!(values(&batch.messages), ["hello"]);
     assert_eq!((batch.next_offset, batch.end_offset), (1, 1));
@@ -49,10 +95,7 @@ pub(super) async fn a_waiting_fetch_returns_when_a_message_is_published(store: A
 pub(super) async fn a_waiting_read_returns_when_a_message_is_published(store: Arc<dyn Store>) {
     let t = new_topic(&*store, "t").await;
     publish(&*store, &t, &["old"]).await;
-    let waiter = tokio::spawn({
-        let (store, t) = (store.clone(), t.clone());
-        async move { store.read(&t, 1, up_to(10), LONG_WAIT).await }
-    });
+    let waiter = spawn_read(&store, &t, 1);
     tokio::task::yield_now().await;
     assert!(
         !waiter.is_finished(),
@@ -60,11 +103,7 @@ pub(super) async fn a_waiting_read_returns_when_a_message_is_published(store: Ar
     );
 
     publish(&*store, &t, &["new"]).await;
-    let batch = timeout(GUARD, waiter)
-        .await
-        .expect("the waiting read was not woken by the publish")
-        .expect("the read task panicked")
-        .expect("read");
+    let batch = woken(waiter, "read", "publish").await.expect("read");
     assert_eq!(offsets(&batch.messages), [1]);
     assert_eq!(values(&batch.messages), ["new"]);
     assert_eq!((batch.next_offset, batch.end_offset), (2, 2));
@@ -79,47 +118,16 @@ pub(super) async fn a_wait_with_nothing_published_returns_an_empty_batch_after_t
     let c = new_consumer(&*store, &t, spec("c", Position::Latest, CommitMode::Auto)).await;
     let wait = Duration::from_secs(5);
 
-    let start = Instant::now();
-    let batch = store.fetch(&t, &c, up_to(10), wait).await.expect("fetch");
-    assert_eq!(
-        batch,
-        Batch {
-            messages: Vec::new(),
-            next_offset: 1,
-            end_offset: 1
-        }
-    );
-    assert!(
-        start.elapsed() >= wait,
-        "returned after {:?}, before the wait",
-        start.elapsed()
-    );
-
-    let start = Instant::now();
-    let batch = store.read(&t, 1, up_to(10), wait).await.expect("read");
-    assert_eq!(
-        batch,
-        Batch {
-            messages: Vec::new(),
-            next_offset: 1,
-            end_offset: 1
-        }
-    );
-    assert!(
-        start.elapsed() >= wait,
-        "returned after {:?}, before the wait",
-        start.elapsed()
-    );
+    let fetched = timed(store.fetch(&t, &c, up_to(10), wait)).await;
+    assert_empty_after_wait(fetched, "fetch", 1, wait);
+    let read = timed(store.read(&t, 1, up_to(10), wait)).await;
+    assert_empty_after_wait(read, "read", 1, wait);
 
     // A publish to another topic does not end the wait.
     let other = new_topic(&*store, "other").await;
     let waiter = tokio::spawn({
         let (store, t, c) = (store.clone(), t.clone(), c.clone());
-        async move {
-            let start = Instant::now();
-            let batch = store.fetch(&t, &c, up_to(10), wait).await;
-            (batch, start.elapsed())
-        }
+        async move { timed(store.fetch(&t, &c, up_to(10), wait)).await }
     });
     tokio::task::yield_now().await;
     publish(&*store, &other, &["elsewhere"]).await;
@@ -169,14 +177,8 @@ pub(super) async fn a_read_past_the_end_fails_without_waiting(store: Arc<dyn Sto
 pub(super) async fn deleting_a_topic_wakes_waiting_readers_with_not_found(store: Arc<dyn Store>) {
     let t = new_topic(&*store, "t").await;
     let c = new_consumer(&*store, &t, spec("c", Position::Earliest, CommitMode::Auto)).await;
-    let fetcher = tokio::spawn({
-        let (store, t, c) = (store.clone(), t.clone(), c.clone());
-        async move { store.fetch(&t, &c, up_to(10), LONG_WAIT).await }
-    });
-    let reader = tokio::spawn({
-        let (store, t) = (store.clone(), t.clone());
-        async move { store.read(&t, 0, up_to(10), LONG_WAIT).await }
-    });
+    let fetcher = spawn_fetch(&store, &t, &c);
+    let reader = spawn_read(&store, &t, 0);
     tokio::task::yield_now().await;
     assert!(
         !fetcher.is_finished() && !reader.is_finished(),
@@ -185,10 +187,7 @@ pub(super) async fn deleting_a_topic_wakes_waiting_readers_with_not_found(store:
 
     store.delete_topic(&t).await.expect("delete");
     for (what, waiter) in [("fetch", fetcher), ("read", reader)] {
-        let result = timeout(GUARD, waiter)
-            .await
-            .unwrap_or_else(|_| panic!("the waiting {what} was not woken by the deletion"))
-            .expect("the task panicked");
+        let result = woken(waiter, what, "deletion").await;
         assert_eq!(expect_err(result), topic_not_found("t"), "{what}");
     }
 
@@ -202,10 +201,7 @@ pub(super) async fn deleting_a_topic_wakes_waiting_readers_with_not_found(store:
 pub(super) async fn a_cancelled_fetch_consumes_nothing(store: Arc<dyn Store>) {
     let t = new_topic(&*store, "t").await;
     let c = new_consumer(&*store, &t, spec("c", Position::Earliest, CommitMode::Auto)).await;
-    let waiter = tokio::spawn({
-        let (store, t, c) = (store.clone(), t.clone(), c.clone());
-        async move { store.fetch(&t, &c, up_to(10), LONG_WAIT).await }
-    });
+    let waiter = spawn_fetch(&store, &t, &c);
     tokio::task::yield_now().await;
     waiter.abort();
     let joined = waiter.await;
@@ -235,17 +231,10 @@ pub(super) async fn waits_are_capped_at_max_wait(store: Arc<dyn Store>) {
     let c = new_consumer(&*store, &t, spec("c", Position::Earliest, CommitMode::Auto)).await;
     let too_long = MAX_WAIT + Duration::from_secs(3600);
 
-    let start = Instant::now();
-    let fetched = store.fetch(&t, &c, up_to(10), too_long).await;
-    let fetch_waited = start.elapsed();
-    let start = Instant::now();
-    let read = store.read(&t, 0, up_to(10), too_long).await;
-    let read_waited = start.elapsed();
+    let fetched = timed(store.fetch(&t, &c, up_to(10), too_long)).await;
+    let read = timed(store.read(&t, 0, up_to(10), too_long)).await;
 
-    for (what, result, waited) in [
-        ("fetch", fetched, fetch_waited),
-        ("read", read, read_waited),
-    ] {
+    for (what, (result, waited)) in [("fetch", fetched), ("read", read)] {
         match result {
             Ok(batch) => {
                 assert!(batch.messages.is_empty(), "{what}: {batch:?}");

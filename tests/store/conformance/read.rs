@@ -3,7 +3,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use gostream::store::{Batch, Position, ReadLimits, Record, Store};
+use gostream::store::{Batch, Position, ReadLimits, Record, Store, TopicName};
 
 use super::support::{
     assert_out_of_range, expect_err, new_topic, offsets, publish, record, time_after_last_publish,
@@ -13,60 +13,51 @@ use super::support::{
 // ---------------------------------------------------------------------------
 // Positions.
 
+/// A read of up to `max_messages` from `offset` that must succeed at once.
+async fn read_now(store: &dyn Store, t: &TopicName, offset: u64, max_messages: usize) -> Batch {
+    store
+        .read(t, offset, up_to(max_messages), Duration::ZERO)
+        .await
+        .expect("read")
+}
+
+/// Asserts that each position resolves on `t` to its offset.
+async fn assert_resolves(store: &dyn Store, t: &TopicName, cases: &[(Position, u64)]) {
+    for &(position, offset) in cases {
+        let resolved = store.resolve(t, position).await.expect("resolve");
+        assert_eq!(resolved, offset, "{position:?}");
+    }
+}
+
 pub(super) async fn resolve_maps_positions_to_offsets(store: Arc<dyn Store>) {
     let t = new_topic(&*store, "t").await;
-    assert_eq!(
-        store
-            .resolve(&t, Position::Earliest)
-            .await
-            .expect("resolve"),
-        0
-    );
-    assert_eq!(
-        store.resolve(&t, Position::Latest).await.expect("resolve"),
-        0
-    );
-    assert_eq!(
-        store
-            .resolve(&t, Position::Offset(0))
-            .await
-            .expect("resolve"),
-        0
-    );
-    assert_eq!(
-        store.resolve(&t, Position::Time(0)).await.expect("resolve"),
-        0
-    );
+    assert_resolves(
+        &*store,
+        &t,
+        &[
+            (Position::Earliest, 0),
+            (Position::Latest, 0),
+            (Position::Offset(0), 0),
+            (Position::Time(0), 0),
+        ],
+    )
+    .await;
     assert_out_of_range(store.resolve(&t, Position::Offset(1)).await, "t", 1, 0, 0);
 
     publish(&*store, &t, &["a", "b", "c"]).await;
     let middle = time_after_last_publish(&*store, &t).await;
     publish(&*store, &t, &["d"]).await;
-    assert_eq!(
-        store
-            .resolve(&t, Position::Earliest)
-            .await
-            .expect("resolve"),
-        0
-    );
-    assert_eq!(
-        store.resolve(&t, Position::Latest).await.expect("resolve"),
-        4
-    );
-    assert_eq!(
-        store
-            .resolve(&t, Position::Offset(2))
-            .await
-            .expect("resolve"),
-        2
-    );
-    assert_eq!(
-        store
-            .resolve(&t, Position::Offset(4))
-            .await
-            .expect("resolve"),
-        4
-    );
+    assert_resolves(
+        &*store,
+        &t,
+        &[
+            (Position::Earliest, 0),
+            (Position::Latest, 4),
+            (Position::Offset(2), 2),
+            (Position::Offset(4), 4),
+        ],
+    )
+    .await;
     assert_out_of_range(store.resolve(&t, Position::Offset(5)).await, "t", 5, 0, 4);
     assert_out_of_range(
         store.resolve(&t, Position::Offset(u64::MAX)).await,
@@ -75,24 +66,16 @@ pub(super) async fn resolve_maps_positions_to_offsets(store: Arc<dyn Store>) {
         0,
         4,
     );
-    assert_eq!(
-        store.resolve(&t, Position::Time(0)).await.expect("resolve"),
-        0
-    );
-    assert_eq!(
-        store
-            .resolve(&t, Position::Time(middle))
-            .await
-            .expect("resolve"),
-        3
-    );
-    assert_eq!(
-        store
-            .resolve(&t, Position::Time(u64::MAX))
-            .await
-            .expect("resolve"),
-        4
-    );
+    assert_resolves(
+        &*store,
+        &t,
+        &[
+            (Position::Time(0), 0),
+            (Position::Time(middle), 3),
+            (Position::Time(u64::MAX), 4),
+        ],
+    )
+    .await;
 
     assert_eq!(
         expect_err(store.resolve(&topic("nope"), Position::Earliest).await),
@@ -105,10 +88,7 @@ pub(super) async fn resolve_maps_positions_to_offsets(store: Arc<dyn Store>) {
 
 pub(super) async fn read_returns_messages_from_any_offset(store: Arc<dyn Store>) {
     let t = new_topic(&*store, "t").await;
-    let empty = store
-        .read(&t, 0, up_to(10), Duration::ZERO)
-        .await
-        .expect("read");
+    let empty = read_now(&*store, &t, 0, 10).await;
     assert_eq!(
         empty,
         Batch {
@@ -130,37 +110,25 @@ pub(super) async fn read_returns_messages_from_any_offset(store: Arc<dyn Store>)
     publish(&*store, &t, &["b", "c", "d", "e"]).await;
 
     // Start.
-    let batch = store
-        .read(&t, 0, up_to(2), Duration::ZERO)
-        .await
-        .expect("read");
+    let batch = read_now(&*store, &t, 0, 2).await;
     assert_eq!(offsets(&batch.messages), [0, 1]);
     assert_eq!(batch.messages[0].record, keyed);
     assert_eq!(batch.messages[1].record, record("b"));
     assert_eq!((batch.next_offset, batch.end_offset), (2, 5));
 
     // Middle.
-    let batch = store
-        .read(&t, 3, up_to(10), Duration::ZERO)
-        .await
-        .expect("read");
+    let batch = read_now(&*store, &t, 3, 10).await;
     assert_eq!(offsets(&batch.messages), [3, 4]);
     assert_eq!(values(&batch.messages), ["d", "e"]);
     assert_eq!((batch.next_offset, batch.end_offset), (5, 5));
 
     // End: nothing yet.
-    let batch = store
-        .read(&t, 5, up_to(10), Duration::ZERO)
-        .await
-        .expect("read");
+    let batch = read_now(&*store, &t, 5, 10).await;
     assert!(batch.messages.is_empty());
     assert_eq!((batch.next_offset, batch.end_offset), (5, 5));
 
     // Reading consumes nothing: the same read again gives the same messages.
-    let again = store
-        .read(&t, 3, up_to(10), Duration::ZERO)
-        .await
-        .expect("read");
+    let again = read_now(&*store, &t, 3, 10).await;
     assert_eq!(values(&again.messages), ["d", "e"]);
 }
 

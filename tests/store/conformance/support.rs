@@ -1,5 +1,6 @@
-//! What the scenarios share: names and records, reading a whole topic,
-//! consumer specs, and assertions on the store's errors.
+//! What the scenarios share: names and records, reading a whole topic, a
+//! topic's extent and its consumers' ids, consumer specs, and assertions on
+//! the store's errors.
 
 use std::{fmt::Debug, time::Duration};
 
@@ -67,6 +68,16 @@ pub(super) fn names(infos: &[TopicInfo]) -> Vec<&str> {
 
 pub(super) fn ids(infos: &[ConsumerInfo]) -> Vec<&str> {
     infos.iter().map(|c| c.id.as_str()).collect()
+}
+
+/// A topic's (start offset, end offset, message count, size in bytes).
+pub(super) fn extent(info: &TopicInfo) -> (u64, u64, u64, u64) {
+    (
+        info.start_offset,
+        info.end_offset,
+        info.message_count,
+        info.size_bytes,
+    )
 }
 
 /// The error of a call that must fail.
@@ -175,6 +186,12 @@ pub(super) async fn read_all(store: &dyn Store, topic: &TopicName) -> Vec<Messag
         offset = batch.next_offset;
         out.extend(batch.messages);
     }
+}
+
+/// The ids on the first page (up to 10) of `topic`'s consumers, in order.
+pub(super) async fn listed_ids(store: &dyn Store, topic: &TopicName) -> Vec<String> {
+    let page = store.list_consumers(topic, None, 10).await.expect("list");
+    ids(&page.items).into_iter().map(str::to_owned).collect()
 }
 
 /// A consumer spec starting at `start` in `mode` (a 30 s ack timeout).

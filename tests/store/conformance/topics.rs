@@ -8,8 +8,8 @@ use gostream::{
 };
 
 use super::support::{
-    consumer_not_found, expect_err, fetch, names, new_consumer, new_topic, publish, read_all,
-    records, spec, topic, topic_not_found, up_to, values,
+    consumer_not_found, expect_err, extent, fetch, listed_ids, names, new_consumer, new_topic,
+    publish, read_all, records, spec, topic, topic_not_found, up_to, values,
 };
 use crate::clock::now_ns;
 
@@ -18,15 +18,7 @@ pub(super) async fn create_topic_returns_an_empty_topic(store: Arc<dyn Store>) {
     let info = store.create_topic(topic("orders")).await.expect("create");
     let after = now_ns();
     assert_eq!(info.name, topic("orders"));
-    assert_eq!(
-        (
-            info.start_offset,
-            info.end_offset,
-            info.message_count,
-            info.size_bytes
-        ),
-        (0, 0, 0, 0)
-    );
+    assert_eq!(extent(&info), (0, 0, 0, 0));
     assert!(
         (before..=after).contains(&info.create_time_ns),
         "create time {} not within {before}..={after}",
@@ -185,23 +177,8 @@ pub(super) async fn a_recreated_topic_starts_at_offset_zero(store: Arc<dyn Store
     store.delete_topic(&t).await.expect("delete");
 
     let info = store.create_topic(t.clone()).await.expect("recreate");
-    assert_eq!(
-        (
-            info.start_offset,
-            info.end_offset,
-            info.message_count,
-            info.size_bytes
-        ),
-        (0, 0, 0, 0)
-    );
-    assert!(
-        store
-            .list_consumers(&t, None, 10)
-            .await
-            .expect("list")
-            .items
-            .is_empty()
-    );
+    assert_eq!(extent(&info), (0, 0, 0, 0));
+    assert!(listed_ids(&*store, &t).await.is_empty());
     assert_eq!(
         expect_err(store.get_consumer(&t, &c).await),
         consumer_not_found("phoenix", "c")
