@@ -62,6 +62,16 @@ pub struct Config {
     )]
     pub grpc_addr: Listen,
 
+    /// Address of the REST listener (JSON routes generated from the proto,
+    /// Server-Sent Events, /openapi.json, /healthz), or `off`.
+    #[arg(
+        long,
+        env = "GOSTREAM_REST_ADDR",
+        default_value = "0.0.0.0:8080",
+        value_name = "HOST:PORT"
+    )]
+    pub rest_addr: Listen,
+
     /// Largest record a producer may publish (key + value + headers), in bytes.
     #[arg(long, env = "GOSTREAM_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_message_bytes: usize,
@@ -85,6 +95,16 @@ pub struct Config {
     #[arg(long, env = "GOSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// How often an idle Server-Sent Events stream sends a keep-alive
+    /// comment, so proxies and browsers do not close it.
+    #[arg(
+        long,
+        env = "GOSTREAM_SSE_KEEP_ALIVE_SECS",
+        default_value_t = 15,
+        value_name = "SECONDS"
+    )]
+    pub sse_keep_alive_secs: u64,
+
     /// How long a graceful shutdown may take before the process exits anyway.
     #[arg(
         long,
@@ -99,10 +119,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             grpc_addr: Listen::Addr("0.0.0.0:9090".to_owned()),
+            rest_addr: Listen::Addr("0.0.0.0:8080".to_owned()),
             max_message_bytes: 1024 * 1024,
             max_request_bytes: 8 * 1024 * 1024,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
+            sse_keep_alive_secs: 15,
             shutdown_timeout_secs: 30,
         }
     }
@@ -120,11 +142,11 @@ impl Config {
                 self.max_request_bytes, self.max_message_bytes
             ));
         }
-        if self.grpc_addr == Listen::Off {
-            return Err(
-                "--grpc-addr is off and no other listener is configured: nothing to serve"
-                    .to_owned(),
-            );
+        if self.sse_keep_alive_secs == 0 {
+            return Err("--sse-keep-alive-secs must be at least 1".to_owned());
+        }
+        if self.grpc_addr == Listen::Off && self.rest_addr == Listen::Off {
+            return Err("--grpc-addr and --rest-addr are both off: nothing to serve".to_owned());
         }
         Ok(())
     }
@@ -134,6 +156,11 @@ impl Config {
         StoreLimits {
             max_message_bytes: self.max_message_bytes,
         }
+    }
+
+    /// The interval of Server-Sent Events keep-alives.
+    pub fn sse_keep_alive(&self) -> Duration {
+        Duration::from_secs(self.sse_keep_alive_secs)
     }
 
     /// The graceful shutdown deadline.
@@ -175,10 +202,16 @@ mod tests {
                 .unwrap_err()
                 .contains("--max-request-bytes")
         );
-        let off = Config {
+        let grpc_off = Config {
             grpc_addr: Listen::Off,
             ..Config::default()
         };
-        assert!(off.validate().unwrap_err().contains("--grpc-addr"));
+        assert!(grpc_off.validate().is_ok());
+        let off = Config {
+            grpc_addr: Listen::Off,
+            rest_addr: Listen::Off,
+            ..Config::default()
+        };
+        assert!(off.validate().unwrap_err().contains("--rest-addr"));
     }
 }

@@ -9,6 +9,8 @@
 //! - [`error`]: the one [`Error`](error::Error) type and its gRPC/HTTP mapping.
 //! - [`service`]: the tonic services (`gostream.v1` and the legacy
 //!   `gostream` package), adapters over the store.
+//! - [`gateway`]: the REST gateway, generated from the proto's HTTP rules:
+//!   JSON routes, Server-Sent Events, `/openapi.json`, `/healthz`.
 //! - [`subscription`]: the push stream behind Subscribe.
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
 //!
@@ -17,6 +19,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod pb;
 pub mod server;
 pub mod service;

@@ -3,7 +3,9 @@
 //! The gRPC listener serves, on one port: the `gostream.v1` and legacy
 //! `gostream` services, gRPC reflection (v1 and v1alpha, so grpcurl 1.8 works
 //! too), `grpc.health.v1`, and grpc-web over HTTP/1.1 with CORS so browser
-//! pages on other origins can call it.
+//! pages on other origins can call it. The REST listener serves the
+//! [`gateway`](crate::gateway): the same services as JSON routes generated
+//! from the proto, Server-Sent Events, `/openapi.json` and `/healthz`.
 //!
 //! The library never binds a port or reads a signal by itself: the caller
 //! binds the listeners ([`Listeners::bind`], or port 0 in tests) and passes
@@ -28,6 +30,7 @@ use tracing::Level;
 use crate::{
     config::{Config, Listen},
     error::Error,
+    gateway,
     pb::{
         self,
         gostream::{self as legacy_pb, v1 as v1_pb},
@@ -55,6 +58,9 @@ pub enum ServerError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The REST server failed.
+    #[error("REST server: {0}")]
+    Rest(io::Error),
 }
 
 /// The bound listeners; `None` for a listener that is off.
@@ -62,6 +68,9 @@ pub enum ServerError {
 pub struct Listeners {
     /// gRPC, grpc-web, reflection and health.
     pub grpc: Option<TcpListener>,
+    /// The REST gateway: JSON routes, Server-Sent Events, `/openapi.json`,
+    /// `/healthz`.
+    pub rest: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -69,6 +78,7 @@ impl Listeners {
     pub async fn bind(config: &Config) -> Result<Self, ServerError> {
         Ok(Self {
             grpc: bind("gRPC", &config.grpc_addr).await?,
+            rest: bind("REST", &config.rest_addr).await?,
         })
     }
 }
@@ -214,35 +224,82 @@ pub async fn run(
     let stopping = CancellationToken::new();
     let v1 = V1::new(store.clone(), stopping.clone());
     let legacy = Legacy::new(store);
-    let limit = config.max_request_bytes;
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
 
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-
-    let Some(grpc) = listeners.grpc else {
-        // Nothing else to serve yet: wait for shutdown.
-        shutdown.await;
-        return Ok(());
-    };
-    let addr = grpc
-        .local_addr()
-        .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
-    tracing::info!(%addr, "gRPC, grpc-web, reflection and health listening");
-
-    let on_shutdown = {
-        let stopping = stopping.clone();
-        let health = health.clone();
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight calls");
-            set_health(&health, ServingStatus::NotServing).await;
-            stopping.cancel();
+    let grpc = async {
+        match listeners.grpc {
+            Some(listener) => {
+                serve_grpc(
+                    config,
+                    listener,
+                    v1.clone(),
+                    legacy.clone(),
+                    health_service,
+                    stopping.clone(),
+                )
+                .await
+            }
+            None => Ok(()),
         }
     };
+    let rest = async {
+        match listeners.rest {
+            Some(listener) => {
+                let gateway = gateway::Gateway {
+                    services: gateway::BrokerServices {
+                        v1: v1.clone(),
+                        legacy: legacy.clone(),
+                    },
+                    limits: gateway::Limits {
+                        max_request_bytes: config.max_request_bytes,
+                        sse_keep_alive: config.sse_keep_alive(),
+                    },
+                    stopping: stopping.clone(),
+                };
+                serve_rest(listener, gateway, stopping.clone()).await
+            }
+            None => Ok(()),
+        }
+    };
+    // Shutdown begins when the caller says so, or when a server fails (so
+    // the other one stops too).
+    let on_shutdown = async {
+        tokio::select! {
+            () = shutdown => {}
+            () = stopping.cancelled() => {}
+        }
+        tracing::info!("shutting down: finishing in-flight calls");
+        set_health(&health, ServingStatus::NotServing).await;
+        stopping.cancel();
+    };
+    let servers = async {
+        let result = tokio::try_join!(grpc, rest);
+        stopping.cancel();
+        result
+    };
+    let (result, ()) = tokio::join!(servers, on_shutdown);
+    result.map(|_| ())
+}
 
+/// Serves gRPC, grpc-web, reflection and health on `listener` until
+/// `stopping` is cancelled.
+async fn serve_grpc(
+    config: &Config,
+    listener: TcpListener,
+    v1: V1,
+    legacy: Legacy,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    stopping: CancellationToken,
+) -> Result<(), ServerError> {
+    let limit = config.max_request_bytes;
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let addr = local_addr(&listener);
+    tracing::info!(%addr, "gRPC, grpc-web, reflection and health listening");
     Server::builder()
         .accept_http1(true)
         .layer(cors())
@@ -274,8 +331,36 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming(grpc), on_shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), stopping.cancelled_owned())
         .await?;
     tracing::info!(%addr, "gRPC listener stopped");
     Ok(())
+}
+
+/// Serves the REST gateway on `listener` until `stopping` is cancelled.
+async fn serve_rest(
+    listener: TcpListener,
+    gateway: gateway::Gateway<gateway::BrokerServices>,
+    stopping: CancellationToken,
+) -> Result<(), ServerError> {
+    use axum::serve::ListenerExt as _;
+    let addr = local_addr(&listener);
+    tracing::info!(%addr, "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz)");
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, gateway::router(gateway))
+        .with_graceful_shutdown(stopping.cancelled_owned())
+        .await
+        .map_err(ServerError::Rest)?;
+    tracing::info!(%addr, "REST listener stopped");
+    Ok(())
+}
+
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|_| "unknown".to_owned(), |a| a.to_string())
 }

@@ -24,6 +24,8 @@ use tonic::transport::Channel;
 pub struct TestServer {
     /// The gRPC (and grpc-web) listener's address.
     pub grpc_addr: SocketAddr,
+    /// The REST listener's address.
+    pub rest_addr: SocketAddr,
     stop: CancellationToken,
     task: JoinHandle<Result<(), ServerError>>,
 }
@@ -41,14 +43,22 @@ impl TestServer {
             .await
             .expect("bind an ephemeral port");
         let grpc_addr = grpc.local_addr().expect("local address");
+        let rest = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind an ephemeral port");
+        let rest_addr = rest.local_addr().expect("local address");
         let store = Arc::new(MemoryStore::new(config.store_limits()));
         let stop = CancellationToken::new();
-        let listeners = Listeners { grpc: Some(grpc) };
+        let listeners = Listeners {
+            grpc: Some(grpc),
+            rest: Some(rest),
+        };
         let shutdown = stop.clone().cancelled_owned();
         let task =
             tokio::spawn(async move { server::run(&config, listeners, store, shutdown).await });
         Self {
             grpc_addr,
+            rest_addr,
             stop,
             task,
         }
@@ -57,6 +67,16 @@ impl TestServer {
     /// `http://127.0.0.1:PORT` of the gRPC listener.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc_addr)
+    }
+
+    /// `http://127.0.0.1:PORT` of the REST listener (no trailing slash).
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.rest_addr)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the REST listener.
+    pub fn rest(&self, path: &str) -> String {
+        format!("http://{}{path}", self.rest_addr)
     }
 
     /// `127.0.0.1:PORT` of the gRPC listener, as grpcurl takes it.

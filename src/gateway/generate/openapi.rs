@@ -1,0 +1,303 @@
+//! Writes the OpenAPI 3.0 document of the REST bindings: a path item per
+//! template, an operation per binding (parameters from the path and query
+//! fields, the request body from the body rule), and a schema per message
+//! in the proto3 JSON mapping.
+
+use std::collections::BTreeMap;
+
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Value, json};
+
+use super::model::{Binding, Body, Field, ValueKind};
+
+/// Document-level facts the descriptors do not carry.
+#[derive(Debug, Clone)]
+pub struct Info {
+    /// `info.title`.
+    pub title: String,
+    /// `info.version`.
+    pub version: String,
+    /// `info.description`.
+    pub description: String,
+}
+
+/// The HTTP statuses the gateway answers errors with, and when.
+const ERRORS: &[(&str, &str)] = &[
+    (
+        "400",
+        "Invalid argument: a malformed body, an unknown field, a wrong type, a bad path or query value",
+    ),
+    ("404", "Not found"),
+    ("409", "Already exists"),
+    ("412", "Failed precondition"),
+    ("413", "The request body is larger than the limit"),
+    (
+        "415",
+        "The body is not JSON (Content-Type must be application/json)",
+    ),
+    ("416", "Out of range"),
+    ("429", "Resource exhausted"),
+    ("503", "Unavailable"),
+];
+
+/// The OpenAPI document of `bindings`.
+pub fn document(bindings: &[Binding], info: &Info) -> Value {
+    let mut schemas = Schemas::default();
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for binding in bindings {
+        let operation = operation(binding, &mut schemas);
+        paths
+            .entry(binding.template.openapi_path())
+            .or_default()
+            .insert(binding.http_method.to_ascii_lowercase(), operation);
+    }
+    let mut components = schemas.done();
+    components.insert(
+        "gostream.gateway.Status".to_owned(),
+        json!({
+            "type": "object",
+            "description": "An error: the gRPC status code, a message saying what was wrong, and google.rpc error details (ErrorInfo, BadRequest).",
+            "properties": {
+                "code": {"type": "integer", "format": "int32", "description": "The gRPC status code."},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object", "properties": {"@type": {"type": "string"}}, "additionalProperties": true}}
+            },
+            "required": ["code", "message", "details"],
+            "additionalProperties": false
+        }),
+    );
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": info.title, "version": info.version, "description": info.description},
+        "paths": paths,
+        "components": {"schemas": components},
+    })
+}
+
+fn error_responses(responses: &mut Map<String, Value>) {
+    for (status, description) in ERRORS {
+        responses.insert(
+            (*status).to_owned(),
+            json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/gostream.gateway.Status"}}}}),
+        );
+    }
+    responses.insert(
+        "default".to_owned(),
+        json!({"description": "Any other error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/gostream.gateway.Status"}}}}),
+    );
+}
+
+fn operation(binding: &Binding, schemas: &mut Schemas) -> Value {
+    let method = &binding.method;
+    let input = method.input();
+    let output = method.output();
+    let mut parameters = Vec::new();
+    for field in &binding.path_fields {
+        parameters.push(json!({
+            "name": field.proto_name(),
+            "in": "path",
+            "required": true,
+            "schema": leaf_schema(field),
+        }));
+    }
+    for field in &binding.query_fields {
+        let mut schema = leaf_schema(field);
+        if field.repeated {
+            schema = json!({"type": "array", "items": schema});
+        }
+        parameters.push(json!({
+            "name": field.json_name(),
+            "in": "query",
+            "required": false,
+            "schema": schema,
+            "style": "form",
+            "explode": true,
+        }));
+    }
+    let mut responses = Map::new();
+    let output_ref = schemas.reference(&output);
+    if binding.server_streaming() {
+        responses.insert(
+            "200".to_owned(),
+            json!({
+                "description": format!("Server-Sent Events: each event's data is a {} as JSON; comments are keep-alives; an `error` event carries a gostream.gateway.Status.", output.full_name()),
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }),
+        );
+    } else {
+        responses.insert(
+            "200".to_owned(),
+            json!({"description": "OK", "content": {"application/json": {"schema": output_ref}}}),
+        );
+    }
+    error_responses(&mut responses);
+    let mut operation = Map::new();
+    operation.insert("operationId".to_owned(), json!(binding.operation_id()));
+    operation.insert(
+        "tags".to_owned(),
+        json!([method.parent_service().full_name()]),
+    );
+    operation.insert(
+        "summary".to_owned(),
+        json!(format!("{} ({})", method.name(), method.full_name())),
+    );
+    if !parameters.is_empty() {
+        operation.insert("parameters".to_owned(), Value::Array(parameters));
+    }
+    match &binding.body {
+        Body::None => {}
+        Body::All => {
+            let schema = schemas.body_schema(&input, &binding.path_fields);
+            operation.insert(
+                "requestBody".to_owned(),
+                json!({"required": false, "content": {"application/json": {"schema": schema}}}),
+            );
+        }
+        Body::Field(field) => {
+            let descriptor = input
+                .get_field_by_name(&field.proto_path[0])
+                .map(|f| schemas.field_schema(&f));
+            operation.insert(
+                "requestBody".to_owned(),
+                json!({"required": false, "content": {"application/json": {"schema": descriptor.unwrap_or(json!({}))}}}),
+            );
+        }
+    }
+    operation.insert("responses".to_owned(), Value::Object(responses));
+    Value::Object(operation)
+}
+
+/// The schema of a value given as text (a path or query parameter).
+fn leaf_schema(field: &Field) -> Value {
+    match &field.kind {
+        Some(kind) => scalar_schema(kind),
+        None => json!({"type": "string"}),
+    }
+}
+
+fn scalar_schema(kind: &ValueKind) -> Value {
+    match kind {
+        ValueKind::String => json!({"type": "string"}),
+        ValueKind::Bytes => json!({"type": "string", "format": "byte"}),
+        ValueKind::Bool => json!({"type": "boolean"}),
+        ValueKind::I32 => json!({"type": "integer", "format": "int32"}),
+        ValueKind::U32 => {
+            json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4_294_967_295_u64})
+        }
+        ValueKind::I64 => json!({"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"}),
+        ValueKind::U64 => json!({"type": "string", "format": "uint64", "pattern": "^[0-9]+$"}),
+        ValueKind::F32 => json!({"type": "number", "format": "float"}),
+        ValueKind::F64 => json!({"type": "number", "format": "double"}),
+        ValueKind::Enum(values) => {
+            json!({"type": "string", "enum": values.iter().map(|(name, _)| name.clone()).collect::<Vec<_>>()})
+        }
+    }
+}
+
+/// The message schemas referenced so far.
+#[derive(Default)]
+struct Schemas {
+    done: BTreeMap<String, Value>,
+}
+
+impl Schemas {
+    fn done(self) -> Map<String, Value> {
+        self.done.into_iter().collect()
+    }
+
+    /// A `$ref` to `message`'s schema (or the inline schema of a well-known
+    /// type), adding it and the schemas it uses.
+    fn reference(&mut self, message: &MessageDescriptor) -> Value {
+        if let Some(schema) = well_known(message) {
+            return schema;
+        }
+        let name = message.full_name().to_owned();
+        if !self.done.contains_key(&name) {
+            // Placeholder first, so recursive messages terminate.
+            self.done.insert(name.clone(), json!({}));
+            let schema = self.object(message, &[]);
+            self.done.insert(name.clone(), schema);
+        }
+        json!({"$ref": format!("#/components/schemas/{name}")})
+    }
+
+    /// The body of a `body: "*"` binding: the request message without the
+    /// fields the path sets.
+    fn body_schema(&mut self, message: &MessageDescriptor, path_fields: &[Field]) -> Value {
+        let skip: Vec<String> = path_fields
+            .iter()
+            .filter(|f| f.proto_path.len() == 1)
+            .map(|f| f.proto_path[0].clone())
+            .collect();
+        self.object(message, &skip)
+    }
+
+    fn object(&mut self, message: &MessageDescriptor, skip: &[String]) -> Value {
+        let mut properties = Map::new();
+        for field in message.fields() {
+            if skip.iter().any(|s| s == field.name()) {
+                continue;
+            }
+            properties.insert(field.json_name().to_owned(), self.field_schema(&field));
+        }
+        json!({
+            "type": "object",
+            "description": format!("{} (proto3 JSON mapping: lowerCamelCase names; proto names accepted in requests)", message.full_name()),
+            "properties": properties,
+            "additionalProperties": false,
+        })
+    }
+
+    fn field_schema(&mut self, field: &FieldDescriptor) -> Value {
+        if field.is_map()
+            && let Kind::Message(entry) = field.kind()
+        {
+            let value = entry.map_entry_value_field();
+            return json!({"type": "object", "additionalProperties": self.single(&value)});
+        }
+        let single = self.single(field);
+        if field.is_list() {
+            json!({"type": "array", "items": single})
+        } else {
+            single
+        }
+    }
+
+    fn single(&mut self, field: &FieldDescriptor) -> Value {
+        match field.kind() {
+            Kind::Message(message) => self.reference(&message),
+            _ => match super::model::value_kind(field) {
+                Some(kind) => scalar_schema(&kind),
+                None => json!({}),
+            },
+        }
+    }
+}
+
+/// Inline schemas of the well-known types, in their JSON forms.
+fn well_known(message: &MessageDescriptor) -> Option<Value> {
+    Some(match message.full_name() {
+        "google.protobuf.Timestamp" => json!({"type": "string", "format": "date-time"}),
+        "google.protobuf.Duration" => {
+            json!({"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$", "description": "A duration in seconds with an `s` suffix, such as `1.5s`."})
+        }
+        "google.protobuf.FieldMask" => json!({"type": "string"}),
+        "google.protobuf.Empty" => json!({"type": "object", "additionalProperties": false}),
+        "google.protobuf.Struct" => json!({"type": "object"}),
+        "google.protobuf.Value" => json!({}),
+        "google.protobuf.ListValue" => json!({"type": "array"}),
+        "google.protobuf.Any" => {
+            json!({"type": "object", "properties": {"@type": {"type": "string"}}, "additionalProperties": true})
+        }
+        "google.protobuf.StringValue" => scalar_schema(&ValueKind::String),
+        "google.protobuf.BytesValue" => scalar_schema(&ValueKind::Bytes),
+        "google.protobuf.BoolValue" => scalar_schema(&ValueKind::Bool),
+        "google.protobuf.Int32Value" => scalar_schema(&ValueKind::I32),
+        "google.protobuf.Int64Value" => scalar_schema(&ValueKind::I64),
+        "google.protobuf.UInt32Value" => scalar_schema(&ValueKind::U32),
+        "google.protobuf.UInt64Value" => scalar_schema(&ValueKind::U64),
+        "google.protobuf.FloatValue" => scalar_schema(&ValueKind::F32),
+        "google.protobuf.DoubleValue" => scalar_schema(&ValueKind::F64),
+        _ => return None,
+    })
+}

@@ -1,0 +1,203 @@
+//! The REST gateway: the same RPCs as JSON over HTTP/1.1, with routes
+//! **generated from the proto's `google.api.http` rules** by `build.rs`
+//! (see [`generate`](self) in `src/gateway/generate/`, compiled into the
+//! build script). Adding an RPC with an HTTP rule is all it takes to get
+//! its route and its OpenAPI entry; no route here is written by hand.
+//!
+//! # Layout
+//! - [`generated`]: the generated code: one static [`Binding`] per HTTP
+//!   rule, a handler per binding that transcodes the request and calls the
+//!   tonic service trait method (the same one the gRPC server calls), the
+//!   dispatchers, and the [`generated::Services`] trait.
+//! - [`template`]: matching a path against a binding's template (custom
+//!   verbs share a segment with a variable, so the generated dispatcher
+//!   matches candidates itself).
+//! - [`binding`]: the binding description and the coercion of path and
+//!   query text by field type.
+//! - [`transcode`]: body + path + query -> the request message (pbjson).
+//! - [`respond`]: JSON responses, Server-Sent Events, errors as HTTP
+//!   statuses with `{"code", "message", "details"}`.
+//!
+//! Beside the generated routes the gateway serves `GET /healthz` and
+//! `GET /openapi.json` (the OpenAPI 3 document generated at build time from
+//! the same descriptors), with CORS for browsers on any origin.
+
+pub mod binding;
+pub mod respond;
+pub mod template;
+pub mod transcode;
+
+/// What the generated code uses, in one place.
+pub mod runtime {
+    pub use super::{
+        binding::{Binding, Body, Field, Kind, PathField},
+        respond::{no_route, server_stream, unary},
+        template::{Captures, Segment, Template},
+        transcode::transcode,
+    };
+
+    /// The request a handler takes.
+    pub type HttpRequest = axum::extract::Request;
+    /// The response a handler gives.
+    pub type HttpResponse = axum::response::Response;
+
+    /// The response of a request that could not be transcoded.
+    pub fn error_response(error: super::ApiError) -> HttpResponse {
+        axum::response::IntoResponse::into_response(error)
+    }
+}
+
+/// The routes generated from the protos' HTTP rules.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod generated {
+    include!(concat!(env!("OUT_DIR"), "/gostream.gateway.rs"));
+}
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use tokio_util::sync::CancellationToken;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+pub use binding::Binding;
+pub use respond::ApiError;
+
+use crate::service::{Legacy, V1};
+
+/// The OpenAPI document of every route, generated at build time.
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+/// Every REST binding, in proto order.
+pub fn bindings() -> &'static [&'static Binding] {
+    generated::BINDINGS
+}
+
+/// The limits the gateway applies to requests and streams.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// How often an idle Server-Sent Events stream gets a keep-alive.
+    pub sse_keep_alive: Duration,
+}
+
+/// The gateway's state: the services the routes call, and its limits.
+pub struct Gateway<S> {
+    /// The service implementations.
+    pub services: S,
+    /// Request and stream limits.
+    pub limits: Limits,
+    /// Cancelled when the broker begins to shut down.
+    pub stopping: CancellationToken,
+}
+
+/// The broker's services, as the generated routes call them.
+#[derive(Clone)]
+pub struct BrokerServices {
+    /// `gostream.v1`.
+    pub v1: V1,
+    /// The GoStream-compatible `gostream` package.
+    pub legacy: Legacy,
+}
+
+impl generated::Services for BrokerServices {
+    type GostreamV1TopicService = V1;
+    type GostreamV1PublisherService = V1;
+    type GostreamV1ConsumerService = V1;
+    type GostreamProducerService = Legacy;
+    type GostreamConsumerService = Legacy;
+
+    fn gostream_v1_topic_service(&self) -> &V1 {
+        &self.v1
+    }
+    fn gostream_v1_publisher_service(&self) -> &V1 {
+        &self.v1
+    }
+    fn gostream_v1_consumer_service(&self) -> &V1 {
+        &self.v1
+    }
+    fn gostream_producer_service(&self) -> &Legacy {
+        &self.legacy
+    }
+    fn gostream_consumer_service(&self) -> &Legacy {
+        &self.legacy
+    }
+}
+
+/// The gateway's router: the generated routes, `/healthz`,
+/// `/openapi.json`, JSON errors for unknown routes, CORS and request logs.
+pub fn router<S: generated::Services>(gateway: Gateway<S>) -> Router {
+    generated::routes::<S>()
+        .route("/healthz", get(healthz::<S>))
+        .route("/openapi.json", get(openapi))
+        .fallback(fallback)
+        .with_state(Arc::new(gateway))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::INFO)),
+        )
+        .layer(cors())
+}
+
+/// CORS for browsers on any origin: requests carry no cookies (credentials
+/// are not allowed), so mirroring the origin grants nothing a non-browser
+/// client lacks.
+fn cors() -> CorsLayer {
+    let mut methods: Vec<Method> = bindings()
+        .iter()
+        .filter_map(|b| Method::from_bytes(b.method.as_bytes()).ok())
+        .collect();
+    methods.push(Method::GET);
+    methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    methods.dedup();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods(methods)
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(Duration::from_secs(24 * 60 * 60))
+}
+
+async fn healthz<S>(State(gateway): State<Arc<Gateway<S>>>) -> Response {
+    let (status, text) = if gateway.stopping.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
+    } else {
+        (StatusCode::OK, "SERVING")
+    };
+    let mut response = (status, format!("{{\"status\":\"{text}\"}}")).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn openapi() -> Response {
+    let mut response = OPENAPI_JSON.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn fallback(request: axum::extract::Request) -> Response {
+    respond::no_route(bindings(), &request)
+}

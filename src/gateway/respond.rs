@@ -1,0 +1,298 @@
+//! Answers: a response message as JSON, a response stream as Server-Sent
+//! Events, a `tonic::Status` as the matching HTTP status with the JSON body
+//! `{"code", "message", "details"}`.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::response::{
+    IntoResponse, Response,
+    sse::{Event, KeepAlive, Sse},
+};
+use futures_util::{Stream, StreamExt as _};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
+
+use super::{Limits, binding::Binding};
+use crate::error::Error;
+
+/// A failure of the gateway itself (the request could not be turned into a
+/// call) or of the call: a gRPC status and the HTTP status to answer with.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub http: StatusCode,
+    /// The gRPC status (code, message, details).
+    pub status: Status,
+}
+
+impl ApiError {
+    /// An invalid argument (400): `field` and what is wrong with it, with
+    /// the same `ErrorInfo` and `BadRequest` details the gRPC API sends.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let error = Error::invalid(field, description);
+        Self {
+            http: error.http_status(),
+            status: error.to_status(),
+        }
+    }
+
+    /// The same error answered with another HTTP status.
+    pub fn with_http(mut self, http: StatusCode) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+impl From<Status> for ApiError {
+    fn from(status: Status) -> Self {
+        Self {
+            http: http_status(status.code()),
+            status,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_response(self.http, &status_json(&self.status))
+    }
+}
+
+/// The HTTP status of a gRPC code (the mapping of `google.rpc.Code`, as
+/// grpc-gateway uses it; OUT_OF_RANGE is 416 because every out-of-range
+/// GoStream error is an offset outside the log).
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
+        Code::OutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+    }
+}
+
+/// `{"code", "message", "details"}` of a status; the details are the
+/// `google.rpc` error details it carries, in their JSON form with `@type`.
+pub fn status_json(status: &Status) -> Value {
+    let details = status.get_error_details();
+    let mut out = Vec::new();
+    if let Some(info) = details.error_info() {
+        out.push(json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": info.reason,
+            "domain": info.domain,
+            "metadata": info.metadata,
+        }));
+    }
+    if let Some(bad) = details.bad_request() {
+        let violations: Vec<Value> = bad
+            .field_violations
+            .iter()
+            .map(|v| json!({"field": v.field, "description": v.description}))
+            .collect();
+        out.push(json!({
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": violations,
+        }));
+    }
+    if let Some(failure) = details.precondition_failure() {
+        let violations: Vec<Value> = failure
+            .violations
+            .iter()
+            .map(|v| json!({"type": v.r#type, "subject": v.subject, "description": v.description}))
+            .collect();
+        out.push(json!({
+            "@type": "type.googleapis.com/google.rpc.PreconditionFailure",
+            "violations": violations,
+        }));
+    }
+    if let Some(retry) = details.retry_info()
+        && let Some(delay) = retry.retry_delay
+    {
+        out.push(json!({
+            "@type": "type.googleapis.com/google.rpc.RetryInfo",
+            "retryDelay": format!("{}s", delay.as_secs_f64()),
+        }));
+    }
+    json!({
+        "code": status.code() as i32,
+        "message": status.message(),
+        "details": out,
+    })
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    json_bytes_response(
+        status,
+        serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()),
+    )
+}
+
+fn json_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut response = (status, bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// A unary reply as a response.
+pub fn unary<T: Serialize>(reply: Result<tonic::Response<T>, Status>) -> Response {
+    match reply {
+        // Straight from the message: fields in proto order.
+        Ok(response) => match serde_json::to_vec(response.get_ref()) {
+            Ok(body) => json_bytes_response(StatusCode::OK, body),
+            Err(error) => internal(&error),
+        },
+        Err(status) => ApiError::from(status).into_response(),
+    }
+}
+
+fn internal(error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(%error, "cannot write a response as JSON");
+    ApiError::from(Status::internal(
+        "internal error: the response could not be written",
+    ))
+    .into_response()
+}
+
+/// A server-streaming reply as Server-Sent Events: one event per response
+/// message (its JSON as the data), keep-alive comments while idle, and an
+/// `error` event if the stream fails. A call that fails before streaming is
+/// an ordinary JSON error response.
+pub fn server_stream<S, T>(reply: Result<tonic::Response<S>, Status>, limits: &Limits) -> Response
+where
+    S: Stream<Item = Result<T, Status>> + Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    let stream = match reply {
+        Ok(response) => response.into_inner(),
+        Err(status) => return ApiError::from(status).into_response(),
+    };
+    let events = async_stream::stream! {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(message) => match serde_json::to_string(&message) {
+                    Ok(data) => yield Ok::<_, Infallible>(Event::default().data(data)),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot write a stream message as JSON");
+                        let status = Status::internal("internal error: a message could not be written");
+                        yield Ok(Event::default().event("error").data(status_json(&status).to_string()));
+                        break;
+                    }
+                },
+                Err(status) => {
+                    yield Ok(Event::default().event("error").data(status_json(&status).to_string()));
+                    break;
+                }
+            }
+        }
+    };
+    let keep_alive = KeepAlive::new()
+        .interval(limits.sse_keep_alive.max(Duration::from_millis(100)))
+        .text("keep-alive");
+    Sse::new(events).keep_alive(keep_alive).into_response()
+}
+
+/// The answer when no binding matches: 405 (with `Allow`) when the path
+/// matches bindings of other methods, 404 otherwise.
+pub fn no_route(bindings: &[&Binding], request: &axum::extract::Request) -> Response {
+    let path = request.uri().path();
+    let mut allowed: Vec<&str> = bindings
+        .iter()
+        .filter(|b| b.template.captures(path).is_some())
+        .map(|b| b.method)
+        .collect();
+    allowed.sort_unstable();
+    allowed.dedup();
+    if allowed.is_empty() {
+        let status = Status::not_found(format!("no route for {} {path}", request.method()));
+        return ApiError::from(status).into_response();
+    }
+    let status = Status::unimplemented(format!(
+        "{} is not allowed on {path}; allowed: {}",
+        request.method(),
+        allowed.join(", ")
+    ));
+    let mut response = ApiError::from(status)
+        .with_http(StatusCode::METHOD_NOT_ALLOWED)
+        .into_response();
+    if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_the_http_status_the_error_type_names() {
+        let errors = [
+            Error::invalid("f", "bad"),
+            Error::TopicNotFound("t".into()),
+            Error::TopicAlreadyExists("t".into()),
+            Error::ConsumerNotFound {
+                topic: "t".into(),
+                consumer: "c".into(),
+            },
+            Error::ConsumerAlreadyExists {
+                topic: "t".into(),
+                consumer: "c".into(),
+            },
+            Error::OffsetOutOfRange {
+                topic: "t".into(),
+                offset: 9,
+                start: 0,
+                end: 1,
+            },
+            Error::FailedPrecondition {
+                reason: "R",
+                message: "m".into(),
+            },
+            Error::ResourceExhausted("full".into()),
+            Error::Unavailable("stopping".into()),
+            Error::Internal("bug".into()),
+        ];
+        for error in errors {
+            assert_eq!(http_status(error.code()), error.http_status(), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_status_becomes_code_message_and_typed_details() {
+        let status = Error::TopicNotFound("orders".into()).to_status();
+        let body = status_json(&status);
+        assert_eq!(body["code"], 5);
+        assert_eq!(body["message"], status.message());
+        assert_eq!(
+            body["details"][0]["@type"],
+            "type.googleapis.com/google.rpc.ErrorInfo"
+        );
+        assert_eq!(body["details"][0]["reason"], "TOPIC_NOT_FOUND");
+        assert_eq!(body["details"][0]["domain"], "gostream");
+
+        let invalid = status_json(&Error::invalid("name", "is empty").to_status());
+        let violation = &invalid["details"][1];
+        assert_eq!(
+            violation["@type"],
+            "type.googleapis.com/google.rpc.BadRequest"
+        );
+        assert_eq!(violation["fieldViolations"][0]["field"], "name");
+    }
+}

@@ -1,0 +1,347 @@
+//! Turns an HTTP request into the RPC's request message, following
+//! Google's HTTP transcoding rules (as grpc-gateway and Envoy do): the body
+//! (all of it, one field, or none), then the path variables, then the query
+//! parameters, merged into one JSON object that the pbjson serde impls
+//! decode. Every failure is an [`ApiError`] that names what was wrong.
+
+use std::collections::BTreeMap;
+
+use axum::extract::Request;
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt as _, Limited};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tonic::metadata::MetadataMap;
+
+use super::{
+    ApiError, Limits,
+    binding::{Binding, Body, Field},
+    template::{Captures, Segment},
+};
+
+/// The request message of `binding` from `request`, with its headers as
+/// gRPC metadata.
+pub async fn transcode<T: DeserializeOwned>(
+    binding: &Binding,
+    captures: Captures,
+    request: Request,
+    limits: &Limits,
+) -> Result<tonic::Request<T>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = match Limited::new(body, limits.max_request_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::invalid(
+                "body",
+                format!(
+                    "is larger than the limit of {} bytes (max request bytes)",
+                    limits.max_request_bytes
+                ),
+            )
+            .with_http(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Err(error) => {
+            return Err(ApiError::invalid(
+                "body",
+                format!("could not be read: {error}"),
+            ));
+        }
+    };
+
+    let mut root = body_object(binding, &parts.headers, &bytes)?;
+    for path_field in binding.path_fields {
+        let raw = captures.span(path_field.start, path_field.end, &binding.template);
+        let single = path_field.end - path_field.start == 1
+            && binding.template.segments.get(path_field.start) == Some(&Segment::Any);
+        let text = decode_path(&raw, single).ok_or_else(|| {
+            ApiError::invalid(
+                path_field.field.proto,
+                "is not valid UTF-8 after percent-decoding",
+            )
+        })?;
+        let value = path_field
+            .field
+            .kind
+            .coerce(&text)
+            .map_err(|e| ApiError::invalid(path_field.field.proto, e))?;
+        set(&mut root, path_field.field.json_path, value);
+    }
+    if let Some(query) = parts.uri.query() {
+        apply_query(binding, query, &mut root)?;
+    }
+
+    let message: T = serde_path_to_error::deserialize(Value::Object(root)).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::invalid(field, error.into_inner().to_string())
+    })?;
+    Ok(tonic::Request::from_parts(
+        metadata(parts.headers),
+        tonic::Extensions::new(),
+        message,
+    ))
+}
+
+/// The JSON object the body contributes.
+fn body_object(
+    binding: &Binding,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Map<String, Value>, ApiError> {
+    let empty = bytes.iter().all(u8::is_ascii_whitespace);
+    match binding.body {
+        Body::None if empty => Ok(Map::new()),
+        Body::None => Err(ApiError::invalid(
+            "body",
+            format!(
+                "{} {} takes no request body; send the fields as query parameters",
+                binding.method, binding.path
+            ),
+        )),
+        Body::All | Body::Field(_) if empty => Ok(Map::new()),
+        Body::All => {
+            check_json_content_type(headers)?;
+            match parse_json(bytes)? {
+                Value::Object(object) => Ok(object),
+                other => Err(ApiError::invalid(
+                    "body",
+                    format!("must be a JSON object, got {}", json_type(&other)),
+                )),
+            }
+        }
+        Body::Field(field) => {
+            check_json_content_type(headers)?;
+            let mut root = Map::new();
+            set(&mut root, field.json_path, parse_json(bytes)?);
+            Ok(root)
+        }
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::invalid("body", format!("malformed JSON: {error}")))
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A body must be JSON: `application/json` or `application/<x>+json`
+/// (parameters such as `charset` allowed); no Content-Type is taken as JSON.
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "Content-Type",
+            format!("must be application/json, got {text:?}"),
+        )
+        .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE))
+    }
+}
+
+/// Percent-decodes a path variable. A variable of one segment decodes
+/// everything; one that spans segments keeps `%2F` so its slashes stay
+/// tellable apart (Google's transcoding rule).
+fn decode_path(raw: &str, single: bool) -> Option<String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    };
+    if single {
+        return decode(raw);
+    }
+    let parts: Option<Vec<String>> = raw
+        .split("%2F")
+        .flat_map(|p| p.split("%2f"))
+        .map(decode)
+        .collect();
+    parts.map(|p| p.join("%2F"))
+}
+
+/// Sets the query parameters' fields.
+fn apply_query(
+    binding: &Binding,
+    query: &str,
+    root: &mut Map<String, Value>,
+) -> Result<(), ApiError> {
+    let mut given: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        given
+            .entry(name.into_owned())
+            .or_default()
+            .push(value.into_owned());
+    }
+    for (name, values) in given {
+        let Some(field) = binding.query_field(&name) else {
+            return Err(unknown_parameter(binding, &name));
+        };
+        if !field.repeated && values.len() > 1 {
+            return Err(ApiError::invalid(
+                name,
+                format!("is given {} times; it takes one value", values.len()),
+            ));
+        }
+        let coerced: Result<Vec<Value>, ApiError> = values
+            .iter()
+            .map(|v| {
+                field
+                    .kind
+                    .coerce(v)
+                    .map_err(|e| ApiError::invalid(&name, e))
+            })
+            .collect();
+        let mut coerced = coerced?;
+        let value = if field.repeated {
+            Value::Array(coerced)
+        } else {
+            coerced.remove(0)
+        };
+        set(root, field.json_path, value);
+    }
+    Ok(())
+}
+
+fn unknown_parameter(binding: &Binding, name: &str) -> ApiError {
+    if binding.query.is_empty() {
+        let why = match binding.body {
+            Body::All => "this route takes its fields from the JSON body",
+            _ => "this route takes none",
+        };
+        return ApiError::invalid(
+            name,
+            format!("is not a query parameter of this route: {why}"),
+        );
+    }
+    let names: Vec<&str> = binding.query.iter().map(|f: &Field| f.json).collect();
+    ApiError::invalid(
+        name,
+        format!(
+            "is not a query parameter of this route; it takes: {}",
+            names.join(", ")
+        ),
+    )
+}
+
+/// Sets `path` in `root`, creating the objects on the way; a later value
+/// replaces an earlier one (a path variable wins over the body).
+fn set(root: &mut Map<String, Value>, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut object = root;
+    for parent in parents {
+        let entry = object
+            .entry((*parent).to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        let Value::Object(inner) = entry else {
+            return;
+        };
+        object = inner;
+    }
+    object.insert((*last).to_owned(), value);
+}
+
+/// Headers that describe the HTTP exchange itself, not the call.
+const NOT_METADATA: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "content-length",
+    "content-type",
+    "accept-encoding",
+];
+
+/// The request's headers as gRPC metadata, as the service would see them
+/// over gRPC (hop-by-hop and framing headers left out).
+fn metadata(mut headers: HeaderMap) -> MetadataMap {
+    for name in NOT_METADATA {
+        headers.remove(*name);
+    }
+    let grpc: Vec<_> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("grpc-"))
+        .cloned()
+        .collect();
+    for name in grpc {
+        headers.remove(name);
+    }
+    MetadataMap::from_headers(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_creates_nested_objects_and_replaces() {
+        let mut root = Map::new();
+        set(&mut root, &["start", "offset"], Value::from("3"));
+        set(&mut root, &["topic"], Value::from("a"));
+        set(&mut root, &["topic"], Value::from("b"));
+        assert_eq!(
+            Value::Object(root),
+            serde_json::json!({"start": {"offset": "3"}, "topic": "b"})
+        );
+    }
+
+    #[test]
+    fn multi_segment_variables_keep_encoded_slashes() {
+        assert_eq!(decode_path("a%20b", true).unwrap(), "a b");
+        assert_eq!(decode_path("a%2Fb", true).unwrap(), "a/b");
+        assert_eq!(decode_path("x/a%2Fb%20c", false).unwrap(), "x/a%2Fb c");
+        assert!(decode_path("%FF", true).is_none());
+    }
+
+    #[test]
+    fn only_json_bodies_are_accepted() {
+        let mut headers = HeaderMap::new();
+        assert!(check_json_content_type(&headers).is_ok());
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/merge+json",
+        ] {
+            headers.insert(header::CONTENT_TYPE, ok.parse().unwrap());
+            assert!(check_json_content_type(&headers).is_ok(), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+        ] {
+            headers.insert(header::CONTENT_TYPE, bad.parse().unwrap());
+            let error = check_json_content_type(&headers).unwrap_err();
+            assert_eq!(error.http, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
+        }
+    }
+}
