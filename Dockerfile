@@ -3,8 +3,8 @@
 #   docker build -t gostream .
 #   docker run --rm -p 9090:9090 -p 8080:8080 gostream
 #
-# Port 9090 serves gRPC and grpc-web; port 8080 is reserved for the REST
-# gateway. Settings are GOSTREAM_* environment variables (or flags after
+# Port 9090 serves gRPC and grpc-web; port 8080 serves the REST gateway (JSON,
+# Server-Sent Events, /openapi.json, /healthz). Settings are GOSTREAM_* environment variables (or flags after
 # `serve`), as in the README.
 # The RUN --mount cache needs BuildKit, the default builder of Docker 23 and of
 # `docker compose`.
@@ -41,7 +41,8 @@ RUN groupadd --system --gid 10001 gostream \
 COPY --from=builder /usr/local/bin/gostream /usr/local/bin/gostream
 USER 10001:10001
 WORKDIR /var/lib/gostream
-ENV GOSTREAM_GRPC_ADDR=0.0.0.0:9090
+ENV GOSTREAM_GRPC_ADDR=0.0.0.0:9090 \
+    GOSTREAM_REST_ADDR=0.0.0.0:8080
 EXPOSE 9090 8080
 ENTRYPOINT ["gostream"]
 CMD ["serve"]

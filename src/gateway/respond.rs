@@ -57,7 +57,7 @@ impl From<Status> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        json_response(self.http, &status_json(&self.status))
+        json_bytes_response(self.http, status_json(&self.status).into_bytes())
     }
 }
 
@@ -85,7 +85,7 @@ pub fn http_status(code: Code) -> StatusCode {
 
 /// `{"code", "message", "details"}` of a status; the details are the
 /// `google.rpc` error details it carries, in their JSON form with `@type`.
-pub fn status_json(status: &Status) -> Value {
+pub fn status_json(status: &Status) -> String {
     let details = status.get_error_details();
     let mut out = Vec::new();
     if let Some(info) = details.error_info() {
@@ -126,18 +126,22 @@ pub fn status_json(status: &Status) -> Value {
             "retryDelay": format!("{}s", delay.as_secs_f64()),
         }));
     }
-    json!({
-        "code": status.code() as i32,
-        "message": status.message(),
-        "details": out,
-    })
+    // A struct, not a map, so the fields keep this order.
+    let body = StatusBody {
+        code: status.code() as i32,
+        message: status.message(),
+        details: out,
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| format!("{{\"code\":{}}}", body.code))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    json_bytes_response(
-        status,
-        serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()),
-    )
+/// The JSON body of an error (`google.rpc.Status` in the proto3 JSON
+/// mapping).
+#[derive(Serialize)]
+struct StatusBody<'a> {
+    code: i32,
+    message: &'a str,
+    details: Vec<Value>,
 }
 
 fn json_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response {
@@ -191,12 +195,12 @@ where
                     Err(error) => {
                         tracing::error!(%error, "cannot write a stream message as JSON");
                         let status = Status::internal("internal error: a message could not be written");
-                        yield Ok(Event::default().event("error").data(status_json(&status).to_string()));
+                        yield Ok(Event::default().event("error").data(status_json(&status)));
                         break;
                     }
                 },
                 Err(status) => {
-                    yield Ok(Event::default().event("error").data(status_json(&status).to_string()));
+                    yield Ok(Event::default().event("error").data(status_json(&status)));
                     break;
                 }
             }
@@ -277,7 +281,9 @@ mod tests {
     #[test]
     fn a_status_becomes_code_message_and_typed_details() {
         let status = Error::TopicNotFound("orders".into()).to_status();
-        let body = status_json(&status);
+        let json = status_json(&status);
+        assert!(json.starts_with("{\"code\":5,\"message\":"), "{json}");
+        let body: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(body["code"], 5);
         assert_eq!(body["message"], status.message());
         assert_eq!(
@@ -287,7 +293,10 @@ mod tests {
         assert_eq!(body["details"][0]["reason"], "TOPIC_NOT_FOUND");
         assert_eq!(body["details"][0]["domain"], "gostream");
 
-        let invalid = status_json(&Error::invalid("name", "is empty").to_status());
+        let invalid: Value = serde_json::from_str(&status_json(
+            &Error::invalid("name", "is empty").to_status(),
+        ))
+        .unwrap();
         let violation = &invalid["details"][1];
         assert_eq!(
             violation["@type"],
