@@ -70,6 +70,8 @@ pub async fn transcode<T: DeserializeOwned>(
         apply_query(binding, query, &mut root)?;
     }
 
+    // proto3 JSON: `null` is the field's default, as if it were absent.
+    strip_nulls(&mut root);
     let message: T = serde_path_to_error::deserialize(Value::Object(root)).map_err(|error| {
         let path = error.path().to_string();
         let field = if path == "." { "body".to_owned() } else { path };
@@ -267,6 +269,24 @@ fn set(root: &mut Map<String, Value>, path: &[&str], value: Value) {
     object.insert((*last).to_owned(), value);
 }
 
+/// Removes the members whose value is `null`, at any depth.
+fn strip_nulls(object: &mut Map<String, Value>) {
+    object.retain(|_, value| !value.is_null());
+    for value in object.values_mut() {
+        match value {
+            Value::Object(inner) => strip_nulls(inner),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(inner) = item {
+                        strip_nulls(inner);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Headers that describe the HTTP exchange itself, not the call.
 const NOT_METADATA: &[&str] = &[
     "host",
@@ -315,11 +335,38 @@ mod tests {
     }
 
     #[test]
+    fn null_members_are_absent_fields() {
+        let mut root = serde_json::json!({"a": null, "b": {"c": null, "d": 1}, "e": [{"f": null}]});
+        let Value::Object(object) = &mut root else {
+            unreachable!()
+        };
+        strip_nulls(object);
+        assert_eq!(root, serde_json::json!({"b": {"d": 1}, "e": [{}]}));
+    }
+
+    #[test]
     fn multi_segment_variables_keep_encoded_slashes() {
         assert_eq!(decode_path("a%20b", true).unwrap(), "a b");
         assert_eq!(decode_path("a%2Fb", true).unwrap(), "a/b");
         assert_eq!(decode_path("x/a%2Fb%20c", false).unwrap(), "x/a%2Fb c");
         assert!(decode_path("%FF", true).is_none());
+    }
+
+    #[test]
+    fn headers_reach_the_service_as_metadata_except_framing_ones() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Bearer t".parse().unwrap());
+        headers.insert("x-request-id", "42".parse().unwrap());
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        headers.insert(header::CONTENT_LENGTH, "2".parse().unwrap());
+        headers.insert(header::HOST, "broker".parse().unwrap());
+        headers.insert("grpc-timeout", "1S".parse().unwrap());
+        let metadata = metadata(headers);
+        assert_eq!(metadata.get("authorization").unwrap(), "Bearer t");
+        assert_eq!(metadata.get("x-request-id").unwrap(), "42");
+        for gone in ["content-type", "content-length", "host", "grpc-timeout"] {
+            assert!(metadata.get(gone).is_none(), "{gone}");
+        }
     }
 
     #[test]

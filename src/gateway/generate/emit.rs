@@ -287,10 +287,10 @@ fn binding_handler(out: &mut String, i: usize, binding: &Binding, paths: &Paths)
          \x20   {reply}\n\
          }}\n\n",
         input = message_type(&method.input(), paths),
-        ty = service_type(&service),
-        tr = server_trait(&service, paths),
+        ty = service_type(service),
+        tr = server_trait(service, paths),
         func = snake_case(method.name()),
-        acc = service_accessor(&service),
+        acc = service_accessor(service),
     );
 }
 

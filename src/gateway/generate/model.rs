@@ -276,7 +276,10 @@ fn binding(
                 return Err(format!("body {name:?} must be a top-level field"));
             }
             let field = resolve(&input, name)?;
-            if path_fields.iter().any(|p| p.proto_path[0] == name) {
+            // A path variable may set a field inside the body field (the
+            // standard Update: `{book.name=...}` with `body: "book"`), but
+            // not the body field itself.
+            if path_fields.iter().any(|p| p.proto_path == [name]) {
                 return Err(format!("body field {name:?} is also bound by the path"));
             }
             Body::Field(field)
@@ -417,10 +420,14 @@ fn query_leaves(
                     kind: Some(kind.clone()),
                     repeated: field.is_list(),
                 }),
+                // The well-known types without a scalar form (Struct, Value,
+                // Any, ...) have JSON forms of their own: not settable from
+                // the query string.
                 (None, Kind::Message(inner))
                     if !field.is_list()
                         && proto_path.len() < MAX_QUERY_DEPTH
-                        && inner.full_name() != message.full_name() =>
+                        && inner.full_name() != message.full_name()
+                        && inner.package_name() != "google.protobuf" =>
                 {
                     query_leaves(&inner, proto_path, json_path, taken, out);
                 }

@@ -21,6 +21,11 @@ pub struct Info {
     pub description: String,
 }
 
+/// The methods an OpenAPI 3.0 path item can hold.
+const OPENAPI_METHODS: &[&str] = &[
+    "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
+];
+
 /// The HTTP statuses the gateway answers errors with, and when.
 const ERRORS: &[(&str, &str)] = &[
     (
@@ -45,6 +50,11 @@ pub fn document(bindings: &[Binding], info: &Info) -> Value {
     let mut schemas = Schemas::default();
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for binding in bindings {
+        // OpenAPI 3.0 has no place for other methods (a custom pattern's
+        // kind); such a binding is served but not documented.
+        if !OPENAPI_METHODS.contains(&binding.http_method.as_str()) {
+            continue;
+        }
         let operation = operation(binding, &mut schemas);
         paths
             .entry(binding.template.openapi_path())
@@ -92,13 +102,26 @@ fn operation(binding: &Binding, schemas: &mut Schemas) -> Value {
     let input = method.input();
     let output = method.output();
     let mut parameters = Vec::new();
-    for field in &binding.path_fields {
-        parameters.push(json!({
-            "name": field.proto_name(),
+    for (segment, name) in binding.template.openapi_parameters() {
+        let field = binding
+            .template
+            .variables
+            .iter()
+            .zip(&binding.path_fields)
+            .find(|(v, _)| v.start <= segment && segment < v.end)
+            .map(|(_, f)| f);
+        let mut parameter = json!({
+            "name": name,
             "in": "path",
             "required": true,
-            "schema": leaf_schema(field),
-        }));
+            "schema": field.map_or_else(|| json!({"type": "string"}), leaf_schema),
+        });
+        if let Some(field) = field
+            && name != field.proto_name()
+        {
+            parameter["description"] = json!(format!("a segment of `{}`", field.proto_name()));
+        }
+        parameters.push(parameter);
     }
     for field in &binding.query_fields {
         let mut schema = leaf_schema(field);

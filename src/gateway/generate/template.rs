@@ -84,9 +84,9 @@ impl Template {
         };
         for part in split_top_level(path).map_err(&fail)? {
             if let Some(inner) = part.strip_prefix('{') {
-                let inner = inner
-                    .strip_suffix('}')
-                    .ok_or_else(|| fail(format!("unterminated variable in {part:?}")))?;
+                let inner = inner.strip_suffix('}').ok_or_else(|| {
+                    fail(format!("a variable must be a whole segment, not {part:?}"))
+                })?;
                 parsed.push_variable(inner).map_err(&fail)?;
             } else {
                 parsed.segments.push(segment(part).map_err(&fail)?);
@@ -170,23 +170,45 @@ impl Template {
         route
     }
 
-    /// The template as an OpenAPI path: each variable as `{field}`.
+    /// The OpenAPI parameter name of each wildcard segment a variable
+    /// covers: the field's name for a variable with one wildcard (`{name}`,
+    /// `{name=topics/*}`), `field_1`, `field_2`, ... for one with several.
+    /// Literal segments inside a variable stay literal in the OpenAPI path,
+    /// so `/v1/{name=items/*}` and `/v1/{name=parts/*}` stay distinct paths.
+    pub fn openapi_parameters(&self) -> Vec<(usize, String)> {
+        let mut parameters = Vec::new();
+        for variable in &self.variables {
+            let wildcards: Vec<usize> = (variable.start..variable.end)
+                .filter(|&i| !matches!(self.segments[i], Segment::Literal(_)))
+                .collect();
+            for (n, &i) in wildcards.iter().enumerate() {
+                let name = if wildcards.len() == 1 {
+                    variable.field.clone()
+                } else {
+                    format!("{}_{}", variable.field, n + 1)
+                };
+                parameters.push((i, name));
+            }
+        }
+        parameters
+    }
+
+    /// The template as an OpenAPI path: each wildcard of a variable as a
+    /// parameter ([`Self::openapi_parameters`]), literals as they are.
     pub fn openapi_path(&self) -> String {
+        let parameters = self.openapi_parameters();
         let mut path = String::new();
-        let mut i = 0;
-        while i < self.segments.len() {
+        for (i, segment) in self.segments.iter().enumerate() {
             path.push('/');
-            if let Some(variable) = self.variables.iter().find(|v| v.start == i) {
-                path.push_str(&format!("{{{}}}", variable.field));
-                i = variable.end.max(i + 1);
+            if let Some((_, name)) = parameters.iter().find(|(at, _)| *at == i) {
+                path.push_str(&format!("{{{name}}}"));
                 continue;
             }
-            match &self.segments[i] {
+            match segment {
                 Segment::Literal(literal) => path.push_str(literal),
                 Segment::Any => path.push('*'),
                 Segment::Rest => path.push_str("**"),
             }
-            i += 1;
         }
         if path.is_empty() {
             path.push('/');
