@@ -8,12 +8,16 @@
 //!   modules share: call timeouts, status assertions, a tool runner.
 //! - [`grpc_v1`]: every `gostream.v1` RPC, by service and feature.
 //! - [`legacy`]: the GoStream-compatible `gostream` package.
+//! - [`rest`]: the REST gateway: every JSON route of both packages,
+//!   Server-Sent Events, its errors, `/healthz`, `/openapi.json` and CORS.
 //! - [`bad_input`]: bad input to every RPC of both APIs, and malformed wire
 //!   input.
 //! - [`concurrency`]: many clients at once, commit races, topic races.
 //! - [`tooling`]: grpcurl, `buf curl` and a browser's grpc-web with CORS.
 //! - [`binary`]: the `gostream` executable, its flags and signals.
 //! - [`readme`]: the README's command examples, run as written.
+//! - [`transports`]: one scenario suite run over gRPC, grpc-web and REST,
+//!   so the transports cannot drift apart.
 
 mod bad_input;
 mod binary;
@@ -22,4 +26,6 @@ mod concurrency;
 mod grpc_v1;
 mod legacy;
 mod readme;
+mod rest;
 mod tooling;
+mod transports;
