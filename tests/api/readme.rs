@@ -1,7 +1,8 @@
-//! The README's command examples work as written: every `grpcurl` and
-//! `buf curl` line of its `sh` blocks runs, in order, against a real broker
-//! (with `localhost:9090` pointed at the test server), and the `console`
-//! example's output is what the README shows.
+//! The README's command examples work as written: every `grpcurl`,
+//! `buf curl` and `curl` line of its `sh` blocks runs, in order, against a
+//! real broker (with `localhost:9090` and `localhost:8080` pointed at the
+//! test server), the `console` examples' output is what the README shows,
+//! and its REST route table is the generated one.
 
 use std::{
     io::Read as _,
@@ -29,10 +30,29 @@ fn blocks(lang: &str) -> Vec<Vec<&'static str>> {
     blocks
 }
 
+/// The test server's addresses, for the README's `localhost:9090` (gRPC)
+/// and `localhost:8080` (REST).
+#[derive(Clone)]
+struct Addrs {
+    grpc: String,
+    rest: String,
+}
+
+impl Addrs {
+    fn of(server: &TestServer) -> Self {
+        Self {
+            grpc: server.grpc_host_port(),
+            rest: server.rest_addr.to_string(),
+        }
+    }
+}
+
 /// A README command line, aimed at the test server and run by bash from the
 /// repository root (so `--schema proto` resolves).
-fn command(line: &str, addr: &str) -> Command {
-    let line = line.replace("localhost:9090", addr);
+fn command(line: &str, addr: &Addrs) -> Command {
+    let line = line
+        .replace("localhost:9090", &addr.grpc)
+        .replace("localhost:8080", &addr.rest);
     let mut command = Command::new("bash");
     // A process group of its own, so stopping a stream stops every process
     // of the tool (buf's npm launcher runs the real binary as a child).
@@ -46,7 +66,7 @@ fn command(line: &str, addr: &str) -> Command {
 }
 
 /// Runs a command that finishes; returns its stdout, asserting success.
-fn run(line: &str, addr: &str) -> String {
+fn run(line: &str, addr: &Addrs) -> String {
     let output = command(line, addr).output().expect("run bash");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -59,7 +79,7 @@ fn run(line: &str, addr: &str) -> String {
 
 /// Runs a streaming command for a moment; returns what it printed by then,
 /// asserting it had not failed.
-fn run_stream(line: &str, addr: &str) -> String {
+fn run_stream(line: &str, addr: &Addrs) -> String {
     let mut child = command(line, addr).spawn().expect("run bash");
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(2) {
@@ -86,7 +106,12 @@ fn run_stream(line: &str, addr: &str) -> String {
 }
 
 fn is_tool_line(line: &str) -> bool {
-    line.starts_with("grpcurl ") || line.starts_with("buf curl ")
+    line.starts_with("grpcurl ") || line.starts_with("buf curl ") || line.starts_with("curl ")
+}
+
+/// Whether a README line opens a stream that runs until stopped.
+fn is_stream(line: &str) -> bool {
+    line.contains("/Subscribe") || line.contains(":subscribe")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,18 +129,29 @@ async fn every_readme_command_works_as_written() {
         "the README should show its examples; found {}",
         lines.len()
     );
-    let addr = server.grpc_host_port();
+    assert!(
+        lines.iter().filter(|l| l.starts_with("curl ")).count() >= 15,
+        "the README should show its REST examples"
+    );
+    let addr = Addrs::of(&server);
     // The commands block; the server runs on the runtime's other threads.
     let handle = tokio::task::spawn_blocking(move || {
         for line in lines {
-            if line.contains("/Subscribe") {
+            if is_stream(line) {
                 let out = run_stream(line, &addr);
                 assert!(
                     out.contains("\"messages\""),
                     "{line} streamed nothing: {out}"
                 );
             } else {
-                run(line, &addr);
+                let out = run(line, &addr);
+                // curl exits 0 on HTTP errors: an example must not be one.
+                if line.starts_with("curl ") {
+                    assert!(
+                        !out.contains("\"code\":") || out.contains("\"openapi\""),
+                        "README example answered an error: {line}\n{out}"
+                    );
+                }
             }
         }
     });
@@ -124,28 +160,76 @@ async fn every_readme_command_works_as_written() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_error_example_shows_real_output() {
+async fn the_readme_error_examples_show_real_output() {
     common::tool("grpcurl");
     let server = TestServer::start().await;
-    let example = blocks("console")
+    let examples: Vec<Vec<&str>> = blocks("console")
         .into_iter()
-        .find(|b| b.first().is_some_and(|l| l.starts_with("$ grpcurl")))
-        .expect("a console example");
-    let line = example[0].trim_start_matches("$ ");
-    let output = tokio::task::spawn_blocking({
-        let addr = server.grpc_host_port();
-        let line = line.to_owned();
-        move || command(&line, &addr).output().expect("run")
-    })
-    .await
-    .expect("join");
-    assert!(!output.status.success(), "the example is an error");
-    let printed = String::from_utf8_lossy(&output.stderr);
-    for shown in &example[1..] {
-        assert!(
-            printed.lines().any(|l| l.trim_end() == shown.trim_end()),
-            "README shows {shown:?}, grpcurl printed:\n{printed}"
+        .filter(|b| b.first().is_some_and(|l| l.starts_with("$ ")))
+        .collect();
+    assert!(examples.len() >= 2, "a gRPC and a REST error example");
+    for example in examples {
+        let line = example[0].trim_start_matches("$ ").to_owned();
+        let output = tokio::task::spawn_blocking({
+            let addr = Addrs::of(&server);
+            let line = line.clone();
+            move || command(&line, &addr).output().expect("run")
+        })
+        .await
+        .expect("join");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
         );
+        for shown in &example[1..] {
+            assert!(
+                printed.lines().any(|l| l.trim_end() == shown.trim_end()),
+                "README shows {shown:?}, {line} printed:\n{printed}"
+            );
+        }
     }
     server.stop().await;
+}
+
+/// The rows of the README's REST route table: (method, path, operation).
+fn route_table() -> Vec<(String, String, String)> {
+    let cell = |s: &str| s.trim().trim_matches('`').to_owned();
+    README
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').collect();
+            let method = cell(cells.first()?);
+            let path = cell(cells.get(1)?);
+            let rpc = cells.get(2)?.trim();
+            let rpc = rpc.split('`').nth(1)?.to_owned();
+            ["GET", "POST", "PUT", "PATCH", "DELETE"]
+                .contains(&method.as_str())
+                .then_some((method, path, rpc))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_route_table_is_the_generated_one() {
+    let mut documented = route_table();
+    let mut generated: Vec<(String, String, String)> = gostream::gateway::bindings()
+        .iter()
+        .map(|b| {
+            // An additional binding's operation is `Method_N`; the table
+            // names the RPC.
+            let rpc = match b.operation.rsplit_once('_') {
+                Some((rpc, n)) if n.parse::<u32>().is_ok() => rpc,
+                _ => b.operation,
+            };
+            (b.method.to_owned(), b.path.to_owned(), rpc.to_owned())
+        })
+        .collect();
+    documented.sort();
+    generated.sort();
+    assert_eq!(
+        documented, generated,
+        "the README's route table (left) differs from the generated routes (right)"
+    );
 }

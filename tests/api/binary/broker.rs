@@ -21,7 +21,7 @@ use tokio::{
 };
 use tonic::transport::Channel;
 
-use super::{LISTENING, PATIENCE, gostream};
+use super::{LISTENING, PATIENCE, REST_LISTENING, gostream};
 use crate::common::within_limit;
 
 /// The first `ip:port` in a log line, wherever the formatter put it (a text
@@ -49,6 +49,8 @@ pub(super) struct Broker {
     log: Vec<String>,
     /// The gRPC address it logged.
     addr: SocketAddr,
+    /// The REST address it logged, if its REST listener is on.
+    rest_addr: Option<SocketAddr>,
 }
 
 impl Broker {
@@ -72,6 +74,7 @@ impl Broker {
             lines,
             log: Vec::new(),
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            rest_addr: None,
         };
         let line = broker.wait_for_line(LISTENING).await;
         broker.addr = socket_addr_in(&line)
@@ -81,6 +84,27 @@ impl Broker {
             "the logged address is the bound one: {line:?}"
         );
         broker
+    }
+
+    /// Waits until it logs its REST address (the listener must be on), and
+    /// returns `http://ADDR`.
+    pub(super) async fn rest_url(&mut self) -> String {
+        if self.rest_addr.is_none() {
+            let logged = self
+                .log
+                .iter()
+                .find(|l| l.contains(REST_LISTENING))
+                .cloned();
+            let line = match logged {
+                Some(line) => line,
+                None => self.wait_for_line(REST_LISTENING).await,
+            };
+            self.rest_addr = Some(
+                socket_addr_in(&line)
+                    .unwrap_or_else(|| panic!("no address in the REST line {line:?}")),
+            );
+        }
+        format!("http://{}", self.rest_addr.expect("set above"))
     }
 
     /// Waits for a stderr line containing `text` and returns it.

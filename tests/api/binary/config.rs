@@ -109,9 +109,9 @@ async fn invalid_settings_are_start_up_errors_naming_the_setting() {
             names: &["--grpc-addr", "nonsense"],
         },
         Invalid {
-            args: &["--grpc-addr", "off"],
+            args: &["--grpc-addr", "off", "--rest-addr", "off"],
             env: &[],
-            names: &["--grpc-addr"],
+            names: &["--grpc-addr", "--rest-addr"],
         },
         Invalid {
             args: &["--log-format", "xml"],

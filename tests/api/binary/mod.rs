@@ -8,7 +8,9 @@
 //! unwinds through the [`Broker`](broker::Broker) or the pending `output()`
 //! future) kills it rather than leaving a broker running. The child's
 //! environment is cleared of `GOSTREAM_*` and `RUST_LOG`, so only what a
-//! test sets applies.
+//! test sets applies, except that the REST listener is on an ephemeral
+//! loopback port unless a test sets `GOSTREAM_REST_ADDR` or `--rest-addr`
+//! (its default, 0.0.0.0:8080, is for operators, not tests).
 //!
 //! # Time
 //! Every wait (the start-up line, a call, the exit) is bounded by
@@ -38,7 +40,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_gostream");
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The text of the line the server logs once its gRPC listener is bound.
-const LISTENING: &str = "listening";
+const LISTENING: &str = "reflection and health listening";
+
+/// The text of the line the server logs once its REST listener is bound.
+const REST_LISTENING: &str = "REST gateway listening";
 
 /// A `gostream` command with `args` and exactly the `GOSTREAM_*` variables
 /// in `env`.
@@ -51,6 +56,7 @@ fn gostream(args: &[&str], env: &[(&str, &str)]) -> Command {
         }
     }
     command
+        .env("GOSTREAM_REST_ADDR", "127.0.0.1:0")
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())

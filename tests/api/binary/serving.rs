@@ -161,3 +161,65 @@ async fn a_failed_request_is_logged_with_its_method_and_code() {
         .unwrap_or_default();
     assert!(classification.contains("Code: 5"), "{failure}");
 }
+
+#[tokio::test]
+async fn the_binary_serves_rest_and_ends_an_event_stream_on_sigterm() {
+    use futures_util::StreamExt as _;
+
+    let mut broker = Broker::start(
+        &["--grpc-addr", "127.0.0.1:0", "--sse-keep-alive-secs", "1"],
+        &[],
+    )
+    .await;
+    let rest = broker.rest_url().await;
+    let http = reqwest::Client::new();
+    let health = within_limit(
+        PATIENCE,
+        "GET /healthz",
+        http.get(format!("{rest}/healthz")).send(),
+    )
+    .await
+    .expect("GET /healthz");
+    assert_eq!(health.status(), 200);
+    let body: Value = health.json().await.expect("JSON");
+    assert_eq!(body["status"], "SERVING");
+
+    let created = http
+        .post(format!("{rest}/v1/topics"))
+        .json(&serde_json::json!({"name": "binary-sse"}))
+        .send()
+        .await
+        .expect("POST /v1/topics");
+    assert_eq!(created.status(), 200);
+    let stream = within_limit(
+        PATIENCE,
+        "open the event stream",
+        http.get(format!("{rest}/v1/topics/binary-sse:subscribe"))
+            .send(),
+    )
+    .await
+    .expect("GET :subscribe");
+    assert_eq!(stream.status(), 200);
+    let mut chunks = stream.bytes_stream();
+    // The stream is live once its first keep-alive arrives.
+    let mut seen = String::new();
+    while !seen.contains(": keep-alive") {
+        let chunk = within_limit(PATIENCE, "a keep-alive", chunks.next())
+            .await
+            .expect("the stream stays open until a keep-alive")
+            .expect("a chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    broker.signal("TERM");
+    // The body ends cleanly (no error, no reset) once shutdown begins.
+    while let Some(chunk) = within_limit(PATIENCE, "the end of the stream", chunks.next()).await {
+        chunk.expect("the stream ends cleanly, not with an error");
+    }
+    let (status, log) = broker.exit().await;
+    assert!(
+        status.success(),
+        "exit status {status}:\n{}",
+        log.join("\n")
+    );
+}
