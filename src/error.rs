@@ -152,6 +152,40 @@ impl Error {
         }
     }
 
+    /// The `ErrorInfo.metadata` (AIP-193): the resource and values at
+    /// fault, so a client can act on an error without parsing its message.
+    pub fn metadata(&self) -> HashMap<String, String> {
+        let pairs: Vec<(&str, String)> = match self {
+            Self::InvalidArgument { field, .. } => vec![("field", field.clone())],
+            Self::TopicNotFound(topic) | Self::TopicAlreadyExists(topic) => {
+                vec![("topic", topic.clone())]
+            }
+            Self::ConsumerNotFound { topic, consumer }
+            | Self::ConsumerAlreadyExists { topic, consumer } => {
+                vec![("topic", topic.clone()), ("consumer", consumer.clone())]
+            }
+            Self::OffsetOutOfRange {
+                topic,
+                offset,
+                start,
+                end,
+            } => vec![
+                ("topic", topic.clone()),
+                ("offset", offset.to_string()),
+                ("start_offset", start.to_string()),
+                ("end_offset", end.to_string()),
+            ],
+            Self::FailedPrecondition { .. }
+            | Self::ResourceExhausted(_)
+            | Self::Unavailable(_)
+            | Self::Internal(_) => Vec::new(),
+        };
+        pairs
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect()
+    }
+
     /// The `tonic::Status` for this error, carrying `google.rpc.ErrorInfo`
     /// (and `google.rpc.BadRequest` for an invalid argument) in its details.
     pub fn to_status(&self) -> tonic::Status {
@@ -162,11 +196,8 @@ impl Error {
             }
             other => other.to_string(),
         };
-        let mut details = ErrorDetails::with_error_info(
-            self.reason(),
-            ERROR_DOMAIN,
-            HashMap::<String, String>::new(),
-        );
+        let mut details =
+            ErrorDetails::with_error_info(self.reason(), ERROR_DOMAIN, self.metadata());
         if let Self::InvalidArgument { field, description } = self {
             details.add_bad_request_violation(field.clone(), description.clone());
         }
@@ -285,8 +316,35 @@ mod tests {
         let info = details.error_info().expect("error info");
         assert_eq!(info.reason, "INVALID_ARGUMENT");
         assert_eq!(info.domain, ERROR_DOMAIN);
+        assert_eq!(info.metadata["field"], "records[2].value");
         let bad = details.bad_request().expect("bad request");
         assert_eq!(bad.field_violations[0].field, "records[2].value");
+    }
+
+    #[test]
+    fn error_info_names_the_resource_and_values_at_fault() {
+        let status = Error::OffsetOutOfRange {
+            topic: "orders".into(),
+            offset: 9,
+            start: 2,
+            end: 5,
+        }
+        .to_status();
+        let details = status.get_error_details();
+        let metadata = &details.error_info().expect("error info").metadata;
+        assert_eq!(metadata["topic"], "orders");
+        assert_eq!(metadata["offset"], "9");
+        assert_eq!(metadata["start_offset"], "2");
+        assert_eq!(metadata["end_offset"], "5");
+        let status = Error::ConsumerNotFound {
+            topic: "orders".into(),
+            consumer: "billing".into(),
+        }
+        .to_status();
+        let details = status.get_error_details();
+        let metadata = &details.error_info().expect("error info").metadata;
+        assert_eq!(metadata["consumer"], "billing");
+        assert_eq!(metadata["topic"], "orders");
     }
 
     #[test]
