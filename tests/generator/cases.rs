@@ -29,6 +29,7 @@ const CASES: &[&str] = &[
     "nested_body",
     "no_pattern",
     "repeated_field",
+    "required",
     "response_body",
     "same_openapi_path",
     "update_in_path",
@@ -249,4 +250,49 @@ fn every_binding_has_an_operation_in_the_document() {
             "cases.same_openapi_path.S.GetPart"
         ]
     );
+}
+
+#[test]
+fn required_fields_are_required_in_the_document() {
+    let bindings = bindings("required").unwrap_or_else(|e| panic!("{e}"));
+    let document = openapi::document(&bindings, &crate::info());
+    let item = &document["paths"]["/v1/{parent}/things"];
+
+    // Query parameters: a required top-level field is required; a nested
+    // one only inside a required parent.
+    let parameters: Vec<(String, bool)> = item["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["required"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        parameters,
+        [
+            ("parent".to_owned(), true),
+            ("region".to_owned(), true),
+            ("pageSize".to_owned(), false),
+            ("filter.owner".to_owned(), false),
+            ("filter.label".to_owned(), false),
+        ]
+    );
+
+    // The body of `body: "*"` requires its required fields, except the one
+    // the path sets.
+    let body = &item["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["required"], serde_json::json!(["title"]));
+
+    assert!(model::is_required_path(
+        &bindings[0].method.input(),
+        &["region".to_owned()]
+    ));
+    assert!(!model::is_required_path(
+        &bindings[0].method.input(),
+        &["filter".to_owned(), "owner".to_owned()]
+    ));
 }

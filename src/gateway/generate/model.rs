@@ -13,6 +13,12 @@ use super::template::{Segment, Template};
 /// The extension that carries a method's HTTP rule.
 const HTTP_EXTENSION: &str = "google.api.http";
 
+/// The extension that marks a field REQUIRED (AIP-203).
+const FIELD_BEHAVIOR_EXTENSION: &str = "google.api.field_behavior";
+
+/// `google.api.FieldBehavior.REQUIRED`.
+const REQUIRED: i32 = 2;
+
 /// How deep query parameters may reach into nested messages (`a.b.c`).
 const MAX_QUERY_DEPTH: usize = 8;
 
@@ -319,6 +325,47 @@ fn binding(
         body,
         query_fields,
     })
+}
+
+/// Whether `field` is marked `(google.api.field_behavior) = REQUIRED`.
+pub fn is_required(field: &FieldDescriptor) -> bool {
+    let Some(extension) = field
+        .parent_pool()
+        .get_extension_by_name(FIELD_BEHAVIOR_EXTENSION)
+    else {
+        return false;
+    };
+    let options = field.options();
+    if !options.has_extension(&extension) {
+        return false;
+    }
+    match options.get_extension(&extension).as_ref() {
+        Value::List(behaviors) => behaviors
+            .iter()
+            .any(|b| matches!(b, Value::EnumNumber(n) if *n == REQUIRED)),
+        Value::EnumNumber(n) => *n == REQUIRED,
+        _ => false,
+    }
+}
+
+/// Whether every field on `proto_path` from `message` is REQUIRED (a
+/// nested field is required only inside a required parent).
+pub fn is_required_path(message: &MessageDescriptor, proto_path: &[String]) -> bool {
+    let mut current = message.clone();
+    for (i, name) in proto_path.iter().enumerate() {
+        let Some(field) = current.get_field_by_name(name) else {
+            return false;
+        };
+        if !is_required(&field) {
+            return false;
+        }
+        match field.kind() {
+            Kind::Message(inner) => current = inner,
+            _ if i + 1 == proto_path.len() => {}
+            _ => return false,
+        }
+    }
+    !proto_path.is_empty()
 }
 
 /// The field `dotted` names in `message`.

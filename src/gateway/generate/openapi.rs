@@ -131,7 +131,7 @@ fn operation(binding: &Binding, schemas: &mut Schemas) -> Value {
         parameters.push(json!({
             "name": field.json_name(),
             "in": "query",
-            "required": false,
+            "required": super::model::is_required_path(&input, &field.proto_path),
             "schema": schema,
             "style": "form",
             "explode": true,
@@ -257,18 +257,26 @@ impl Schemas {
 
     fn object(&mut self, message: &MessageDescriptor, skip: &[String]) -> Value {
         let mut properties = Map::new();
+        let mut required = Vec::new();
         for field in message.fields() {
             if skip.iter().any(|s| s == field.name()) {
                 continue;
             }
+            if super::model::is_required(&field) {
+                required.push(Value::from(field.json_name()));
+            }
             properties.insert(field.json_name().to_owned(), self.field_schema(&field));
         }
-        json!({
+        let mut schema = json!({
             "type": "object",
             "description": format!("{} (proto3 JSON mapping: lowerCamelCase names; proto names accepted in requests)", message.full_name()),
             "properties": properties,
             "additionalProperties": false,
-        })
+        });
+        if !required.is_empty() {
+            schema["required"] = Value::Array(required);
+        }
+        schema
     }
 
     fn field_schema(&mut self, field: &FieldDescriptor) -> Value {

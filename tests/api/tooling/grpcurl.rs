@@ -96,8 +96,8 @@ async fn grpcurl_describes_services_and_messages() {
         "gostream.v1.PublishRequest",
         &[
             "message PublishRequest {",
-            "string topic = 1;",
-            "repeated .gostream.v1.Record records = 2;",
+            "string topic = 1 [(.google.api.field_behavior) = REQUIRED];",
+            "repeated .gostream.v1.Record records = 2 [(.google.api.field_behavior) = REQUIRED];",
         ],
     )
     .await;
