@@ -124,7 +124,7 @@ fn operation(binding: &Binding, schemas: &mut Schemas) -> Value {
         parameters.push(parameter);
     }
     for field in &binding.query_fields {
-        let mut schema = leaf_schema(field);
+        let mut schema = query_schema(&input, field);
         if field.repeated {
             schema = json!({"type": "array", "items": schema});
         }
@@ -188,6 +188,27 @@ fn operation(binding: &Binding, schemas: &mut Schemas) -> Value {
     }
     operation.insert("responses".to_owned(), Value::Object(responses));
     Value::Object(operation)
+}
+
+/// The schema of a query parameter: a well-known type (a Duration, a
+/// Timestamp) in its JSON form, any other leaf by its kind.
+fn query_schema(input: &MessageDescriptor, field: &Field) -> Value {
+    let mut message = input.clone();
+    for (i, name) in field.proto_path.iter().enumerate() {
+        let Some(descriptor) = message.get_field_by_name(name) else {
+            break;
+        };
+        match descriptor.kind() {
+            Kind::Message(inner) if i + 1 == field.proto_path.len() => {
+                if let Some(schema) = well_known(&inner) {
+                    return schema;
+                }
+            }
+            Kind::Message(inner) => message = inner,
+            _ => break,
+        }
+    }
+    leaf_schema(field)
 }
 
 /// The schema of a value given as text (a path or query parameter).

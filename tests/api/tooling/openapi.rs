@@ -204,7 +204,9 @@ async fn seed(server: &TestServer) -> String {
 /// consumer id and legacy consumer id it generates is, half of the time, one
 /// that [`seed`] created: `orders`, `billing` and `legacy_consumer`, or
 /// `scratch` for the DELETE operations, so that deleting does not take the
-/// others' data away early. And no cache: schemathesis would otherwise keep
+/// others' data away early. A long-poll's wait is always one of a few
+/// values, valid and not: a valid wait of minutes on a seeded consumer would
+/// otherwise outlast the request timeout. And no cache: schemathesis would otherwise keep
 /// the failures it finds under `.schemathesis/` in the working directory.
 fn schemathesis_config(legacy_consumer: &str) -> String {
     let half = |dictionary: &str| format!("{{ dictionary = \"{dictionary}\", probability = 0.5 }}");
@@ -217,6 +219,7 @@ topics = {{ values = ["orders"] }}
 consumers = {{ values = ["billing"] }}
 legacy-consumers = {{ values = ["{legacy_consumer}"] }}
 scratch = {{ values = ["scratch"] }}
+waits = {{ values = ["0s", "0.2s", "1s", "-1s", "301s", "1.5", "s"] }}
 
 [parameters]
 "path.name" = {topics}
@@ -227,6 +230,8 @@ scratch = {{ values = ["scratch"] }}
 "body.name" = {topics}
 "body.topicname" = {topics}
 "body.consumerid" = {legacy}
+"query.maxWait" = {{ dictionary = "waits", probability = 1.0 }}
+"body.maxWait" = {{ dictionary = "waits", probability = 1.0 }}
 
 [[operations]]
 include-method = "DELETE"
