@@ -13,7 +13,8 @@
 //! - [`bad_input`]: bad input to every RPC of both APIs, and malformed wire
 //!   input.
 //! - [`concurrency`]: many clients at once, commit races, topic races.
-//! - [`tooling`]: grpcurl, `buf curl` and a browser's grpc-web with CORS.
+//! - [`tooling`]: grpcurl, `buf curl`, a browser's grpc-web with CORS, and
+//!   the OpenAPI document (openapi-spec-validator, schemathesis).
 //! - [`binary`]: the `gostream` executable, its flags and signals.
 //! - [`readme`]: the README's command examples, run as written.
 //! - [`transports`]: one scenario suite run over gRPC, grpc-web and REST,
