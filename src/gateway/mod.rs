@@ -64,6 +64,7 @@ use axum::{
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use tokio_util::sync::CancellationToken;
 use tower_http::{
+    classify::StatusInRangeAsFailures,
     cors::{AllowOrigin, CorsLayer},
     trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer},
 };
@@ -143,7 +144,9 @@ pub fn router<S: generated::Services>(gateway: Gateway<S>) -> Router {
         .fallback(fallback)
         .with_state(Arc::new(gateway))
         .layer(
-            TraceLayer::new_for_http()
+            // Client errors are failures too: one info line each, as the
+            // gRPC listener logs each failed call with its code.
+            TraceLayer::new(StatusInRangeAsFailures::new(400..=599).into_make_classifier())
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_request(DefaultOnRequest::new().level(Level::DEBUG))
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG))

@@ -163,6 +163,39 @@ async fn a_failed_request_is_logged_with_its_method_and_code() {
 }
 
 #[tokio::test]
+async fn a_failed_rest_request_is_logged_with_its_path_and_status() {
+    let mut broker = Broker::start(
+        &["--grpc-addr", "127.0.0.1:0"],
+        &[("GOSTREAM_LOG_FORMAT", "json")],
+    )
+    .await;
+    let rest = broker.rest_url().await;
+    let response = within_limit(
+        PATIENCE,
+        "GET a missing topic",
+        reqwest::get(format!("{rest}/v1/topics/absent")),
+    )
+    .await
+    .expect("GET /v1/topics/absent");
+    assert_eq!(response.status(), 404);
+
+    let log = broker.stop_with("TERM").await;
+    let failure = log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|entry| {
+            entry["fields"]["message"] == "response failed"
+                && entry["span"]["uri"] == "/v1/topics/absent"
+        })
+        .unwrap_or_else(|| panic!("no failed-request line in {log:#?}"));
+    assert_eq!(failure["span"]["method"], "GET", "{failure}");
+    let classification = failure["fields"]["classification"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(classification.contains("404"), "{failure}");
+}
+
+#[tokio::test]
 async fn the_binary_serves_rest_and_ends_an_event_stream_on_sigterm() {
     use futures_util::StreamExt as _;
 
