@@ -121,19 +121,9 @@ impl Error {
         }
     }
 
-    /// The HTTP status the REST gateway answers with.
+    /// The HTTP status the REST gateway answers with: that of its code.
     pub fn http_status(&self) -> http::StatusCode {
-        use http::StatusCode as S;
-        match self {
-            Self::InvalidArgument { .. } => S::BAD_REQUEST,
-            Self::TopicNotFound(_) | Self::ConsumerNotFound { .. } => S::NOT_FOUND,
-            Self::TopicAlreadyExists(_) | Self::ConsumerAlreadyExists { .. } => S::CONFLICT,
-            Self::OffsetOutOfRange { .. } => S::RANGE_NOT_SATISFIABLE,
-            Self::FailedPrecondition { .. } => S::PRECONDITION_FAILED,
-            Self::ResourceExhausted(_) => S::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => S::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => S::INTERNAL_SERVER_ERROR,
-        }
+        http_status(self.code())
     }
 
     /// The stable, machine-readable reason (`ErrorInfo.reason`).
@@ -202,6 +192,29 @@ impl Error {
             details.add_bad_request_violation(field.clone(), description.clone());
         }
         tonic::Status::with_error_details(self.code(), message, details)
+    }
+}
+
+/// The HTTP status of a gRPC code (the mapping of `google.rpc.Code`, as
+/// grpc-gateway uses it; OUT_OF_RANGE is 416 because every out-of-range
+/// GoStream error is an offset outside the log).
+pub fn http_status(code: Code) -> http::StatusCode {
+    use http::StatusCode as S;
+    match code {
+        Code::Ok => S::OK,
+        Code::Cancelled => S::from_u16(499).unwrap_or(S::BAD_REQUEST),
+        Code::Unknown | Code::Internal | Code::DataLoss => S::INTERNAL_SERVER_ERROR,
+        Code::InvalidArgument => S::BAD_REQUEST,
+        Code::DeadlineExceeded => S::GATEWAY_TIMEOUT,
+        Code::NotFound => S::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => S::CONFLICT,
+        Code::PermissionDenied => S::FORBIDDEN,
+        Code::ResourceExhausted => S::TOO_MANY_REQUESTS,
+        Code::FailedPrecondition => S::PRECONDITION_FAILED,
+        Code::OutOfRange => S::RANGE_NOT_SATISFIABLE,
+        Code::Unimplemented => S::NOT_IMPLEMENTED,
+        Code::Unavailable => S::SERVICE_UNAVAILABLE,
+        Code::Unauthenticated => S::UNAUTHORIZED,
     }
 }
 

@@ -55,13 +55,8 @@ pub mod generated {
 
 use std::{sync::Arc, time::Duration};
 
-use axum::{
-    Router,
-    extract::State,
-    response::{IntoResponse, Response},
-    routing::get,
-};
-use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::{Router, extract::State, response::Response, routing::get};
+use http::{HeaderName, Method, StatusCode, header};
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     classify::StatusInRangeAsFailures,
@@ -184,21 +179,11 @@ async fn healthz<S>(State(gateway): State<Arc<Gateway<S>>>) -> Response {
     } else {
         (StatusCode::OK, "SERVING")
     };
-    let mut response = (status, format!("{{\"status\":\"{text}\"}}")).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    respond::json_bytes_response(status, format!("{{\"status\":\"{text}\"}}"))
 }
 
 async fn openapi() -> Response {
-    let mut response = OPENAPI_JSON.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    respond::json_bytes_response(StatusCode::OK, OPENAPI_JSON)
 }
 
 async fn fallback(request: axum::extract::Request) -> Response {
