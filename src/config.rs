@@ -155,6 +155,7 @@ impl Config {
     pub fn store_limits(&self) -> StoreLimits {
         StoreLimits {
             max_message_bytes: self.max_message_bytes,
+            ..StoreLimits::DEFAULT
         }
     }
 

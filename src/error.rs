@@ -92,6 +92,19 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
 
+    /// Stored data failed its checksum: a message cannot be read back as it
+    /// was written. gRPC `DATA_LOSS`, HTTP 500. The message names the topic,
+    /// the file and the offset; the data is never skipped silently.
+    #[error("{message}")]
+    DataLoss {
+        /// The topic.
+        topic: String,
+        /// The first offset that cannot be read.
+        offset: u64,
+        /// What is damaged, where.
+        message: String,
+    },
+
     /// A bug or an unexpected failure inside the broker. gRPC `INTERNAL`,
     /// HTTP 500. The message is logged; clients get a generic one.
     #[error("internal error: {0}")]
@@ -117,6 +130,7 @@ impl Error {
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::DataLoss { .. } => Code::DataLoss,
             Self::Internal(_) => Code::Internal,
         }
     }
@@ -138,6 +152,7 @@ impl Error {
             Self::FailedPrecondition { reason, .. } => reason,
             Self::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
             Self::Unavailable(_) => "UNAVAILABLE",
+            Self::DataLoss { .. } => "DATA_LOSS",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -165,6 +180,9 @@ impl Error {
                 ("start_offset", start.to_string()),
                 ("end_offset", end.to_string()),
             ],
+            Self::DataLoss { topic, offset, .. } => {
+                vec![("topic", topic.clone()), ("offset", offset.to_string())]
+            }
             Self::FailedPrecondition { .. }
             | Self::ResourceExhausted(_)
             | Self::Unavailable(_)
@@ -301,6 +319,16 @@ mod tests {
                 Code::Unavailable,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "UNAVAILABLE",
+            ),
+            (
+                Error::DataLoss {
+                    topic: "t".into(),
+                    offset: 7,
+                    message: "checksum".into(),
+                },
+                Code::DataLoss,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "DATA_LOSS",
             ),
             (
                 Error::Internal("bug".into()),

@@ -260,6 +260,7 @@ impl Topic {
             message_count: state.log.messages.len() as u64,
             size_bytes: state.log.size_bytes,
             create_time_ns: self.create_time_ns,
+            retention: super::RetentionPolicy::UNLIMITED,
         }
     }
 
@@ -307,6 +308,7 @@ impl Topic {
                 return Ok(Attempt::Wait(None));
             }
             Ok(Attempt::Ready(Batch {
+                skipped: 0,
                 next_offset: from + messages.len() as u64,
                 end_offset: log.end_offset(),
                 messages,
@@ -331,6 +333,7 @@ impl Topic {
                 consumer.delivered(messages.len(), now);
             }
             Ok(Attempt::Ready(Batch {
+                skipped: 0,
                 messages,
                 next_offset: consumer.offset,
                 end_offset: log.end_offset(),

@@ -10,6 +10,7 @@
 //! Backends: [`MemoryStore`] (the default). A durable log and Redis plug in
 //! behind the same trait.
 
+pub mod log;
 mod memory;
 mod types;
 

@@ -219,6 +219,8 @@ pub struct TopicInfo {
     pub size_bytes: u64,
     /// Creation time, nanoseconds since the Unix epoch.
     pub create_time_ns: u64,
+    /// The retention in force (the topic's overrides over the broker defaults).
+    pub retention: RetentionPolicy,
 }
 
 /// A consumer's state, as GetConsumer reports it.
@@ -298,6 +300,9 @@ impl Default for ReadLimits {
 pub struct Batch {
     /// The messages, in offset order; empty if none arrived in time.
     pub messages: Vec<Message>,
+    /// How many messages retention removed before they could be read: the
+    /// reader's offset was below the topic's start offset and moved up to it.
+    pub skipped: u64,
     /// The offset to read next (for a consumer: its offset after the read).
     pub next_offset: u64,
     /// The topic's end offset when the read was served.
@@ -322,19 +327,165 @@ pub struct Page<T> {
     pub more: bool,
 }
 
-/// Limits every store enforces.
+/// Limits every store enforces, and the broker-wide retention defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
     /// The largest record (key + value + headers), in bytes.
     pub max_message_bytes: usize,
+    /// The most memory the store may hold for messages (payloads and their
+    /// bookkeeping; with a durable log, its indexes). An append that would
+    /// pass it, when retention cannot free room, is refused.
+    pub max_memory_bytes: u64,
+    /// The retention of a topic that does not set its own.
+    pub default_retention: RetentionPolicy,
+}
+
+impl StoreLimits {
+    /// 1 MiB records, no memory cap, unlimited retention.
+    pub const DEFAULT: Self = Self {
+        max_message_bytes: 1024 * 1024,
+        max_memory_bytes: u64::MAX,
+        default_retention: RetentionPolicy::UNLIMITED,
+    };
 }
 
 impl Default for StoreLimits {
     fn default() -> Self {
-        Self {
-            max_message_bytes: 1024 * 1024,
+        Self::DEFAULT
+    }
+}
+
+/// How much of its history a topic keeps. Each limit of 0 means "no limit".
+/// A topic that passes a limit drops its oldest messages; its start offset
+/// moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionPolicy {
+    /// Keep at most this many messages.
+    pub max_messages: u64,
+    /// Keep at most this many bytes (keys, values and headers).
+    pub max_bytes: u64,
+    /// Drop messages published longer ago than this.
+    pub max_age: Duration,
+}
+
+impl RetentionPolicy {
+    /// Keeps everything.
+    pub const UNLIMITED: Self = Self {
+        max_messages: 0,
+        max_bytes: 0,
+        max_age: Duration::ZERO,
+    };
+}
+
+/// A topic's own retention settings: each `None` follows the broker default
+/// ([`StoreLimits::default_retention`]), as Kafka's topic-level overrides do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOverrides {
+    /// Overrides [`RetentionPolicy::max_messages`] (0 = no limit).
+    pub max_messages: Option<u64>,
+    /// Overrides [`RetentionPolicy::max_bytes`] (0 = no limit).
+    pub max_bytes: Option<u64>,
+    /// Overrides [`RetentionPolicy::max_age`] (zero = no limit).
+    pub max_age: Option<Duration>,
+}
+
+impl RetentionOverrides {
+    /// The policy in force: each override, or the default where there is none.
+    pub fn effective(&self, default: &RetentionPolicy) -> RetentionPolicy {
+        RetentionPolicy {
+            max_messages: self.max_messages.unwrap_or(default.max_messages),
+            max_bytes: self.max_bytes.unwrap_or(default.max_bytes),
+            max_age: self.max_age.unwrap_or(default.max_age),
         }
     }
+}
+
+/// A change to a topic's retention (UpdateTopic): for each setting, `None`
+/// keeps it, `Some(None)` returns it to the broker default, `Some(Some(v))`
+/// sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(clippy::option_option)]
+pub struct RetentionUpdate {
+    /// The new max messages override.
+    pub max_messages: Option<Option<u64>>,
+    /// The new max bytes override.
+    pub max_bytes: Option<Option<u64>>,
+    /// The new max age override.
+    pub max_age: Option<Option<Duration>>,
+}
+
+impl RetentionUpdate {
+    /// `overrides` with this update applied.
+    pub fn apply(&self, overrides: RetentionOverrides) -> RetentionOverrides {
+        RetentionOverrides {
+            max_messages: self.max_messages.unwrap_or(overrides.max_messages),
+            max_bytes: self.max_bytes.unwrap_or(overrides.max_bytes),
+            max_age: self.max_age.unwrap_or(overrides.max_age),
+        }
+    }
+}
+
+/// The broker-wide figures (GetBroker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Which backend: `memory` or `durable`.
+    pub kind: &'static str,
+    /// Topics held.
+    pub topic_count: u64,
+    /// Messages held in every topic.
+    pub message_count: u64,
+    /// Bytes (keys, values, headers) held in every topic.
+    pub size_bytes: u64,
+    /// Memory the store holds for messages: payloads and bookkeeping in
+    /// memory; with a durable log, its read cache and indexes.
+    pub memory_bytes: u64,
+    /// The memory cap ([`StoreLimits::max_memory_bytes`]).
+    pub max_memory_bytes: u64,
+    /// The retention of topics that do not set their own.
+    pub default_retention: RetentionPolicy,
+}
+
+/// Where the store reads the time: publish and creation times, and the age
+/// of messages for retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// The system's wall clock (the default).
+    #[default]
+    System,
+    /// The wall-clock time at `epoch_ns`, moved on by tokio's clock since
+    /// `origin`: under `tokio::time::pause()`, time advances only when a test
+    /// advances it, so retention by age can be tested without waiting.
+    Tokio {
+        /// Nanoseconds since the Unix epoch at `origin`.
+        epoch_ns: u64,
+        /// The tokio instant `epoch_ns` was read at.
+        origin: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A [`Clock::Tokio`] starting at the wall-clock time now.
+    pub fn tokio() -> Self {
+        Self::Tokio {
+            epoch_ns: system_now_ns(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch, now.
+    pub fn now_ns(&self) -> u64 {
+        match self {
+            Self::System => system_now_ns(),
+            Self::Tokio { epoch_ns, origin } => epoch_ns
+                .saturating_add(u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+fn system_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ fn assert_empty_after_wait(
     assert_eq!(
         result.expect(what),
         Batch {
+            skipped: 0,
             messages: Vec::new(),
             next_offset: end,
             end_offset: end

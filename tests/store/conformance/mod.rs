@@ -63,6 +63,7 @@ use gostream::store::{MemoryStore, Store, StoreLimits};
 /// The limits every store under test is configured with.
 const LIMITS: StoreLimits = StoreLimits {
     max_message_bytes: 1024,
+    ..StoreLimits::DEFAULT
 };
 
 /// Instantiates every scenario as a `#[tokio::test]` against the stores

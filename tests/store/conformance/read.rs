@@ -92,6 +92,7 @@ pub(super) async fn read_returns_messages_from_any_offset(store: Arc<dyn Store>)
     assert_eq!(
         empty,
         Batch {
+            skipped: 0,
             messages: Vec::new(),
             next_offset: 0,
             end_offset: 0

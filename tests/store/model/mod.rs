@@ -46,6 +46,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     runtime.block_on(async {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(StoreLimits {
             max_message_bytes: MAX_MESSAGE_BYTES,
+            ..StoreLimits::DEFAULT
         }));
         let mut model = Model::default();
         for (i, op) in ops.iter().enumerate() {

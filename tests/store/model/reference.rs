@@ -78,6 +78,7 @@ impl ModelTopic {
                 .map(|m| record_bytes(&m.record) as u64)
                 .sum(),
             create_time_ns: self.create_time_ns,
+            retention: gostream::store::RetentionPolicy::UNLIMITED,
         }
     }
 
@@ -265,6 +266,7 @@ impl Model {
         }
         let messages = topic.take(offset, limits);
         Ok(Batch {
+            skipped: 0,
             next_offset: offset + messages.len() as u64,
             end_offset: topic.end(),
             messages,
@@ -353,6 +355,7 @@ impl Model {
             consumer.committed = consumer.offset;
         }
         Ok(Batch {
+            skipped: 0,
             next_offset: consumer.offset,
             end_offset: end,
             messages,

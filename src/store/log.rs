@@ -1,0 +1,190 @@
+//! What the broker engine needs from a topic's storage: the [`TopicLog`]
+//! (messages, consumer positions and settings of one topic) and the
+//! [`LogFactory`] that creates logs and recovers them at start-up.
+//!
+//! The engine ([`super::engine`]) holds every broker rule: offsets,
+//! consumers, commits, seeks, waits, retention decisions and memory
+//! accounting. A log only keeps what it is given. It is called with the
+//! topic's lock held, so it never needs a lock of its own for its state, and
+//! it must not block for long: anything slow (an fsync) is returned as a
+//! [`Durability`] that the engine awaits after releasing the lock.
+//!
+//! Two implementations: the in-memory log ([`super::memory`]) and the
+//! segmented durable log ([`super::disk`]).
+
+use std::{fmt, future::Future, pin::Pin, time::Duration};
+
+use super::{
+    CommitMode, ConsumerId, Message, ReadLimits, Record, RetentionOverrides, RetentionPolicy,
+    TopicName,
+};
+use crate::error::Result;
+
+/// A topic's identity and settings, as they are persisted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMeta {
+    /// The topic's name.
+    pub name: TopicName,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub create_time_ns: u64,
+    /// The topic's own retention settings.
+    pub retention: RetentionOverrides,
+}
+
+/// A consumer's state, as it is persisted.
+///
+/// A manual-mode consumer's deliveries that were not committed are not
+/// persisted: after a restart its offset is its committed offset, so they
+/// are delivered again (at least once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// The consumer's id.
+    pub id: ConsumerId,
+    /// The offset of the next message it will be given.
+    pub offset: u64,
+    /// Every message below this offset has been processed.
+    pub committed: u64,
+    /// How its committed offset advances.
+    pub commit_mode: CommitMode,
+    /// In manual mode, the redelivery timeout.
+    pub ack_timeout: Duration,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub create_time_ns: u64,
+}
+
+/// A topic as a [`LogFactory`] recovered it at start-up.
+pub struct Recovered<L> {
+    /// Its identity and settings.
+    pub meta: TopicMeta,
+    /// Its log.
+    pub log: L,
+    /// Its consumers, in any order.
+    pub consumers: Vec<ConsumerRecord>,
+}
+
+/// Completes when what a log call wrote is as durable as the fsync policy
+/// promises. Await it after releasing the topic's lock: it may wait for an
+/// fsync, which concurrent writers share (group commit).
+#[must_use = "a write is not durable until its Durability completes"]
+pub struct Durability(Option<Pin<Box<dyn Future<Output = Result<()>> + Send>>>);
+
+impl Durability {
+    /// Already as durable as promised (the in-memory log, `--fsync never`).
+    pub fn done() -> Self {
+        Self(None)
+    }
+
+    /// Durable when `future` completes successfully.
+    pub fn after(future: impl Future<Output = Result<()>> + Send + 'static) -> Self {
+        Self(Some(Box::pin(future)))
+    }
+
+    /// Whether there is nothing to wait for.
+    pub fn is_done(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Waits until durable. An error (an fsync that failed) means the write
+    /// may be lost: the caller must not acknowledge it.
+    pub async fn wait(self) -> Result<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(future) => future.await,
+        }
+    }
+}
+
+impl fmt::Debug for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_done() {
+            "Durability::done"
+        } else {
+            "Durability::pending"
+        })
+    }
+}
+
+/// The storage of one topic: its messages, its consumers' positions and its
+/// settings. Every method is called with the topic's lock held.
+pub trait TopicLog: Send + 'static {
+    /// The offset of the oldest message held (the end offset when empty).
+    fn start_offset(&self) -> u64;
+
+    /// The offset the next appended message gets.
+    fn end_offset(&self) -> u64;
+
+    /// Bytes (keys, values and headers) of the messages held.
+    fn size_bytes(&self) -> u64;
+
+    /// Memory this log holds for its messages: payloads and bookkeeping for
+    /// the in-memory log; indexes for the durable log (its read cache is the
+    /// factory's, see [`LogFactory::shared_memory_bytes`]).
+    fn memory_bytes(&self) -> u64;
+
+    /// The memory an append of `records` would add to [`Self::memory_bytes`]
+    /// (an estimate is fine; it is what the memory cap is checked against).
+    fn append_cost(&self, records: &[Record]) -> u64;
+
+    /// Publish time of the oldest message held, if any.
+    fn oldest_publish_time_ns(&self) -> Option<u64>;
+
+    /// Publish time of the newest message ever appended (0 if none), so
+    /// publish times never decrease, even across a restart.
+    fn last_publish_time_ns(&self) -> u64;
+
+    /// Appends `records` at [`Self::end_offset`], all stamped
+    /// `publish_time_ns`, atomically: on error nothing is appended and the
+    /// end offset is unchanged. A storage failure (disk full, read-only
+    /// file system) is `Error::Unavailable` with a message that says what
+    /// failed.
+    fn append(&mut self, records: Vec<Record>, publish_time_ns: u64) -> Result<Durability>;
+
+    /// Messages from offset `from` (start..=end) on, up to `limits`: at
+    /// least one if any is there, however large. Data that fails its
+    /// checksum is `Error::DataLoss` naming the topic, file and offset; it is
+    /// never skipped.
+    fn read(&mut self, from: u64, limits: ReadLimits) -> Result<Vec<Message>>;
+
+    /// The offset of the first message published at or after `time_ns`
+    /// (publish times never decrease along a log), or the end offset.
+    fn offset_at_time(&mut self, time_ns: u64) -> Result<u64>;
+
+    /// Drops the oldest messages until what is left obeys `policy` at
+    /// `now_ns` (each limit of 0 is no limit). The in-memory log drops
+    /// exactly what passes a limit; the durable log drops whole segments
+    /// (the active one included, once every message in it must go), so it
+    /// may drop less than a limit asks but never keeps a segment whose every
+    /// message is past a limit. Returns how many messages were dropped.
+    fn apply_retention(&mut self, policy: &RetentionPolicy, now_ns: u64) -> Result<u64>;
+
+    /// Persists the topic's settings (after UpdateTopic).
+    fn save_meta(&mut self, meta: &TopicMeta) -> Result<Durability>;
+
+    /// Persists a consumer's state (created, advanced, committed, sought).
+    fn save_consumer(&mut self, consumer: &ConsumerRecord) -> Result<Durability>;
+
+    /// Forgets a consumer.
+    fn remove_consumer(&mut self, id: &ConsumerId) -> Result<Durability>;
+
+    /// Deletes the topic's storage; the log is not used afterwards.
+    fn delete(&mut self) -> Result<()>;
+}
+
+/// Creates topic logs, recovers them at start-up, and owns what they share.
+pub trait LogFactory: Send + Sync + 'static {
+    /// The logs it makes.
+    type Log: TopicLog;
+
+    /// `memory` or `durable`, as GetBroker reports it.
+    fn kind(&self) -> &'static str;
+
+    /// The storage of a new, empty topic, its metadata persisted (durably,
+    /// under `--fsync always`) before this returns.
+    fn create(&self, meta: &TopicMeta) -> Result<Self::Log>;
+
+    /// Memory held for all topics together (the durable log's read cache).
+    fn shared_memory_bytes(&self) -> u64;
+
+    /// Makes everything written durable (at a graceful shutdown).
+    fn flush(&self) -> Result<()>;
+}
