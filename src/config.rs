@@ -2,11 +2,11 @@
 //! environment variables (a flag wins over its variable), validated once at
 //! start-up. Each field's doc comment is its `--help` text.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Args, ValueEnum};
 
-use crate::store::StoreLimits;
+use crate::store::{FsyncPolicy, RetentionPolicy, StoreLimits};
 
 /// Where a listener listens: an address (`host:port`) or `off`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +81,62 @@ pub struct Config {
     #[arg(long, env = "GOSTREAM_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     pub max_request_bytes: usize,
 
+    /// Keep messages in a durable log in this directory (created if
+    /// missing). Not set: messages are kept in memory only.
+    #[arg(long, env = "GOSTREAM_DATA_DIR", value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
+
+    /// With --data-dir, when a write is made durable: `always` (a publish
+    /// returns once its messages are on disk; concurrent publishes share one
+    /// fsync), `interval=<ms>` (fsync every so many milliseconds: a crash
+    /// loses at most that much), or `never` (the OS decides).
+    #[arg(long, env = "GOSTREAM_FSYNC", default_value_t = FsyncPolicy::Always, value_name = "POLICY")]
+    pub fsync: FsyncPolicy,
+
+    /// With --data-dir, the size at which a topic's log segment is closed and
+    /// a new one begun; retention deletes whole segments.
+    #[arg(long, env = "GOSTREAM_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub segment_bytes: u64,
+
+    /// With --data-dir, the memory for caching messages read from disk,
+    /// shared by all topics.
+    #[arg(long, env = "GOSTREAM_CACHE_BYTES", default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub cache_bytes: u64,
+
+    /// The most memory the broker holds for messages; a publish that would
+    /// pass it (when retention cannot free room) is refused with
+    /// RESOURCE_EXHAUSTED / 429. Default: half the machine's memory (or of
+    /// the container's limit).
+    #[arg(long, env = "GOSTREAM_MAX_MEMORY_BYTES", value_name = "BYTES")]
+    pub max_memory_bytes: Option<u64>,
+
+    /// Default retention of a topic: the most messages it keeps (0: no limit).
+    #[arg(
+        long,
+        env = "GOSTREAM_RETENTION_MAX_MESSAGES",
+        default_value_t = 0,
+        value_name = "COUNT"
+    )]
+    pub retention_max_messages: u64,
+
+    /// Default retention of a topic: the most bytes it keeps (0: no limit).
+    #[arg(
+        long,
+        env = "GOSTREAM_RETENTION_MAX_BYTES",
+        default_value_t = 0,
+        value_name = "BYTES"
+    )]
+    pub retention_max_bytes: u64,
+
+    /// Default retention of a topic: how long it keeps a message (0: forever).
+    #[arg(
+        long,
+        env = "GOSTREAM_RETENTION_MAX_AGE_SECS",
+        default_value_t = 0,
+        value_name = "SECONDS"
+    )]
+    pub retention_max_age_secs: u64,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
     /// directives such as `gostream=debug,tower=warn`. RUST_LOG, if set, wins.
     #[arg(
@@ -122,6 +178,14 @@ impl Default for Config {
             rest_addr: Listen::Addr("0.0.0.0:8080".to_owned()),
             max_message_bytes: 1024 * 1024,
             max_request_bytes: 8 * 1024 * 1024,
+            data_dir: None,
+            fsync: FsyncPolicy::Always,
+            segment_bytes: 64 * 1024 * 1024,
+            cache_bytes: 64 * 1024 * 1024,
+            max_memory_bytes: None,
+            retention_max_messages: 0,
+            retention_max_bytes: 0,
+            retention_max_age_secs: 0,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             sse_keep_alive_secs: 15,
@@ -145,6 +209,12 @@ impl Config {
         if self.sse_keep_alive_secs == 0 {
             return Err("--sse-keep-alive-secs must be at least 1".to_owned());
         }
+        if self.segment_bytes == 0 {
+            return Err("--segment-bytes must be at least 1".to_owned());
+        }
+        if self.max_memory_bytes == Some(0) {
+            return Err("--max-memory-bytes must be at least 1".to_owned());
+        }
         if self.grpc_addr == Listen::Off && self.rest_addr == Listen::Off {
             return Err("--grpc-addr and --rest-addr are both off: nothing to serve".to_owned());
         }
@@ -155,8 +225,20 @@ impl Config {
     pub fn store_limits(&self) -> StoreLimits {
         StoreLimits {
             max_message_bytes: self.max_message_bytes,
-            ..StoreLimits::DEFAULT
+            max_memory_bytes: self.max_memory_bytes(),
+            default_retention: RetentionPolicy {
+                max_messages: self.retention_max_messages,
+                max_bytes: self.retention_max_bytes,
+                max_age: Duration::from_secs(self.retention_max_age_secs),
+            },
         }
+    }
+
+    /// The memory cap: as set, or half of the memory available to the
+    /// process.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.max_memory_bytes
+            .unwrap_or_else(|| available_memory_bytes() / 2)
     }
 
     /// The interval of Server-Sent Events keep-alives.
@@ -167,6 +249,34 @@ impl Config {
     /// The graceful shutdown deadline.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+/// The memory this process may use: the machine's, or its cgroup's limit
+/// if lower. 2 GiB when neither can be read.
+fn available_memory_bytes() -> u64 {
+    const FALLBACK: u64 = 2 * 1024 * 1024 * 1024;
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| rest.trim().strip_suffix("kB"))
+                .and_then(|kb| kb.trim().parse::<u64>().ok())
+        })
+        .map(|kb| kb.saturating_mul(1024));
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|path| std::fs::read_to_string(path).ok())
+    .and_then(|limit| limit.trim().parse::<u64>().ok());
+    match (machine, cgroup) {
+        (Some(m), Some(c)) => m.min(c),
+        (Some(m), None) => m,
+        (None, Some(c)) => c,
+        (None, None) => FALLBACK,
     }
 }
 
@@ -188,6 +298,17 @@ mod tests {
         );
         assert!("9090".parse::<Listen>().is_err());
         assert!("host:http".parse::<Listen>().is_err());
+    }
+
+    #[test]
+    fn the_default_memory_cap_is_a_fraction_of_memory() {
+        let cap = Config::default().max_memory_bytes();
+        assert!(cap > 0 && cap < available_memory_bytes());
+        let set = Config {
+            max_memory_bytes: Some(1234),
+            ..Config::default()
+        };
+        assert_eq!(set.store_limits().max_memory_bytes, 1234);
     }
 
     #[test]

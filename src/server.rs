@@ -199,6 +199,7 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 /// The names of the broker's services, as health checks and clients know them.
 const SERVICES: &[&str] = &[
     <v1_pb::topic_service_server::TopicServiceServer<V1> as NamedService>::NAME,
+    <v1_pb::broker_service_server::BrokerServiceServer<V1> as NamedService>::NAME,
     <v1_pb::publisher_service_server::PublisherServiceServer<V1> as NamedService>::NAME,
     <v1_pb::consumer_service_server::ConsumerServiceServer<V1> as NamedService>::NAME,
     <legacy_pb::producer_service_server::ProducerServiceServer<Legacy> as NamedService>::NAME,
@@ -223,7 +224,12 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let stopping = CancellationToken::new();
     let v1 = V1::new(store.clone(), stopping.clone());
-    let legacy = Legacy::new(store);
+    let legacy = Legacy::new(store.clone());
+    let retention = tokio::spawn(enforce_retention(
+        store.clone(),
+        RETENTION_INTERVAL,
+        stopping.clone(),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
@@ -280,7 +286,36 @@ pub async fn run(
         result
     };
     let (result, ()) = tokio::join!(servers, on_shutdown);
+    retention.abort();
+    if let Err(error) = store.close().await {
+        tracing::error!(%error, "flushing the store at shutdown failed");
+    }
     result.map(|_| ())
+}
+
+/// How often retention by age is applied to every topic.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Applies every topic's retention every `interval` (retention by count
+/// and size is applied on append; age needs a clock), until `stopping`.
+pub async fn enforce_retention(
+    store: Arc<dyn Store>,
+    interval: Duration,
+    stopping: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stopping.cancelled() => return,
+        }
+        match store.enforce_retention().await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::debug!(dropped, "retention dropped messages by age"),
+            Err(error) => tracing::warn!(%error, "applying retention failed"),
+        }
+    }
 }
 
 /// Serves gRPC, grpc-web, reflection and health on `listener` until
@@ -310,6 +345,10 @@ async fn serve_grpc(
         ))
         .add_service(
             v1_pb::topic_service_server::TopicServiceServer::new(v1.clone())
+                .max_decoding_message_size(limit),
+        )
+        .add_service(
+            v1_pb::broker_service_server::BrokerServiceServer::new(v1.clone())
                 .max_decoding_message_size(limit),
         )
         .add_service(

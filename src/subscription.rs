@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     error::Result,
-    store::{Message, MessageStream},
+    store::{Batch, MessageStream},
 };
 
 /// `stream`, until `shutdown` is cancelled: then it just ends (no error), so
@@ -20,6 +20,6 @@ use crate::{
 pub fn until_shutdown(
     stream: MessageStream,
     shutdown: CancellationToken,
-) -> impl Stream<Item = Result<Vec<Message>>> + Send + 'static {
+) -> impl Stream<Item = Result<Batch>> + Send + 'static {
     stream.take_until(shutdown.cancelled_owned())
 }

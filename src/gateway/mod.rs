@@ -108,12 +108,16 @@ pub struct BrokerServices {
 
 impl generated::Services for BrokerServices {
     type GostreamV1TopicService = V1;
+    type GostreamV1BrokerService = V1;
     type GostreamV1PublisherService = V1;
     type GostreamV1ConsumerService = V1;
     type GostreamProducerService = Legacy;
     type GostreamConsumerService = Legacy;
 
     fn gostream_v1_topic_service(&self) -> &V1 {
+        &self.v1
+    }
+    fn gostream_v1_broker_service(&self) -> &V1 {
         &self.v1
     }
     fn gostream_v1_publisher_service(&self) -> &V1 {

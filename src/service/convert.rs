@@ -210,6 +210,7 @@ pub fn topic(info: TopicInfo) -> pb::Topic {
         message_count: info.message_count,
         size_bytes: info.size_bytes,
         create_time: Some(timestamp(info.create_time_ns)),
+        retention: Some(super::retention::policy(info.retention)),
     }
 }
 

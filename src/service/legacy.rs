@@ -19,7 +19,9 @@ use crate::{
         self as pb, consumer_service_server::ConsumerService,
         producer_service_server::ProducerService,
     },
-    store::{ConsumerSpec, Page, ReadLimits, Record, Store, TopicInfo, TopicName},
+    store::{
+        ConsumerSpec, Page, ReadLimits, Record, RetentionOverrides, Store, TopicInfo, TopicName,
+    },
 };
 
 /// Page size used to walk every topic or consumer.
@@ -65,7 +67,11 @@ impl ProducerService for Legacy {
         request: Request<pb::CreateTopicRequest>,
     ) -> Reply<pb::CreateTopicResponse> {
         let name = topic_name(request.into_inner().topicname)?;
-        let message = match self.store.create_topic(name).await {
+        let message = match self
+            .store
+            .create_topic(name, RetentionOverrides::default())
+            .await
+        {
             Ok(_) => "topic created",
             Err(Error::TopicAlreadyExists(_)) => "topic already created",
             Err(error) => return Err(error.into()),

@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod legacy;
+pub mod retention;
 pub mod v1;
 
 pub use legacy::Legacy;

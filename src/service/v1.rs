@@ -11,11 +11,11 @@ use futures_util::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{convert, retention};
 use crate::{
     error::{Error, Result},
     pb::gostream::v1::{
-        self as pb, consumer_service_server::ConsumerService,
+        self as pb, broker_service_server::BrokerService, consumer_service_server::ConsumerService,
         publisher_service_server::PublisherService, topic_service_server::TopicService,
     },
     store::{ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, Store, SubscribeFrom},
@@ -57,8 +57,10 @@ impl TopicService for V1 {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Reply<pb::CreateTopicResponse> {
-        let name = convert::topic_name("name", request.into_inner().name)?;
-        let topic = self.store.create_topic(name).await?;
+        let request = request.into_inner();
+        let name = convert::topic_name("name", request.name)?;
+        let retention = retention::overrides("retention", request.retention)?;
+        let topic = self.store.create_topic(name, retention).await?;
         ok(pb::CreateTopicResponse {
             topic: Some(convert::topic(topic)),
         })
@@ -71,6 +73,18 @@ impl TopicService for V1 {
         let name = convert::topic_name("name", request.into_inner().name)?;
         let topic = self.store.get_topic(&name).await?;
         ok(pb::GetTopicResponse {
+            topic: Some(convert::topic(topic)),
+        })
+    }
+
+    async fn update_topic(
+        &self,
+        request: Request<pb::UpdateTopicRequest>,
+    ) -> Reply<pb::UpdateTopicResponse> {
+        let request = request.into_inner();
+        let (name, update) = retention::update(request.topic, request.update_mask)?;
+        let topic = self.store.update_topic(&name, update).await?;
+        ok(pb::UpdateTopicResponse {
             topic: Some(convert::topic(topic)),
         })
     }
@@ -101,6 +115,27 @@ impl TopicService for V1 {
         let name = convert::topic_name("name", request.into_inner().name)?;
         self.store.delete_topic(&name).await?;
         ok(pb::DeleteTopicResponse {})
+    }
+}
+
+#[tonic::async_trait]
+impl BrokerService for V1 {
+    async fn get_broker(
+        &self,
+        _request: Request<pb::GetBrokerRequest>,
+    ) -> Reply<pb::GetBrokerResponse> {
+        let stats = self.store.stats().await?;
+        ok(pb::GetBrokerResponse {
+            broker: Some(pb::Broker {
+                storage: stats.kind.to_owned(),
+                topic_count: stats.topic_count,
+                message_count: stats.message_count,
+                size_bytes: stats.size_bytes,
+                memory_bytes: stats.memory_bytes,
+                max_memory_bytes: stats.max_memory_bytes,
+                default_retention: Some(retention::policy(stats.default_retention)),
+            }),
+        })
     }
 }
 
@@ -212,6 +247,7 @@ impl ConsumerService for V1 {
             messages: batch.messages.into_iter().map(convert::message).collect(),
             next_offset: batch.next_offset,
             end_offset: batch.end_offset,
+            skipped_messages: batch.skipped,
         })
     }
 
@@ -264,8 +300,9 @@ impl ConsumerService for V1 {
         let messages = self.store.subscribe(&topic, from, limits).await?;
         let stream = subscription::until_shutdown(messages, self.shutdown.clone()).map(|batch| {
             batch
-                .map(|messages| pb::SubscribeResponse {
-                    messages: messages.into_iter().map(convert::message).collect(),
+                .map(|batch| pb::SubscribeResponse {
+                    messages: batch.messages.into_iter().map(convert::message).collect(),
+                    skipped_messages: batch.skipped,
                 })
                 .map_err(Status::from)
         });

@@ -7,11 +7,19 @@
 //! legacy API) and the REST gateway only convert between the wire and these
 //! types, so every transport and every backend behaves the same.
 //!
-//! Backends: [`MemoryStore`] (the default). A durable log and Redis plug in
-//! behind the same trait.
+//! # Layout
+//! - [`types`]: the domain types the trait speaks.
+//! - [`engine`]: [`Engine`], every rule of the trait, once, over any topic
+//!   storage.
+//! - [`log`]: the interface between the engine and a topic's storage.
+//! - [`memory`]: the in-memory log; [`MemoryStore`] (the default).
+//!
+//! A Redis backend implements the trait directly.
 
+pub mod disk;
+pub mod engine;
 pub mod log;
-mod memory;
+pub mod memory;
 mod types;
 
 use std::{pin::Pin, time::Duration};
@@ -19,13 +27,16 @@ use std::{pin::Pin, time::Duration};
 use async_trait::async_trait;
 use futures_util::Stream;
 
+pub use disk::{DiskOptions, FsyncPolicy};
+pub use engine::Engine;
 pub use memory::MemoryStore;
 pub use types::*;
 
 use crate::error::Result;
 
 /// Batches of messages pushed to a subscriber; see [`Store::subscribe`].
-pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Vec<Message>>> + Send>>;
+/// Each item carries at least one message.
+pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Batch>> + Send>>;
 
 /// Where a subscription reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +57,21 @@ pub const MAX_WAIT: Duration = Duration::from_secs(300);
 /// call had not been made, or as if it had completed; never in between.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates an empty topic. `TopicAlreadyExists` if the name is taken.
-    async fn create_topic(&self, name: TopicName) -> Result<TopicInfo>;
+    /// Creates an empty topic with its own retention settings (each `None`
+    /// follows the broker default). `TopicAlreadyExists` if the name is
+    /// taken.
+    async fn create_topic(
+        &self,
+        name: TopicName,
+        retention: RetentionOverrides,
+    ) -> Result<TopicInfo>;
 
     /// A topic's state. `TopicNotFound` if absent.
     async fn get_topic(&self, name: &TopicName) -> Result<TopicInfo>;
+
+    /// Changes a topic's retention settings and applies them at once (the
+    /// start offset may move). `TopicNotFound` if absent.
+    async fn update_topic(&self, name: &TopicName, update: RetentionUpdate) -> Result<TopicInfo>;
 
     /// Up to `limit` topics in order of name, starting after `after`.
     async fn list_topics(&self, after: Option<&TopicName>, limit: usize)
@@ -60,9 +81,13 @@ pub trait Store: Send + Sync + 'static {
     /// it get `TopicNotFound`. `TopicNotFound` if absent.
     async fn delete_topic(&self, name: &TopicName) -> Result<()>;
 
-    /// Appends `records` at consecutive offsets, atomically: all or none.
+    /// Appends `records` at consecutive offsets, atomically: all or none,
+    /// then applies the topic's retention. Returns once the append is as
+    /// durable as the store promises; only then can readers see it.
     /// `InvalidArgument` if the batch is empty or a record exceeds the
-    /// store's `max_message_bytes`.
+    /// store's `max_message_bytes`; `ResourceExhausted` if it would pass the
+    /// memory cap and retention cannot free room; `Unavailable` if storage
+    /// cannot take it (nothing is appended).
     async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck>;
 
     /// The offset a position refers to in `topic` now. `OffsetOutOfRange` for
@@ -70,7 +95,8 @@ pub trait Store: Send + Sync + 'static {
     async fn resolve(&self, topic: &TopicName, position: Position) -> Result<u64>;
 
     /// Reads from `offset` without any consumer (an ephemeral reader). An
-    /// offset below the topic's start reads from the start; past the end is
+    /// offset below the topic's start reads from the start (the batch says
+    /// how many messages were skipped); past the end is
     /// `OffsetOutOfRange`. With no message at `offset`, waits up to `wait`
     /// for one to be published.
     async fn read(
@@ -99,7 +125,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_consumer(&self, topic: &TopicName, id: &ConsumerId) -> Result<()>;
 
     /// Reads the consumer's next messages and advances its offset past them,
-    /// atomically, so concurrent fetchers never receive the same message. In
+    /// atomically, so concurrent fetchers never receive the same message. A
+    /// consumer whose offset fell below the start offset first moves up to
+    /// it; the batch says how many messages it skipped. In
     /// auto mode the committed offset advances too. In manual mode, if what
     /// was delivered stayed uncommitted for the consumer's ack timeout, the
     /// offset first rewinds to the committed offset (redelivery). With
@@ -141,4 +169,14 @@ pub trait Store: Send + Sync + 'static {
         id: &ConsumerId,
         position: Position,
     ) -> Result<ConsumerInfo>;
+
+    /// The broker-wide figures: topics, messages, bytes, memory.
+    async fn stats(&self) -> Result<StoreStats>;
+
+    /// Applies every topic's retention now (the server calls it every
+    /// second, for retention by age); returns the messages dropped.
+    async fn enforce_retention(&self) -> Result<u64>;
+
+    /// Makes everything written durable; called at a graceful shutdown.
+    async fn close(&self) -> Result<()>;
 }

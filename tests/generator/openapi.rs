@@ -87,13 +87,13 @@ fn one_path_item_per_template_with_its_methods() {
         ("/v1/files/{path}", &["get"][..]),
         ("/v1/ping", &["get"]),
         ("/v1/shelves", &["post"]),
+        ("/v1/shelves/{id}/summary", &["get"]),
         ("/v1/shelves/{name_1}/books/{name_2}", &["get"]),
         ("/v1/shelves/{name_1}/books/{name_2}:move", &["post"]),
         ("/v1/shelves/{name}", &["get"]),
         ("/v1/shelves/{name}:get", &["post"]),
         ("/v1/shelves/{name}:watch", &["get"]),
         ("/v1/shelves/{parent}/books", &["get"]),
-        ("/v1/shelves/{shelf.id}/summary", &["get"]),
         ("/v1/stores/{store_id}/shelves/{name}", &["get"]),
         ("/v1/things/{name}", &["get", "patch"]),
         ("/v1/things/{name}/headers", &["head"]),
@@ -132,11 +132,12 @@ fn path_parameters_are_required_and_typed() {
     );
     assert_eq!(parameter(get, "name")["schema"], json!({"type": "string"}));
 
-    let summary = operation(&document, "/v1/shelves/{shelf.id}/summary", "get");
+    let summary = operation(&document, "/v1/shelves/{id}/summary", "get");
     assert_eq!(
-        parameter(summary, "shelf.id"),
+        parameter(summary, "id"),
         &json!({
-            "name": "shelf.id",
+            "name": "id",
+            "description": "a segment of `shelf.id`",
             "in": "path",
             "required": true,
             "schema": {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$"},

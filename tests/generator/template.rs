@@ -248,10 +248,7 @@ fn openapi_paths_name_each_wildcard_of_a_variable() {
     let cases = [
         ("/v1/shelves", "/v1/shelves"),
         ("/v1/shelves/{name}", "/v1/shelves/{name}"),
-        (
-            "/v1/shelves/{shelf.name}/books",
-            "/v1/shelves/{shelf.name}/books",
-        ),
+        ("/v1/shelves/{shelf.name}/books", "/v1/shelves/{name}/books"),
         (
             "/v1/{name=shelves/*/books/*}",
             "/v1/shelves/{name_1}/books/{name_2}",

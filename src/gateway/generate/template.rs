@@ -172,7 +172,8 @@ impl Template {
 
     /// The OpenAPI parameter name of each wildcard segment a variable
     /// covers: the field's name for a variable with one wildcard (`{name}`,
-    /// `{name=topics/*}`), `field_1`, `field_2`, ... for one with several.
+    /// `{name=topics/*}`; the last part of a nested field's path), `field_1`,
+    /// `field_2`, ... for one with several.
     /// Literal segments inside a variable stay literal in the OpenAPI path,
     /// so `/v1/{name=items/*}` and `/v1/{name=parts/*}` stay distinct paths.
     pub fn openapi_parameters(&self) -> Vec<(usize, String)> {
@@ -181,11 +182,23 @@ impl Template {
             let wildcards: Vec<usize> = (variable.start..variable.end)
                 .filter(|&i| !matches!(self.segments[i], Segment::Literal(_)))
                 .collect();
+            // A nested field is named by its last part (`{topic.name}` is
+            // `{name}`), as AIP-134 update paths sit beside their resource's
+            // `{name}` paths and OpenAPI treats such paths as one; the whole
+            // path stays when that would make two names the same.
+            let last = variable.field.rsplit('.').next().unwrap_or(&variable.field);
+            let clash = self
+                .variables
+                .iter()
+                .filter(|v| v.field.rsplit('.').next() == Some(last))
+                .count()
+                > 1;
+            let base = if clash { variable.field.as_str() } else { last };
             for (n, &i) in wildcards.iter().enumerate() {
                 let name = if wildcards.len() == 1 {
-                    variable.field.clone()
+                    base.to_owned()
                 } else {
-                    format!("{}_{}", variable.field, n + 1)
+                    format!("{base}_{}", n + 1)
                 };
                 parameters.push((i, name));
             }

@@ -87,7 +87,10 @@ async fn duplicates_already_exist_in_v1_and_succeed_unchanged_in_legacy() {
                 rpc!(
                     c.topics,
                     create_topic,
-                    pb::CreateTopicRequest { name: TOPIC.into() }
+                    pb::CreateTopicRequest {
+                        name: TOPIC.into(),
+                        retention: None
+                    }
                 ),
                 Expect::new(
                     Code::AlreadyExists,

@@ -53,7 +53,10 @@ impl Clients {
     }
 
     pub(super) async fn create_topic(&self, name: &str) {
-        let request = pb::CreateTopicRequest { name: name.into() };
+        let request = pb::CreateTopicRequest {
+            name: name.into(),
+            retention: None,
+        };
         ok("CreateTopic", self.topics.clone().create_topic(request)).await;
     }
 

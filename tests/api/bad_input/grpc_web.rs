@@ -130,7 +130,11 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
     let limit = Config::default().max_request_bytes;
 
     // The framing is right: a valid request over grpc-web succeeds.
-    let request = pb::CreateTopicRequest { name: "web".into() }.encode_to_vec();
+    let request = pb::CreateTopicRequest {
+        name: "web".into(),
+        retention: None,
+    }
+    .encode_to_vec();
     let reply = grpc_web(
         &server,
         "gostream.v1.TopicService/CreateTopic",

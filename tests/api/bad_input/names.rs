@@ -124,7 +124,14 @@ async fn a_long_non_ascii_name_is_reported_by_its_characters() {
     failures
         .check(vec![case(
             "v1 CreateTopic: name of 200 'é' (400 bytes)",
-            rpc!(c.topics, create_topic, pb::CreateTopicRequest { name }),
+            rpc!(
+                c.topics,
+                create_topic,
+                pb::CreateTopicRequest {
+                    name,
+                    retention: None
+                }
+            ),
             invalid("name", &["got 'é'"]),
         )])
         .await;

@@ -128,7 +128,8 @@ async fn requests_over_the_request_limit_are_rejected() {
                     c.topics,
                     create_topic,
                     pb::CreateTopicRequest {
-                        name: "x".repeat(70_000)
+                        name: "x".repeat(70_000),
+                        retention: None,
                     }
                 ),
                 too_large(),

@@ -64,7 +64,10 @@ pub(super) fn v1_rpcs() -> Vec<Rpc> {
             rpc!(
                 c.topics,
                 create_topic,
-                pb::CreateTopicRequest { name: t.into() }
+                pb::CreateTopicRequest {
+                    name: t.into(),
+                    retention: None
+                }
             )
         })
         .creates_topic(),

@@ -198,6 +198,7 @@ pub(super) async fn exercise(broker: &Broker, topic: &str) {
     let mut topics = TopicServiceClient::new(channel.clone());
     let request = CreateTopicRequest {
         name: topic.to_owned(),
+        retention: None,
     };
     within_limit(PATIENCE, "CreateTopic", topics.create_topic(request))
         .await

@@ -83,6 +83,7 @@ async fn sigterm_ends_a_pending_long_poll_and_exits() {
     let mut topics = TopicServiceClient::new(channel.clone());
     let request = CreateTopicRequest {
         name: "quiet".to_owned(),
+        retention: None,
     };
     within_limit(PATIENCE, "CreateTopic", topics.create_topic(request))
         .await

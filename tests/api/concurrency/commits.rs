@@ -137,6 +137,7 @@ async fn concurrent_manual_commits_never_move_the_committed_offset_backwards() {
         .await
         .create_topic(CreateTopicRequest {
             name: topic.clone(),
+            retention: None,
         })
         .await
         .expect("CreateTopic");

@@ -35,6 +35,7 @@ async fn many_producers_and_consumers_lose_nothing_duplicate_nothing_and_keep_or
         admin
             .create_topic(CreateTopicRequest {
                 name: topic.clone(),
+                retention: None,
             })
             .await
             .expect("CreateTopic");

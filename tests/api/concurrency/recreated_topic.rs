@@ -58,7 +58,10 @@ async fn an_ephemeral_subscription_does_not_cross_into_a_recreated_topic() {
     };
 
     topics
-        .create_topic(CreateTopicRequest { name: name.clone() })
+        .create_topic(CreateTopicRequest {
+            name: name.clone(),
+            retention: None,
+        })
         .await
         .expect("CreateTopic");
     publish(&publisher, b'o', OLD_MESSAGES).await;
@@ -82,7 +85,10 @@ async fn an_ephemeral_subscription_does_not_cross_into_a_recreated_topic() {
         .await
         .expect("DeleteTopic");
     topics
-        .create_topic(CreateTopicRequest { name: name.clone() })
+        .create_topic(CreateTopicRequest {
+            name: name.clone(),
+            retention: None,
+        })
         .await
         .expect("CreateTopic again");
     publish(&publisher, b'n', OLD_MESSAGES * 2).await;

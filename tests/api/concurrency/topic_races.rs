@@ -62,7 +62,10 @@ async fn race_admin(
         let name = names[usize::try_from(rng.below(names.len() as u64)).expect("index")].clone();
         if rng.below(2) == 0 {
             let result = client
-                .create_topic(CreateTopicRequest { name: name.clone() })
+                .create_topic(CreateTopicRequest {
+                    name: name.clone(),
+                    retention: None,
+                })
                 .await;
             let created = allow(
                 &format!("CreateTopic {name}"),
@@ -316,7 +319,10 @@ async fn topic_create_delete_races_return_only_ok_not_found_or_already_exists() 
             &[Code::NotFound],
         );
         topics
-            .create_topic(CreateTopicRequest { name: name.clone() })
+            .create_topic(CreateTopicRequest {
+                name: name.clone(),
+                retention: None,
+            })
             .await
             .unwrap_or_else(|s| panic!("CreateTopic {name} after the race: {s:?}"));
         let records: Vec<Record> = (0..3)

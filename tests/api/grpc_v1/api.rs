@@ -30,7 +30,10 @@ impl Api {
     }
 
     pub(super) async fn create_topic(&self, name: &str) -> Topic {
-        let request = CreateTopicRequest { name: name.into() };
+        let request = CreateTopicRequest {
+            name: name.into(),
+            retention: None,
+        };
         within("CreateTopic", self.topics.clone().create_topic(request))
             .await
             .expect("CreateTopic")

@@ -36,6 +36,7 @@ async fn create_topic_returns_an_empty_topic_stamped_with_its_create_time() {
         .clone()
         .create_topic(CreateTopicRequest {
             name: "orders.eu-1".into(),
+            retention: None,
         })
         .await;
     expect_code(again, Code::AlreadyExists);

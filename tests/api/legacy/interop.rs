@@ -83,6 +83,7 @@ async fn published_through_v1_is_fetched_through_legacy() {
         "v1 CreateTopic",
         topics.create_topic(v1::CreateTopicRequest {
             name: "bridge".to_owned(),
+            retention: None,
         }),
     )
     .await

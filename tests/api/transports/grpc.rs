@@ -111,7 +111,10 @@ impl<W: Wire> Broker for GrpcBroker<W> {
     }
 
     async fn create_topic(&self, name: &str) -> Outcome<Topic> {
-        let request = CreateTopicRequest { name: name.into() };
+        let request = CreateTopicRequest {
+            name: name.into(),
+            retention: None,
+        };
         let response = call("CreateTopic", self.topics.clone().create_topic(request)).await?;
         Ok(response.topic.expect("CreateTopic returns the topic"))
     }

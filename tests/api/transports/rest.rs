@@ -221,7 +221,13 @@ impl Broker for Rest {
     }
 
     async fn create_topic(&self, name: &str) -> Outcome<Topic> {
-        let body = body_of(&CreateTopicRequest { name: name.into() }, &[]);
+        let body = body_of(
+            &CreateTopicRequest {
+                name: name.into(),
+                retention: None,
+            },
+            &[],
+        );
         let response: CreateTopicResponse = self
             .call("CreateTopic", Method::POST, "/v1/topics", &[], Some(body))
             .await?;

@@ -193,7 +193,10 @@ pub(super) async fn deleting_a_topic_wakes_waiting_readers_with_not_found(store:
     }
 
     // Waiters do not survive into a re-created topic of the same name.
-    store.create_topic(t.clone()).await.expect("recreate");
+    store
+        .create_topic(t.clone(), Default::default())
+        .await
+        .expect("recreate");
     assert_eq!(store.get_topic(&t).await.expect("get").end_offset, 0);
 }
 

@@ -149,7 +149,7 @@ pub(super) fn consumer_not_found(topic: &str, id: &str) -> Error {
 pub(super) async fn new_topic(store: &dyn Store, name: &str) -> TopicName {
     let name = topic(name);
     store
-        .create_topic(name.clone())
+        .create_topic(name.clone(), Default::default())
         .await
         .expect("create topic");
     name

@@ -15,7 +15,10 @@ use crate::clock::now_ns;
 
 pub(super) async fn create_topic_returns_an_empty_topic(store: Arc<dyn Store>) {
     let before = now_ns();
-    let info = store.create_topic(topic("orders")).await.expect("create");
+    let info = store
+        .create_topic(topic("orders"), Default::default())
+        .await
+        .expect("create");
     let after = now_ns();
     assert_eq!(info.name, topic("orders"));
     assert_eq!(extent(&info), (0, 0, 0, 0));
@@ -31,7 +34,11 @@ pub(super) async fn create_topic_twice_is_already_exists(store: Arc<dyn Store>) 
     let t = new_topic(&*store, "orders").await;
     publish(&*store, &t, &["kept"]).await;
     let before = store.get_topic(&t).await.expect("get");
-    let err = expect_err(store.create_topic(topic("orders")).await);
+    let err = expect_err(
+        store
+            .create_topic(topic("orders"), Default::default())
+            .await,
+    );
     assert_eq!(err, Error::TopicAlreadyExists("orders".to_owned()));
     assert_eq!(
         store.get_topic(&t).await.expect("get"),
@@ -176,7 +183,10 @@ pub(super) async fn a_recreated_topic_starts_at_offset_zero(store: Arc<dyn Store
     fetch(&*store, &t, &c, 2).await;
     store.delete_topic(&t).await.expect("delete");
 
-    let info = store.create_topic(t.clone()).await.expect("recreate");
+    let info = store
+        .create_topic(t.clone(), Default::default())
+        .await
+        .expect("recreate");
     assert_eq!(extent(&info), (0, 0, 0, 0));
     assert!(listed_ids(&*store, &t).await.is_empty());
     assert_eq!(

@@ -88,7 +88,7 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
         Op::CreateTopic { topic } => {
             let name = topic_name(topic);
             let before = now_ns();
-            let actual = store.create_topic(name.clone()).await;
+            let actual = store.create_topic(name.clone(), Default::default()).await;
             let bounds = (before, now_ns());
             let create_time = match &actual {
                 Ok(info) => {

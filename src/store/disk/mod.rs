@@ -1,0 +1,3 @@
+//! The durable log.
+mod options;
+pub use options::{DiskOptions, FsyncPolicy};
