@@ -11,9 +11,13 @@ use super::template::Template;
 /// path segment or query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// A JSON string (also Timestamp, Duration and FieldMask, whose JSON
-    /// form is a string).
+    /// A JSON string (also Timestamp and Duration, whose JSON form is a
+    /// string).
     String,
+    /// A `google.protobuf.FieldMask`: in text, its proto3 JSON form
+    /// (comma-separated paths, lowerCamelCase or snake_case), decoded into
+    /// the `{"paths": [...]}` object the serde impls read.
+    FieldMask,
     /// Base64 text (standard or URL-safe alphabet, padding optional).
     Bytes,
     /// `true` or `false`.
@@ -125,6 +129,18 @@ impl Kind {
         }
         Ok(match self {
             Self::String => Value::String(text.to_owned()),
+            Self::FieldMask => Value::Object(
+                [(
+                    "paths".to_owned(),
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|path| !path.is_empty())
+                        .map(|path| Value::String(snake_case(path)))
+                        .collect(),
+                )]
+                .into_iter()
+                .collect(),
+            ),
             Self::Bytes => {
                 if !BASE64.iter().any(|engine| engine.decode(text).is_ok()) {
                     return Err(format!("expected base64 bytes, got {text:?}"));
@@ -177,6 +193,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_field_mask_is_read_from_its_json_text_form() {
+        assert_eq!(
+            Kind::FieldMask.coerce("retention.maxAge, name").unwrap(),
+            serde_json::json!({"paths": ["retention.max_age", "name"]})
+        );
+        assert_eq!(
+            Kind::FieldMask.coerce("").unwrap(),
+            serde_json::json!({"paths": []})
+        );
+    }
+
+    #[test]
     fn text_is_coerced_by_field_type() {
         assert_eq!(Kind::U32.coerce("10").unwrap(), Value::from(10));
         assert!(Kind::U32.coerce("-1").unwrap_err().contains("unsigned"));
@@ -202,4 +230,19 @@ mod tests {
         );
         assert!(Kind::Message.coerce("x").is_err());
     }
+}
+
+/// A field path in lowerCamelCase (`retention.maxAge`) as the proto's
+/// snake_case (`retention.max_age`); snake_case passes unchanged.
+fn snake_case(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    for c in path.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

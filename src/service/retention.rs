@@ -94,13 +94,12 @@ fn implied_paths(given: &RetentionOverrides) -> Vec<&'static str> {
         .collect()
 }
 
-/// The updatable fields a mask names. Paths may be written in snake_case
-/// (gRPC) or lowerCamelCase (the JSON form).
+/// The updatable fields a mask names (proto field names; the REST gateway
+/// turns the JSON form's lowerCamelCase into them).
 fn mask_paths(paths: &[String]) -> Result<Vec<&'static str>> {
     let mut out = Vec::new();
     for path in paths {
-        let snake = snake_case(path.trim());
-        match snake.as_str() {
+        match path.trim() {
             "*" | "retention" => out.extend_from_slice(UPDATABLE),
             known if UPDATABLE.contains(&known) => {
                 if let Some(path) = UPDATABLE.iter().find(|p| **p == known) {
@@ -120,19 +119,6 @@ fn mask_paths(paths: &[String]) -> Result<Vec<&'static str>> {
         }
     }
     Ok(out)
-}
-
-fn snake_case(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 4);
-    for c in path.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -181,7 +167,7 @@ mod tests {
                 max_messages: Some(5),
                 ..Default::default()
             }),
-            mask(&["retention.maxAge", "retention.max_messages", "name"]),
+            mask(&["retention.max_age", "retention.max_messages", "name"]),
         )
         .unwrap();
         assert_eq!(

@@ -180,6 +180,7 @@ fn kind(kind: Option<&ValueKind>) -> String {
     match kind {
         None => "rt::Kind::Message".to_owned(),
         Some(ValueKind::String) => "rt::Kind::String".to_owned(),
+        Some(ValueKind::FieldMask) => "rt::Kind::FieldMask".to_owned(),
         Some(ValueKind::Bytes) => "rt::Kind::Bytes".to_owned(),
         Some(ValueKind::Bool) => "rt::Kind::Bool".to_owned(),
         Some(ValueKind::I32) => "rt::Kind::I32".to_owned(),

@@ -38,8 +38,11 @@ pub enum Body {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueKind {
     /// A JSON string: `string`, and the well-known types whose JSON form is
-    /// a string (Timestamp, Duration, FieldMask).
+    /// a string (Timestamp, Duration).
     String,
+    /// A `google.protobuf.FieldMask`: comma-separated lowerCamelCase paths
+    /// in text.
+    FieldMask,
     /// Base64 text.
     Bytes,
     /// `true` / `false`.
@@ -428,9 +431,8 @@ pub fn value_kind(field: &FieldDescriptor) -> Option<ValueKind> {
 /// The scalar form of the well-known types that have one.
 fn well_known_kind(message: &MessageDescriptor) -> Option<ValueKind> {
     Some(match message.full_name() {
-        "google.protobuf.Timestamp" | "google.protobuf.Duration" | "google.protobuf.FieldMask" => {
-            ValueKind::String
-        }
+        "google.protobuf.Timestamp" | "google.protobuf.Duration" => ValueKind::String,
+        "google.protobuf.FieldMask" => ValueKind::FieldMask,
         "google.protobuf.StringValue" => ValueKind::String,
         "google.protobuf.BytesValue" => ValueKind::Bytes,
         "google.protobuf.BoolValue" => ValueKind::Bool,

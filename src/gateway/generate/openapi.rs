@@ -221,7 +221,7 @@ fn leaf_schema(field: &Field) -> Value {
 
 fn scalar_schema(kind: &ValueKind) -> Value {
     match kind {
-        ValueKind::String => json!({"type": "string"}),
+        ValueKind::String | ValueKind::FieldMask => json!({"type": "string"}),
         ValueKind::Bytes => json!({"type": "string", "format": "byte"}),
         ValueKind::Bool => json!({"type": "boolean"}),
         ValueKind::I32 => json!({"type": "integer", "format": "int32"}),
