@@ -10,6 +10,7 @@
 //! Backends: [`MemoryStore`] (the default). A durable log and Redis plug in
 //! behind the same trait.
 
+pub mod disk;
 pub mod log;
 mod memory;
 mod types;
@@ -19,6 +20,7 @@ use std::{pin::Pin, time::Duration};
 use async_trait::async_trait;
 use futures_util::Stream;
 
+pub use disk::{DiskLog, DiskLogs, DiskOptions, FsyncPolicy};
 pub use memory::MemoryStore;
 pub use types::*;
 
