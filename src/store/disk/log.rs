@@ -61,6 +61,9 @@ pub(super) struct LogInner {
     /// Tests only: the next segment write fails after this many bytes.
     #[cfg(test)]
     pub fail_next_write: Option<usize>,
+    /// Tests only: the next sync round fails.
+    #[cfg(test)]
+    pub fail_next_sync: bool,
 }
 
 impl LogShared {
@@ -87,6 +90,8 @@ impl LogShared {
                 deleted: false,
                 #[cfg(test)]
                 fail_next_write: None,
+                #[cfg(test)]
+                fail_next_sync: false,
             }),
             synced: Notify::new(),
             meta: MetaWriter::default(),
@@ -251,6 +256,12 @@ impl DiskLog {
     #[cfg(test)]
     pub(super) fn fail_next_write(&self, written: usize) {
         self.lock().fail_next_write = Some(written);
+    }
+
+    /// Tests only: makes the next sync round fail.
+    #[cfg(test)]
+    pub(super) fn fail_next_sync(&self) {
+        self.lock().fail_next_sync = true;
     }
 
     fn save_consumer_state(

@@ -209,7 +209,11 @@ impl DiskLogs {
             .truncate(false)
             .open(&lock_path)
             .map_err(|e| unavailable("cannot open the lock file", &lock_path, e))?;
-        match lock.try_lock() {
+        // `File::try_lock` is stable since Rust 1.89; the crate's declared
+        // minimum (1.88) should follow.
+        #[allow(clippy::incompatible_msrv)]
+        let locked = lock.try_lock();
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 return Err(Error::Unavailable(format!(

@@ -50,14 +50,14 @@ pub(super) fn apply(
         if !expired {
             break;
         }
-        if inner.segments.len() == 1 {
-            if let Err(error) = start_empty_segment(shared, inner) {
-                if dropped == 0 {
-                    return Err(error);
-                }
-                tracing::error!(topic = %shared.topic, %error, "retention stopped");
-                break;
+        if inner.segments.len() == 1
+            && let Err(error) = start_empty_segment(shared, inner)
+        {
+            if dropped == 0 {
+                return Err(error);
             }
+            tracing::error!(topic = %shared.topic, %error, "retention stopped");
+            break;
         }
         let Some(segment) = inner.segments.pop_front() else {
             break;

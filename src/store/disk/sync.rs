@@ -80,6 +80,8 @@ struct Snapshot {
     segments: Vec<(u64, Checkpoint, Arc<File>)>,
     consumers: Option<(u64, Arc<File>)>,
     dir: Option<PathBuf>,
+    #[cfg(test)]
+    fail: bool,
 }
 
 fn snapshot(inner: &mut LogInner, dir: &std::path::Path) -> Snapshot {
@@ -102,11 +104,17 @@ fn snapshot(inner: &mut LogInner, dir: &std::path::Path) -> Snapshot {
             .dirty()
             .then(|| (consumers.len, consumers.file.clone())),
         dir: (sync.dir_changes > sync.dir_synced).then(|| dir.to_path_buf()),
+        #[cfg(test)]
+        fail: std::mem::take(&mut inner.fail_next_sync),
     }
 }
 
 /// Runs the fsyncs of a snapshot (blocking).
 fn sync_files(snapshot: &Snapshot) -> std::result::Result<(), String> {
+    #[cfg(test)]
+    if snapshot.fail {
+        return Err("fsync of a segment failed: Input/output error (os error 5)".to_owned());
+    }
     for (_, _, file) in &snapshot.segments {
         file.sync_data()
             .map_err(|error| format!("fsync of a segment failed: {error}"))?;
