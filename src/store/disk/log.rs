@@ -1,6 +1,6 @@
 //! [`DiskLog`]: one topic's segments, consumer states and metadata, and the
-//! [`TopicLog`] operations over them. Retention and time lookups are in
-//! [`super::retention`].
+//! [`TopicLog`] operations over them; reads are in [`super::read`],
+//! retention in [`super::retention`].
 
 use std::{
     collections::VecDeque,
@@ -13,10 +13,10 @@ use tokio::sync::Notify;
 use super::{
     Shared,
     consumers::ConsumersFile,
-    frame::{BatchHeader, FRAME_HEADER_LEN, decode_records, encode_batch},
+    frame::{BatchHeader, FRAME_HEADER_LEN, encode_batch},
     index::ENTRY_BYTES,
     meta::{self, MetaWriter},
-    segment::{FrameFault, Segment},
+    segment::Segment,
     sync::{self, SyncState},
 };
 use crate::{
@@ -178,53 +178,6 @@ impl LogInner {
             ),
         }
     }
-
-    /// A `DataLoss` for a bad frame at `position` of `segment`.
-    pub fn data_loss(
-        topic: &TopicName,
-        segment: &Segment,
-        offset: u64,
-        position: u64,
-        why: &str,
-    ) -> Error {
-        Error::DataLoss {
-            topic: topic.to_string(),
-            offset,
-            message: format!(
-                "topic \"{topic}\": offset {offset} cannot be read: segment {} is damaged at position {position}: {why}",
-                segment.path.display()
-            ),
-        }
-    }
-
-    /// The checked payload and batch header of the frame at `position` of
-    /// segment `index`, expected to start at `offset`.
-    pub fn batch_at(
-        &mut self,
-        topic: &TopicName,
-        factory: &Shared,
-        index: usize,
-        position: u64,
-        offset: u64,
-    ) -> Result<(bytes::Bytes, BatchHeader)> {
-        let segment = &mut self.segments[index];
-        let payload = segment
-            .frame_at(&factory.cache, position)
-            .map_err(|fault| match fault {
-                FrameFault::Io(error) => Error::Unavailable(format!(
-                    "cannot read topic \"{topic}\": reading {}: {error}",
-                    segment.path.display()
-                )),
-                FrameFault::Corrupt(why) => Self::data_loss(topic, segment, offset, position, &why),
-            })?;
-        let batch = BatchHeader::parse(&payload)
-            .map_err(|why| Self::data_loss(topic, segment, offset, position, &why))?;
-        if batch.base_offset != offset {
-            let why = format!("the batch there starts at offset {}", batch.base_offset);
-            return Err(Self::data_loss(topic, segment, offset, position, &why));
-        }
-        Ok((payload, batch))
-    }
 }
 
 /// The durable log of one topic. A cheap handle: the state is shared with
@@ -379,67 +332,11 @@ impl TopicLog for DiskLog {
     }
 
     fn read(&mut self, from: u64, limits: ReadLimits) -> Result<Vec<Message>> {
-        let shared = &self.shared;
-        let mut inner = self.lock();
-        let mut next = from.max(inner.start());
-        let mut out = Vec::new();
-        if next >= inner.end() || limits.max_messages == 0 {
-            return Ok(out);
-        }
-        let mut bytes = 0usize;
-        let first = inner
-            .segments
-            .partition_point(|s| s.base <= next)
-            .saturating_sub(1);
-        'segments: for index in first..inner.segments.len() {
-            let segment = &inner.segments[index];
-            let seg_end = segment.end;
-            if next >= seg_end {
-                continue;
-            }
-            let (mut position, mut offset) = segment.locate(next);
-            while offset < seg_end {
-                let (payload, batch) =
-                    inner.batch_at(&shared.topic, &shared.factory, index, position, offset)?;
-                if batch.next_offset() > next {
-                    let records = decode_records(&payload, &batch).map_err(|why| {
-                        LogInner::data_loss(
-                            &shared.topic,
-                            &inner.segments[index],
-                            offset,
-                            position,
-                            &why,
-                        )
-                    })?;
-                    for (at, record) in (batch.base_offset..).zip(records) {
-                        if at < next || at >= seg_end {
-                            continue;
-                        }
-                        let size = record.size();
-                        if !out.is_empty() && bytes + size > limits.max_bytes {
-                            break 'segments;
-                        }
-                        bytes += size;
-                        out.push(Message {
-                            offset: at,
-                            record,
-                            publish_time_ns: batch.publish_time_ns,
-                        });
-                        next = at + 1;
-                        if out.len() >= limits.max_messages {
-                            break 'segments;
-                        }
-                    }
-                }
-                position += FRAME_HEADER_LEN + payload.len() as u64;
-                offset = batch.next_offset();
-            }
-        }
-        Ok(out)
+        super::read::read(&self.shared, &mut self.lock(), from, limits)
     }
 
     fn offset_at_time(&mut self, time_ns: u64) -> Result<u64> {
-        super::retention::offset_at_time(&self.shared, &mut self.lock(), time_ns)
+        super::read::offset_at_time(&self.shared, &mut self.lock(), time_ns)
     }
 
     fn apply_retention(&mut self, policy: &RetentionPolicy, now_ns: u64) -> Result<u64> {

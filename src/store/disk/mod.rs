@@ -77,6 +77,7 @@ mod index;
 mod log;
 mod meta;
 mod options;
+mod read;
 mod recovery;
 mod retention;
 mod segment;

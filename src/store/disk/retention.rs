@@ -1,5 +1,4 @@
-//! Retention (dropping whole segments, oldest first) and finding an offset
-//! by publish time.
+//! Retention: dropping whole segments, oldest first.
 
 use super::{
     Shared,
@@ -97,32 +96,4 @@ fn start_empty_segment(shared: &LogShared, inner: &mut LogInner) -> Result<()> {
             })?;
     }
     Ok(())
-}
-
-/// The first offset published at or after `time_ns`, or the end offset.
-pub(super) fn offset_at_time(
-    shared: &LogShared,
-    inner: &mut LogInner,
-    time_ns: u64,
-) -> Result<u64> {
-    let Some(index) = inner
-        .segments
-        .iter()
-        .position(|s| s.count() > 0 && s.last_time_ns >= time_ns)
-    else {
-        return Ok(inner.end());
-    };
-    let segment = &inner.segments[index];
-    let end = segment.end;
-    let (mut position, mut offset) = segment.locate_time(time_ns);
-    while offset < end {
-        let (payload, batch) =
-            inner.batch_at(&shared.topic, &shared.factory, index, position, offset)?;
-        if batch.publish_time_ns >= time_ns {
-            return Ok(batch.base_offset);
-        }
-        position += super::frame::FRAME_HEADER_LEN + payload.len() as u64;
-        offset = batch.next_offset();
-    }
-    Ok(end)
 }
