@@ -73,7 +73,7 @@ pub(super) struct Segment {
     pub synced: Checkpoint,
     /// Its `.log` file.
     pub path: PathBuf,
-    /// The open file; sealed segments found at start-up open it on first read.
+    /// The open file of the active segment.
     file: Option<Arc<File>>,
 }
 
@@ -233,17 +233,17 @@ impl Segment {
         self.last_time_ns = batch.publish_time_ns;
     }
 
-    /// The open file (opened read-only on first use for a sealed segment
-    /// found at start-up).
+    /// Its file: the active segment keeps its file open; a sealed one is
+    /// opened (read-only) for each use, so a topic of many segments holds
+    /// few file descriptors.
     pub fn file(&mut self) -> io::Result<Arc<File>> {
         if let Some(file) = &self.file {
             return Ok(file.clone());
         }
-        let file = Arc::new(if self.sealed {
-            File::open(&self.path)?
-        } else {
-            open_rw(&self.path, false)?
-        });
+        if self.sealed {
+            return Ok(Arc::new(File::open(&self.path)?));
+        }
+        let file = Arc::new(open_rw(&self.path, false)?);
         self.file = Some(file.clone());
         Ok(file)
     }
@@ -284,6 +284,7 @@ impl Segment {
     /// before use at start-up).
     pub fn seal(&mut self) {
         self.sealed = true;
+        self.file = None;
         let sealed = SealedIndex {
             segment_len: self.len,
             end_offset: self.end,

@@ -50,6 +50,9 @@ pub(super) struct SyncState {
     dir_synced: u64,
     /// Writes that failed: (after, up to, why).
     failures: Vec<(u64, u64, String)>,
+    /// Tests only: successful rounds that synced something.
+    #[cfg(test)]
+    pub rounds: u64,
 }
 
 impl SyncState {
@@ -80,17 +83,26 @@ struct Snapshot {
     segments: Vec<(u64, Checkpoint, Arc<File>)>,
     consumers: Option<(u64, Arc<File>)>,
     dir: Option<PathBuf>,
+    /// A dirty file that could not be opened: the round fails.
+    unopened: Option<String>,
     #[cfg(test)]
     fail: bool,
 }
 
 fn snapshot(inner: &mut LogInner, dir: &std::path::Path) -> Snapshot {
     let mut segments = Vec::new();
+    let mut unopened = None;
     for segment in inner.segments.iter_mut() {
-        if segment.checkpoint() != segment.synced
-            && let Ok(file) = segment.file()
-        {
-            segments.push((segment.cache_id, segment.checkpoint(), file));
+        if segment.checkpoint() != segment.synced {
+            match segment.file() {
+                Ok(file) => segments.push((segment.cache_id, segment.checkpoint(), file)),
+                Err(error) => {
+                    unopened.get_or_insert(format!(
+                        "cannot open {} to fsync it: {error}",
+                        segment.path.display()
+                    ));
+                }
+            }
         }
     }
     let consumers = &inner.consumers;
@@ -104,6 +116,7 @@ fn snapshot(inner: &mut LogInner, dir: &std::path::Path) -> Snapshot {
             .dirty()
             .then(|| (consumers.len, consumers.file.clone())),
         dir: (sync.dir_changes > sync.dir_synced).then(|| dir.to_path_buf()),
+        unopened,
         #[cfg(test)]
         fail: std::mem::take(&mut inner.fail_next_sync),
     }
@@ -114,6 +127,9 @@ fn sync_files(snapshot: &Snapshot) -> std::result::Result<(), String> {
     #[cfg(test)]
     if snapshot.fail {
         return Err("fsync of a segment failed: Input/output error (os error 5)".to_owned());
+    }
+    if let Some(why) = &snapshot.unopened {
+        return Err(why.clone());
     }
     for (_, _, file) in &snapshot.segments {
         file.sync_data()
@@ -156,6 +172,10 @@ fn complete(
                 inner.consumers.synced_len = inner.consumers.synced_len.max(len);
             }
             let sync = &mut inner.sync;
+            #[cfg(test)]
+            if !snapshot.segments.is_empty() {
+                sync.rounds += 1;
+            }
             sync.dir_synced = sync.dir_synced.max(snapshot.dir_changes);
             sync.synced = sync.synced.max(snapshot.target);
             Ok(())

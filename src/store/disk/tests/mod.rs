@@ -263,6 +263,8 @@ async fn concurrent_appends_share_fsyncs_and_survive_a_restart() {
         assert_eq!(inner.sync.written, 200);
         assert_eq!(inner.sync.synced, 200);
         assert!(!inner.is_dirty());
+        // Writers that arrived during a round shared the next one.
+        assert!(inner.sync.rounds < 200, "{} rounds", inner.sync.rounds);
     }
     drop((logs, log, shared));
     let (_logs, mut recovered) = reopen_one(dir.path());
@@ -305,4 +307,29 @@ async fn the_interval_flusher_syncs_in_the_background() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("the flusher never synced");
+}
+
+#[tokio::test]
+async fn with_one_batch_per_segment_retention_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(dir.path());
+    options.segment_bytes = 1;
+    let (logs, _) = DiskLogs::open(options).unwrap();
+    let mut log = logs.create(&topic("t")).unwrap();
+    for i in 0..10 {
+        append(&mut log, i, 1, (i + 1) * SECOND).await;
+    }
+    let keep = |max_messages, max_bytes, secs| RetentionPolicy {
+        max_messages,
+        max_bytes,
+        max_age: Duration::from_secs(secs),
+    };
+    assert_eq!(log.apply_retention(&keep(8, 0, 0), 0).unwrap(), 2);
+    assert_eq!(log.start_offset(), 2);
+    let bytes: u64 = (6..10).map(|i| record(i).size() as u64).sum();
+    assert_eq!(log.apply_retention(&keep(0, bytes, 0), 0).unwrap(), 4);
+    assert_eq!(log.start_offset(), 6);
+    // At 12 s with a 4 s limit, what was published before 8 s goes.
+    assert_eq!(log.apply_retention(&keep(0, 0, 4), 12 * SECOND).unwrap(), 1);
+    check_messages(&read_all(&mut log), 7, 10);
 }
