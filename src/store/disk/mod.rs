@@ -18,13 +18,15 @@
 //! `version u8 = 1 | base_offset u64 | count u32 | publish_time_ns u64 |
 //! records`, each record `key_len u32 | key | value_len u32 | value |
 //! header_count u32 | (name_len u32 | name | value_len u32 | value)*`.
-//! [`frame`], [`index`], [`meta`] and [`consumers`] describe each format in
-//! full.
+//! The sources `frame.rs`, `index.rs`, `meta.rs` and `consumers.rs`
+//! describe each format in full.
 //!
 //! The active (last) segment is appended to with one positioned write per
 //! batch; once it reaches `segment_bytes` it is sealed (its index files are
 //! written) and a new one starts, so a batch is never split. Retention
-//! deletes whole segments, oldest first. Reads find their segment and a
+//! deletes whole segments, oldest first. Only the active segment keeps its
+//! file open; a sealed one is opened for each read that misses the cache,
+//! so a topic of many segments holds few file descriptors. Reads find their segment and a
 //! sparse index entry by binary search, then scan at most about
 //! `index_interval_bytes`; every frame read from disk is checksum-checked
 //! and a bad one is `DATA_LOSS` naming the topic, segment file, position and
@@ -33,7 +35,7 @@
 //! # Durability (`--fsync`)
 //! - `always` (default): a publish or consumer-state change is acknowledged
 //!   only after an fdatasync covering it; concurrent writers of a topic share
-//!   one (group commit, see [`sync`]). If an fsync fails, every write of the
+//!   one (group commit). If an fsync fails, every write of the
 //!   topic not yet durable is cut from the files and fails with
 //!   `UNAVAILABLE`: nothing unacknowledged survives and the end offset goes
 //!   back to what is durable.
