@@ -10,7 +10,7 @@
 # `docker compose`.
 
 # --- build -------------------------------------------------------------------
-# The crate uses edition 2024 (Rust 1.88 or newer). No protoc is needed: build.rs
+# The crate uses edition 2024 (Rust 1.89 or newer). No protoc is needed: build.rs
 # compiles proto/ with protox, in pure Rust.
 FROM rust:1-bookworm AS builder
 WORKDIR /src

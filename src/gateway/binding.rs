@@ -188,6 +188,21 @@ impl Kind {
     }
 }
 
+/// A field path in lowerCamelCase (`retention.maxAge`) as the proto's
+/// snake_case (`retention.max_age`); snake_case passes unchanged.
+fn snake_case(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    for c in path.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,19 +245,4 @@ mod tests {
         );
         assert!(Kind::Message.coerce("x").is_err());
     }
-}
-
-/// A field path in lowerCamelCase (`retention.maxAge`) as the proto's
-/// snake_case (`retention.max_age`); snake_case passes unchanged.
-fn snake_case(path: &str) -> String {
-    let mut out = String::with_capacity(path.len() + 4);
-    for c in path.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -13,6 +13,7 @@
 //!   storage.
 //! - [`log`]: the interface between the engine and a topic's storage.
 //! - [`memory`]: the in-memory log; [`MemoryStore`] (the default).
+//! - [`disk`]: the durable, segmented log; [`DurableStore`] (`--data-dir`).
 //!
 //! A Redis backend implements the trait directly.
 
@@ -27,7 +28,7 @@ use std::{pin::Pin, time::Duration};
 use async_trait::async_trait;
 use futures_util::Stream;
 
-pub use disk::{DiskOptions, FsyncPolicy};
+pub use disk::{DiskLog, DiskLogs, DiskOptions, DurableStore, FsyncPolicy};
 pub use engine::Engine;
 pub use memory::MemoryStore;
 pub use types::*;
