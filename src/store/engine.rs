@@ -48,8 +48,8 @@ use async_trait::async_trait;
 
 use super::{
     Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, MAX_ACK_TIMEOUT, MessageStream,
-    Page, Position, PublishAck, ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store,
-    StoreLimits, StoreStats, SubscribeFrom, TopicInfo, TopicName,
+    Page, Position, PublishAck, ReadLimits, Record, RetentionOverrides, RetentionPolicy,
+    RetentionUpdate, Store, StoreLimits, StoreStats, SubscribeFrom, TopicInfo, TopicName,
     log::{LogFactory, Recovered, TopicLog, TopicMeta},
     types::Clock,
 };
@@ -223,11 +223,18 @@ impl<F: LogFactory> Engine<F> {
             return Err(Error::Internal("publish retried without records".into()));
         };
         let cost = state.log.append_cost(&batch);
-        if !self.reserve(cost) {
-            *records = Some(batch);
-            return Ok(None);
-        }
         let now = self.clock.now_ns();
+        if !self.reserve(cost) {
+            // The retention this append triggers anyway (a topic at its
+            // count or size limit) makes room first.
+            let policy = state.retention.effective(&self.limits.default_retention);
+            let ahead = make_room_for(&policy, &batch);
+            self.tracked(&mut state, |s| s.log.apply_retention(&ahead, now))?;
+            if !self.reserve(cost) {
+                *records = Some(batch);
+                return Ok(None);
+            }
+        }
         let publish_time_ns = now.max(state.log.last_publish_time_ns());
         let first_offset = state.log.end_offset();
         let count = batch.len() as u64;
@@ -270,6 +277,23 @@ impl<F: LogFactory> Engine<F> {
     }
 }
 
+/// `policy` tightened by what `batch` brings: applied before the append, it
+/// drops what applying `policy` after the append would drop (all but one
+/// message when the batch alone reaches a limit).
+fn make_room_for(policy: &RetentionPolicy, batch: &[Record]) -> RetentionPolicy {
+    let count = batch.len() as u64;
+    let bytes: u64 = batch.iter().map(|r| r.size() as u64).sum();
+    let tighten = |limit: u64, by: u64| match limit {
+        0 => 0,
+        limit => limit.saturating_sub(by).max(1),
+    };
+    RetentionPolicy {
+        max_messages: tighten(policy.max_messages, count),
+        max_bytes: tighten(policy.max_bytes, bytes),
+        max_age: policy.max_age,
+    }
+}
+
 #[async_trait]
 impl<F: LogFactory> Store for Engine<F> {
     async fn create_topic(
@@ -282,19 +306,17 @@ impl<F: LogFactory> Store for Engine<F> {
             create_time_ns: self.clock.now_ns(),
             retention,
         };
-        let topic = {
-            let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
-            if topics.contains_key(&name) {
-                return Err(Error::TopicAlreadyExists(name.to_string()));
-            }
-            let log = self.factory.create(&meta)?;
-            self.memory.fetch_add(log.memory_bytes(), Ordering::Relaxed);
-            let topic = Arc::new(Topic::new(meta, log, BTreeMap::new()));
-            topics.insert(name, topic.clone());
-            topic
-        };
-        let state = topic.lock()?;
-        Ok(topic.info(&state, &self.limits.default_retention))
+        let mut topics = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+        if topics.contains_key(&name) {
+            return Err(Error::TopicAlreadyExists(name.to_string()));
+        }
+        let log = self.factory.create(&meta)?;
+        self.memory.fetch_add(log.memory_bytes(), Ordering::Relaxed);
+        let topic = Topic::new(meta, log, BTreeMap::new());
+        // Described before anyone else can reach it: a new topic is empty.
+        let info = topic.info(&*topic.lock()?, &self.limits.default_retention);
+        topics.insert(name, Arc::new(topic));
+        Ok(info)
     }
 
     async fn get_topic(&self, name: &TopicName) -> Result<TopicInfo> {
@@ -455,7 +477,7 @@ impl<F: LogFactory> Store for Engine<F> {
                 self.clock.now_ns(),
             );
             let durability = state.log.save_consumer(&consumer.record(&id))?;
-            let info = consumer.info(topic, &id, state.end());
+            let info = consumer.info(topic, &id, state.log.start_offset(), state.end());
             state.consumers.insert(id, consumer);
             (info, durability)
         };
@@ -470,7 +492,7 @@ impl<F: LogFactory> Store for Engine<F> {
             .consumers
             .get(id)
             .ok_or_else(|| consumer_not_found(topic, id))?;
-        Ok(consumer.info(topic, id, state.end()))
+        Ok(consumer.info(topic, id, state.log.start_offset(), state.end()))
     }
 
     async fn list_consumers(
@@ -482,12 +504,12 @@ impl<F: LogFactory> Store for Engine<F> {
         let handle = self.topic(topic)?;
         let state = handle.lock()?;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let end = state.end();
+        let (start, end) = (state.log.start_offset(), state.end());
         let mut items: Vec<ConsumerInfo> = state
             .consumers
             .range::<ConsumerId, _>((lower, Bound::Unbounded))
             .take(limit.saturating_add(1))
-            .map(|(id, consumer)| consumer.info(topic, id, end))
+            .map(|(id, consumer)| consumer.info(topic, id, start, end))
             .collect();
         let more = items.len() > limit;
         items.truncate(limit);
@@ -551,7 +573,7 @@ impl<F: LogFactory> Store for Engine<F> {
         id: &ConsumerId,
         offset: u64,
     ) -> Result<ConsumerInfo> {
-        self.with_consumer(topic, id, |consumer| consumer.commit(id, offset))
+        self.with_consumer(topic, id, |_, consumer| consumer.commit(id, offset))
             .await
     }
 
@@ -561,10 +583,8 @@ impl<F: LogFactory> Store for Engine<F> {
         id: &ConsumerId,
         position: Position,
     ) -> Result<ConsumerInfo> {
-        let handle = self.topic(topic)?;
-        let offset = handle.lock()?.resolve(topic, position)?;
-        self.with_consumer(topic, id, |consumer| {
-            consumer.move_to(offset);
+        self.with_consumer(topic, id, |state, consumer| {
+            consumer.move_to(state.resolve(topic, position)?);
             Ok(())
         })
         .await
@@ -608,27 +628,27 @@ impl<F: LogFactory> Engine<F> {
         &self,
         topic: &TopicName,
         id: &ConsumerId,
-        change: impl FnOnce(&mut ConsumerState) -> Result<()>,
+        change: impl FnOnce(&mut TopicState<F::Log>, &mut ConsumerState) -> Result<()>,
     ) -> Result<ConsumerInfo> {
         let handle = self.topic(topic)?;
         let (info, durability) = {
             let mut state = handle.lock()?;
-            let end = state.end();
-            let start = state.log.start_offset();
-            let TopicState { log, consumers, .. } = &mut *state;
-            let consumer = consumers
-                .get_mut(id)
-                .ok_or_else(|| consumer_not_found(topic, id))?;
-            let mut changed = consumer.clone();
-            changed.catch_up(start);
-            change(&mut changed)?;
-            let durability = if changed.persisted() == consumer.persisted() {
+            let before = state
+                .consumers
+                .get(id)
+                .ok_or_else(|| consumer_not_found(topic, id))?
+                .clone();
+            let mut changed = before.clone();
+            changed.catch_up(state.log.start_offset());
+            change(&mut state, &mut changed)?;
+            let durability = if changed.persisted() == before.persisted() {
                 super::log::Durability::done()
             } else {
-                log.save_consumer(&changed.record(id))?
+                state.log.save_consumer(&changed.record(id))?
             };
-            *consumer = changed;
-            (consumer.info(topic, id, end), durability)
+            let info = changed.info(topic, id, state.log.start_offset(), state.end());
+            state.consumers.insert(id.clone(), changed);
+            (info, durability)
         };
         Self::durable(durability).await?;
         Ok(info)

@@ -151,10 +151,12 @@ pub trait TopicLog: Send + 'static {
 
     /// Drops the oldest messages until what is left obeys `policy` at
     /// `now_ns` (each limit of 0 is no limit). The in-memory log drops
-    /// exactly what passes a limit; the durable log drops whole segments
-    /// (the active one included, once every message in it must go), so it
-    /// may drop less than a limit asks but never keeps a segment whose every
-    /// message is past a limit. Returns how many messages were dropped.
+    /// exactly what passes a limit. The durable log drops whole segments,
+    /// oldest first (the active one included, once every message in it must
+    /// go), and only those it knows to lie wholly past a limit, so it keeps
+    /// at least what the limits allow, up to a segment more; with one
+    /// message per segment it is exact. Returns how many messages were
+    /// dropped.
     fn apply_retention(&mut self, policy: &RetentionPolicy, now_ns: u64) -> Result<u64>;
 
     /// Persists the topic's settings (after UpdateTopic).

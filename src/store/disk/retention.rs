@@ -12,7 +12,8 @@ use crate::{
 
 /// Drops the oldest segments every message of which is past a limit of
 /// `policy` at `now_ns`: for max_messages and max_bytes, while a segment
-/// fits within what exact retention would drop; for max_age, while a
+/// fits within what exact retention would drop (or is one message that
+/// exact retention would drop); for max_age, while a
 /// segment's newest message is older than `now - max_age`. The active
 /// segment goes too once all of it must: a new, empty one is started at the
 /// end offset first (and the directory fsynced, so the topic's end offset
@@ -43,7 +44,11 @@ pub(super) fn apply(
             inner.segments.len() > 1
         } else {
             count <= excess_messages
-                || (excess_bytes > 0 && oldest.record_bytes <= excess_bytes)
+                // By bytes: when all of its bytes are past the limit, or its
+                // one message is (a segment does not know the size of its
+                // newest message, so a larger one that straddles the limit
+                // stays: a durable topic keeps at least its limits).
+                || (excess_bytes > 0 && (oldest.record_bytes <= excess_bytes || count == 1))
                 || cutoff.is_some_and(|cutoff| oldest.last_time_ns < cutoff)
         };
         if !expired {

@@ -86,13 +86,23 @@ impl ConsumerState {
         }
     }
 
-    pub(super) fn info(&self, topic: &TopicName, id: &ConsumerId, end: u64) -> ConsumerInfo {
+    /// The consumer as clients see it in a topic holding `start..end`: one
+    /// left behind by retention reports where it resumes (what its next read
+    /// does to it).
+    pub(super) fn info(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        start: u64,
+        end: u64,
+    ) -> ConsumerInfo {
+        let committed = self.committed.max(start);
         ConsumerInfo {
             topic: topic.clone(),
             id: id.clone(),
-            offset: self.offset,
-            committed_offset: self.committed,
-            lag: end.saturating_sub(self.committed),
+            offset: self.offset.max(start),
+            committed_offset: committed,
+            lag: end.saturating_sub(committed),
             commit_mode: self.commit_mode,
             ack_timeout: match self.commit_mode {
                 CommitMode::Auto => Duration::ZERO,
