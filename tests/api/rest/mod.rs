@@ -9,7 +9,9 @@
 //! readers (64-bit integers as strings, bytes as base64); [`sse`] holds
 //! [`Sse`](sse::Sse), a Server-Sent Events reader over a live body. The
 //! tests follow the routes: [`topics`], [`publish`], [`consumers`],
-//! [`fetch`] (with long-polls), [`commit_seek`], [`subscribe_sse`], then
+//! [`fetch`] (with long-polls), [`commit_seek`], [`subscribe_sse`],
+//! [`retention`] (UpdateTopic's `PATCH` and its `updateMask`, GetBroker,
+//! skipped messages, the memory cap's 429), then
 //! [`seed`] (GoStream's own REST routes, as a user types them),
 //! [`errors`] (the gateway's refusals of bad requests),
 //! [`error_statuses`] (unknown routes, wrong methods, and every service
@@ -29,6 +31,7 @@ mod error_statuses;
 mod errors;
 mod fetch;
 mod publish;
+mod retention;
 mod seed;
 mod service_routes;
 mod sse;

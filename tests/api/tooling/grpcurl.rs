@@ -1,5 +1,6 @@
 //! grpcurl, through gRPC reflection v1alpha.
 
+use gostream::config::Config;
 use serde_json::Value;
 
 use super::{PATIENCE, text};
@@ -256,5 +257,41 @@ async fn grpcurl_health_check_is_serving() {
         .await;
         assert_eq!(one["status"], "SERVING", "{service}");
     }
+    server.stop().await;
+}
+
+/// Retention and BrokerService through reflection: CreateTopic with a
+/// retention, UpdateTopic with a field mask (grpcurl writes one as
+/// `{"paths": [...]}`), and GetBroker's broker-wide figures, 64-bit ones as
+/// strings.
+#[tokio::test]
+async fn grpcurl_sets_retention_and_gets_the_broker() {
+    let server = TestServer::start_with(Config {
+        max_memory_bytes: Some(1 << 20),
+        ..Config::default()
+    })
+    .await;
+    grpcurl_call(
+        &server,
+        "gostream.v1.TopicService/CreateTopic",
+        r#"{"name": "orders", "retention": {"max_messages": 100, "max_age": "3600s"}}"#,
+    )
+    .await;
+    let updated = grpcurl_call(
+        &server,
+        "gostream.v1.TopicService/UpdateTopic",
+        r#"{"topic": {"name": "orders", "retention": {"max_age": "60s"}}, "update_mask": {"paths": ["retention.max_age"]}}"#,
+    )
+    .await;
+    assert_eq!(updated["topic"]["retention"]["maxAge"], "60s", "{updated}");
+    assert_eq!(text(&updated["topic"]["retention"]["maxMessages"]), "100");
+
+    let broker = grpcurl_call(&server, "gostream.v1.BrokerService/GetBroker", "{}").await;
+    let broker = &broker["broker"];
+    assert_eq!(broker["storage"], "memory");
+    assert_eq!(text(&broker["topicCount"]), "1");
+    assert_eq!(text(&broker["messageCount"]), "0");
+    assert_eq!(text(&broker["maxMemoryBytes"]), (1u64 << 20).to_string());
+    assert_eq!(text(&broker["defaultRetention"]["maxMessages"]), "0");
     server.stop().await;
 }

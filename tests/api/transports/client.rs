@@ -6,9 +6,11 @@ use std::{fmt::Debug, pin::Pin};
 
 use futures_util::{Stream, StreamExt as _};
 use gostream::pb::gostream::v1::{
-    Consumer, CreateConsumerRequest, FetchRequest, FetchResponse, ListConsumersResponse,
-    ListTopicsResponse, Message, Position, Record, SubscribeRequest, SubscribeResponse, Topic,
+    Broker as BrokerInfo, Consumer, CreateConsumerRequest, FetchRequest, FetchResponse,
+    ListConsumersResponse, ListTopicsResponse, Message, Position, Record, RetentionPolicy,
+    SubscribeRequest, SubscribeResponse, Topic,
 };
+use pbjson_types::FieldMask;
 use tonic::Code;
 
 use crate::common::{TestServer, within};
@@ -45,8 +47,20 @@ pub trait Broker: Sized {
     /// Another client of the same server, on a connection of its own.
     async fn another(&self) -> Self;
 
-    async fn create_topic(&self, name: &str) -> Outcome<Topic>;
+    /// Creates topic `name` with the broker's default retention.
+    async fn create_topic(&self, name: &str) -> Outcome<Topic> {
+        self.create_topic_with(name, None).await
+    }
+    /// Creates topic `name` with `retention` (unset limits follow the
+    /// broker defaults).
+    async fn create_topic_with(
+        &self,
+        name: &str,
+        retention: Option<RetentionPolicy>,
+    ) -> Outcome<Topic>;
     async fn get_topic(&self, name: &str) -> Outcome<Topic>;
+    /// UpdateTopic of `topic` (named by `topic.name`) with `update_mask`.
+    async fn update_topic(&self, topic: Topic, update_mask: Option<FieldMask>) -> Outcome<Topic>;
     async fn list_topics(&self, page_size: u32, page_token: &str) -> Outcome<ListTopicsResponse>;
     async fn delete_topic(&self, name: &str) -> Outcome<()>;
 
@@ -69,6 +83,9 @@ pub trait Broker: Sized {
     /// Opens a subscription. It is established when this returns: messages
     /// published from then on are delivered.
     async fn subscribe(&self, request: SubscribeRequest) -> Outcome<Subscription>;
+
+    /// GetBroker: the broker-wide figures.
+    async fn get_broker(&self) -> Outcome<BrokerInfo>;
 }
 
 /// The error of a call that must fail with `code` and an `ErrorInfo` of
@@ -95,20 +112,26 @@ pub fn expect_invalid<T: Debug>(result: Outcome<T>, field: &str) -> ApiError {
     error
 }
 
+/// The next batch of `subscription`: it must come in time, non-empty, and
+/// the stream must stay open and OK.
+pub async fn next_batch(subscription: &mut Subscription) -> SubscribeResponse {
+    let batch = within("a Subscribe batch", subscription.next())
+        .await
+        .expect("the subscription stays open")
+        .expect("the subscription stays OK");
+    assert!(
+        !batch.messages.is_empty(),
+        "a subscription never sends an empty batch"
+    );
+    batch
+}
+
 /// Reads batches from `subscription` until it has delivered `count`
 /// messages. Every batch must be non-empty and the stream must stay open.
 pub async fn receive(subscription: &mut Subscription, count: usize) -> Vec<Message> {
     let mut messages = Vec::new();
     while messages.len() < count {
-        let batch = within("a Subscribe batch", subscription.next())
-            .await
-            .expect("the subscription stays open")
-            .expect("the subscription stays OK");
-        assert!(
-            !batch.messages.is_empty(),
-            "a subscription never sends an empty batch"
-        );
-        messages.extend(batch.messages);
+        messages.extend(next_batch(subscription).await.messages);
     }
     messages
 }

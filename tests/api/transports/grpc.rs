@@ -5,14 +5,16 @@
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use gostream::pb::gostream::v1::{
-    CommitRequest, Consumer, CreateConsumerRequest, CreateTopicRequest, DeleteConsumerRequest,
-    DeleteTopicRequest, FetchRequest, FetchResponse, GetConsumerRequest, GetTopicRequest,
-    ListConsumersRequest, ListConsumersResponse, ListTopicsRequest, ListTopicsResponse, Position,
-    PublishRequest, Record, SeekRequest, SubscribeRequest, Topic,
-    consumer_service_client::ConsumerServiceClient,
+    Broker as BrokerInfo, CommitRequest, Consumer, CreateConsumerRequest, CreateTopicRequest,
+    DeleteConsumerRequest, DeleteTopicRequest, FetchRequest, FetchResponse, GetBrokerRequest,
+    GetConsumerRequest, GetTopicRequest, ListConsumersRequest, ListConsumersResponse,
+    ListTopicsRequest, ListTopicsResponse, Position, PublishRequest, Record, RetentionPolicy,
+    SeekRequest, SubscribeRequest, Topic, UpdateTopicRequest,
+    broker_service_client::BrokerServiceClient, consumer_service_client::ConsumerServiceClient,
     publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
 };
 use http::Uri;
+use pbjson_types::FieldMask;
 use tonic::{
     Status,
     body::Body,
@@ -53,12 +55,13 @@ impl Wire for Channel {
 /// gRPC over HTTP/2.
 pub type Grpc = GrpcBroker<Channel>;
 
-/// The three v1 services' clients, on one connection.
+/// The v1 services' clients, on one connection.
 pub struct GrpcBroker<W> {
     url: String,
     topics: TopicServiceClient<W>,
     publisher: PublisherServiceClient<W>,
     consumers: ConsumerServiceClient<W>,
+    broker: BrokerServiceClient<W>,
 }
 
 impl<W: Wire> GrpcBroker<W> {
@@ -69,7 +72,8 @@ impl<W: Wire> GrpcBroker<W> {
             url: url.to_owned(),
             topics: TopicServiceClient::with_origin(wire.clone(), origin.clone()),
             publisher: PublisherServiceClient::with_origin(wire.clone(), origin.clone()),
-            consumers: ConsumerServiceClient::with_origin(wire, origin),
+            consumers: ConsumerServiceClient::with_origin(wire.clone(), origin.clone()),
+            broker: BrokerServiceClient::with_origin(wire, origin),
         }
     }
 }
@@ -110,13 +114,26 @@ impl<W: Wire> Broker for GrpcBroker<W> {
         Self::open(&self.url).await
     }
 
-    async fn create_topic(&self, name: &str) -> Outcome<Topic> {
+    async fn create_topic_with(
+        &self,
+        name: &str,
+        retention: Option<RetentionPolicy>,
+    ) -> Outcome<Topic> {
         let request = CreateTopicRequest {
             name: name.into(),
-            retention: None,
+            retention,
         };
         let response = call("CreateTopic", self.topics.clone().create_topic(request)).await?;
         Ok(response.topic.expect("CreateTopic returns the topic"))
+    }
+
+    async fn update_topic(&self, topic: Topic, update_mask: Option<FieldMask>) -> Outcome<Topic> {
+        let request = UpdateTopicRequest {
+            topic: Some(topic),
+            update_mask,
+        };
+        let response = call("UpdateTopic", self.topics.clone().update_topic(request)).await?;
+        Ok(response.topic.expect("UpdateTopic returns the topic"))
     }
 
     async fn get_topic(&self, name: &str) -> Outcome<Topic> {
@@ -226,5 +243,14 @@ impl<W: Wire> Broker for GrpcBroker<W> {
     async fn subscribe(&self, request: SubscribeRequest) -> Outcome<Subscription> {
         let stream = call("Subscribe", self.consumers.clone().subscribe(request)).await?;
         Ok(Box::pin(stream.map(|item| item.map_err(api_error))))
+    }
+
+    async fn get_broker(&self) -> Outcome<BrokerInfo> {
+        let response = call(
+            "GetBroker",
+            self.broker.clone().get_broker(GetBrokerRequest {}),
+        )
+        .await?;
+        Ok(response.broker.expect("GetBroker returns the broker"))
     }
 }

@@ -12,7 +12,9 @@
 //!   Server-Sent Events.
 //! - [`scenarios`]: the scenarios, by feature. `over_every_transport!`
 //!   turns each scenario `name` into the tests `name::grpc`,
-//!   `name::grpc_web` and `name::rest`.
+//!   `name::grpc_web` and `name::rest`, each against a server with the
+//!   default configuration, or with the one a function named in the
+//!   invocation returns (`over_every_transport!(config = f; name, ...)`).
 
 mod client;
 mod grpc;
@@ -22,13 +24,14 @@ mod scenarios;
 mod sse;
 
 use client::Broker;
+use gostream::config::Config;
 
 use crate::common::{TestServer, within};
 
-/// Runs `scenario` over a `B` client of a new server, then stops the server
-/// (which must stop cleanly).
-async fn run<B: Broker>(scenario: impl AsyncFnOnce(&B)) {
-    let server = TestServer::start().await;
+/// Runs `scenario` over a `B` client of a new server with `config`, then
+/// stops the server (which must stop cleanly).
+async fn run<B: Broker>(config: Config, scenario: impl AsyncFnOnce(&B)) {
+    let server = TestServer::start_with(config).await;
     let broker = B::connect(&server).await;
     scenario(&broker).await;
     drop(broker);
@@ -36,27 +39,43 @@ async fn run<B: Broker>(scenario: impl AsyncFnOnce(&B)) {
 }
 
 /// For each scenario `name` (an `async fn name(b: &impl Broker)` in scope),
-/// a module `name` with one test per transport.
+/// a module `name` with one test per transport, against a server with the
+/// default configuration or, with `config = f`, the one `f()` (a function
+/// in scope) returns.
 macro_rules! over_every_transport {
-    ($($scenario:ident),+ $(,)?) => {$(
+    (config = $config:ident; $($scenario:ident),+ $(,)?) => {
+        $crate::transports::over_every_transport!(@with super::$config; $($scenario),+);
+    };
+    ($($scenario:ident),+ $(,)?) => {
+        $crate::transports::over_every_transport!(
+            @with $crate::transports::default_config;
+            $($scenario),+
+        );
+    };
+    (@with $config:path; $($scenario:ident),+) => {$(
         mod $scenario {
             use $crate::transports::{grpc::Grpc, grpc_web::GrpcWeb, rest::Rest, run};
 
             #[tokio::test]
             async fn grpc() {
-                run::<Grpc>(super::$scenario).await;
+                run::<Grpc>($config(), super::$scenario).await;
             }
 
             #[tokio::test]
             async fn grpc_web() {
-                run::<GrpcWeb>(super::$scenario).await;
+                run::<GrpcWeb>($config(), super::$scenario).await;
             }
 
             #[tokio::test]
             async fn rest() {
-                run::<Rest>(super::$scenario).await;
+                run::<Rest>($config(), super::$scenario).await;
             }
         }
     )+};
 }
 use over_every_transport;
+
+/// The configuration of a server started with nothing set.
+pub fn default_config() -> Config {
+    Config::default()
+}

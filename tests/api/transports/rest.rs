@@ -5,12 +5,14 @@
 
 use futures_util::StreamExt as _;
 use gostream::pb::gostream::v1::{
-    CommitRequest, CommitResponse, Consumer, CreateConsumerRequest, CreateConsumerResponse,
-    CreateTopicRequest, CreateTopicResponse, DeleteConsumerResponse, DeleteTopicResponse,
-    FetchRequest, FetchResponse, GetConsumerResponse, GetTopicResponse, ListConsumersRequest,
-    ListConsumersResponse, ListTopicsRequest, ListTopicsResponse, Position, PublishRequest,
-    PublishResponse, Record, SeekRequest, SeekResponse, SubscribeRequest, Topic,
+    Broker as BrokerInfo, CommitRequest, CommitResponse, Consumer, CreateConsumerRequest,
+    CreateConsumerResponse, CreateTopicRequest, CreateTopicResponse, DeleteConsumerResponse,
+    DeleteTopicResponse, FetchRequest, FetchResponse, GetBrokerResponse, GetConsumerResponse,
+    GetTopicResponse, ListConsumersRequest, ListConsumersResponse, ListTopicsRequest,
+    ListTopicsResponse, Position, PublishRequest, PublishResponse, Record, RetentionPolicy,
+    SeekRequest, SeekResponse, SubscribeRequest, Topic, UpdateTopicResponse,
 };
+use pbjson_types::FieldMask;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode, header::CONTENT_TYPE};
 use serde::{Serialize, de::DeserializeOwned};
@@ -53,6 +55,24 @@ fn body_of(request: &impl Serialize, bound: &[&str]) -> Value {
         fields.remove(*field);
     }
     body
+}
+
+/// A field path in the proto3 JSON spelling: `retention.max_messages` is
+/// `retention.maxMessages`.
+fn lower_camel(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut upper = false;
+    for c in path.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `request` as query parameters, without the fields the path binds:
@@ -220,11 +240,15 @@ impl Broker for Rest {
         Self::new(self.base.clone())
     }
 
-    async fn create_topic(&self, name: &str) -> Outcome<Topic> {
+    async fn create_topic_with(
+        &self,
+        name: &str,
+        retention: Option<RetentionPolicy>,
+    ) -> Outcome<Topic> {
         let body = body_of(
             &CreateTopicRequest {
                 name: name.into(),
-                retention: None,
+                retention,
             },
             &[],
         );
@@ -239,6 +263,25 @@ impl Broker for Rest {
         let response: GetTopicResponse =
             self.call("GetTopic", Method::GET, &path, &[], None).await?;
         Ok(response.topic.expect("GetTopic returns the topic"))
+    }
+
+    /// `PATCH /v1/topics/{topic.name}` with the topic as the body and the
+    /// mask as the `updateMask` query parameter, in the JSON form of a
+    /// `FieldMask`: the paths in lowerCamelCase, comma-separated.
+    async fn update_topic(&self, topic: Topic, update_mask: Option<FieldMask>) -> Outcome<Topic> {
+        let path = topic_path(&topic.name);
+        let query: Vec<(String, String)> = update_mask
+            .map(|mask| {
+                let paths: Vec<String> = mask.paths.iter().map(|p| lower_camel(p)).collect();
+                ("updateMask".to_owned(), paths.join(","))
+            })
+            .into_iter()
+            .collect();
+        let body = serde_json::to_value(&topic).expect("a topic serializes");
+        let response: UpdateTopicResponse = self
+            .call("UpdateTopic", Method::PATCH, &path, &query, Some(body))
+            .await?;
+        Ok(response.topic.expect("UpdateTopic returns the topic"))
     }
 
     async fn list_topics(&self, page_size: u32, page_token: &str) -> Outcome<ListTopicsResponse> {
@@ -379,5 +422,12 @@ impl Broker for Rest {
             "Subscribe answered with content-type {content_type:?}"
         );
         Ok(Box::pin(sse::events(response.bytes_stream().boxed())))
+    }
+
+    async fn get_broker(&self) -> Outcome<BrokerInfo> {
+        let response: GetBrokerResponse = self
+            .call("GetBroker", Method::GET, "/v1/broker", &[], None)
+            .await?;
+        Ok(response.broker.expect("GetBroker returns the broker"))
     }
 }

@@ -9,9 +9,9 @@ use gostream::{
 };
 
 use super::support::{
-    assert_invalid_argument, assert_out_of_range, consumer, consumer_not_found, expect_err, fetch,
-    listed_ids, new_consumer, new_topic, offsets, publish, read_all, spec, time_after_last_publish,
-    topic, topic_not_found, values,
+    assert_invalid_argument, assert_out_of_range, assert_stamped_within, consumer,
+    consumer_not_found, expect_err, fetch, listed_ids, new_consumer, new_topic, offsets, publish,
+    read_all, spec, time_after_last_publish, topic, topic_not_found, values,
 };
 use crate::clock::now_ns;
 
@@ -62,7 +62,12 @@ pub(super) async fn create_consumer_with_an_explicit_id(store: Arc<dyn Store>) {
         Duration::ZERO,
         "auto mode reports no ack timeout"
     );
-    assert!((before..=after).contains(&auto.create_time_ns));
+    assert_stamped_within(
+        "the consumer's creation",
+        auto.create_time_ns,
+        before,
+        after,
+    );
     assert_eq!(
         store
             .get_consumer(&t, &consumer("auto"))

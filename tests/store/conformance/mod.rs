@@ -8,67 +8,104 @@
 //! log and Redis all run the very same functions. They live by area, one
 //! module each ([`topics`], [`publish`], [`read`], [`consumers`],
 //! [`consumer_lookup`], [`fetch_commit`], [`redelivery`], [`seek`],
-//! [`long_poll`], [`concurrency`]), beside the helpers they share
-//! ([`support`]).
+//! [`long_poll`], [`retention`], [`concurrency`]), beside the helpers they
+//! share ([`support`]). A backend on disk lives in a temporary directory
+//! that [`in_dir`] removes after it.
 //! [`conformance_suite!`] holds the one list of scenarios and turns each into
 //! a `#[tokio::test]`; the modules at the bottom of this file (one per
 //! backend) invoke it.
 //!
+//! One area is not for every backend: [`memory_cap`] fills the memory cap
+//! with messages, which only means something where messages are what the
+//! store's memory figure counts. [`memory_cap_suite!`] instantiates it, and
+//! only the in-memory backend invokes that.
+//!
 //! # Adding a backend
-//! Write an `async fn store() -> Arc<dyn Store>` that returns an empty store
-//! (a fresh directory, a flushed Redis database) configured with [`LIMITS`],
-//! and invoke the suite in a module of its own:
+//! Write an `async fn store(limits: StoreLimits) -> Arc<dyn Store>` that
+//! returns an empty store (a fresh directory, a flushed Redis database)
+//! configured with `limits` and reading the time from [`Clock::tokio`], and
+//! invoke the suite in a module of its own:
 //!
 //! ```ignore
-//! mod durable {
-//!     use super::{Arc, LIMITS, Store};
+//! mod redis {
+//!     use super::{Arc, Clock, Store, StoreLimits};
 //!
-//!     async fn store() -> Arc<dyn Store> {
-//!         Arc::new(DurableStore::open(tempdir(), LIMITS).await.unwrap())
+//!     async fn store(limits: StoreLimits) -> Arc<dyn Store> {
+//!         Arc::new(RedisStore::connect(flushed_database(), limits, Clock::tokio()).await.unwrap())
 //!     }
 //!
 //!     conformance_suite!(store);
 //! }
 //! ```
 //!
-//! The tests are then `conformance::durable::<scenario>`, beside
+//! The tests are then `conformance::redis::<scenario>`, beside
 //! `conformance::memory::<scenario>`. A new scenario is a `pub(super) async
 //! fn` in the module of its area plus one line in the macro's list (an
-//! unlisted scenario is dead code, which clippy rejects).
+//! unlisted scenario is dead code, which clippy rejects). Most scenarios run
+//! on a store made with [`LIMITS`]; one that needs other limits names them
+//! in the list (`scenario with RETENTION_DEFAULTS`).
 //!
 //! # Time
-//! Scenarios about ack timeouts and waits run on a current-thread runtime and
-//! call `tokio::time::pause()`, so a backend must measure those durations
-//! with `tokio::time::Instant`. Publish and creation times are wall-clock
-//! (`SystemTime`) and are only checked against bounds taken around the call.
-//! No scenario measures latency: long-polls are guarded by generous timeouts
-//! that only fire when a wake-up is lost.
+//! Scenarios about ack timeouts, waits and retention by age run on a
+//! current-thread runtime and call `tokio::time::pause()`, so a backend must
+//! measure those durations with `tokio::time::Instant`, and read publish
+//! times from its [`Clock`]: [`Clock::tokio`] is the wall clock moved on by
+//! tokio's clock, so `tokio::time::advance` ages messages. Unpaused, it
+//! follows the wall clock (to within about a microsecond), and publish and
+//! creation times are checked only against wall-clock bounds taken around
+//! the call, give or take [`support::CLOCK_SKEW_NS`]. No scenario measures
+//! latency: long-polls are guarded by generous timeouts that only fire when
+//! a wake-up is lost.
 
 mod concurrency;
 mod consumer_lookup;
 mod consumers;
 mod fetch_commit;
+mod in_dir;
 mod long_poll;
+mod memory_cap;
 mod publish;
 mod read;
 mod redelivery;
+mod retention;
 mod seek;
 mod support;
 mod topics;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use gostream::store::{MemoryStore, Store, StoreLimits};
+use gostream::store::{
+    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, RetentionPolicy, Store, StoreLimits,
+};
 
-/// The limits every store under test is configured with.
+/// The limits every store under test is configured with, unless its
+/// scenario names others: no memory cap, and no default retention.
 const LIMITS: StoreLimits = StoreLimits {
     max_message_bytes: 1024,
     ..StoreLimits::DEFAULT
 };
 
+/// [`LIMITS`] with broker-wide retention defaults: 3 messages, 100 bytes,
+/// an hour.
+const RETENTION_DEFAULTS: StoreLimits = StoreLimits {
+    default_retention: RetentionPolicy {
+        max_messages: 3,
+        max_bytes: 100,
+        max_age: Duration::from_secs(3600),
+    },
+    ..LIMITS
+};
+
+/// [`LIMITS`] with a memory cap of 4 KiB: a few records of 1000 bytes fit.
+const MEMORY_CAP: StoreLimits = StoreLimits {
+    max_memory_bytes: 4096,
+    ..LIMITS
+};
+
 /// Instantiates every scenario as a `#[tokio::test]` against the stores
-/// `$make_store` (an `async fn() -> Arc<dyn Store>` in scope) returns. The
-/// list names each scenario by the module of its area.
+/// `$make_store` (an `async fn(StoreLimits) -> Arc<dyn Store>` in scope)
+/// returns. The list names each scenario by the module of its area, and the
+/// limits of its store when they are not [`LIMITS`].
 macro_rules! conformance_suite {
     ($make_store:path) => {
         conformance_suite!(@tests $make_store;
@@ -149,6 +186,26 @@ macro_rules! conformance_suite {
                     a_cancelled_fetch_consumes_nothing,
                     waits_are_capped_at_max_wait,
                 ],
+                retention: [
+                    // The limits.
+                    max_messages_keeps_the_newest_messages,
+                    max_bytes_keeps_the_newest_messages_that_fit,
+                    max_age_drops_what_was_published_longer_ago,
+                    // Settings.
+                    topic_retention_shows_the_limits_in_force,
+                    topics_follow_the_broker_defaults_where_they_set_nothing with RETENTION_DEFAULTS,
+                    update_topic_sets_keeps_and_resets_each_setting with RETENTION_DEFAULTS,
+                    update_topic_applies_each_limit_at_once,
+                    update_topic_of_an_unknown_topic_is_not_found,
+                    // Readers below the start.
+                    a_fetch_below_the_start_skips_to_it_and_says_how_many,
+                    a_read_below_the_start_reads_from_it_and_says_how_many,
+                    a_subscriber_that_fell_behind_is_told_how_many_it_skipped,
+                    positions_resolve_within_what_retention_kept,
+                    a_consumer_left_behind_reports_where_it_resumes,
+                    // Broker-wide figures.
+                    stats_add_up_topics_messages_and_bytes,
+                ],
             },
             multi_thread: {
                 concurrency: [
@@ -158,21 +215,51 @@ macro_rules! conformance_suite {
         );
     };
     (@tests $make_store:path;
-        current_thread: {$($module:ident: [$($name:ident),* $(,)?]),* $(,)?},
+        current_thread: {$($module:ident: [
+            $($name:ident $(with $limits:ident)?),* $(,)?
+        ]),* $(,)?},
         multi_thread: {$($multi_module:ident: [$($multi:ident),* $(,)?]),* $(,)?}
     ) => {
         $($(
             #[tokio::test]
             async fn $name() {
-                crate::conformance::$module::$name($make_store().await).await;
+                let store = $make_store(conformance_suite!(@limits $($limits)?)).await;
+                crate::conformance::$module::$name(store).await;
             }
         )*)*
         $($(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $multi() {
-                crate::conformance::$multi_module::$multi($make_store().await).await;
+                let store = $make_store(crate::conformance::LIMITS).await;
+                crate::conformance::$multi_module::$multi(store).await;
             }
         )*)*
+    };
+    (@limits) => {
+        crate::conformance::LIMITS
+    };
+    (@limits $limits:ident) => {
+        crate::conformance::$limits
+    };
+}
+
+/// Instantiates the [`memory_cap`] scenarios, like [`conformance_suite!`],
+/// for a backend whose memory figure counts the messages it holds.
+macro_rules! memory_cap_suite {
+    ($make_store:path) => {
+        conformance_suite!(@tests $make_store;
+            current_thread: {
+                memory_cap: [
+                    memory_held_is_counted_and_given_back with MEMORY_CAP,
+                    a_publish_over_the_cap_is_refused_and_appends_nothing with MEMORY_CAP,
+                    a_batch_over_the_cap_is_refused_whole with MEMORY_CAP,
+                    retention_or_deletion_makes_room_again with MEMORY_CAP,
+                    the_cap_first_drops_messages_past_their_age with MEMORY_CAP,
+                    a_topic_at_its_count_limit_keeps_taking_publishes_at_the_cap with MEMORY_CAP,
+                ],
+            },
+            multi_thread: {}
+        );
     };
 }
 
@@ -181,11 +268,46 @@ macro_rules! conformance_suite {
 
 /// The in-memory store.
 mod memory {
-    use super::{Arc, LIMITS, MemoryStore, Store};
+    use super::{Arc, Clock, MemoryStore, Store, StoreLimits};
 
-    async fn store() -> Arc<dyn Store> {
-        Arc::new(MemoryStore::new(LIMITS))
+    async fn store(limits: StoreLimits) -> Arc<dyn Store> {
+        Arc::new(MemoryStore::with_clock(limits, Clock::tokio()))
     }
 
     conformance_suite!(store);
+    memory_cap_suite!(store);
+}
+
+/// The durable log, in a fresh directory per test ([`in_dir::InDir`]), with
+/// one batch per segment (so retention, which drops whole segments, drops
+/// exactly what a limit asks of the single-record batches the retention
+/// scenarios publish), a small read cache, and an fsync before every
+/// acknowledgement.
+///
+/// It does not run [`memory_cap`]: its memory figure counts indexes and
+/// its read cache, not the messages it holds.
+mod durable {
+    use super::{Arc, Clock, DiskOptions, DurableStore, FsyncPolicy, Store, StoreLimits};
+    use crate::conformance::in_dir::InDir;
+
+    async fn store(limits: StoreLimits) -> Arc<dyn Store> {
+        Arc::new(InDir::open(|dir| {
+            let options = DiskOptions {
+                segment_bytes: 1,
+                cache_bytes: 64 * 1024,
+                fsync: FsyncPolicy::Always,
+                ..DiskOptions::new(dir.path())
+            };
+            DurableStore::open(options, limits, Clock::tokio()).expect("open the durable store")
+        }))
+    }
+
+    conformance_suite!(store);
+
+    /// GetBroker's `storage` tells the durable store from the in-memory one.
+    #[tokio::test]
+    async fn stats_name_the_durable_kind() {
+        let stats = store(super::LIMITS).await.stats().await.expect("stats");
+        assert_eq!(stats.kind, "durable");
+    }
 }

@@ -9,8 +9,8 @@ use gostream::store::{PublishAck, Record, Store};
 use super::{
     LIMITS,
     support::{
-        assert_invalid_argument, expect_err, new_topic, offsets, publish, read_all, record,
-        record_of_size, records, topic, topic_not_found, values,
+        assert_invalid_argument, assert_stamped_within, expect_err, new_topic, offsets, publish,
+        read_all, record, record_of_size, records, topic, topic_not_found, values,
     },
 };
 use crate::clock::now_ns;
@@ -224,10 +224,7 @@ pub(super) async fn publish_times_are_stamped_and_never_decrease(store: Arc<dyn 
     for (ack, before, after) in bounds {
         for offset in ack.first_offset..ack.first_offset + ack.count {
             let time = messages[offset as usize].publish_time_ns;
-            assert!(
-                (before..=after).contains(&time),
-                "offset {offset} stamped {time}, published within {before}..={after}"
-            );
+            assert_stamped_within(&format!("offset {offset}"), time, before, after);
         }
     }
 }

@@ -1,15 +1,17 @@
 //! What the scenarios share: names and records, reading a whole topic, a
-//! topic's extent and its consumers' ids, consumer specs, and assertions on
-//! the store's errors.
+//! topic's extent and its consumers' ids, consumer specs, retention
+//! settings, the next batch of a subscription, and assertions on the store's
+//! errors.
 
 use std::{fmt::Debug, time::Duration};
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use gostream::{
     error::{Error, Result},
     store::{
-        Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, Message, Position, PublishAck,
-        ReadLimits, Record, Store, TopicInfo, TopicName,
+        Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, Message, MessageStream,
+        Position, PublishAck, ReadLimits, Record, RetentionOverrides, Store, TopicInfo, TopicName,
     },
 };
 
@@ -155,11 +157,52 @@ pub(super) async fn new_topic(store: &dyn Store, name: &str) -> TopicName {
     name
 }
 
+/// Creates topic `name` with its own retention settings.
+pub(super) async fn new_topic_with(
+    store: &dyn Store,
+    name: &str,
+    retention: RetentionOverrides,
+) -> TopicName {
+    let name = topic(name);
+    store
+        .create_topic(name.clone(), retention)
+        .await
+        .expect("create topic");
+    name
+}
+
+/// Retention settings that set only a max message count.
+pub(super) fn keep_messages(max_messages: u64) -> RetentionOverrides {
+    RetentionOverrides {
+        max_messages: Some(max_messages),
+        ..RetentionOverrides::default()
+    }
+}
+
 pub(super) async fn publish(store: &dyn Store, topic: &TopicName, values: &[&str]) -> PublishAck {
     store
         .publish(topic, records(values))
         .await
         .expect("publish")
+}
+
+/// Publishes each value as a batch of its own, so that a log which drops
+/// whole batches (the durable log drops whole segments) drops exactly as
+/// many messages as a limit asks.
+pub(super) async fn publish_each(store: &dyn Store, topic: &TopicName, values: &[&str]) {
+    for value in values {
+        publish(store, topic, &[value]).await;
+    }
+}
+
+/// The next batch of a subscription, which must come at once (the messages
+/// are already published); only a hang reaches the guard.
+pub(super) async fn next_batch(stream: &mut MessageStream) -> Batch {
+    tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the subscription yields a batch of messages already published")
+        .expect("the subscription stays open")
+        .expect("the subscription stays OK")
 }
 
 /// Every message `topic` holds, in order.
@@ -238,17 +281,35 @@ pub(super) async fn positions(
     (info.offset, info.committed_offset, info.lag)
 }
 
-/// A wall-clock time strictly after every publish time `topic` holds.
+/// How far from the wall clock a store under test may stamp a time. The
+/// suite runs every store on `Clock::tokio`, which is the wall clock moved
+/// on by tokio's clock: unpaused, it follows the wall clock, but from two
+/// readings that cannot be taken at the same instant, so it runs a little
+/// (about a microsecond) apart from it.
+pub(super) const CLOCK_SKEW_NS: u64 = 5_000_000;
+
+/// Asserts a store's time stamp `time` (of `what`) lies within the wall-clock
+/// bounds taken around the call, give or take [`CLOCK_SKEW_NS`].
+#[track_caller]
+pub(super) fn assert_stamped_within(what: &str, time: u64, before: u64, after: u64) {
+    assert!(
+        (before.saturating_sub(CLOCK_SKEW_NS)..=after.saturating_add(CLOCK_SKEW_NS))
+            .contains(&time),
+        "{what} stamped {time}, not within {before}..={after} (give or take {CLOCK_SKEW_NS} ns)"
+    );
+}
+
+/// A time strictly after every publish time `topic` holds and at or before
+/// the publish time of any message published after this returns: it waits
+/// until the wall clock is past the last publish time by more than
+/// [`CLOCK_SKEW_NS`].
 pub(super) async fn time_after_last_publish(store: &dyn Store, topic: &TopicName) -> u64 {
     let last = read_all(store, topic)
         .await
         .last()
         .map_or(0, |m| m.publish_time_ns);
-    loop {
-        let now = now_ns();
-        if now > last {
-            return now;
-        }
+    while now_ns() <= last.saturating_add(CLOCK_SKEW_NS) {
         tokio::task::yield_now().await;
     }
+    last + 1
 }

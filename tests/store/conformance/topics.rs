@@ -8,8 +8,9 @@ use gostream::{
 };
 
 use super::support::{
-    consumer_not_found, expect_err, extent, fetch, listed_ids, names, new_consumer, new_topic,
-    publish, read_all, records, spec, topic, topic_not_found, up_to, values,
+    assert_stamped_within, consumer_not_found, expect_err, extent, fetch, listed_ids, names,
+    new_consumer, new_topic, publish, read_all, records, spec, topic, topic_not_found, up_to,
+    values,
 };
 use crate::clock::now_ns;
 
@@ -22,11 +23,7 @@ pub(super) async fn create_topic_returns_an_empty_topic(store: Arc<dyn Store>) {
     let after = now_ns();
     assert_eq!(info.name, topic("orders"));
     assert_eq!(extent(&info), (0, 0, 0, 0));
-    assert!(
-        (before..=after).contains(&info.create_time_ns),
-        "create time {} not within {before}..={after}",
-        info.create_time_ns
-    );
+    assert_stamped_within("the topic's creation", info.create_time_ns, before, after);
     assert_eq!(store.get_topic(&topic("orders")).await.expect("get"), info);
 }
 

@@ -6,9 +6,11 @@
 //! Each test runs against a server of its own; topic names still differ
 //! from one scenario to the next so that a failure names its scenario.
 
+mod broker;
 mod commit_seek;
 mod consumers;
 mod publish;
+mod retention;
 mod topics;
 mod waiting;
 
