@@ -215,6 +215,13 @@ impl Config {
         if self.max_memory_bytes == Some(0) {
             return Err("--max-memory-bytes must be at least 1".to_owned());
         }
+        if self.data_dir.is_some() && self.cache_bytes >= self.max_memory_bytes() {
+            return Err(format!(
+                "--cache-bytes ({}) must be less than --max-memory-bytes ({}): the read cache is part of the broker's memory",
+                self.cache_bytes,
+                self.max_memory_bytes()
+            ));
+        }
         if self.grpc_addr == Listen::Off && self.rest_addr == Listen::Off {
             return Err("--grpc-addr and --rest-addr are both off: nothing to serve".to_owned());
         }
@@ -329,6 +336,18 @@ mod tests {
             ..Config::default()
         };
         assert!(grpc_off.validate().is_ok());
+        let cache_over_cap = Config {
+            data_dir: Some(PathBuf::from("data")),
+            cache_bytes: 2048,
+            max_memory_bytes: Some(1024),
+            ..Config::default()
+        };
+        assert!(
+            cache_over_cap
+                .validate()
+                .unwrap_err()
+                .contains("--cache-bytes")
+        );
         let off = Config {
             grpc_addr: Listen::Off,
             rest_addr: Listen::Off,

@@ -1,13 +1,12 @@
 //! The `gostream` binary: parses flags, binds the listeners, and runs the
 //! broker until SIGINT or SIGTERM.
 
-use std::{process::ExitCode, sync::Arc};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use gostream::{
     config::Config,
     server::{self, Listeners},
-    store::{Clock, DiskOptions, DurableStore, MemoryStore, Store},
     telemetry,
 };
 use tokio_util::sync::CancellationToken;
@@ -51,7 +50,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     config.validate()?;
-    let store = open_store(&config)?;
+    let store = server::open_store(&config)?;
     let listeners = Listeners::bind(&config).await.map_err(|e| e.to_string())?;
 
     let stop = CancellationToken::new();
@@ -68,33 +67,6 @@ async fn serve(config: Config) -> Result<(), String> {
             config.shutdown_timeout_secs
         )),
     }
-}
-
-/// The store the settings ask for: in memory, or a durable log in
-/// `--data-dir` (recovered before the listeners open).
-fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
-    let limits = config.store_limits();
-    let Some(dir) = &config.data_dir else {
-        tracing::info!(
-            max_memory_bytes = limits.max_memory_bytes,
-            "keeping messages in memory (no --data-dir)"
-        );
-        return Ok(Arc::new(MemoryStore::new(limits)));
-    };
-    let options = DiskOptions {
-        fsync: config.fsync,
-        segment_bytes: config.segment_bytes,
-        cache_bytes: config.cache_bytes,
-        ..DiskOptions::new(dir)
-    };
-    // The error names the directory and what is wrong with it.
-    let store = DurableStore::open(options, limits, Clock::System).map_err(|e| e.to_string())?;
-    tracing::info!(
-        data_dir = %dir.display(),
-        fsync = %config.fsync,
-        "keeping messages in a durable log"
-    );
-    Ok(Arc::new(store))
 }
 
 /// Cancels `stop` on the first SIGINT or SIGTERM.

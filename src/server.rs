@@ -36,7 +36,7 @@ use crate::{
         gostream::{self as legacy_pb, v1 as v1_pb},
     },
     service::{Legacy, V1},
-    store::Store,
+    store::{Clock, DiskOptions, DurableStore, MemoryStore, Store},
 };
 
 /// A failure to start or run the server.
@@ -212,6 +212,33 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     for service in SERVICES {
         health.set_service_status(*service, status).await;
     }
+}
+
+/// The store the settings ask for: in memory, or a durable log in
+/// `--data-dir` (recovered before the listeners open).
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    let limits = config.store_limits();
+    let Some(dir) = &config.data_dir else {
+        tracing::info!(
+            max_memory_bytes = limits.max_memory_bytes,
+            "keeping messages in memory (no --data-dir)"
+        );
+        return Ok(Arc::new(MemoryStore::new(limits)));
+    };
+    let options = DiskOptions {
+        fsync: config.fsync,
+        segment_bytes: config.segment_bytes,
+        cache_bytes: config.cache_bytes,
+        ..DiskOptions::new(dir)
+    };
+    // The error names the directory and what is wrong with it.
+    let store = DurableStore::open(options, limits, Clock::System).map_err(|e| e.to_string())?;
+    tracing::info!(
+        data_dir = %dir.display(),
+        fsync = %config.fsync,
+        "keeping messages in a durable log"
+    );
+    Ok(Arc::new(store))
 }
 
 /// Runs the broker on `listeners` until `shutdown` completes, then shuts

@@ -19,6 +19,8 @@
 //! - [`readme`]: the README's command examples, run as written.
 //! - [`transports`]: one scenario suite run over gRPC, grpc-web and REST,
 //!   so the transports cannot drift apart.
+//! - [`storage`]: the server over its durable log, and its background
+//!   retention.
 
 mod bad_input;
 mod binary;
@@ -28,5 +30,6 @@ mod grpc_v1;
 mod legacy;
 mod readme;
 mod rest;
+mod storage;
 mod tooling;
 mod transports;

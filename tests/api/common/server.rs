@@ -1,7 +1,7 @@
 //! [`TestServer`]: the real server, run in-process on an ephemeral loopback
 //! port, and clients connected to it over real sockets.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use gostream::{
     config::Config,
@@ -14,7 +14,6 @@ use gostream::{
         },
     },
     server::{self, Listeners, ServerError},
-    store::MemoryStore,
 };
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -47,7 +46,7 @@ impl TestServer {
             .await
             .expect("bind an ephemeral port");
         let rest_addr = rest.local_addr().expect("local address");
-        let store = Arc::new(MemoryStore::new(config.store_limits()));
+        let store = server::open_store(&config).expect("open the store");
         let stop = CancellationToken::new();
         let listeners = Listeners {
             grpc: Some(grpc),
