@@ -15,7 +15,7 @@ use gostream::{
 
 use super::{
     MEMORY_CAP,
-    support::{extent, new_topic, new_topic_with, read_all, record_of_size},
+    support::{extent, new_topic, new_topic_with, read_all, record_of_size, update},
 };
 
 /// The size of every record these scenarios publish: a few fit under
@@ -93,16 +93,15 @@ pub(super) async fn memory_held_is_counted_and_given_back(store: Arc<dyn Store>)
     let two = memory_bytes(&*store).await;
     assert_eq!(two, 2 * one, "two equal messages cost twice one");
 
-    store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(Some(1)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(Some(1)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert_eq!(
         memory_bytes(&*store).await,
         one,
@@ -163,16 +162,15 @@ pub(super) async fn retention_or_deletion_makes_room_again(store: Arc<dyn Store>
     let full = memory_bytes(&*store).await;
 
     // Retention frees room: the next publish is taken.
-    store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(Some(1)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(Some(1)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert!(memory_bytes(&*store).await < full);
     let ack = publish_one(&*store, &t)
         .await
@@ -181,16 +179,15 @@ pub(super) async fn retention_or_deletion_makes_room_again(store: Arc<dyn Store>
 
     // So does deleting a topic.
     let other = new_topic(&*store, "other").await;
-    store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(None),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(None),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     fill(&*store, &t).await;
     assert_over_the_cap(publish_one(&*store, &other).await);
     store.delete_topic(&t).await.expect("delete");

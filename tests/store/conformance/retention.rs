@@ -19,7 +19,7 @@ use super::{
     support::{
         assert_out_of_range, expect_err, extent, fetch, keep_messages, new_consumer, new_topic,
         new_topic_with, next_batch, offsets, positions, publish, publish_each, read_all, spec,
-        topic, topic_not_found, up_to, values,
+        topic, topic_not_found, up_to, update, values,
     },
 };
 
@@ -263,16 +263,15 @@ pub(super) async fn update_topic_sets_keeps_and_resets_each_setting(store: Arc<d
     publish_each(&*store, &t, &["m0", "m1", "m2", "m3", "m4", "m5"]).await;
 
     // Setting one limit keeps the others, and applies at once.
-    let info = store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(Some(4)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    let info = update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(Some(4)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert_eq!(info.retention, policy(4, 1000, defaults.max_age));
     assert_eq!((info.start_offset, info.end_offset), (2, 6));
     assert_eq!(store.get_topic(&t).await.expect("get"), info);
@@ -291,43 +290,40 @@ pub(super) async fn update_topic_sets_keeps_and_resets_each_setting(store: Arc<d
     );
 
     // Back to the default (100 bytes; the topic holds 8): nothing to drop.
-    let info = store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_bytes: Some(None),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    let info = update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_bytes: Some(None),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert_eq!(info.retention, policy(4, 100, defaults.max_age));
     assert_eq!(info.start_offset, 2);
 
     // 0 overrides a default with "no limit".
-    let info = store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_age: Some(Some(Duration::ZERO)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    let info = update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_age: Some(Some(Duration::ZERO)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert_eq!(info.retention, policy(4, 100, Duration::ZERO));
 
     // Back to the default count (3): applies at once, and from then on.
-    let info = store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(None),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    let info = update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(None),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert_eq!(info.retention, policy(3, 100, Duration::ZERO));
     assert_eq!((info.start_offset, info.end_offset), (3, 6));
     publish(&*store, &t, &["m6"]).await;
@@ -358,42 +354,39 @@ pub(super) async fn update_topic_applies_each_limit_at_once(store: Arc<dyn Store
     publish_each(&*store, &t, &TEN_BYTES[3..6]).await;
 
     // By age: the three published two minutes ago go, without a sweep.
-    let info = store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_age: Some(Some(MINUTE)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    let info = update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_age: Some(Some(MINUTE)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert_eq!(extent(&info), (3, 6, 3, 30));
 
     // By bytes.
-    let info = store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_bytes: Some(Some(25)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    let info = update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_bytes: Some(Some(25)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert_eq!(extent(&info), (4, 6, 2, 20));
 
     // By count.
-    let info = store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(Some(1)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    let info = update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(Some(1)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     assert_eq!(extent(&info), (5, 6, 1, 10));
     assert_eq!(values(&read_all(&*store, &t).await), [TEN_BYTES[5]]);
     assert_eq!(store.get_topic(&t).await.expect("get"), info);
@@ -447,16 +440,15 @@ pub(super) async fn a_fetch_below_the_start_skips_to_it_and_says_how_many(store:
     let batch = fetch(&*store, &t, &manual, 2).await;
     assert_eq!((offsets(&batch.messages), batch.skipped), (vec![0, 1], 0));
 
-    store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(Some(2)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(Some(2)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
 
     // Offsets 1 to 3 went before the auto consumer read them.
     let batch = fetch(&*store, &t, &auto, 10).await;
@@ -507,16 +499,15 @@ pub(super) async fn a_read_below_the_start_reads_from_it_and_says_how_many(store
 
     // Everything gone: a read from the old start finds nothing, and says
     // what it missed.
-    store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_bytes: Some(Some(1)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_bytes: Some(Some(1)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     let batch = store
         .read(&t, 0, up_to(10), Duration::ZERO)
         .await
@@ -549,16 +540,15 @@ pub(super) async fn a_subscriber_that_fell_behind_is_told_how_many_it_skipped(
 
     // While neither reads on, retention drops offsets 0 to 3.
     publish_each(&*store, &t, &["m3", "m4", "m5"]).await;
-    store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(Some(2)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(Some(2)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
 
     let batch = next_batch(&mut through_consumer).await;
     assert_eq!(batch.skipped, 3, "offsets 1, 2 and 3");
@@ -625,16 +615,15 @@ pub(super) async fn a_consumer_left_behind_reports_where_it_resumes(store: Arc<d
     fetch(&*store, &t, &c, 1).await;
     assert_eq!(positions(&*store, &t, &c).await, (1, 1, 4));
 
-    store
-        .update_topic(
-            &t,
-            RetentionUpdate {
-                max_messages: Some(Some(2)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    update(
+        &*store,
+        &t,
+        RetentionUpdate {
+            max_messages: Some(Some(2)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
 
     // The next message it will be given is the start offset's, and only the
     // two messages left are still to be processed.
@@ -685,16 +674,15 @@ pub(super) async fn stats_add_up_topics_messages_and_bytes(store: Arc<dyn Store>
         (1, 2, 20)
     );
 
-    store
-        .update_topic(
-            &a,
-            RetentionUpdate {
-                max_messages: Some(Some(1)),
-                ..RetentionUpdate::default()
-            },
-        )
-        .await
-        .expect("update");
+    update(
+        &*store,
+        &a,
+        RetentionUpdate {
+            max_messages: Some(Some(1)),
+            ..RetentionUpdate::default()
+        },
+    )
+    .await;
     let stats = store.stats().await.expect("stats");
     assert_eq!(
         (stats.topic_count, stats.message_count, stats.size_bytes),

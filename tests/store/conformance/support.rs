@@ -11,7 +11,8 @@ use gostream::{
     error::{Error, Result},
     store::{
         Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, Message, MessageStream,
-        Position, PublishAck, ReadLimits, Record, RetentionOverrides, Store, TopicInfo, TopicName,
+        Position, PublishAck, ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store,
+        TopicInfo, TopicName,
     },
 };
 
@@ -177,6 +178,15 @@ pub(super) fn keep_messages(max_messages: u64) -> RetentionOverrides {
         max_messages: Some(max_messages),
         ..RetentionOverrides::default()
     }
+}
+
+/// Changes a topic's retention, which must succeed; returns the topic.
+pub(super) async fn update(
+    store: &dyn Store,
+    topic: &TopicName,
+    update: RetentionUpdate,
+) -> TopicInfo {
+    store.update_topic(topic, update).await.expect("update")
 }
 
 pub(super) async fn publish(store: &dyn Store, topic: &TopicName, values: &[&str]) -> PublishAck {
