@@ -1,0 +1,40 @@
+//! Durability of the `gostream` binary with `--data-dir`: the real
+//! executable, started as a child process on a data directory, crashed,
+//! stopped, restarted, and given damaged files, full disks and read-only
+//! file systems, checked through its gRPC and REST APIs.
+//!
+//! Every broker listens on `127.0.0.1:0` and is found through the addresses
+//! it logs; every wait is bounded (a hang fails the test); random choices
+//! come from one seed per test, printed in every failure and replayed with
+//! `DURABILITY_SEED=<seed>`. The fault tests mount file systems and need
+//! root; they fail (never skip) when they cannot.
+//!
+//! # Layout
+//! - [`broker`]: the harness: [`broker::Launch`] (data directory and flags)
+//!   starts a [`broker::Broker`], which is killed (`SIGKILL`) or stopped
+//!   (`SIGTERM`/`SIGINT`) and started again on the same data.
+//! - [`client`]: gRPC and REST calls on a broker, each bounded in time.
+//! - [`workload`]: recognisable records (each names its batch and index),
+//!   a seeded random generator, and the check of a topic read back against
+//!   everything sent.
+//! - [`segments`]: the documented on-disk layout: finding segment files,
+//!   parsing their frames, and damaging them.
+//! - [`tmpfs`]: small and read-only file systems for the fault tests.
+//! - [`crash`]: `kill -9` at random moments under `--fsync always` and
+//!   `--fsync interval=50`.
+//! - [`corruption`]: torn and corrupted segments and indexes, edited while
+//!   the broker is stopped.
+//! - [`faults`]: a full disk, a read-only file system, an unusable data
+//!   directory, and the lock against a second broker.
+//! - [`restart`]: topics, settings, consumers and messages across graceful
+//!   restarts.
+
+mod broker;
+mod client;
+mod corruption;
+mod crash;
+mod faults;
+mod restart;
+mod segments;
+mod tmpfs;
+mod workload;
