@@ -9,7 +9,7 @@
 
 use std::{
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{ExitStatus, Stdio},
     time::{Duration, Instant},
 };
@@ -60,11 +60,6 @@ impl Launch {
             data_dir: data_dir.into(),
             flags: flags.iter().map(|&f| f.to_owned()).collect(),
         }
-    }
-
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 
     /// The command: `gostream` with loopback ephemeral ports, JSON logs,

@@ -309,7 +309,7 @@ async fn a_data_dir_that_cannot_be_written_stops_the_broker_at_start_naming_it()
 async fn a_second_broker_on_a_data_dir_in_use_exits_and_the_first_keeps_serving() {
     let dir = TempDir::new().expect("a temporary directory");
     let launch = Launch::new(dir.path(), &[]);
-    let first = launch.start().await;
+    let mut first = launch.start().await;
     create_topic(&first, TOPIC).await;
     let mut sent = Sent::default();
     let records = big_batch("first.0", 2, 10);
@@ -323,6 +323,7 @@ async fn a_second_broker_on_a_data_dir_in_use_exits_and_the_first_keeps_serving(
         dir.path().display()
     );
 
+    assert!(first.is_running(), "the first broker is unaffected");
     let records = big_batch("first.1", 2, 10);
     sent.add("first.1", &records);
     assert_eq!(

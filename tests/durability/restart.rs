@@ -100,7 +100,7 @@ async fn survives_a_graceful_restart(signal: &str, fsync: &str) {
         max_bytes: Some(64 << 20),
         max_age: Some(pb_duration(Duration::from_secs(3600))),
     };
-    let created = create_topic_with(&broker, "orders", orders_retention.clone()).await;
+    let created = create_topic_with(&broker, "orders", orders_retention).await;
     assert_eq!(
         created.retention.as_ref(),
         Some(&orders_retention),

@@ -79,11 +79,6 @@ impl Frame {
     pub fn total_len(&self) -> u64 {
         FRAME_HEADER + self.payload_len
     }
-
-    /// Where it ends in its file.
-    pub fn end(&self) -> u64 {
-        self.position + self.total_len()
-    }
 }
 
 /// A record as stored in a batch.
