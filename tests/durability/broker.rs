@@ -231,17 +231,24 @@ impl Broker {
         log
     }
 
-    /// Stops it gracefully with `SIGTERM` (`name` = `TERM`) or `SIGINT`
-    /// (`INT`) and asserts a clean exit (status 0). Returns every line it
+    /// Sends `SIGTERM` (`name` = `TERM`) or `SIGINT` (`INT`) and waits for
+    /// the exit, whatever its status. Returns the status and every line it
     /// logged.
-    pub async fn stop_with(self, name: &str) -> Vec<String> {
+    pub async fn signal(self, name: &str) -> (ExitStatus, Vec<String>) {
         let pid = self.child.id().expect("the broker is running");
         let status = std::process::Command::new("kill")
             .args([format!("-{name}"), pid.to_string()])
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} {pid}: {status}");
-        let (status, log) = self.exit().await;
+        self.exit().await
+    }
+
+    /// Stops it gracefully with `SIGTERM` (`name` = `TERM`) or `SIGINT`
+    /// (`INT`) and asserts a clean exit (status 0). Returns every line it
+    /// logged.
+    pub async fn stop_with(self, name: &str) -> Vec<String> {
+        let (status, log) = self.signal(name).await;
         assert_eq!(
             status.code(),
             Some(0),

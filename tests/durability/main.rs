@@ -6,8 +6,9 @@
 //! Every broker listens on `127.0.0.1:0` and is found through the addresses
 //! it logs; every wait is bounded (a hang fails the test); random choices
 //! come from one seed per test, printed in every failure and replayed with
-//! `DURABILITY_SEED=<seed>`. The fault tests mount file systems and need
-//! root; they fail (never skip) when they cannot.
+//! `DURABILITY_SEED=<seed>`. The fault and power-cut tests mount file
+//! systems (tmpfs, loop-mounted ext4) and need root; they fail (never skip)
+//! when they cannot.
 //!
 //! # Layout
 //! - [`broker`]: the harness: [`broker::Launch`] (data directory and flags)
@@ -19,11 +20,14 @@
 //!   everything sent.
 //! - [`segments`]: the documented on-disk layout: finding segment files,
 //!   parsing their frames, and damaging them.
-//! - [`tmpfs`]: small and read-only file systems for the fault tests.
+//! - [`mounts`]: a small tmpfs to fill, and an ext4 image that is turned
+//!   read-only or has its power cut under a running broker.
 //! - [`crash`]: `kill -9` at random moments under `--fsync always` and
-//!   `--fsync interval=50`.
+//!   `--fsync interval=50`, and power cuts under `--fsync always`; the
+//!   traffic of a round in `crash::traffic`, the checks after a restart in
+//!   `crash::history`.
 //! - [`corruption`]: torn and corrupted segments and indexes, edited while
-//!   the broker is stopped.
+//!   the broker is stopped (inside sealed segments: `corruption::sealed`).
 //! - [`faults`]: a full disk, a read-only file system, an unusable data
 //!   directory, and the lock against a second broker.
 //! - [`restart`]: topics, settings, consumers and messages across graceful
@@ -34,7 +38,7 @@ mod client;
 mod corruption;
 mod crash;
 mod faults;
+mod mounts;
 mod restart;
 mod segments;
-mod tmpfs;
 mod workload;
