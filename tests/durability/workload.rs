@@ -233,3 +233,68 @@ pub fn check_gap_free(messages: &[Message], start: u64) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The check every crash and fault test relies on accepts a log of whole
+/// batches as sent, and rejects each kind of damage it exists to catch.
+#[test]
+fn the_log_check_rejects_every_kind_of_damage() {
+    let mut rng = Rng::new(11);
+    let mut sent = Sent::default();
+    let mut log = Vec::new();
+    for id in ["a", "b", "c"] {
+        let records = batch(&mut rng, id, 3, 20);
+        sent.add(id, &records);
+        for record in records {
+            log.push(Message {
+                offset: log.len() as u64,
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+                publish_time: None,
+            });
+        }
+    }
+    let found = sent.check_log(&log).expect("the log as sent");
+    assert_eq!(
+        found,
+        HashMap::from([("a".into(), 0), ("b".into(), 3), ("c".into(), 6)])
+    );
+    check_gap_free(&log, 0).expect("gap-free");
+
+    let damaged = |change: &dyn Fn(&mut Vec<Message>)| {
+        let mut copy = log.clone();
+        change(&mut copy);
+        copy
+    };
+    let last_byte = |m: &mut Message| {
+        let mut value = m.value.to_vec();
+        *value.last_mut().expect("a value") ^= 1;
+        m.value = Bytes::from(value);
+    };
+    let cases: [(&str, Vec<Message>); 6] = [
+        ("a flipped value byte", damaged(&|l| last_byte(&mut l[4]))),
+        (
+            "a changed key",
+            damaged(&|l| l[1].key = Bytes::from_static(b"other")),
+        ),
+        (
+            "a lost header",
+            damaged(&|l| l[7].headers = HashMap::from([("h".into(), "v".into())])),
+        ),
+        ("a cut batch", damaged(&|l| l.truncate(8))),
+        ("a batch twice", damaged(&|l| l.extend(l[3..6].to_vec()))),
+        ("a batch from its middle", damaged(&|l| drop(l.remove(3)))),
+    ];
+    for (what, messages) in cases {
+        assert!(sent.check_log(&messages).is_err(), "{what} is caught");
+    }
+    let mut foreign = log.clone();
+    foreign[0].value = Bytes::from_static(b"not ours");
+    assert!(
+        sent.check_log(&foreign).is_err(),
+        "a foreign record is caught"
+    );
+    let mut gap = log.clone();
+    gap.remove(2);
+    assert!(check_gap_free(&gap, 0).is_err(), "a gap is caught");
+}

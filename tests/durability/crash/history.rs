@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gostream::pb::gostream::v1::{Message, Topic};
+use gostream::pb::gostream::v1::Message;
 
 use super::{
     CONSUMER, Scenario, TOPIC,
@@ -16,7 +16,7 @@ use super::{
 use crate::{
     broker::Broker,
     client::{get_consumer, get_topic, read_all},
-    workload::{Sent, check_gap_free, describe},
+    workload::{RecordId, Sent, check_gap_free, describe, same_record},
 };
 
 /// Everything the test knows across rounds.
@@ -75,7 +75,7 @@ impl History {
         scenario: &Scenario,
         killed_at: Instant,
     ) {
-        let topic: Topic = get_topic(broker, TOPIC).await;
+        let topic = get_topic(broker, TOPIC).await;
         if topic.start_offset != 0 {
             self.fail(
                 round,
@@ -183,8 +183,8 @@ impl History {
             .keys()
             .filter(|batch| !answered.contains(batch.as_str()))
             .count();
-        // What was allowed to be lost (younger than the margin) and was is
-        // no longer expected; the rest is expected again next time.
+        // What was allowed to be lost (younger than the margin) and was lost
+        // is no longer expected; the rest is expected again next time.
         self.acks.retain(|ack| found.contains_key(&ack.batch));
         self.given.retain(|offset, (_, message)| {
             usize::try_from(*offset).ok().and_then(|i| log.get(i)) == Some(message)
@@ -248,6 +248,20 @@ impl History {
                 self.consumer_next_safe = answer.next_offset;
             }
             for message in answer.messages {
+                let sent = RecordId::parse(&message.value).and_then(|id| {
+                    self.sent
+                        .batch(&id.batch)
+                        .and_then(|records| records.get(id.index))
+                });
+                if !sent.is_some_and(|record| same_record(&message, record)) {
+                    self.fail(
+                        round,
+                        &format!(
+                            "the consumer was given a record never sent: {}",
+                            describe(&message)
+                        ),
+                    );
+                }
                 self.given.insert(message.offset, (at, message));
             }
         }
