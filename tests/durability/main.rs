@@ -4,9 +4,10 @@
 //! file systems, checked through its gRPC and REST APIs.
 //!
 //! Every broker listens on `127.0.0.1:0` and is found through the addresses
-//! it logs; every wait is bounded (a hang fails the test); random choices
-//! come from one seed per test, printed in every failure and replayed with
-//! `DURABILITY_SEED=<seed>`. The fault and power-cut tests mount file
+//! it logs; every wait is bounded (a hang fails the test). The crash tests
+//! draw their random choices (payloads, batch sizes, kill moments) from one
+//! seed, printed in every failure and replayed with `DURABILITY_SEED=<seed>`;
+//! the other tests use fixed seeds. The fault and power-cut tests mount file
 //! systems (tmpfs, loop-mounted ext4) and need root; they fail (never skip)
 //! when they cannot.
 //!
