@@ -70,6 +70,10 @@ elif ! command -v npm >/dev/null; then
     apt_install npm
 fi
 command -v docker-compose >/dev/null || apt_install docker-compose
+# The durability suite builds small file systems to fill, break and cut the
+# power of: tmpfs and loop-mounted ext4 (it needs root).
+command -v mkfs.ext4 >/dev/null || apt_install e2fsprogs
+command -v mount >/dev/null || apt_install mount
 python3 -m pip --version >/dev/null 2>&1 || die "pip does not run: python3 -m pip --version"
 python3 -c 'import ensurepip, venv' || die "python3 cannot create a virtual environment (no venv or ensurepip module)"
 printf '%s\n' "$(cargo --version)" "$(python3 --version)" "node $(node --version), npm $(npm --version)" \
