@@ -193,10 +193,10 @@ fn a_body_field_is_left_out_of_the_query_fields() {
         rows(&update.path_fields),
         [r("name", "name", ValueKind::String, false)]
     );
-    // A FieldMask is written as a string.
+    // A FieldMask is written as its JSON text: comma-separated paths.
     assert_eq!(
         rows(&update.query_fields),
-        [r("update_mask", "updateMask", ValueKind::String, false)]
+        [r("update_mask", "updateMask", ValueKind::FieldMask, false)]
     );
 }
 
@@ -248,7 +248,7 @@ fn without_a_body_every_leaf_not_in_the_path_is_a_query_field() {
             r("max_bytes", "maxBytes", ValueKind::U64, false),
             r("min_score", "minScore", ValueKind::F32, false),
             r("max_price", "maxPrice", ValueKind::F64, false),
-            r("read_mask", "readMask", ValueKind::String, false),
+            r("read_mask", "readMask", ValueKind::FieldMask, false),
             r("limit", "limit", ValueKind::U32, false),
         ]
     );
