@@ -137,6 +137,57 @@ pub struct Config {
     )]
     pub retention_max_age_secs: u64,
 
+    /// The longest the broker works on a request, beyond the wait a
+    /// long-polling Fetch asks for; past it the request fails with
+    /// UNAVAILABLE / 503 (a stalled disk, say).
+    #[arg(
+        long,
+        env = "GOSTREAM_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub request_timeout_secs: u64,
+
+    /// The most requests each listener handles at once; more are refused at
+    /// once with UNAVAILABLE / 503 (streams count while they start).
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024,
+        value_name = "COUNT"
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// The most client connections each listener keeps open; a connection
+    /// past it is answered with UNAVAILABLE / 503 and closed.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_name = "COUNT"
+    )]
+    pub max_connections: usize,
+
+    /// The most topics the broker holds; CreateTopic past it is
+    /// RESOURCE_EXHAUSTED / 429.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_TOPICS",
+        default_value_t = 10_000,
+        value_name = "COUNT"
+    )]
+    pub max_topics: usize,
+
+    /// The most consumers a topic has; CreateConsumer past it is
+    /// RESOURCE_EXHAUSTED / 429.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_CONSUMERS_PER_TOPIC",
+        default_value_t = 1_000,
+        value_name = "COUNT"
+    )]
+    pub max_consumers_per_topic: usize,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
     /// directives such as `gostream=debug,tower=warn`. RUST_LOG, if set, wins.
     #[arg(
@@ -186,6 +237,11 @@ impl Default for Config {
             retention_max_messages: 0,
             retention_max_bytes: 0,
             retention_max_age_secs: 0,
+            request_timeout_secs: 30,
+            max_concurrent_requests: 1024,
+            max_connections: 10_000,
+            max_topics: 10_000,
+            max_consumers_per_topic: 1_000,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             sse_keep_alive_secs: 15,
@@ -211,6 +267,17 @@ impl Config {
         }
         if self.segment_bytes == 0 {
             return Err("--segment-bytes must be at least 1".to_owned());
+        }
+        for (value, flag) in [
+            (self.request_timeout_secs as usize, "--request-timeout-secs"),
+            (self.max_concurrent_requests, "--max-concurrent-requests"),
+            (self.max_connections, "--max-connections"),
+            (self.max_topics, "--max-topics"),
+            (self.max_consumers_per_topic, "--max-consumers-per-topic"),
+        ] {
+            if value == 0 {
+                return Err(format!("{flag} must be at least 1"));
+            }
         }
         if self.max_memory_bytes == Some(0) {
             return Err("--max-memory-bytes must be at least 1".to_owned());
@@ -238,6 +305,8 @@ impl Config {
                 max_bytes: self.retention_max_bytes,
                 max_age: Duration::from_secs(self.retention_max_age_secs),
             },
+            max_topics: self.max_topics,
+            max_consumers_per_topic: self.max_consumers_per_topic,
         }
     }
 
@@ -251,6 +320,11 @@ impl Config {
     /// The interval of Server-Sent Events keep-alives.
     pub fn sse_keep_alive(&self) -> Duration {
         Duration::from_secs(self.sse_keep_alive_secs)
+    }
+
+    /// The request timeout (on top of a long-poll's own wait).
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
     }
 
     /// The graceful shutdown deadline.

@@ -310,6 +310,13 @@ impl<F: LogFactory> Store for Engine<F> {
         if topics.contains_key(&name) {
             return Err(Error::TopicAlreadyExists(name.to_string()));
         }
+        if topics.len() >= self.limits.max_topics {
+            return Err(Error::ResourceExhausted(format!(
+                "cannot create topic {:?}: the broker holds {} topics, its limit (--max-topics); delete a topic first",
+                name.as_str(),
+                topics.len()
+            )));
+        }
         let log = self.factory.create(&meta)?;
         self.memory.fetch_add(log.memory_bytes(), Ordering::Relaxed);
         let topic = Topic::new(meta, log, BTreeMap::new());
@@ -468,6 +475,14 @@ impl<F: LogFactory> Store for Engine<F> {
                     topic: topic.to_string(),
                     consumer: id.to_string(),
                 });
+            }
+            if state.consumers.len() >= self.limits.max_consumers_per_topic {
+                return Err(Error::ResourceExhausted(format!(
+                    "cannot create consumer {:?}: topic {:?} has {} consumers, its limit (--max-consumers-per-topic); delete a consumer first",
+                    id.as_str(),
+                    topic.as_str(),
+                    state.consumers.len()
+                )));
             }
             let offset = state.resolve(topic, spec.start)?;
             let consumer = ConsumerState::new(

@@ -338,14 +338,21 @@ pub struct StoreLimits {
     pub max_memory_bytes: u64,
     /// The retention of a topic that does not set its own.
     pub default_retention: RetentionPolicy,
+    /// The most topics the store holds.
+    pub max_topics: usize,
+    /// The most consumers one topic has.
+    pub max_consumers_per_topic: usize,
 }
 
 impl StoreLimits {
-    /// 1 MiB records, no memory cap, unlimited retention.
+    /// 1 MiB records, no memory cap, unlimited retention, 10,000 topics of
+    /// 1,000 consumers each.
     pub const DEFAULT: Self = Self {
         max_message_bytes: 1024 * 1024,
         max_memory_bytes: u64::MAX,
         default_retention: RetentionPolicy::UNLIMITED,
+        max_topics: 10_000,
+        max_consumers_per_topic: 1_000,
     };
 }
 

@@ -7,7 +7,7 @@
 //! nothing about the backend they run on, so the in-memory store, the durable
 //! log and Redis all run the very same functions. They live by area, one
 //! module each ([`topics`], [`publish`], [`read`], [`consumers`],
-//! [`consumer_lookup`], [`fetch_commit`], [`redelivery`], [`seek`],
+//! [`consumer_lookup`], [`counts`], [`fetch_commit`], [`redelivery`], [`seek`],
 //! [`long_poll`], [`retention`], [`concurrency`]), beside the helpers they
 //! share ([`support`]). A backend on disk lives in a temporary directory
 //! that [`in_dir`] removes after it.
@@ -60,6 +60,7 @@
 mod concurrency;
 mod consumer_lookup;
 mod consumers;
+mod counts;
 mod fetch_commit;
 mod in_dir;
 mod long_poll;
@@ -97,6 +98,13 @@ const RETENTION_DEFAULTS: StoreLimits = StoreLimits {
 };
 
 /// [`LIMITS`] with a memory cap of 4 KiB: a few records of 1000 bytes fit.
+/// Room for two topics of two consumers each, for [`counts`].
+const TWO_OF_EACH: StoreLimits = StoreLimits {
+    max_topics: 2,
+    max_consumers_per_topic: 2,
+    ..LIMITS
+};
+
 const MEMORY_CAP: StoreLimits = StoreLimits {
     max_memory_bytes: 4096,
     ..LIMITS
@@ -205,6 +213,10 @@ macro_rules! conformance_suite {
                     a_consumer_left_behind_reports_where_it_resumes,
                     // Broker-wide figures.
                     stats_add_up_topics_messages_and_bytes,
+                ],
+                counts: [
+                    topics_past_max_topics_are_refused_until_one_is_deleted with TWO_OF_EACH,
+                    consumers_past_max_consumers_per_topic_are_refused_until_one_is_deleted with TWO_OF_EACH,
                 ],
             },
             multi_thread: {
