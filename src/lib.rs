@@ -20,6 +20,7 @@
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod pb;
 pub mod server;
 pub mod service;

@@ -31,6 +31,9 @@ use crate::{
     config::{Config, Listen},
     error::Error,
     gateway,
+    limits::{
+        self, ConnectionLimit, DeadlineStore, LimitedListener, Protocol, connections::Counted,
+    },
     pb::{
         self,
         gostream::{self as legacy_pb, v1 as v1_pb},
@@ -170,18 +173,25 @@ fn oversize_request_is_invalid_argument<B>(
     }
 }
 
-/// Accepted connections, with Nagle's algorithm off: a broker answers small
+/// Accepted connections under `limit` (those past it are answered and
+/// closed, not yielded), with Nagle's algorithm off: a broker answers small
 /// messages and should not hold them back.
 fn incoming(
     listener: TcpListener,
-) -> impl futures_util::Stream<Item = io::Result<tokio::net::TcpStream>> {
+    limit: ConnectionLimit,
+) -> impl futures_util::Stream<Item = io::Result<Counted<tokio::net::TcpStream>>> {
     use futures_util::StreamExt as _;
-    TcpListenerStream::new(listener).map(|stream| {
-        let stream = stream?;
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        Ok(stream)
+    TcpListenerStream::new(listener).filter_map(move |stream| {
+        let admitted = match stream {
+            Err(error) => Some(Err(error)),
+            Ok(stream) => {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+                limit.admit(stream).map(Ok)
+            }
+        };
+        std::future::ready(admitted)
     })
 }
 
@@ -250,6 +260,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let stopping = CancellationToken::new();
+    // A store on disk can block in system calls; its calls run off the
+    // threads that serve requests.
+    let store: Arc<dyn Store> = Arc::new(DeadlineStore::new(
+        store,
+        config.request_timeout(),
+        config.data_dir.is_some(),
+    ));
     let v1 = V1::new(store.clone(), stopping.clone());
     let legacy = Legacy::new(store.clone());
     let retention = tokio::spawn(enforce_retention(
@@ -291,7 +308,7 @@ pub async fn run(
                     },
                     stopping: stopping.clone(),
                 };
-                serve_rest(listener, gateway, stopping.clone()).await
+                serve_rest(config, listener, gateway, stopping.clone()).await
             }
             None => Ok(()),
         }
@@ -367,6 +384,9 @@ async fn serve_grpc(
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(request_log())
+        .layer(limits::grpc_concurrency_limit(
+            config.max_concurrent_requests,
+        ))
         .layer(tower::util::MapResponseLayer::new(
             oversize_request_is_invalid_argument(limit),
         ))
@@ -397,7 +417,13 @@ async fn serve_grpc(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(incoming(listener), stopping.cancelled_owned())
+        .serve_with_incoming_shutdown(
+            incoming(
+                listener,
+                ConnectionLimit::new(config.max_connections, Protocol::Grpc),
+            ),
+            stopping.cancelled_owned(),
+        )
         .await?;
     tracing::info!(%addr, "gRPC listener stopped");
     Ok(())
@@ -405,6 +431,7 @@ async fn serve_grpc(
 
 /// Serves the REST gateway on `listener` until `stopping` is cancelled.
 async fn serve_rest(
+    config: &Config,
     listener: TcpListener,
     gateway: gateway::Gateway<gateway::BrokerServices>,
     stopping: CancellationToken,
@@ -417,7 +444,15 @@ async fn serve_rest(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, gateway::router(gateway))
+    let listener = LimitedListener::new(
+        listener,
+        ConnectionLimit::new(config.max_connections, Protocol::Rest),
+    );
+    let router = gateway::router(gateway).layer(axum::middleware::from_fn_with_state(
+        limits::rest_permits(config.max_concurrent_requests),
+        limits::rest_concurrency_limit,
+    ));
+    axum::serve(listener, router)
         .with_graceful_shutdown(stopping.cancelled_owned())
         .await
         .map_err(ServerError::Rest)?;

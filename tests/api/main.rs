@@ -21,6 +21,8 @@
 //!   so the transports cannot drift apart.
 //! - [`storage`]: the server over its durable log, and its background
 //!   retention.
+//! - [`limits`]: every limit exceeded over gRPC and REST, and the server
+//!   serving again afterwards.
 
 mod bad_input;
 mod binary;
@@ -28,6 +30,7 @@ mod common;
 mod concurrency;
 mod grpc_v1;
 mod legacy;
+mod limits;
 mod readme;
 mod rest;
 mod storage;

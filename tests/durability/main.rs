@@ -33,6 +33,8 @@
 //!   directory, and the lock against a second broker.
 //! - [`restart`]: topics, settings, consumers and messages across graceful
 //!   restarts.
+//! - [`stall`]: a disk that stops answering: requests time out
+//!   (`--request-timeout-secs`) and the broker recovers with the disk.
 
 mod broker;
 mod client;
@@ -42,4 +44,5 @@ mod faults;
 mod mounts;
 mod restart;
 mod segments;
+mod stall;
 mod workload;

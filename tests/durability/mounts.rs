@@ -215,6 +215,26 @@ impl Ext4 {
         run("umount", &[&arg(&self.path())]);
         self.mount();
     }
+
+    /// Freezes it (`fsfreeze`): every write and fsync blocks until the
+    /// returned guard thaws it, as on a disk that stopped answering.
+    pub fn freeze(&self) -> Frozen<'_> {
+        run("fsfreeze", &["--freeze", &arg(&self.path())]);
+        Frozen { fs: self }
+    }
+}
+
+/// A frozen [`Ext4`]; thawed when dropped (before it can be unmounted).
+pub struct Frozen<'a> {
+    fs: &'a Ext4,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze")
+            .args(["--unfreeze", &arg(&self.fs.path())])
+            .status();
+    }
 }
 
 impl Drop for Ext4 {

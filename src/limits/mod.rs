@@ -1,0 +1,21 @@
+//! The broker's own limits on what clients can make it do, each refused
+//! with a clear error that names the setting:
+//!
+//! - [`deadline`]: `--request-timeout-secs`, a bound on the time a request
+//!   spends in the store (on top of a long-poll's own wait): a stalled disk
+//!   fails requests with `UNAVAILABLE` instead of piling them up.
+//! - [`requests`]: `--max-concurrent-requests` per listener: past it a
+//!   request is refused at once (`UNAVAILABLE`, HTTP 503) rather than queued.
+//! - [`connections`]: `--max-connections` per listener: a connection past it
+//!   gets one `UNAVAILABLE` / 503 answer and is closed.
+//!
+//! The counts the store keeps (`--max-topics`, `--max-consumers-per-topic`,
+//! `--max-memory-bytes`) are store rules, in [`crate::store`].
+
+pub mod connections;
+pub mod deadline;
+pub mod requests;
+
+pub use connections::{ConnectionLimit, LimitedListener, Protocol};
+pub use deadline::DeadlineStore;
+pub use requests::{grpc_concurrency_limit, rest_concurrency_limit, rest_permits};

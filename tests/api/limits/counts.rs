@@ -1,0 +1,82 @@
+//! `--max-topics` and `--max-consumers-per-topic`: RESOURCE_EXHAUSTED over
+//! gRPC, 429 over REST, naming the setting; a delete makes room.
+
+use gostream::{
+    config::Config,
+    pb::gostream::v1::{CreateConsumerRequest, CreateTopicRequest, DeleteTopicRequest},
+};
+use serde_json::Value;
+use tonic::Code;
+
+use crate::common::{TestServer, assert_error, within};
+
+#[tokio::test]
+async fn topics_and_consumers_past_their_limits_are_refused_until_room_is_made() {
+    let server = TestServer::start_with(Config {
+        max_topics: 1,
+        max_consumers_per_topic: 1,
+        ..Config::default()
+    })
+    .await;
+    let mut topics = server.topics().await;
+    let mut consumers = server.consumers().await;
+    let create = |name: &str| CreateTopicRequest {
+        name: name.into(),
+        retention: None,
+    };
+    within("create", topics.create_topic(create("one")))
+        .await
+        .expect("the first topic fits");
+
+    let refused = assert_error(
+        within("create", topics.create_topic(create("two"))).await,
+        Code::ResourceExhausted,
+        "RESOURCE_EXHAUSTED",
+    );
+    assert!(refused.message().contains("--max-topics"), "{refused:?}");
+    let http = reqwest::Client::new();
+    let reply = http
+        .post(server.rest("/v1/topics"))
+        .json(&serde_json::json!({"name": "two"}))
+        .send()
+        .await
+        .expect("REST create");
+    assert_eq!(reply.status(), 429);
+    let body: Value = reply.json().await.expect("a JSON error");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("--max-topics")),
+        "{body}"
+    );
+
+    let consumer = |id: &str| CreateConsumerRequest {
+        topic: "one".into(),
+        consumer_id: id.into(),
+        ..Default::default()
+    };
+    within("consumer", consumers.create_consumer(consumer("a")))
+        .await
+        .expect("the first consumer fits");
+    let refused = assert_error(
+        within("consumer", consumers.create_consumer(consumer("b"))).await,
+        Code::ResourceExhausted,
+        "RESOURCE_EXHAUSTED",
+    );
+    assert!(
+        refused.message().contains("--max-consumers-per-topic"),
+        "{refused:?}"
+    );
+
+    // Deleting the topic (and its consumer) makes room for another.
+    within(
+        "delete",
+        topics.delete_topic(DeleteTopicRequest { name: "one".into() }),
+    )
+    .await
+    .expect("delete");
+    within("create", topics.create_topic(create("two")))
+        .await
+        .expect("room again");
+    server.stop().await;
+}
