@@ -21,7 +21,11 @@
 //!   so the transports cannot drift apart.
 //! - [`storage`]: the server over its durable log, and its background
 //!   retention.
+//! - [`auth`]: bearer tokens over every transport: the auth matrix, lists
+//!   filtered to a token's topics, what stays public, token sources.
+//! - [`tls`]: both listeners over TLS with a certificate made in the test.
 
+mod auth;
 mod bad_input;
 mod binary;
 mod common;
@@ -31,5 +35,6 @@ mod legacy;
 mod readme;
 mod rest;
 mod storage;
+mod tls;
 mod tooling;
 mod transports;
