@@ -6,7 +6,10 @@ use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Args, ValueEnum};
 
-use crate::store::{FsyncPolicy, RetentionPolicy, StoreLimits};
+use crate::{
+    auth::{Public, TokenLines},
+    store::{FsyncPolicy, RetentionPolicy, StoreLimits},
+};
 
 /// Where a listener listens: an address (`host:port`) or `off`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +223,45 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub shutdown_timeout_secs: u64,
+
+    /// Require bearer tokens, listed in this file: one `<token> <role>
+    /// <topic-pattern>` per line (roles admin, produce, consume; patterns
+    /// `*`, `orders.*` or a topic name; `#` starts a comment). Not set (and
+    /// no --auth-tokens): no authentication.
+    #[arg(long, env = "GOSTREAM_AUTH_TOKENS_FILE", value_name = "PATH")]
+    pub auth_tokens_file: Option<PathBuf>,
+
+    /// Require bearer tokens, given inline in the format of
+    /// --auth-tokens-file, lines separated by newlines or `;`. Merged with
+    /// the file's tokens.
+    #[arg(
+        long,
+        env = "GOSTREAM_AUTH_TOKENS",
+        value_name = "LINES",
+        hide_env_values = true
+    )]
+    pub auth_tokens: Option<TokenLines>,
+
+    /// With auth on, what stays reachable without a token: a
+    /// comma-separated list of health (grpc.health.v1 and /healthz),
+    /// reflection, openapi (/openapi.json) and metrics (/metrics, else it
+    /// needs an admin token); `none` for nothing.
+    #[arg(
+        long,
+        env = "GOSTREAM_AUTH_PUBLIC",
+        default_value = "health,reflection,openapi",
+        value_name = "LIST"
+    )]
+    pub auth_public: Public,
+
+    /// Serve both listeners over TLS with this PEM certificate chain (with
+    /// --tls-key). Not set: plaintext.
+    #[arg(long, env = "GOSTREAM_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "GOSTREAM_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -246,6 +288,11 @@ impl Default for Config {
             log_format: LogFormat::Text,
             sse_keep_alive_secs: 15,
             shutdown_timeout_secs: 30,
+            auth_tokens_file: None,
+            auth_tokens: None,
+            auth_public: Public::default(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -291,6 +338,11 @@ impl Config {
         }
         if self.grpc_addr == Listen::Off && self.rest_addr == Listen::Off {
             return Err("--grpc-addr and --rest-addr are both off: nothing to serve".to_owned());
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err("--tls-cert is set without --tls-key".to_owned()),
+            (None, Some(_)) => return Err("--tls-key is set without --tls-cert".to_owned()),
+            _ => {}
         }
         Ok(())
     }
@@ -428,5 +480,15 @@ mod tests {
             ..Config::default()
         };
         assert!(off.validate().unwrap_err().contains("--rest-addr"));
+        let cert_only = Config {
+            tls_cert: Some(PathBuf::from("cert.pem")),
+            ..Config::default()
+        };
+        assert!(cert_only.validate().unwrap_err().contains("--tls-key"));
+        let key_only = Config {
+            tls_key: Some(PathBuf::from("key.pem")),
+            ..Config::default()
+        };
+        assert!(key_only.validate().unwrap_err().contains("--tls-cert"));
     }
 }

@@ -105,6 +105,17 @@ pub enum Error {
         message: String,
     },
 
+    /// The request carries no valid token (auth is on). gRPC
+    /// `UNAUTHENTICATED`, HTTP 401. The message says what to send.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// The token is valid but its grants do not allow the request. gRPC
+    /// `PERMISSION_DENIED`, HTTP 403. The message names the action, the
+    /// topic and the token's grants.
+    #[error("{0}")]
+    PermissionDenied(String),
+
     /// A bug or an unexpected failure inside the broker. gRPC `INTERNAL`,
     /// HTTP 500. The message is logged; clients get a generic one.
     #[error("internal error: {0}")]
@@ -131,6 +142,8 @@ impl Error {
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::DataLoss { .. } => Code::DataLoss,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Internal(_) => Code::Internal,
         }
     }
@@ -153,6 +166,8 @@ impl Error {
             Self::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::DataLoss { .. } => "DATA_LOSS",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -186,6 +201,8 @@ impl Error {
             Self::FailedPrecondition { .. }
             | Self::ResourceExhausted(_)
             | Self::Unavailable(_)
+            | Self::Unauthenticated(_)
+            | Self::PermissionDenied(_)
             | Self::Internal(_) => Vec::new(),
         };
         pairs
@@ -329,6 +346,18 @@ mod tests {
                 Code::DataLoss,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "DATA_LOSS",
+            ),
+            (
+                Error::Unauthenticated("no token".into()),
+                Code::Unauthenticated,
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+            ),
+            (
+                Error::PermissionDenied("not yours".into()),
+                Code::PermissionDenied,
+                StatusCode::FORBIDDEN,
+                "PERMISSION_DENIED",
             ),
             (
                 Error::Internal("bug".into()),

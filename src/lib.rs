@@ -12,11 +12,14 @@
 //! - [`gateway`]: the REST gateway, generated from the proto's HTTP rules:
 //!   JSON routes, Server-Sent Events, `/openapi.json`, `/healthz`.
 //! - [`subscription`]: the push stream behind Subscribe.
+//! - [`auth`]: bearer tokens, roles and topic grants; [`tls`]: TLS for both
+//!   listeners.
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
 //!
 //! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
 //! tests run the same server in-process on port 0.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod gateway;
@@ -27,6 +30,7 @@ pub mod service;
 pub mod store;
 pub mod subscription;
 pub mod telemetry;
+pub mod tls;
 
 /// The README's Rust example compiles as a doctest, so it stays true.
 #[cfg(doctest)]

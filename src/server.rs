@@ -18,7 +18,7 @@ use http::{HeaderName, Method};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::{server::NamedService, transport::Server};
+use tonic::{server::NamedService, service::interceptor::InterceptedService, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower_http::{
     classify::{GrpcErrorsAsFailures, SharedClassifier},
@@ -28,6 +28,7 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{
+    auth::{self, Auth, Public},
     config::{Config, Listen},
     error::Error,
     gateway,
@@ -40,6 +41,7 @@ use crate::{
     },
     service::{Legacy, V1},
     store::{Clock, DiskOptions, DurableStore, MemoryStore, Store},
+    tls::{self, Tls},
 };
 
 /// A failure to start or run the server.
@@ -64,6 +66,13 @@ pub enum ServerError {
     /// The REST server failed.
     #[error("REST server: {0}")]
     Rest(io::Error),
+    /// The tokens could not be loaded (the message names the file and line).
+    #[error("{0}")]
+    Auth(String),
+    /// The TLS certificate or key could not be loaded (the message names
+    /// the file).
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// The bound listeners; `None` for a listener that is off.
@@ -173,25 +182,36 @@ fn oversize_request_is_invalid_argument<B>(
     }
 }
 
-/// Accepted connections under `limit` (those past it are answered and
-/// closed, not yielded), with Nagle's algorithm off: a broker answers small
+/// Accepted connections, with Nagle's algorithm off: a broker answers small
 /// messages and should not hold them back.
 fn incoming(
     listener: TcpListener,
-    limit: ConnectionLimit,
-) -> impl futures_util::Stream<Item = io::Result<Counted<tokio::net::TcpStream>>> {
+) -> impl futures_util::Stream<Item = io::Result<tokio::net::TcpStream>> {
     use futures_util::StreamExt as _;
-    TcpListenerStream::new(listener).filter_map(move |stream| {
-        let admitted = match stream {
+    TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        Ok(stream)
+    })
+}
+
+/// The connections of `incoming` under `limit`: those past it are answered
+/// and closed, not yielded.
+fn limited<Io>(
+    incoming: impl futures_util::Stream<Item = io::Result<Io>>,
+    limit: ConnectionLimit,
+) -> impl futures_util::Stream<Item = io::Result<Counted<Io>>>
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use futures_util::StreamExt as _;
+    incoming.filter_map(move |accepted| {
+        std::future::ready(match accepted {
             Err(error) => Some(Err(error)),
-            Ok(stream) => {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, "cannot set TCP_NODELAY");
-                }
-                limit.admit(stream).map(Ok)
-            }
-        };
-        std::future::ready(admitted)
+            Ok(io) => limit.admit(io).map(Ok),
+        })
     })
 }
 
@@ -259,6 +279,7 @@ pub async fn run(
     store: Arc<dyn Store>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let access = Access::from_config(config, &listeners)?;
     let stopping = CancellationToken::new();
     // A store on disk can block in system calls; its calls run off the
     // threads that serve requests.
@@ -267,8 +288,8 @@ pub async fn run(
         config.request_timeout(),
         config.data_dir.is_some(),
     ));
-    let v1 = V1::new(store.clone(), stopping.clone());
-    let legacy = Legacy::new(store.clone());
+    let v1 = V1::new(store.clone(), stopping.clone()).with_auth(access.auth.clone());
+    let legacy = Legacy::new(store.clone()).with_auth(access.auth.clone());
     let retention = tokio::spawn(enforce_retention(
         store.clone(),
         RETENTION_INTERVAL,
@@ -287,6 +308,7 @@ pub async fn run(
                     v1.clone(),
                     legacy.clone(),
                     health_service,
+                    &access,
                     stopping.clone(),
                 )
                 .await
@@ -308,7 +330,7 @@ pub async fn run(
                     },
                     stopping: stopping.clone(),
                 };
-                serve_rest(config, listener, gateway, stopping.clone()).await
+                serve_rest(config, listener, gateway, &access, stopping.clone()).await
             }
             None => Ok(()),
         }
@@ -335,6 +357,41 @@ pub async fn run(
         tracing::error!(%error, "flushing the store at shutdown failed");
     }
     result.map(|_| ())
+}
+
+/// Who may call and how connections are secured: the tokens, what stays
+/// public, TLS.
+struct Access {
+    auth: Auth,
+    public: Public,
+    tls: Option<Tls>,
+}
+
+impl Access {
+    /// Loads tokens and certificates; warns when a listener is reachable
+    /// from other machines without authentication.
+    fn from_config(config: &Config, listeners: &Listeners) -> Result<Self, ServerError> {
+        let auth = Auth::from_config(config).map_err(ServerError::Auth)?;
+        let tls = Tls::from_config(config).map_err(ServerError::Tls)?;
+        let bound = [&listeners.grpc, &listeners.rest];
+        for addr in bound
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.local_addr().ok())
+        {
+            if !auth.is_on() && !addr.ip().is_loopback() {
+                tracing::warn!(
+                    %addr,
+                    "listening on a non-loopback address without authentication: anyone who can reach it may publish, read and delete topics (set --auth-tokens-file)"
+                );
+            }
+        }
+        Ok(Self {
+            auth,
+            public: config.auth_public,
+            tls,
+        })
+    }
 }
 
 /// How often retention by age is applied to every topic.
@@ -372,14 +429,20 @@ async fn serve_grpc(
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
+    access: &Access,
     stopping: CancellationToken,
 ) -> Result<(), ServerError> {
     let limit = config.max_request_bytes;
+    let health_service = InterceptedService::new(
+        health_service,
+        access.auth.require_token(access.public.health),
+    );
+    let reflection_token = access.auth.require_token(access.public.reflection);
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let addr = local_addr(&listener);
-    tracing::info!(%addr, "gRPC, grpc-web, reflection and health listening");
-    Server::builder()
+    tracing::info!(%addr, tls = access.tls.is_some(), "gRPC, grpc-web, reflection and health listening");
+    let router = Server::builder()
         .accept_http1(true)
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
@@ -415,16 +478,26 @@ async fn serve_grpc(
                 .max_decoding_message_size(limit),
         )
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(
-            incoming(
-                listener,
-                ConnectionLimit::new(config.max_connections, Protocol::Grpc),
-            ),
-            stopping.cancelled_owned(),
-        )
-        .await?;
+        .add_service(InterceptedService::new(
+            reflection_v1,
+            reflection_token.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            reflection_v1alpha,
+            reflection_token,
+        ));
+    let until = stopping.cancelled_owned();
+    let limit = ConnectionLimit::new(config.max_connections, Protocol::Grpc);
+    match &access.tls {
+        Some(tls) => {
+            let incoming = limited(tls::incoming(listener, tls.grpc.clone()), limit);
+            router.serve_with_incoming_shutdown(incoming, until).await?;
+        }
+        None => {
+            let incoming = limited(incoming(listener), limit);
+            router.serve_with_incoming_shutdown(incoming, until).await?;
+        }
+    }
     tracing::info!(%addr, "gRPC listener stopped");
     Ok(())
 }
@@ -434,28 +507,38 @@ async fn serve_rest(
     config: &Config,
     listener: TcpListener,
     gateway: gateway::Gateway<gateway::BrokerServices>,
+    access: &Access,
     stopping: CancellationToken,
 ) -> Result<(), ServerError> {
     use axum::serve::ListenerExt as _;
     let addr = local_addr(&listener);
-    tracing::info!(%addr, "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz)");
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
+    tracing::info!(%addr, tls = access.tls.is_some(), "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz)");
+    let router = auth::http::guard(gateway::router(gateway), access.auth.clone(), access.public)
+        .layer(axum::middleware::from_fn_with_state(
+            limits::rest_permits(config.max_concurrent_requests),
+            limits::rest_concurrency_limit,
+        ));
+    let until = stopping.cancelled_owned();
+    let limit = ConnectionLimit::new(config.max_connections, Protocol::Rest);
+    match &access.tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls.rest.clone());
+            axum::serve(LimitedListener::new(listener, limit), router)
+                .with_graceful_shutdown(until)
+                .await
         }
-    });
-    let listener = LimitedListener::new(
-        listener,
-        ConnectionLimit::new(config.max_connections, Protocol::Rest),
-    );
-    let router = gateway::router(gateway).layer(axum::middleware::from_fn_with_state(
-        limits::rest_permits(config.max_concurrent_requests),
-        limits::rest_concurrency_limit,
-    ));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stopping.cancelled_owned())
-        .await
-        .map_err(ServerError::Rest)?;
+        None => {
+            let listener = listener.tap_io(|stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            });
+            axum::serve(LimitedListener::new(listener, limit), router)
+                .with_graceful_shutdown(until)
+                .await
+        }
+    }
+    .map_err(ServerError::Rest)?;
     tracing::info!(%addr, "REST listener stopped");
     Ok(())
 }

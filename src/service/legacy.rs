@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::{
+    auth::{Action, Auth},
     error::{Error, Result},
     pb::gostream::{
         self as pb, consumer_service_server::ConsumerService,
@@ -31,12 +32,22 @@ const WALK_PAGE: usize = 1000;
 #[derive(Clone)]
 pub struct Legacy {
     store: Arc<dyn Store>,
+    auth: Auth,
 }
 
 impl Legacy {
     /// The API over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            auth: Auth::off(),
+        }
+    }
+
+    /// The same API, checking each request's token against `auth`.
+    #[must_use]
+    pub fn with_auth(self, auth: Auth) -> Self {
+        Self { auth, ..self }
     }
 
     async fn all_topics(&self) -> Result<Vec<TopicInfo>> {
@@ -66,6 +77,8 @@ impl ProducerService for Legacy {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Reply<pb::CreateTopicResponse> {
+        self.auth
+            .check(&request, Action::CreateTopic, &request.get_ref().topicname)?;
         let name = topic_name(request.into_inner().topicname)?;
         let message = match self
             .store
@@ -86,6 +99,8 @@ impl ProducerService for Legacy {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> Reply<pb::DeleteTopicResponse> {
+        self.auth
+            .check(&request, Action::DeleteTopic, &request.get_ref().topicname)?;
         let name = topic_name(request.into_inner().topicname)?;
         self.store.delete_topic(&name).await?;
         Ok(Response::new(pb::DeleteTopicResponse {
@@ -96,15 +111,22 @@ impl ProducerService for Legacy {
 
     async fn get_topics(
         &self,
-        _request: Request<pb::GetTopicsRequest>,
+        request: Request<pb::GetTopicsRequest>,
     ) -> Reply<pb::GetTopicsResponse> {
+        let caller = self.auth.authorize(&request, Action::ListTopics)?;
         let topics = self.all_topics().await?;
         Ok(Response::new(pb::GetTopicsResponse {
-            topics: topics.into_iter().map(|t| t.name.to_string()).collect(),
+            topics: topics
+                .into_iter()
+                .filter(|t| caller.may(Action::ListTopics, t.name.as_str()))
+                .map(|t| t.name.to_string())
+                .collect(),
         }))
     }
 
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Reply<pb::PublishResponse> {
+        self.auth
+            .check(&request, Action::Publish, &request.get_ref().topicname)?;
         let request = request.into_inner();
         let topic = topic_name(request.topicname)?;
         let record = Record {
@@ -136,6 +158,11 @@ impl ConsumerService for Legacy {
         &self,
         request: Request<pb::CreateConsumerRequest>,
     ) -> Reply<pb::CreateConsumerResponse> {
+        self.auth.check(
+            &request,
+            Action::CreateConsumer,
+            &request.get_ref().topicname,
+        )?;
         let request = request.into_inner();
         let topic = topic_name(request.topicname)?;
         let id = match request.consumerid {
@@ -162,10 +189,12 @@ impl ConsumerService for Legacy {
 
     async fn get_consumers(
         &self,
-        _request: Request<pb::GetConsumersRequest>,
+        request: Request<pb::GetConsumersRequest>,
     ) -> Reply<pb::GetConsumersResponse> {
+        let caller = self.auth.authorize(&request, Action::ListConsumers)?;
         let mut consumers = Vec::new();
-        for topic in self.all_topics().await? {
+        let topics = self.all_topics().await?.into_iter();
+        for topic in topics.filter(|t| caller.may(Action::ListConsumers, t.name.as_str())) {
             let mut after = None;
             loop {
                 let page = match self
@@ -194,6 +223,8 @@ impl ConsumerService for Legacy {
         &self,
         request: Request<pb::GetOffsetRequest>,
     ) -> Reply<pb::GetOffsetResponse> {
+        self.auth
+            .check(&request, Action::GetConsumer, &request.get_ref().topicname)?;
         let request = request.into_inner();
         let topic = topic_name(request.topicname)?;
         let id = convert::consumer_id("consumerid", request.consumerid)?;
@@ -204,6 +235,8 @@ impl ConsumerService for Legacy {
     }
 
     async fn fetch(&self, request: Request<pb::FetchRequest>) -> Reply<pb::FetchResponse> {
+        self.auth
+            .check(&request, Action::Fetch, &request.get_ref().topicname)?;
         let request = request.into_inner();
         let topic = topic_name(request.topicname)?;
         let id = convert::consumer_id("consumerid", request.consumerid)?;

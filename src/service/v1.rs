@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::{convert, retention};
 use crate::{
+    auth::{self, Action, Auth},
     error::{Error, Result},
     pb::gostream::v1::{
         self as pb, broker_service_server::BrokerService, consumer_service_server::ConsumerService,
@@ -27,13 +28,24 @@ use crate::{
 pub struct V1 {
     store: Arc<dyn Store>,
     shutdown: CancellationToken,
+    auth: Auth,
 }
 
 impl V1 {
     /// The API over `store`; long-polls and subscriptions end when `shutdown`
     /// is cancelled.
     pub fn new(store: Arc<dyn Store>, shutdown: CancellationToken) -> Self {
-        Self { store, shutdown }
+        Self {
+            store,
+            shutdown,
+            auth: Auth::off(),
+        }
+    }
+
+    /// The same API, checking each request's token against `auth`.
+    #[must_use]
+    pub fn with_auth(self, auth: Auth) -> Self {
+        Self { auth, ..self }
     }
 }
 
@@ -41,6 +53,15 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn ok<T>(value: T) -> Reply<T> {
     Ok(Response::new(value))
+}
+
+/// The topic an UpdateTopic request names, for the grant check.
+fn update_topic_name(request: &Request<pb::UpdateTopicRequest>) -> &str {
+    request
+        .get_ref()
+        .topic
+        .as_ref()
+        .map_or("", |t| t.name.as_str())
 }
 
 /// The token of the page after `page`, whose items are named by `name`.
@@ -57,6 +78,8 @@ impl TopicService for V1 {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Reply<pb::CreateTopicResponse> {
+        self.auth
+            .check(&request, Action::CreateTopic, &request.get_ref().name)?;
         let request = request.into_inner();
         let name = convert::topic_name("name", request.name)?;
         let retention = retention::overrides("retention", request.retention)?;
@@ -70,6 +93,8 @@ impl TopicService for V1 {
         &self,
         request: Request<pb::GetTopicRequest>,
     ) -> Reply<pb::GetTopicResponse> {
+        self.auth
+            .check(&request, Action::GetTopic, &request.get_ref().name)?;
         let name = convert::topic_name("name", request.into_inner().name)?;
         let topic = self.store.get_topic(&name).await?;
         ok(pb::GetTopicResponse {
@@ -81,6 +106,8 @@ impl TopicService for V1 {
         &self,
         request: Request<pb::UpdateTopicRequest>,
     ) -> Reply<pb::UpdateTopicResponse> {
+        self.auth
+            .check(&request, Action::UpdateTopic, update_topic_name(&request))?;
         let request = request.into_inner();
         let (name, update) = retention::update(request.topic, request.update_mask)?;
         let topic = self.store.update_topic(&name, update).await?;
@@ -93,14 +120,18 @@ impl TopicService for V1 {
         &self,
         request: Request<pb::ListTopicsRequest>,
     ) -> Reply<pb::ListTopicsResponse> {
+        let caller = self.auth.authorize(&request, Action::ListTopics)?;
         let request = request.into_inner();
         let after = convert::page_after("page_token", &request.page_token)?
             .map(|name| convert::topic_name("page_token", name))
             .transpose()?;
-        let page = self
-            .store
-            .list_topics(after.as_ref(), convert::page_size(request.page_size))
-            .await?;
+        let page = auth::listing::visible_topics(
+            &*self.store,
+            &caller,
+            after.as_ref(),
+            convert::page_size(request.page_size),
+        )
+        .await?;
         let next_page_token = next_page_token(&page, |t| t.name.as_str());
         ok(pb::ListTopicsResponse {
             topics: page.items.into_iter().map(convert::topic).collect(),
@@ -112,6 +143,8 @@ impl TopicService for V1 {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> Reply<pb::DeleteTopicResponse> {
+        self.auth
+            .check(&request, Action::DeleteTopic, &request.get_ref().name)?;
         let name = convert::topic_name("name", request.into_inner().name)?;
         self.store.delete_topic(&name).await?;
         ok(pb::DeleteTopicResponse {})
@@ -122,8 +155,9 @@ impl TopicService for V1 {
 impl BrokerService for V1 {
     async fn get_broker(
         &self,
-        _request: Request<pb::GetBrokerRequest>,
+        request: Request<pb::GetBrokerRequest>,
     ) -> Reply<pb::GetBrokerResponse> {
+        self.auth.authorize(&request, Action::GetBroker)?;
         let stats = self.store.stats().await?;
         ok(pb::GetBrokerResponse {
             broker: Some(pb::Broker {
@@ -142,6 +176,8 @@ impl BrokerService for V1 {
 #[tonic::async_trait]
 impl PublisherService for V1 {
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Reply<pb::PublishResponse> {
+        self.auth
+            .check(&request, Action::Publish, &request.get_ref().topic)?;
         let request = request.into_inner();
         let topic = convert::topic_name("topic", request.topic)?;
         let records = request.records.into_iter().map(convert::record).collect();
@@ -161,6 +197,8 @@ impl ConsumerService for V1 {
         &self,
         request: Request<pb::CreateConsumerRequest>,
     ) -> Reply<pb::CreateConsumerResponse> {
+        self.auth
+            .check(&request, Action::CreateConsumer, &request.get_ref().topic)?;
         let request = request.into_inner();
         let topic = convert::topic_name("topic", request.topic)?;
         let id = match request.consumer_id {
@@ -191,6 +229,8 @@ impl ConsumerService for V1 {
         &self,
         request: Request<pb::GetConsumerRequest>,
     ) -> Reply<pb::GetConsumerResponse> {
+        self.auth
+            .check(&request, Action::GetConsumer, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         let consumer = self.store.get_consumer(&topic, &id).await?;
@@ -203,6 +243,8 @@ impl ConsumerService for V1 {
         &self,
         request: Request<pb::ListConsumersRequest>,
     ) -> Reply<pb::ListConsumersResponse> {
+        self.auth
+            .check(&request, Action::ListConsumers, &request.get_ref().topic)?;
         let request = request.into_inner();
         let topic = convert::topic_name("topic", request.topic)?;
         let after = convert::page_after("page_token", &request.page_token)?
@@ -227,6 +269,8 @@ impl ConsumerService for V1 {
         &self,
         request: Request<pb::DeleteConsumerRequest>,
     ) -> Reply<pb::DeleteConsumerResponse> {
+        self.auth
+            .check(&request, Action::DeleteConsumer, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         self.store.delete_consumer(&topic, &id).await?;
@@ -234,6 +278,8 @@ impl ConsumerService for V1 {
     }
 
     async fn fetch(&self, request: Request<pb::FetchRequest>) -> Reply<pb::FetchResponse> {
+        self.auth
+            .check(&request, Action::Fetch, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         let limits = convert::read_limits("max_messages", request.max_messages, request.max_bytes)?;
@@ -252,6 +298,8 @@ impl ConsumerService for V1 {
     }
 
     async fn commit(&self, request: Request<pb::CommitRequest>) -> Reply<pb::CommitResponse> {
+        self.auth
+            .check(&request, Action::Commit, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         let consumer = self.store.commit(&topic, &id, request.offset).await?;
@@ -261,6 +309,8 @@ impl ConsumerService for V1 {
     }
 
     async fn seek(&self, request: Request<pb::SeekRequest>) -> Reply<pb::SeekResponse> {
+        self.auth
+            .check(&request, Action::Seek, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
         if request
@@ -280,6 +330,8 @@ impl ConsumerService for V1 {
     type SubscribeStream = SubscribeStream;
 
     async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Reply<SubscribeStream> {
+        self.auth
+            .check(&request, Action::Subscribe, &request.get_ref().topic)?;
         let request = request.into_inner();
         let topic = convert::topic_name("topic", request.topic)?;
         let limits = convert::read_limits("max_messages", request.max_messages, 0)?;

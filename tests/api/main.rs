@@ -23,7 +23,11 @@
 //!   retention.
 //! - [`limits`]: every limit exceeded over gRPC and REST, and the server
 //!   serving again afterwards.
+//! - [`auth`]: bearer tokens over every transport: the auth matrix, lists
+//!   filtered to a token's topics, what stays public, token sources.
+//! - [`tls`]: both listeners over TLS with a certificate made in the test.
 
+mod auth;
 mod bad_input;
 mod binary;
 mod common;
@@ -34,5 +38,6 @@ mod limits;
 mod readme;
 mod rest;
 mod storage;
+mod tls;
 mod tooling;
 mod transports;
