@@ -12,6 +12,8 @@
 //! - [`gateway`]: the REST gateway, generated from the proto's HTTP rules:
 //!   JSON routes, Server-Sent Events, `/openapi.json`, `/healthz`.
 //! - [`subscription`]: the push stream behind Subscribe.
+//! - [`metrics`]: `/metrics` in the Prometheus text format: request counts
+//!   and latency, per-topic and per-consumer figures.
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
 //!
 //! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
@@ -20,6 +22,7 @@
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod metrics;
 pub mod pb;
 pub mod server;
 pub mod service;
