@@ -31,6 +31,7 @@ use crate::{
     config::{Config, Listen},
     error::Error,
     gateway,
+    metrics::{self, Metrics},
     pb::{
         self,
         gostream::{self as legacy_pb, v1 as v1_pb},
@@ -250,6 +251,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let stopping = CancellationToken::new();
+    // Every transport reaches the store through the counting wrapper.
+    let metrics = Metrics::new();
+    let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
     let v1 = V1::new(store.clone(), stopping.clone());
     let legacy = Legacy::new(store.clone());
     let retention = tokio::spawn(enforce_retention(
@@ -270,6 +274,7 @@ pub async fn run(
                     v1.clone(),
                     legacy.clone(),
                     health_service,
+                    &metrics,
                     stopping.clone(),
                 )
                 .await
@@ -291,7 +296,10 @@ pub async fn run(
                     },
                     stopping: stopping.clone(),
                 };
-                serve_rest(listener, gateway, stopping.clone()).await
+                let router = gateway::router(gateway)
+                    .merge(metrics::router(metrics.clone(), store.clone()))
+                    .layer(metrics::RestMetricsLayer::new(metrics.clone()));
+                serve_rest(listener, router, stopping.clone()).await
             }
             None => Ok(()),
         }
@@ -355,6 +363,7 @@ async fn serve_grpc(
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
+    metrics: &Metrics,
     stopping: CancellationToken,
 ) -> Result<(), ServerError> {
     let limit = config.max_request_bytes;
@@ -365,7 +374,11 @@ async fn serve_grpc(
     Server::builder()
         .accept_http1(true)
         .layer(cors())
+        // Request metrics: grpc-web is told apart before GrpcWebLayer
+        // rewrites it to gRPC, and counted after, with real trailers.
+        .layer(tower::util::MapRequestLayer::new(metrics::mark_grpc_web))
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(metrics::GrpcMetricsLayer::new(metrics.clone()))
         .layer(request_log())
         .layer(tower::util::MapResponseLayer::new(
             oversize_request_is_invalid_argument(limit),
@@ -403,21 +416,22 @@ async fn serve_grpc(
     Ok(())
 }
 
-/// Serves the REST gateway on `listener` until `stopping` is cancelled.
+/// Serves the REST gateway's `router` on `listener` until `stopping` is
+/// cancelled.
 async fn serve_rest(
     listener: TcpListener,
-    gateway: gateway::Gateway<gateway::BrokerServices>,
+    router: axum::Router,
     stopping: CancellationToken,
 ) -> Result<(), ServerError> {
     use axum::serve::ListenerExt as _;
     let addr = local_addr(&listener);
-    tracing::info!(%addr, "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz)");
+    tracing::info!(%addr, "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz, /metrics)");
     let listener = listener.tap_io(|stream| {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, gateway::router(gateway))
+    axum::serve(listener, router)
         .with_graceful_shutdown(stopping.cancelled_owned())
         .await
         .map_err(ServerError::Rest)?;
