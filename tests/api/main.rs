@@ -21,6 +21,8 @@
 //!   so the transports cannot drift apart.
 //! - [`storage`]: the server over its durable log, and its background
 //!   retention.
+//! - [`metrics`]: `GET /metrics` after known traffic: exact counts, offsets,
+//!   lag and request series.
 
 mod bad_input;
 mod binary;
@@ -28,6 +30,7 @@ mod common;
 mod concurrency;
 mod grpc_v1;
 mod legacy;
+mod metrics;
 mod readme;
 mod rest;
 mod storage;
