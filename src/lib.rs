@@ -14,6 +14,8 @@
 //! - [`subscription`]: the push stream behind Subscribe.
 //! - [`auth`]: bearer tokens, roles and topic grants; [`tls`]: TLS for both
 //!   listeners.
+//! - [`metrics`]: `/metrics` in the Prometheus text format: request counts
+//!   and latency, per-topic and per-consumer figures.
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
 //!
 //! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
@@ -24,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod limits;
+pub mod metrics;
 pub mod pb;
 pub mod server;
 pub mod service;

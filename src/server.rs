@@ -35,6 +35,7 @@ use crate::{
     limits::{
         self, ConnectionLimit, DeadlineStore, LimitedListener, Protocol, connections::Counted,
     },
+    metrics::{self, Metrics},
     pb::{
         self,
         gostream::{self as legacy_pb, v1 as v1_pb},
@@ -288,6 +289,9 @@ pub async fn run(
         config.request_timeout(),
         config.data_dir.is_some(),
     ));
+    // Every transport reaches the store through the counting wrapper.
+    let metrics = Metrics::new();
+    let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
     let v1 = V1::new(store.clone(), stopping.clone()).with_auth(access.auth.clone());
     let legacy = Legacy::new(store.clone()).with_auth(access.auth.clone());
     let retention = tokio::spawn(enforce_retention(
@@ -305,10 +309,13 @@ pub async fn run(
                 serve_grpc(
                     config,
                     listener,
-                    v1.clone(),
-                    legacy.clone(),
+                    gateway::BrokerServices {
+                        v1: v1.clone(),
+                        legacy: legacy.clone(),
+                    },
                     health_service,
                     &access,
+                    &metrics,
                     stopping.clone(),
                 )
                 .await
@@ -330,7 +337,18 @@ pub async fn run(
                     },
                     stopping: stopping.clone(),
                 };
-                serve_rest(config, listener, gateway, &access, stopping.clone()).await
+                // `/metrics` joins the gateway's routes before the guard,
+                // so auth covers it; the request metrics see every answer,
+                // refusals included.
+                let router =
+                    gateway::router(gateway).merge(metrics::router(metrics.clone(), store.clone()));
+                let router = auth::http::guard(router, access.auth.clone(), access.public)
+                    .layer(axum::middleware::from_fn_with_state(
+                        limits::rest_permits(config.max_concurrent_requests),
+                        limits::rest_concurrency_limit,
+                    ))
+                    .layer(metrics::RestMetricsLayer::new(metrics.clone()));
+                serve_rest(config, listener, router, &access, stopping.clone()).await
             }
             None => Ok(()),
         }
@@ -424,15 +442,16 @@ pub async fn enforce_retention(
 async fn serve_grpc(
     config: &Config,
     listener: TcpListener,
-    v1: V1,
-    legacy: Legacy,
+    services: gateway::BrokerServices,
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
     access: &Access,
+    metrics: &Metrics,
     stopping: CancellationToken,
 ) -> Result<(), ServerError> {
     let limit = config.max_request_bytes;
+    let gateway::BrokerServices { v1, legacy } = services;
     let health_service = InterceptedService::new(
         health_service,
         access.auth.require_token(access.public.health),
@@ -445,7 +464,11 @@ async fn serve_grpc(
     let router = Server::builder()
         .accept_http1(true)
         .layer(cors())
+        // Request metrics: grpc-web is told apart before GrpcWebLayer
+        // rewrites it to gRPC, and counted after, with real trailers.
+        .layer(tower::util::MapRequestLayer::new(metrics::mark_grpc_web))
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(metrics::GrpcMetricsLayer::new(metrics.clone()))
         .layer(request_log())
         .layer(limits::grpc_concurrency_limit(
             config.max_concurrent_requests,
@@ -502,22 +525,18 @@ async fn serve_grpc(
     Ok(())
 }
 
-/// Serves the REST gateway on `listener` until `stopping` is cancelled.
+/// Serves the REST gateway's `router` on `listener` until `stopping` is
+/// cancelled.
 async fn serve_rest(
     config: &Config,
     listener: TcpListener,
-    gateway: gateway::Gateway<gateway::BrokerServices>,
+    router: axum::Router,
     access: &Access,
     stopping: CancellationToken,
 ) -> Result<(), ServerError> {
     use axum::serve::ListenerExt as _;
     let addr = local_addr(&listener);
-    tracing::info!(%addr, tls = access.tls.is_some(), "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz)");
-    let router = auth::http::guard(gateway::router(gateway), access.auth.clone(), access.public)
-        .layer(axum::middleware::from_fn_with_state(
-            limits::rest_permits(config.max_concurrent_requests),
-            limits::rest_concurrency_limit,
-        ));
+    tracing::info!(%addr, tls = access.tls.is_some(), "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz, /metrics)");
     let until = stopping.cancelled_owned();
     let limit = ConnectionLimit::new(config.max_connections, Protocol::Rest);
     match &access.tls {

@@ -26,6 +26,8 @@
 //! - [`auth`]: bearer tokens over every transport: the auth matrix, lists
 //!   filtered to a token's topics, what stays public, token sources.
 //! - [`tls`]: both listeners over TLS with a certificate made in the test.
+//! - [`metrics`]: `GET /metrics` after known traffic: exact counts, offsets,
+//!   lag and request series.
 
 mod auth;
 mod bad_input;
@@ -35,6 +37,7 @@ mod concurrency;
 mod grpc_v1;
 mod legacy;
 mod limits;
+mod metrics;
 mod readme;
 mod rest;
 mod storage;

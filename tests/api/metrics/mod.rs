@@ -1,0 +1,14 @@
+//! `GET /metrics`: after known traffic over gRPC, grpc-web and REST, the
+//! scraped text holds exactly the counts, offsets and lag that traffic
+//! implies.
+//!
+//! # Layout
+//! - [`text`]: a small reader of the text format, and the scraper.
+//! - [`traffic`]: messages in and out, offsets, lag and request counts after
+//!   a known sequence of calls, and the subscribers gauge of an open stream.
+//! - [`lifecycle`]: a deleted topic leaves no series; grpc-web and unknown
+//!   calls get their own labels.
+
+mod lifecycle;
+mod text;
+mod traffic;
