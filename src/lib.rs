@@ -13,10 +13,12 @@
 //!   JSON routes, Server-Sent Events, `/openapi.json`, `/healthz`.
 //! - [`subscription`]: the push stream behind Subscribe.
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
+//! - [`cli`]: the command-line client (`gostream topics|consumers|publish|consume|broker`).
 //!
 //! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
 //! tests run the same server in-process on port 0.
 
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gateway;
