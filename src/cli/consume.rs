@@ -124,6 +124,12 @@ async fn last_to_read(
     topic: &Topic,
     from: At,
 ) -> Result<Option<u64>, Failure> {
+    if let At::Offset(offset) = from
+        && !(topic.start_offset..=topic.end_offset).contains(&offset)
+    {
+        // Out of range: the broker refuses the subscription.
+        return Ok(Some(topic.end_offset.saturating_sub(1)));
+    }
     if topic.end_offset <= topic.start_offset {
         return Ok(None);
     }
@@ -131,7 +137,6 @@ async fn last_to_read(
     match from {
         At::Earliest => Ok(Some(last)),
         At::Latest => Ok(None),
-        // An offset past the end is the broker's to refuse.
         At::Offset(offset) if offset == topic.end_offset => Ok(None),
         At::Offset(_) => Ok(Some(last)),
         At::Time(time) => {
