@@ -112,8 +112,14 @@ async fn ephemeral(
         }
         out.flush()?;
     }
-    // The broker ended the stream: it is shutting down.
-    Ok(())
+    // The broker ended the stream: it is shutting down. Following, that is
+    // the end; otherwise the read is incomplete.
+    match last {
+        None => Ok(()),
+        Some(_) => Err(Failure::Status(tonic::Status::unavailable(
+            "the broker ended the stream before the end of the topic was read",
+        ))),
+    }
 }
 
 /// The offset of the last message an ephemeral read from `from` should
