@@ -16,12 +16,15 @@
 //!   listeners.
 //! - [`metrics`]: `/metrics` in the Prometheus text format: request counts
 //!   and latency, per-topic and per-consumer figures.
+//! - [`limits`]: the request timeout, concurrent requests and connections.
+//! - [`cli`]: the command-line client (`gostream topics|consumers|publish|consume|broker`).
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
 //!
 //! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
 //! tests run the same server in-process on port 0.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gateway;

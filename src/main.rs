@@ -1,10 +1,15 @@
-//! The `gostream` binary: parses flags, binds the listeners, and runs the
-//! broker until SIGINT or SIGTERM.
+//! The `gostream` binary: with `serve` or no command, parses flags, binds
+//! the listeners, and runs the broker until SIGINT or SIGTERM; with a client
+//! command (`topics`, `consumers`, `publish`, `consume`, `broker`), runs it
+//! against a broker (see [`gostream::cli`]).
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{
+    ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
+};
 use gostream::{
+    cli,
     config::Config,
     server::{self, Listeners},
     telemetry,
@@ -12,28 +17,39 @@ use gostream::{
 use tokio_util::sync::CancellationToken;
 
 /// GoStream: a message streaming broker over gRPC, grpc-web and REST.
+///
+/// Without a command (or with `serve`) it runs the broker; the other
+/// commands are its client.
 #[derive(Debug, Parser)]
-#[command(name = "gostream", version, args_conflicts_with_subcommands = true)]
+#[command(name = "gostream", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
     #[command(flatten)]
     serve: Config,
+
+    #[command(flatten)]
+    client: cli::Client,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the broker (the default when no command is given).
-    Serve(Config),
+    Serve(Box<Config>),
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    check_flag_placement(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let config = match cli.command {
-        Some(Command::Serve(config)) => config,
+        Some(Command::Serve(config)) => *config,
         None => cli.serve,
+        Some(Command::Client(command)) => return run_client(cli.client, command).await,
     };
     if let Err(error) = telemetry::init(&config.log_level, config.log_format) {
         eprintln!("gostream: {error}");
@@ -45,6 +61,44 @@ async fn main() -> ExitCode {
             tracing::error!("{error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs a client command; a failure is reported as `error: ...` on stderr.
+async fn run_client(client: cli::Client, command: cli::Command) -> ExitCode {
+    match cli::run(client, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if !matches!(failure, cli::Failure::OutputClosed) {
+                eprintln!("error: {failure}");
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+/// Broker flags belong after `serve` or without a command, client flags
+/// with a client command: a flag given where it would be ignored is a usage
+/// error (exit status 2).
+fn check_flag_placement(matches: &ArgMatches) {
+    let given = |args: clap::Command| {
+        args.get_arguments()
+            .find(|arg| {
+                matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
+            })
+            .and_then(|arg| arg.get_long().map(str::to_owned))
+    };
+    let message = match matches.subcommand_name() {
+        Some("serve") | None => given(cli::Client::augment_args(clap::Command::new("client")))
+            .map(|flag| format!("--{flag} is an option of the client commands, not of the broker")),
+        Some(name) => given(Config::augment_args(clap::Command::new("serve"))).map(|flag| {
+            format!("--{flag} is an option of the broker: it goes after `serve` or without a command, not before `{name}`")
+        }),
+    };
+    if let Some(message) = message {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
     }
 }
 

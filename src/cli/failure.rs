@@ -1,0 +1,143 @@
+//! What can go wrong in a client command, and how it is reported:
+//! `error: <CODE>: <message>` for a failed call, `error: <message>`
+//! otherwise, on stderr; exit status 1, or 2 for usage errors.
+
+use std::{error::Error as _, fmt, io};
+
+use tonic::{Code, Status};
+
+/// Why a client command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// A call failed with this status: the broker's answer, or the client's
+    /// own for a broken connection.
+    Status(Status),
+    /// The broker at `server` could not be reached.
+    Connect {
+        /// The `--server` URL.
+        server: String,
+        /// Why the connection failed.
+        source: tonic::transport::Error,
+    },
+    /// The settings cannot work (an unreadable `--ca-cert`, https without
+    /// one); the message says what to change.
+    Setup(String),
+    /// The command line is incomplete or contradictory (exit status 2).
+    Usage(String),
+    /// Reading stdin or writing stdout failed.
+    Io(io::Error),
+    /// Stdout was closed by its reader (`| head`): not an error, the command
+    /// stops quietly.
+    OutputClosed,
+}
+
+impl Failure {
+    /// The process exit status for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::OutputClosed => 0,
+            Self::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(status) => {
+                write!(f, "{}: {}", code_name(status.code()), status.message())?;
+                if status.message().is_empty() {
+                    f.write_str(status.code().description())?;
+                }
+                Ok(())
+            }
+            Self::Connect { server, source } => {
+                write!(f, "cannot connect to {server}")?;
+                // The transport's own text is generic ("transport error")
+                // and its causes repeat themselves: print each once.
+                let mut causes: Vec<String> = Vec::new();
+                let mut cause = source.source();
+                while let Some(error) = cause {
+                    let text = error.to_string();
+                    if causes.last() != Some(&text) {
+                        causes.push(text);
+                    }
+                    cause = error.source();
+                }
+                if causes.is_empty() {
+                    causes.push(source.to_string());
+                }
+                for text in causes {
+                    write!(f, ": {text}")?;
+                }
+                Ok(())
+            }
+            Self::Setup(message) | Self::Usage(message) => f.write_str(message),
+            Self::Io(error) => write!(f, "{error}"),
+            Self::OutputClosed => f.write_str("stdout closed"),
+        }
+    }
+}
+
+impl From<Status> for Failure {
+    fn from(status: Status) -> Self {
+        Self::Status(status)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Self {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            Self::OutputClosed
+        } else {
+            Self::Io(error)
+        }
+    }
+}
+
+/// The canonical name of a gRPC code, as in the gRPC specification and the
+/// README's error table (`NOT_FOUND`).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_reported_with_its_code_name() {
+        let failure = Failure::from(Status::not_found("topic \"x\" does not exist"));
+        assert_eq!(failure.to_string(), "NOT_FOUND: topic \"x\" does not exist");
+        assert_eq!(failure.exit_code(), 1);
+        let bare = Failure::from(Status::new(Code::Unavailable, ""));
+        assert!(bare.to_string().starts_with("UNAVAILABLE: "), "{bare}");
+    }
+
+    #[test]
+    fn a_closed_stdout_ends_quietly_and_usage_errors_exit_2() {
+        let closed = Failure::from(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(matches!(closed, Failure::OutputClosed));
+        assert_eq!(closed.exit_code(), 0);
+        assert_eq!(Failure::Usage("no".into()).exit_code(), 2);
+    }
+}

@@ -1,0 +1,89 @@
+//! `gostream publish`: one message from the command line, or every line of
+//! stdin in batches; read back with `consume`.
+
+use super::{broker::Broker, lines};
+
+#[tokio::test]
+async fn publish_one_message_with_a_key_and_headers() {
+    let broker = Broker::start().await;
+    broker.ok(&["topics", "create", "p"]).await;
+
+    let ack = broker.ok(&["publish", "p", "hello world"]).await;
+    assert_eq!(ack, "published 1 message at offset 0\n");
+    let ack = broker
+        .json(&[
+            "publish",
+            "p",
+            "--key",
+            "k-1",
+            "--header",
+            "source=cli",
+            "--header",
+            "n=2",
+            "second",
+        ])
+        .await;
+    assert_eq!(ack.len(), 1);
+    assert_eq!(ack[0]["firstOffset"], "1");
+    assert_eq!(ack[0]["count"], "1");
+
+    let read = broker.json(&["consume", "p"]).await;
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[1]["offset"], "1");
+    assert_eq!(read[1]["key"], "ay0x", "base64 of k-1");
+    assert_eq!(read[1]["value"], "c2Vjb25k", "base64 of second");
+    assert_eq!(read[1]["headers"]["source"], "cli");
+    assert_eq!(read[1]["headers"]["n"], "2");
+    assert!(read[1]["publishTime"].is_string());
+
+    let text = broker.ok(&["consume", "p"]).await;
+    assert_eq!(text, "0\t\thello world\n1\tk-1\tsecond\n");
+}
+
+/// 1200 lines from stdin go out in batches of at most 500, at consecutive
+/// offsets, and read back in order.
+#[tokio::test]
+async fn publish_stdin_lines_in_batches() {
+    let broker = Broker::start().await;
+    broker.ok(&["topics", "create", "lines"]).await;
+    let input: String = (0..1200).map(|i| format!("line {i}\n")).collect();
+
+    let acks = broker
+        .run_with_stdin(&["publish", "lines", "-", "--json"], Some(input.as_bytes()))
+        .await
+        .json();
+    assert!(acks.len() >= 3, "at least three batches: {acks:?}");
+    let mut next = 0;
+    for ack in &acks {
+        let first: u64 = ack["firstOffset"].as_str().unwrap_or("0").parse().unwrap();
+        let count: u64 = ack["count"].as_str().expect("a count").parse().unwrap();
+        assert_eq!(first, next, "consecutive offsets: {acks:?}");
+        assert!((1..=500).contains(&count), "{acks:?}");
+        next += count;
+    }
+    assert_eq!(next, 1200);
+
+    let read = broker.ok(&["consume", "lines"]).await;
+    let expected: Vec<String> = (0..1200).map(|i| format!("{i}\t\tline {i}")).collect();
+    assert_eq!(lines(&read), expected);
+}
+
+/// Without VALUE, a stdin that is not a terminal is read too; the text
+/// acknowledgement names the offsets; empty lines are empty messages, and
+/// bytes that are not UTF-8 are escaped when printed.
+#[tokio::test]
+async fn publish_stdin_without_a_dash() {
+    let broker = Broker::start().await;
+    broker.ok(&["topics", "create", "raw"]).await;
+    let acks = broker
+        .run_with_stdin(&["publish", "raw"], Some(b"a\tb\n\nc\xff\\\n"))
+        .await
+        .ok();
+    assert_eq!(acks, "published 3 messages at offsets 0..2\n");
+    let read = broker.ok(&["consume", "raw"]).await;
+    assert_eq!(read, "0\t\ta\\tb\n1\t\t\n2\t\tc\\xff\\\\\n");
+
+    // Nothing on stdin: nothing published, and that is not an error.
+    let none = broker.run_with_stdin(&["publish", "raw"], Some(b"")).await;
+    assert_eq!(none.ok(), "");
+}
