@@ -66,7 +66,7 @@ pub struct Config {
     pub grpc_addr: Listen,
 
     /// Address of the REST listener (JSON routes generated from the proto,
-    /// Server-Sent Events, /openapi.json, /healthz), or `off`.
+    /// Server-Sent Events, /openapi.json, /healthz, /metrics), or `off`.
     #[arg(
         long,
         env = "GOSTREAM_REST_ADDR",
