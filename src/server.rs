@@ -4,7 +4,7 @@
 //! `gostream` services, gRPC reflection (v1 and v1alpha, so grpcurl 1.8 works
 //! too), `grpc.health.v1`, and grpc-web over HTTP/1.1 with CORS so browser
 //! pages on other origins can call it. The REST listener serves the
-//! [`gateway`](crate::gateway): the same services as JSON routes generated
+//! [`crate::gateway`]: the same services as JSON routes generated
 //! from the proto, Server-Sent Events, `/openapi.json` and `/healthz`.
 //!
 //! The library never binds a port or reads a signal by itself: the caller

@@ -218,6 +218,9 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets --locked -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
+step "cargo doc --no-deps --locked (warnings are errors: broken links in the docs fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
+
 step "cargo test --locked --all-targets"
 cargo test --locked --all-targets
 

@@ -1,7 +1,7 @@
 //! `gostream.v1`: the tonic services over a [`Store`].
 //!
 //! Adapters only: each method converts its request into domain values
-//! ([`convert`](super::convert)), calls the store, and converts the answer
+//! ([`super::convert`]), calls the store, and converts the answer
 //! back. The REST gateway calls these same trait methods, so gRPC, grpc-web
 //! and REST share one implementation.
 

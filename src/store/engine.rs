@@ -8,7 +8,7 @@
 //! its consumers and its settings, so publishers and readers of different
 //! topics never contend, and a fetch reads and advances a consumer in one
 //! critical section. No lock is held across an `.await`: a log returns what
-//! is slow (an fsync) as a [`Durability`], awaited after the lock is
+//! is slow (an fsync) as a [`Durability`](super::log::Durability), awaited after the lock is
 //! released.
 //!
 //! Each topic also has a `watch` channel that is bumped after every append

@@ -8,7 +8,7 @@
 //! types, so every transport and every backend behaves the same.
 //!
 //! # Layout
-//! - [`types`]: the domain types the trait speaks.
+//! - `types`: the domain types the trait speaks.
 //! - [`engine`]: [`Engine`], every rule of the trait, once, over any topic
 //!   storage.
 //! - [`log`]: the interface between the engine and a topic's storage.
