@@ -13,7 +13,7 @@ use tonic::Code;
 use tower::{Layer, Service};
 
 use super::{Call, UNMATCHED};
-use crate::metrics::Metrics;
+use crate::{error::code_name, metrics::Metrics};
 
 /// Marks a request that arrived as grpc-web, for [`GrpcMetricsLayer`].
 #[derive(Debug, Clone, Copy)]
@@ -177,30 +177,6 @@ fn grpc_status(headers: &HeaderMap) -> Option<Code> {
         .and_then(|text| text.parse::<i32>().ok())
         .map_or(Code::Unknown, Code::from_i32);
     Some(code)
-}
-
-/// The canonical name of a gRPC code, as grpc-status and the gRPC
-/// documentation spell it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 #[cfg(test)]
