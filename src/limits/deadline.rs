@@ -11,7 +11,9 @@
 //! set, each call therefore runs on tokio's blocking pool and only its
 //! answer is awaited on the runtime: a stalled disk ties up pool threads,
 //! never the threads that serve requests, and requests that do not need the
-//! stalled topic are still answered.
+//! stalled topic are still answered. Long-polls (a read or fetch with a
+//! wait) are the exception: they run on the runtime, as a pool thread held
+//! for a whole wait would let a few hundred idle consumers exhaust the pool.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -50,10 +52,11 @@ impl DeadlineStore {
     /// offloading), without a time limit.
     async fn run<T: Send + 'static>(
         &self,
+        offload: bool,
         call: impl FnOnce(Arc<dyn Store>) -> Call<T> + Send + 'static,
     ) -> Result<T> {
         let inner = self.inner.clone();
-        if !self.offload {
+        if !(self.offload && offload) {
             return call(inner).await;
         }
         let runtime = tokio::runtime::Handle::current();
@@ -69,7 +72,7 @@ impl DeadlineStore {
         call: impl FnOnce(Arc<dyn Store>) -> Call<T> + Send + 'static,
     ) -> Result<T> {
         let limit = self.timeout.saturating_add(wait);
-        tokio::time::timeout(limit, self.run(call))
+        tokio::time::timeout(limit, self.run(wait.is_zero(), call))
             .await
             .unwrap_or_else(|_| {
                 Err(Error::Unavailable(format!(
@@ -260,13 +263,15 @@ impl Store for DeadlineStore {
 
     /// Not bounded (a background task calls it), but offloaded like the rest.
     async fn enforce_retention(&self) -> Result<u64> {
-        self.run(move |s| Box::pin(async move { s.enforce_retention().await }))
-            .await
+        self.run(true, move |s| {
+            Box::pin(async move { s.enforce_retention().await })
+        })
+        .await
     }
 
     /// Not bounded: a graceful shutdown has its own deadline.
     async fn close(&self) -> Result<()> {
-        self.run(move |s| Box::pin(async move { s.close().await }))
+        self.run(true, move |s| Box::pin(async move { s.close().await }))
             .await
     }
 }
