@@ -10,7 +10,9 @@
 //! Each configuration runs the same workload against the store itself (no
 //! network): `--publishers` tasks each publish batches of `--batch` records
 //! of `--size` bytes to one topic for `--seconds`, one request in flight per
-//! task. It prints messages per second for each, and the ratio to the
+//! task. The durable store runs bare, and also as the server runs it (each
+//! call on tokio's blocking pool, under the request timeout: "served").
+//! It prints messages per second for each, and the ratio to the
 //! in-memory store, which is the figure to quote: absolute numbers move with
 //! the machine and whatever else it is doing. The data directory is a fresh
 //! temporary directory (set `TMPDIR` to measure another disk).
@@ -24,9 +26,12 @@ use std::{
 };
 
 use bytes::Bytes;
-use gostream::store::{
-    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, Record, RetentionOverrides, Store,
-    StoreLimits, TopicName,
+use gostream::{
+    limits::DeadlineStore,
+    store::{
+        Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, Record, RetentionOverrides,
+        Store, StoreLimits, TopicName,
+    },
 };
 
 /// The workload.
@@ -123,20 +128,27 @@ fn main() {
             workload.publishers, workload.batch, workload.size, workload.seconds
         );
         let memory = run(Arc::new(MemoryStore::new(StoreLimits::DEFAULT)), workload).await;
-        println!("{:<26} {:>12.0} msgs/s   1.000", "memory", memory);
-        for fsync in [
-            FsyncPolicy::Always,
-            FsyncPolicy::Interval(Duration::from_millis(10)),
-            FsyncPolicy::Never,
+        println!("{:<36} {memory:>12.0} msgs/s   1.000", "memory");
+        for (fsync, served) in [
+            (FsyncPolicy::Always, false),
+            (FsyncPolicy::Interval(Duration::from_millis(10)), false),
+            (FsyncPolicy::Never, false),
+            (FsyncPolicy::Always, true),
+            (FsyncPolicy::Interval(Duration::from_millis(10)), true),
         ] {
             let dir = tempfile::tempdir().expect("a temporary directory");
-            let rate = run(durable(dir.path(), fsync), workload).await;
-            println!(
-                "{:<26} {:>12.0} msgs/s   {:.3}",
-                format!("durable fsync={fsync}"),
-                rate,
-                rate / memory
+            let mut store = durable(dir.path(), fsync);
+            if served {
+                // As the server runs a durable store: each call on the
+                // blocking pool, under the request timeout.
+                store = Arc::new(DeadlineStore::new(store, Duration::from_secs(30), true));
+            }
+            let rate = run(store, workload).await;
+            let name = format!(
+                "durable fsync={fsync}{}",
+                if served { " (served)" } else { "" }
             );
+            println!("{name:<36} {rate:>12.0} msgs/s   {:.3}", rate / memory);
         }
     });
 }

@@ -151,6 +151,14 @@ pub struct Config {
     )]
     pub request_timeout_secs: u64,
 
+    /// With --data-dir, run store calls (all but long-polls) on a thread
+    /// pool, so a disk that stops answering fails the requests that need it
+    /// with UNAVAILABLE after --request-timeout-secs, instead of holding the
+    /// threads that serve requests. Costs throughput on small publishes (see
+    /// the README's durability benchmark); off by default.
+    #[arg(long, env = "GOSTREAM_OFFLOAD_DISK_CALLS", default_value_t = false)]
+    pub offload_disk_calls: bool,
+
     /// The most requests each listener handles at once; more are refused at
     /// once with UNAVAILABLE / 503 (streams count while they start).
     #[arg(
@@ -280,6 +288,7 @@ impl Default for Config {
             retention_max_bytes: 0,
             retention_max_age_secs: 0,
             request_timeout_secs: 30,
+            offload_disk_calls: false,
             max_concurrent_requests: 1024,
             max_connections: 10_000,
             max_topics: 10_000,

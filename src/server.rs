@@ -282,12 +282,12 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let access = Access::from_config(config, &listeners)?;
     let stopping = CancellationToken::new();
-    // A store on disk can block in system calls; its calls run off the
-    // threads that serve requests.
+    // A store on disk can block in system calls; if asked, its calls run
+    // off the threads that serve requests.
     let store: Arc<dyn Store> = Arc::new(DeadlineStore::new(
         store,
         config.request_timeout(),
-        config.data_dir.is_some(),
+        config.data_dir.is_some() && config.offload_disk_calls,
     ));
     // Every transport reaches the store through the counting wrapper.
     let metrics = Metrics::new();

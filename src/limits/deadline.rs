@@ -8,7 +8,8 @@
 //!
 //! A store on disk can block a thread in a system call (a write to a disk
 //! that stopped answering), which no timer can interrupt. With `offload`
-//! set, each call therefore runs on tokio's blocking pool and only its
+//! set (`--offload-disk-calls`), each call therefore runs on tokio's
+//! blocking pool and only its
 //! answer is awaited on the runtime: a stalled disk ties up pool threads,
 //! never the threads that serve requests, and requests that do not need the
 //! stalled topic are still answered. Long-polls (a read or fetch with a

@@ -1,5 +1,6 @@
-//! A disk that stops answering (an ext4 image frozen with `fsfreeze`):
-//! requests that need it fail after `--request-timeout-secs` with
+//! A disk that stops answering (an ext4 image frozen with `fsfreeze`), under
+//! a broker with `--offload-disk-calls`: requests that need it fail after
+//! `--request-timeout-secs` with
 //! UNAVAILABLE / 503 naming the setting, instead of hanging (a request
 //! waiting behind a stuck write to the same topic too); requests on other
 //! topics keep being answered; once the disk answers again, so does the
@@ -28,9 +29,18 @@ fn record(value: &str) -> Vec<Record> {
 async fn a_stalled_disk_times_requests_out_and_the_broker_recovers() {
     let fs = Ext4::new(16);
     let data = fs.path().join("data");
-    let broker = Launch::new(&data, &["--fsync", "always", "--request-timeout-secs", "1"])
-        .start()
-        .await;
+    let broker = Launch::new(
+        &data,
+        &[
+            "--fsync",
+            "always",
+            "--request-timeout-secs",
+            "1",
+            "--offload-disk-calls",
+        ],
+    )
+    .start()
+    .await;
     create_topic(&broker, "stall").await;
     create_topic(&broker, "other").await;
     assert_eq!(publish(&broker, "stall", record("before")).await, 0);
