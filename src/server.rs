@@ -340,8 +340,9 @@ pub async fn run(
                 // `/metrics` joins the gateway's routes before the guard,
                 // so auth covers it; the request metrics see every answer,
                 // refusals included.
-                let router =
-                    gateway::router(gateway).merge(metrics::router(metrics.clone(), store.clone()));
+                let router = gateway::router(gateway)
+                    .merge(metrics::router(metrics.clone(), store.clone()))
+                    .merge(crate::console::router());
                 let router = auth::http::guard(router, access.auth.clone(), access.public)
                     .layer(axum::middleware::from_fn_with_state(
                         limits::rest_permits(config.max_concurrent_requests),
