@@ -57,21 +57,22 @@ pub const ASSETS: [Asset; 3] = [INDEX, asset!("console.js"), asset!("console.css
 /// The routes of the console: `/`, `/console` (a redirect), `/console/`
 /// and `/console/{asset}`.
 pub fn router() -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(index))
-        .route("/console", get(|| async { Redirect::permanent("/console/") }))
-        .route("/console/", get(index))
         .route(
-            "/console/{asset}",
-            get(
-                |axum::extract::Path(name): axum::extract::Path<String>, headers: HeaderMap| async move {
-                    match ASSETS.iter().find(|a| a.name == name) {
-                        Some(asset) => serve(asset, &headers),
-                        None => StatusCode::NOT_FOUND.into_response(),
-                    }
-                },
-            ),
+            "/console",
+            get(|| async { Redirect::permanent("/console/") }),
         )
+        .route("/console/", get(index));
+    // One route per file: any other path under `/console/` is the
+    // gateway's JSON 404, as for every unknown route.
+    for asset in &ASSETS {
+        router = router.route(
+            &format!("/console/{}", asset.name),
+            get(move |headers: HeaderMap| async move { serve(asset, &headers) }),
+        );
+    }
+    router
 }
 
 async fn index(headers: HeaderMap) -> Response {
