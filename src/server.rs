@@ -5,7 +5,8 @@
 //! too), `grpc.health.v1`, and grpc-web over HTTP/1.1 with CORS so browser
 //! pages on other origins can call it. The REST listener serves the
 //! [`gateway`](crate::gateway): the same services as JSON routes generated
-//! from the proto, Server-Sent Events, `/openapi.json` and `/healthz`.
+//! from the proto, Server-Sent Events, `/openapi.json` and `/healthz`, and
+//! the [web console](crate::console) at `/`.
 //!
 //! The library never binds a port or reads a signal by itself: the caller
 //! binds the listeners ([`Listeners::bind`], or port 0 in tests) and passes
