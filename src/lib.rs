@@ -12,6 +12,8 @@
 //! - [`gateway`]: the REST gateway, generated from the proto's HTTP rules:
 //!   JSON routes, Server-Sent Events, `/openapi.json`, `/healthz`.
 //! - [`subscription`]: the push stream behind Subscribe.
+//! - [`console`]: the web console (built from `web/`), embedded and served
+//!   at `/` on the REST listener; it calls the broker over grpc-web.
 //! - [`auth`]: bearer tokens, roles and topic grants; [`tls`]: TLS for both
 //!   listeners.
 //! - [`metrics`]: `/metrics` in the Prometheus text format: request counts
@@ -26,6 +28,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod gateway;
 pub mod limits;

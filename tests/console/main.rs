@@ -1,0 +1,155 @@
+//! The web console in a real browser: two `gostream` processes on
+//! ephemeral ports, and `web/tests/e2e.mjs` (playwright-core driving
+//! Debian's Chromium) loading the console from the first broker's REST
+//! port and managing each broker over grpc-web. The page's origin differs
+//! from both gRPC listeners (another port, or another broker), so every
+//! call is a CORS request.
+//!
+//! Needs `node`, `web/node_modules` (`npm ci --prefix web`) and
+//! `/usr/bin/chromium` (or `$CHROMIUM`); a missing one fails the test, it
+//! is never skipped. The screenshot is written under `target/console-e2e/`.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt as _, BufReader},
+    process::{Child, Command},
+};
+
+/// How long the browser run may take; it needs a few seconds.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// A running broker and the addresses it logged.
+struct Broker {
+    /// Killed when dropped.
+    _child: Child,
+    grpc: SocketAddr,
+    rest: SocketAddr,
+}
+
+impl Broker {
+    async fn start() -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gostream"));
+        // Only the flags here apply: no inherited GOSTREAM_* or RUST_LOG.
+        for (name, _) in std::env::vars_os() {
+            let name_text = name.to_string_lossy();
+            if name_text.starts_with("GOSTREAM_") || name_text == "RUST_LOG" {
+                command.env_remove(&name);
+            }
+        }
+        let mut child = command
+            .args(["--grpc-addr", "127.0.0.1:0", "--rest-addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn gostream");
+        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let (mut grpc, mut rest) = (None, None);
+        let mut log = Vec::new();
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            while grpc.is_none() || rest.is_none() {
+                let Some(line) = lines.next_line().await.expect("read stderr") else {
+                    break;
+                };
+                if line.contains("reflection and health listening") {
+                    grpc = socket_addr_in(&line);
+                } else if line.contains("REST gateway listening") {
+                    rest = socket_addr_in(&line);
+                }
+                log.push(line);
+            }
+        })
+        .await;
+        let (Ok(()), Some(grpc), Some(rest)) = (found, grpc, rest) else {
+            panic!("gostream did not log both addresses:\n{}", log.join("\n"));
+        };
+        // Keep draining stderr so the broker never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            _child: child,
+            grpc,
+            rest,
+        }
+    }
+}
+
+/// The first `ip:port` in a log line.
+fn socket_addr_in(line: &str) -> Option<SocketAddr> {
+    line.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .find_map(|word| word.parse().ok())
+}
+
+fn repository() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_manages_brokers_over_grpc_web_in_a_browser() {
+    let chromium = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(
+        chromium.is_file(),
+        "{} not found: install Debian's chromium (tests/run.sh does), or set CHROMIUM",
+        chromium.display()
+    );
+    let web = repository().join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "web/node_modules is missing: npm ci --prefix web"
+    );
+
+    let (a, b) = tokio::join!(Broker::start(), Broker::start());
+    let artifacts = repository().join("target/console-e2e");
+    std::fs::create_dir_all(&artifacts).expect("create target/console-e2e");
+    let broker = |name: &str, broker: &Broker| {
+        serde_json::json!({
+            "name": name,
+            "grpc": format!("http://{}", broker.grpc),
+            "rest": format!("http://{}", broker.rest),
+        })
+    };
+    let config = serde_json::json!({
+        "page": format!("http://{}", a.rest),
+        "brokers": [
+            broker("the broker that serves the page (another port)", &a),
+            broker("another broker (another origin)", &b),
+        ],
+        "artifacts": artifacts,
+    });
+
+    let run = Command::new("node")
+        .arg("tests/e2e.mjs")
+        .arg(config.to_string())
+        .current_dir(&web)
+        .env("CHROMIUM", &chromium)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE, run)
+        .await
+        .unwrap_or_else(|_| panic!("the browser test did not finish within {PATIENCE:?}"))
+        .unwrap_or_else(|error| panic!("cannot run node (is Node.js installed?): {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    let screenshot = artifacts.join("console.png");
+    assert!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+    println!("screenshot: {}", screenshot.display());
+}
