@@ -1,9 +1,10 @@
-//! The web console in a real browser: two `gostream` processes on
-//! ephemeral ports, and `web/tests/e2e.mjs` (playwright-core driving
-//! Debian's Chromium) loading the console from the first broker's REST
-//! port and managing each broker over grpc-web. The page's origin differs
-//! from both gRPC listeners (another port, or another broker), so every
-//! call is a CORS request.
+//! The web console in a real browser: `gostream` processes on ephemeral
+//! ports, and `web/tests/e2e.mjs` (playwright-core driving Debian's
+//! Chromium) loading the console from the first broker's REST port and
+//! managing the first two brokers over grpc-web, and a third one with
+//! authentication on through the page's token field. The page's origin
+//! differs from every gRPC listener (another port, or another broker), so
+//! every call is a CORS request.
 //!
 //! Needs `node`, `web/node_modules` (`npm ci --prefix web`) and
 //! `/usr/bin/chromium` (or `$CHROMIUM`); a missing one fails the test, it
@@ -24,6 +25,9 @@ use tokio::{
 /// How long the browser run may take; it needs a few seconds.
 const PATIENCE: Duration = Duration::from_secs(90);
 
+/// The one token of the broker with authentication on.
+const TOKEN: &str = "c0nsole-t0ken";
+
 /// A running broker and the addresses it logged.
 struct Broker {
     /// Killed when dropped.
@@ -33,7 +37,8 @@ struct Broker {
 }
 
 impl Broker {
-    async fn start() -> Self {
+    /// Starts a broker with `flags` besides its addresses.
+    async fn start(flags: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_gostream"));
         // Only the flags here apply: no inherited GOSTREAM_* or RUST_LOG.
         for (name, _) in std::env::vars_os() {
@@ -44,6 +49,7 @@ impl Broker {
         }
         let mut child = command
             .args(["--grpc-addr", "127.0.0.1:0", "--rest-addr", "127.0.0.1:0"])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -105,7 +111,13 @@ async fn the_console_manages_brokers_over_grpc_web_in_a_browser() {
         "web/node_modules is missing: npm ci --prefix web"
     );
 
-    let (a, b) = tokio::join!(Broker::start(), Broker::start());
+    let grant = format!("{TOKEN} admin *");
+    let with_auth = ["--auth-tokens", grant.as_str()];
+    let (a, b, c) = tokio::join!(
+        Broker::start(&[]),
+        Broker::start(&[]),
+        Broker::start(&with_auth),
+    );
     let artifacts = repository().join("target/console-e2e");
     std::fs::create_dir_all(&artifacts).expect("create target/console-e2e");
     let broker = |name: &str, broker: &Broker| {
@@ -121,6 +133,12 @@ async fn the_console_manages_brokers_over_grpc_web_in_a_browser() {
             broker("the broker that serves the page (another port)", &a),
             broker("another broker (another origin)", &b),
         ],
+        "secured": {
+            "name": "a broker with authentication on",
+            "grpc": format!("http://{}", c.grpc),
+            "rest": format!("http://{}", c.rest),
+            "token": TOKEN,
+        },
         "artifacts": artifacts,
     });
 

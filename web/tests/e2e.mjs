@@ -5,11 +5,14 @@
 //
 // where <json> is {"page": REST URL that serves the console,
 //                  "brokers": [{"name", "grpc": gRPC URL, "rest": REST URL}],
+//                  "secured": {"name", "grpc", "rest", "token"} (optional),
 //                  "artifacts": a directory for screenshots}.
 // For each broker the page (always loaded from `page`, so the calls are
 // cross-origin) creates a topic, tails it, publishes three messages and sees
 // them in order, sees a consumer's lag grow, keeps up with a burst, shows an
-// error as its gRPC code and message, and deletes the topic.
+// error as its gRPC code and message, and deletes the topic. Against the
+// `secured` broker (authentication on) it is refused without a token and with
+// a wrong one, then connects with the token and creates a topic.
 // Exits non-zero on the first failure; prints one line per step.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -44,11 +47,13 @@ function step(text) {
   console.log(`  ${text}`);
 }
 
-/** A call to the broker's REST API from the test itself. */
+/** A call to the broker's REST API from the test itself (with its token, if it has one). */
 async function rest(broker, method, path, body) {
+  const headers = body === undefined ? {} : { "content-type": "application/json" };
+  if (broker.token) headers.authorization = `Bearer ${broker.token}`;
   const response = await fetch(`${broker.rest}${path}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -202,6 +207,38 @@ async function scenario(context, broker, index) {
   await page.close();
 }
 
+/** The bearer token field against a broker with authentication on. */
+async function secured(context, broker) {
+  console.log(`console against ${broker.name}: broker ${broker.grpc}`);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  await page.goto(`${config.page}/?broker=${encodeURIComponent(broker.grpc)}`);
+  await page.locator("#error-code", { hasText: "UNAUTHENTICATED" }).waitFor();
+  step("without a token: UNAUTHENTICATED, shown as code and message");
+
+  await page.getByLabel("Bearer token").fill("not-the-token");
+  await page.getByRole("button", { name: "Connect" }).click();
+  await page.locator("#error-code", { hasText: "UNAUTHENTICATED" }).waitFor();
+  step("a wrong token: UNAUTHENTICATED");
+
+  await page.getByLabel("Bearer token").fill(broker.token);
+  await page.getByRole("button", { name: "Connect" }).click();
+  await page.locator("#status", { hasText: `Connected to ${broker.grpc}` }).waitFor();
+  const topic = `console-secured-${Date.now()}`;
+  await page.getByLabel("New topic").fill(topic);
+  await page.getByLabel("New topic").press("Enter");
+  await page.locator(`#topics-table tr[data-topic="${topic}"]`).waitFor();
+  check((await rest(broker, "GET", `/v1/topics/${topic}`)).status === 200, "the topic exists on the broker");
+  check(
+    (await rest({ ...broker, token: undefined }, "GET", `/v1/topics/${topic}`)).status === 401,
+    "the broker refuses calls without the token",
+  );
+  step("with the token: connected, created a topic");
+  check(problems.length === 0, problems.join("\n"));
+  await page.close();
+}
+
 const profile = await mkdtemp(join(tmpdir(), "gostream-console-"));
 let context;
 let failed = false;
@@ -216,6 +253,7 @@ try {
   for (const [i, broker] of config.brokers.entries()) {
     await scenario(context, broker, i);
   }
+  if (config.secured) await secured(context, config.secured);
   console.log("console e2e: passed");
 } catch (error) {
   failed = true;
