@@ -17,6 +17,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY src ./src
+# The manifest names the benchmark, and the binary embeds the web console's
+# built bundle (checked in, so no Node.js is needed here).
+COPY benches ./benches
+COPY web/dist ./web/dist
 # The registry and target caches survive between builds, so a rebuild after a
 # source change recompiles only GoStream itself, not its dependencies.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
