@@ -238,21 +238,10 @@ impl<F: LogFactory> Engine<F> {
         let publish_time_ns = now.max(state.log.last_publish_time_ns());
         let first_offset = state.log.end_offset();
         let count = batch.len() as u64;
-        let before = state.log.memory_bytes();
-        let durability = match state.log.append(batch, publish_time_ns) {
-            Ok(durability) => durability,
-            Err(error) => {
-                self.release(cost);
-                return Err(error);
-            }
-        };
-        // The reservation becomes what the log really took.
+        let appended = self.tracked(&mut state, |s| s.log.append(batch, publish_time_ns));
+        // The reservation gives way to what the log really took (tracked).
         self.release(cost);
-        let after = state.log.memory_bytes();
-        self.memory
-            .fetch_add(after.saturating_sub(before), Ordering::Relaxed);
-        self.memory
-            .fetch_sub(before.saturating_sub(after), Ordering::Relaxed);
+        let durability = appended?;
         let end = state.log.end_offset();
         let policy = state.retention.effective(&self.limits.default_retention);
         if let Err(error) = self.tracked(&mut state, |s| s.log.apply_retention(&policy, now)) {
@@ -269,11 +258,6 @@ impl<F: LogFactory> Engine<F> {
             durability,
             end,
         )))
-    }
-
-    /// Waits for a change to be durable; fails if it may be lost.
-    async fn durable(durability: super::log::Durability) -> Result<()> {
-        durability.wait().await
     }
 }
 
@@ -351,7 +335,7 @@ impl<F: LogFactory> Store for Engine<F> {
                 durability,
             )
         };
-        Self::durable(durability).await?;
+        durability.wait().await?;
         Ok(info)
     }
 
@@ -428,7 +412,7 @@ impl<F: LogFactory> Store for Engine<F> {
         };
         let (ack, durability, end) = appended;
         if !durability.is_done() {
-            Self::durable(durability).await?;
+            durability.wait().await?;
             if let Ok(mut state) = handle.lock() {
                 state.make_visible(end);
             }
@@ -496,7 +480,7 @@ impl<F: LogFactory> Store for Engine<F> {
             state.consumers.insert(id, consumer);
             (info, durability)
         };
-        Self::durable(durability).await?;
+        durability.wait().await?;
         Ok(info)
     }
 
@@ -544,7 +528,7 @@ impl<F: LogFactory> Store for Engine<F> {
         };
         // Wake fetches waiting on the consumer, so they fail now.
         handle.changed.send_replace(());
-        Self::durable(durability).await
+        durability.wait().await
     }
 
     async fn fetch(
@@ -665,7 +649,7 @@ impl<F: LogFactory> Engine<F> {
             state.consumers.insert(id.clone(), changed);
             (info, durability)
         };
-        Self::durable(durability).await?;
+        durability.wait().await?;
         Ok(info)
     }
 }

@@ -34,6 +34,8 @@ mod bad_input;
 mod binary;
 mod common;
 mod concurrency;
+#[path = "../support/executable.rs"]
+mod executable;
 mod grpc_v1;
 mod legacy;
 mod limits;

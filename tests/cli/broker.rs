@@ -2,23 +2,17 @@
 //! found through the address it logs, and the client commands run against
 //! it.
 
-use std::{net::SocketAddr, process::Stdio};
+use std::process::Stdio;
 
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader, Lines},
     process::{Child, ChildStdout},
 };
 
-use super::{PATIENCE, Run, command, gostream};
+use super::{PATIENCE, Run, command, executable::socket_addr_in, gostream};
 
 /// The text of the line the broker logs once its gRPC listener is bound.
 const LISTENING: &str = "reflection and health listening";
-
-/// The first `ip:port` in a log line.
-fn socket_addr_in(line: &str) -> Option<SocketAddr> {
-    line.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-        .find_map(|word| word.parse().ok())
-}
 
 /// A running broker, killed when dropped.
 pub struct Broker {

@@ -26,6 +26,8 @@ mod broker;
 mod consume;
 mod consumers;
 mod errors;
+#[path = "../support/executable.rs"]
+mod executable;
 mod publish;
 mod tls;
 mod topics;
@@ -37,9 +39,6 @@ use std::{
 
 use serde_json::Value;
 use tokio::{io::AsyncWriteExt as _, process::Command};
-
-/// The binary under test, built by cargo for this test.
-const BIN: &str = env!("CARGO_BIN_EXE_gostream");
 
 /// How long any wait may take: far more than a correct answer needs.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -104,13 +103,7 @@ impl Run {
 /// A `gostream` command with `args` and exactly the `GOSTREAM_*` variables
 /// in `env`.
 pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        let inherited = name.to_string_lossy();
-        if inherited.starts_with("GOSTREAM_") || inherited == "RUST_LOG" {
-            command.env_remove(&name);
-        }
-    }
+    let mut command = executable::command();
     command
         .args(args)
         .envs(env.iter().copied())

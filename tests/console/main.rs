@@ -10,6 +10,9 @@
 //! `/usr/bin/chromium` (or `$CHROMIUM`); a missing one fails the test, it
 //! is never skipped. The screenshot is written under `target/console-e2e/`.
 
+#[path = "../support/executable.rs"]
+mod executable;
+
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -17,6 +20,7 @@ use std::{
     time::Duration,
 };
 
+use executable::socket_addr_in;
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::{Child, Command},
@@ -39,14 +43,8 @@ struct Broker {
 impl Broker {
     /// Starts a broker with `flags` besides its addresses.
     async fn start(flags: &[&str]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gostream"));
         // Only the flags here apply: no inherited GOSTREAM_* or RUST_LOG.
-        for (name, _) in std::env::vars_os() {
-            let name_text = name.to_string_lossy();
-            if name_text.starts_with("GOSTREAM_") || name_text == "RUST_LOG" {
-                command.env_remove(&name);
-            }
-        }
+        let mut command = executable::command();
         let mut child = command
             .args(["--grpc-addr", "127.0.0.1:0", "--rest-addr", "127.0.0.1:0"])
             .args(flags)
@@ -84,12 +82,6 @@ impl Broker {
             rest,
         }
     }
-}
-
-/// The first `ip:port` in a log line.
-fn socket_addr_in(line: &str) -> Option<SocketAddr> {
-    line.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-        .find_map(|word| word.parse().ok())
 }
 
 fn repository() -> &'static Path {

@@ -26,9 +26,6 @@ use tokio::{
 };
 use tonic::transport::Channel;
 
-/// The binary under test, built by cargo for this test target.
-const BIN: &str = env!("CARGO_BIN_EXE_gostream");
-
 /// How long any single wait may take (a start-up, a call, an exit): far
 /// more than a correct broker needs, so only a hang trips it.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -66,13 +63,7 @@ impl Launch {
     /// the data directory and the flags, and no inherited `GOSTREAM_*`
     /// or `RUST_LOG` variable, so only what the test says applies.
     fn command(&self) -> Command {
-        let mut command = Command::new(BIN);
-        for (name, _) in std::env::vars_os() {
-            let inherited = name.to_string_lossy();
-            if inherited.starts_with("GOSTREAM_") || inherited == "RUST_LOG" {
-                command.env_remove(&name);
-            }
-        }
+        let mut command = crate::executable::command();
         command
             .args(["--grpc-addr", "127.0.0.1:0", "--rest-addr", "127.0.0.1:0"])
             .args(["--log-format", "json"])
@@ -327,10 +318,7 @@ fn addr_in(line: &str) -> SocketAddr {
         .ok()
         .and_then(|entry| entry["fields"]["addr"].as_str().map(str::to_owned))
         .and_then(|addr| addr.parse().ok());
-    let addr = from_field.or_else(|| {
-        line.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-            .find_map(|word| word.parse::<SocketAddr>().ok())
-    });
+    let addr = from_field.or_else(|| crate::executable::socket_addr_in(line));
     let addr = addr.unwrap_or_else(|| panic!("no address in the line {line:?}"));
     assert!(
         addr.ip().is_loopback() && addr.port() != 0,

@@ -40,6 +40,8 @@ mod broker;
 mod client;
 mod corruption;
 mod crash;
+#[path = "../support/executable.rs"]
+mod executable;
 mod faults;
 mod mounts;
 mod restart;

@@ -23,20 +23,7 @@ use tonic::transport::Channel;
 
 use super::{LISTENING, PATIENCE, REST_LISTENING, gostream};
 use crate::common::within_limit;
-
-/// The first `ip:port` in a log line, wherever the formatter put it (a text
-/// field, a JSON string, inside `Some(..)`).
-pub(super) fn socket_addr_in(line: &str) -> Option<SocketAddr> {
-    let bytes = line.as_bytes();
-    (0..bytes.len())
-        .filter(|&i| bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit()))
-        .find_map(|start| {
-            let end = line[start..]
-                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-                .map_or(line.len(), |n| start + n);
-            line[start..end].parse().ok()
-        })
-}
+use crate::executable::socket_addr_in;
 
 /// A running broker process and the lines it wrote to stderr.
 pub(super) struct Broker {

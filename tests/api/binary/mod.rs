@@ -33,9 +33,6 @@ use std::{
 
 use tokio::process::Command;
 
-/// The binary under test, built by cargo for this test.
-const BIN: &str = env!("CARGO_BIN_EXE_gostream");
-
 /// How long any wait may take: far more than a correct answer needs.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -48,13 +45,7 @@ const REST_LISTENING: &str = "REST gateway listening";
 /// A `gostream` command with `args` and exactly the `GOSTREAM_*` variables
 /// in `env`.
 fn gostream(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars_os() {
-        let inherited = name.to_string_lossy();
-        if inherited.starts_with("GOSTREAM_") || inherited == "RUST_LOG" {
-            command.env_remove(&name);
-        }
-    }
+    let mut command = crate::executable::command();
     command
         .env("GOSTREAM_REST_ADDR", "127.0.0.1:0")
         .args(args)
