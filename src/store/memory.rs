@@ -633,12 +633,12 @@ mod tests {
 
     fn rich(i: u64, size: usize) -> Record {
         let mut headers = Headers::new();
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             headers.insert(format!("h{i}"), "v".repeat(i as usize % 200));
             headers.insert("empty".into(), String::new());
         }
         Record {
-            key: Bytes::from(if i % 2 == 0 {
+            key: Bytes::from(if i.is_multiple_of(2) {
                 format!("key-{i}")
             } else {
                 String::new()
