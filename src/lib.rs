@@ -20,12 +20,14 @@
 //!   and latency, per-topic and per-consumer figures.
 //! - [`limits`]: the request timeout, concurrent requests and connections.
 //! - [`cli`]: the command-line client (`gostream topics|consumers|publish|consume|broker`).
+//! - [`bench`](mod@bench): `gostream bench`, throughput and latency against a baseline.
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
 //!
 //! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
 //! tests run the same server in-process on port 0.
 
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod console;

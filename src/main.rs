@@ -1,7 +1,8 @@
 //! The `gostream` binary: with `serve` or no command, parses flags, binds
 //! the listeners, and runs the broker until SIGINT or SIGTERM; with a client
 //! command (`topics`, `consumers`, `publish`, `consume`, `broker`), runs it
-//! against a broker (see [`gostream::cli`]).
+//! against a broker (see [`gostream::cli`]); with `bench`, measures one (see
+//! [`gostream::bench`]).
 
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ use clap::{
     ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
 };
 use gostream::{
-    cli,
+    bench, cli,
     config::Config,
     server::{self, Listeners},
     telemetry,
@@ -39,17 +40,58 @@ enum Command {
     Serve(Box<Config>),
     #[command(flatten)]
     Client(cli::Command),
+    Bench(Box<bench::BenchArgs>),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     check_flag_placement(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    if let Some(Command::Bench(args)) = &cli.command {
+        // The benchmark builds its own runtimes: one for the client, one
+        // for an in-process broker.
+        let server_given = matches.value_source("server") == Some(ValueSource::CommandLine);
+        return run_bench(args, &cli.client, server_given);
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("gostream: cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `gostream bench`; a bad combination of flags is a usage error
+/// (exit status 2), a failed run prints `error: ...` (exit status 1).
+fn run_bench(args: &bench::BenchArgs, client: &cli::Client, server_given: bool) -> ExitCode {
+    match bench::run(args, client, server_given) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(bench::Failure::Usage(message)) => {
+            let mut root = Cli::command();
+            root.build();
+            let mut command = root.find_subcommand("bench").cloned().unwrap_or(root);
+            command
+                .error(clap::error::ErrorKind::ValueValidation, message)
+                .exit()
+        }
+        Err(bench::Failure::Run(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the broker or a client command.
+async fn run(cli: Cli) -> ExitCode {
     let config = match cli.command {
         Some(Command::Serve(config)) => *config,
         None => cli.serve,
         Some(Command::Client(command)) => return run_client(cli.client, command).await,
+        Some(Command::Bench(_)) => return ExitCode::FAILURE,
     };
     if let Err(error) = telemetry::init(&config.log_level, config.log_format) {
         eprintln!("gostream: {error}");

@@ -17,6 +17,7 @@
 //!
 //! A Redis backend implements the trait directly.
 
+pub mod discard;
 pub mod disk;
 pub mod engine;
 pub mod log;

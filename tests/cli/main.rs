@@ -22,6 +22,7 @@
 //! flag placement), [`tls`] (https:// and the bearer token, against an
 //! in-process TLS server).
 
+mod bench;
 mod broker;
 mod consume;
 mod consumers;

@@ -1,0 +1,153 @@
+//! The benchmark's side of the wire: a connection to the measured broker
+//! over gRPC ([`grpc`](super::grpc)) or REST ([`rest`](super::rest)), and
+//! the few calls a benchmark makes.
+//!
+//! Every call returns the broker's answer or a [`CallError`] naming the
+//! call and the code; the workloads count those as errors.
+
+use std::{fmt, path::PathBuf};
+
+use bytes::Bytes;
+
+use super::{args::Transport, grpc::Grpc, rest::Rest};
+use crate::pb::gostream::v1::{FetchResponse, SubscribeResponse};
+
+/// The broker a run measures, and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The API.
+    pub transport: Transport,
+    /// Its URL: the gRPC listener for gRPC, the REST base URL for REST.
+    pub url: String,
+    /// `--token`.
+    pub token: Option<String>,
+    /// `--ca-cert` (https:// over gRPC).
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// A failed call: which call, and the broker's (or the transport's) answer.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    /// The RPC, e.g. `Publish`.
+    pub call: &'static str,
+    /// `CODE: message` for gRPC, `HTTP 404: message` for REST.
+    pub message: String,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.call, self.message)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// What a call returns.
+pub type CallResult<T> = Result<T, CallError>;
+
+/// One connection (a gRPC channel, or a REST client and its pool); cheap to
+/// clone, every clone shares it.
+#[derive(Debug, Clone)]
+pub enum Conn {
+    /// gRPC (its clients are large; boxed).
+    Grpc(Box<Grpc>),
+    /// REST.
+    Rest(Rest),
+}
+
+impl Conn {
+    /// Opens a connection to `target`.
+    pub async fn connect(target: &Target) -> Result<Self, String> {
+        match target.transport {
+            Transport::Grpc => Grpc::connect(target)
+                .await
+                .map(|grpc| Self::Grpc(Box::new(grpc))),
+            Transport::Rest => Rest::connect(target).map(Self::Rest),
+        }
+    }
+
+    /// CreateTopic.
+    pub async fn create_topic(&mut self, topic: &str) -> CallResult<()> {
+        match self {
+            Self::Grpc(c) => c.create_topic(topic).await,
+            Self::Rest(c) => c.create_topic(topic).await,
+        }
+    }
+
+    /// DeleteTopic.
+    pub async fn delete_topic(&mut self, topic: &str) -> CallResult<()> {
+        match self {
+            Self::Grpc(c) => c.delete_topic(topic).await,
+            Self::Rest(c) => c.delete_topic(topic).await,
+        }
+    }
+
+    /// GetTopic: the topic's end offset.
+    pub async fn end_offset(&mut self, topic: &str) -> CallResult<u64> {
+        match self {
+            Self::Grpc(c) => c.end_offset(topic).await,
+            Self::Rest(c) => c.end_offset(topic).await,
+        }
+    }
+
+    /// CreateConsumer `id` at the earliest offset, auto-commit.
+    pub async fn create_consumer(&mut self, topic: &str, id: &str) -> CallResult<()> {
+        match self {
+            Self::Grpc(c) => c.create_consumer(topic, id).await,
+            Self::Rest(c) => c.create_consumer(topic, id).await,
+        }
+    }
+
+    /// Publish one record per value; returns how many were appended.
+    /// `fixed` says every value is the same bytes, every call (so REST can
+    /// encode the body once).
+    pub async fn publish(&mut self, topic: &str, values: &[Bytes], fixed: bool) -> CallResult<u64> {
+        match self {
+            Self::Grpc(c) => c.publish(topic, values).await,
+            Self::Rest(c) => c.publish(topic, values, fixed).await,
+        }
+    }
+
+    /// Fetch up to `max` messages through consumer `id`, without waiting.
+    pub async fn fetch(&mut self, topic: &str, id: &str, max: u32) -> CallResult<FetchResponse> {
+        match self {
+            Self::Grpc(c) => c.fetch(topic, id, max).await,
+            Self::Rest(c) => c.fetch(topic, id, max).await,
+        }
+    }
+
+    /// Subscribe, through consumer `id` or (without) ephemerally from the
+    /// earliest offset, up to `max` messages a response.
+    pub async fn subscribe(
+        &mut self,
+        topic: &str,
+        id: Option<&str>,
+        max: u32,
+    ) -> CallResult<Subscription> {
+        match self {
+            Self::Grpc(c) => c.subscribe(topic, id, max).await.map(Subscription::Grpc),
+            Self::Rest(c) => c.subscribe(topic, id, max).await.map(Subscription::Rest),
+        }
+    }
+}
+
+/// An open Subscribe stream.
+pub enum Subscription {
+    /// A gRPC server stream.
+    Grpc(tonic::Streaming<SubscribeResponse>),
+    /// Server-Sent Events.
+    Rest(super::rest::Events),
+}
+
+impl Subscription {
+    /// The next response; `None` if the broker ended the stream.
+    pub async fn next(&mut self) -> CallResult<Option<SubscribeResponse>> {
+        match self {
+            Self::Grpc(stream) => stream.message().await.map_err(|status| CallError {
+                call: "Subscribe",
+                message: super::grpc::describe(&status),
+            }),
+            Self::Rest(events) => events.next().await,
+        }
+    }
+}

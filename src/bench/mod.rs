@@ -1,0 +1,242 @@
+//! `gostream bench`: throughput and latency of a broker, measured by the
+//! same binary.
+//!
+//! Modes: `produce` (publish calls), `consume` (reading back topics filled
+//! beforehand, untimed) and `e2e` (publish to delivery at a target rate).
+//! Without `--server` the broker runs in this process, on its own tokio
+//! runtime (as many worker threads as the machine has cores) and ephemeral
+//! loopback ports, served exactly as the binary serves it; the client runs
+//! on another runtime, so the two never share worker threads. With
+//! `--baseline` the same workload first runs against a broker over
+//! [`DiscardStore`](crate::store::discard::DiscardStore), which keeps
+//! nothing: the ceiling of the transports, the services and this client.
+//! Results are quoted as a ratio of it.
+//!
+//! Every run checks its counts: a failed call, or a message lost,
+//! duplicated or out of order, fails the command.
+//!
+//! # Layout
+//! - [`args`]: the flags.
+//! - [`inprocess`]: the in-process broker.
+//! - [`client`], [`grpc`], [`rest`]: the calls, over either API.
+//! - [`pace`]: the process clock, the budget and the `--rate` schedule.
+//! - [`workload`]: one run against one broker; [`produce`], [`consume`],
+//!   [`e2e`]: the modes.
+//! - [`report`], [`progress`]: histograms, the summary and JSON, the bar.
+
+pub mod args;
+pub mod client;
+pub mod consume;
+pub mod e2e;
+pub mod grpc;
+pub mod inprocess;
+pub mod pace;
+pub mod produce;
+pub mod progress;
+pub mod report;
+pub mod rest;
+pub mod workload;
+
+use std::io::IsTerminal as _;
+
+pub use args::BenchArgs;
+
+use self::{
+    args::{Amount, Mode, Read, Transport},
+    client::Target,
+    inprocess::{Backend, InProcess},
+    progress::Progress,
+    report::{Outcome, Report},
+};
+use crate::cli;
+
+/// Why `gostream bench` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The flags do not make a benchmark (exit status 2).
+    Usage(String),
+    /// The run failed: a call, a count, the in-process broker (exit status
+    /// 1).
+    Run(String),
+}
+
+/// Runs the benchmark `args` describes; `client` holds the global client
+/// flags (`--server`, `--token`, `--ca-cert`, `--json`), and `server_given`
+/// says whether `--server` was on the command line (otherwise the broker
+/// runs in process). Prints the report on stdout.
+pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result<(), Failure> {
+    args.validate().map_err(Failure::Usage)?;
+    if server_given && args.transport == Transport::Rest && !client.server.starts_with("http://") {
+        return Err(Failure::Usage(format!(
+            "--transport rest takes the REST gateway's http:// base URL (this client has no TLS); got --server {}",
+            client.server
+        )));
+    }
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Run(format!("cannot start the client's runtime: {e}")))?;
+    let progress = Progress::new(!client.json && std::io::stderr().is_terminal());
+
+    let baseline = if args.baseline {
+        Some(in_process(&runtime, args, Backend::Discard, progress)?)
+    } else {
+        None
+    };
+    let (result, broker) = if server_given {
+        let target = Target {
+            transport: args.transport,
+            url: client.server.clone(),
+            token: client.token.clone(),
+            ca_cert: client.ca_cert.clone(),
+        };
+        let result = runtime
+            .block_on(workload::run(args, &target, progress))
+            .map_err(Failure::Run)?;
+        (result, client.server.clone())
+    } else {
+        let result = in_process(&runtime, args, Backend::Default, progress)?;
+        (result, Backend::Default.describe().to_owned())
+    };
+
+    let ratio = baseline
+        .as_ref()
+        .map(|baseline| result.msgs_per_sec / baseline.msgs_per_sec);
+    let report = Report {
+        mode: args.mode,
+        transport: args.transport,
+        config: config(args, &broker),
+        result,
+        baseline,
+        ratio,
+    };
+    if client.json {
+        let json = serde_json::to_string(&report)
+            .map_err(|e| Failure::Run(format!("cannot write the report: {e}")))?;
+        println!("{json}");
+    } else {
+        print!(
+            "{}",
+            report.text(&heading(args, &broker), &broker, latency_of(args))
+        );
+    }
+    Ok(())
+}
+
+/// Runs the workload against a broker over `backend` started for it.
+fn in_process(
+    runtime: &tokio::runtime::Runtime,
+    args: &BenchArgs,
+    backend: Backend,
+    progress: Progress,
+) -> Result<Outcome, Failure> {
+    let broker = InProcess::start(backend).map_err(Failure::Run)?;
+    let target = Target {
+        transport: args.transport,
+        url: broker.url(args.transport),
+        token: None,
+        ca_cert: None,
+    };
+    let result = runtime.block_on(workload::run(args, &target, progress));
+    let stopped = broker.stop();
+    let result = result.map_err(|e| Failure::Run(format!("{} ({})", e, backend.describe())))?;
+    stopped.map_err(|e| Failure::Run(format!("the in-process broker failed: {e}")))?;
+    Ok(result)
+}
+
+/// What the latency figures measure, in `args`' mode.
+fn latency_of(args: &BenchArgs) -> &'static str {
+    match (args.mode, args.read) {
+        (Mode::Produce, _) => "per publish call",
+        (Mode::Consume, Read::Fetch) => "per Fetch call",
+        (Mode::Consume, Read::Subscribe) => "between Subscribe responses",
+        (Mode::E2e, _) => "publish to delivery, per message",
+    }
+}
+
+/// `n thing` or `n things`.
+fn plural(n: u64, thing: &str) -> String {
+    if n == 1 {
+        format!("{n} {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// The first lines of the summary: mode, transport, broker, workload.
+fn heading(args: &BenchArgs, broker: &str) -> String {
+    let mode = match args.mode {
+        Mode::Produce => "produce",
+        Mode::Consume => "consume",
+        Mode::E2e => "e2e",
+    };
+    let amount = match args.amount() {
+        Amount::Messages(n) => format!("{} of {} bytes", plural(n, "message"), args.message_size),
+        Amount::Duration(d) => format!(
+            "messages of {} bytes for {:.1} s",
+            args.message_size,
+            d.as_secs_f64()
+        ),
+    };
+    let producers = format!(
+        "{} x {} in flight, {} per publish",
+        plural(args.producers, "producer"),
+        args.in_flight,
+        args.batch_size
+    );
+    let consumers = match (args.mode, args.read) {
+        (Mode::Consume, Read::Fetch) => format!(
+            "{}, Fetch of up to {}",
+            plural(args.consumer_count(), "consumer"),
+            args.fetch_batch
+        ),
+        _ => format!(
+            "{}, up to {} a response",
+            plural(args.consumer_count(), "subscriber"),
+            args.fetch_batch
+        ),
+    };
+    let who = match args.mode {
+        Mode::Produce => producers,
+        Mode::Consume => consumers,
+        Mode::E2e => format!("{producers}; {consumers}"),
+    };
+    let rate = match (args.mode, args.rate) {
+        (Mode::Consume, _) => String::new(),
+        (_, Some(rate)) => format!("; {rate} msgs/s"),
+        (_, None) => "; as fast as possible".to_owned(),
+    };
+    format!(
+        "gostream bench {mode} over {} against {broker}\n  {}, {}; {amount}; {who}{rate}\n",
+        args.transport.name(),
+        plural(args.topics, "topic"),
+        plural(args.connections, "connection"),
+    )
+}
+
+/// The workload, as `--json` reports it.
+fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
+    let (messages, duration) = match args.amount() {
+        Amount::Messages(n) => (Some(n), None),
+        Amount::Duration(d) => (None, Some(d.as_secs_f64())),
+    };
+    serde_json::json!({
+        "broker": broker,
+        "topics": args.topics,
+        "producers": args.producers,
+        "consumers": args.consumer_count(),
+        "connections": args.connections,
+        "message_size": args.message_size,
+        "batch_size": args.batch_size,
+        "in_flight": args.in_flight,
+        "messages": messages,
+        "duration_secs": duration,
+        "rate": args.rate,
+        "read": if args.mode == Mode::E2e { Read::Subscribe } else { args.read },
+        "fetch_batch": args.fetch_batch,
+        "baseline": args.baseline.then_some("in-process discard store, run first"),
+    })
+}

@@ -1,0 +1,259 @@
+//! What a run measured, and how it is shown: a readable summary, or one
+//! JSON object with `--json`.
+//!
+//! Latencies are recorded in nanoseconds in an HDR histogram (3 significant
+//! digits) per task, merged at the end, and reported in microseconds.
+//! Throughput is messages (and payload bytes, MB = 10^6 bytes) per second
+//! of the timed part of the run.
+
+use std::{fmt::Write as _, time::Duration};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latencies of one task; merged into the run's.
+#[derive(Debug, Clone)]
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // Auto-resizing: it grows to the largest value recorded.
+        let histogram = Histogram::new(3).unwrap_or_else(|_| {
+            unreachable!("3 significant digits is within what hdrhistogram supports")
+        });
+        Self(histogram)
+    }
+}
+
+impl Latencies {
+    /// Records one latency, in nanoseconds.
+    pub fn record(&mut self, nanos: u64) {
+        let nanos = nanos.max(1);
+        // `record` grows the histogram; past what it can hold, the value is
+        // clamped.
+        if self.0.record(nanos).is_err() {
+            self.0.saturating_record(nanos);
+        }
+    }
+
+    /// Adds `other`'s values.
+    pub fn merge(&mut self, other: &Self) {
+        // Both auto-resize, so adding cannot fail on range.
+        let _ = self.0.add(&other.0);
+    }
+
+    /// How many values were recorded.
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The percentiles, in microseconds; `None` if nothing was recorded.
+    pub fn summary(&self) -> Option<Latency> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let us = |nanos: u64| nanos as f64 / 1000.0;
+        Some(Latency {
+            p50: us(self.0.value_at_quantile(0.50)),
+            p90: us(self.0.value_at_quantile(0.90)),
+            p99: us(self.0.value_at_quantile(0.99)),
+            p999: us(self.0.value_at_quantile(0.999)),
+            max: us(self.0.max()),
+        })
+    }
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+/// The result of one run against one broker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Messages published (produce), read (consume) or delivered (e2e).
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// The timed part of the run.
+    pub seconds: f64,
+    /// `messages / seconds`.
+    pub msgs_per_sec: f64,
+    /// `bytes / seconds / 10^6`.
+    pub mb_per_sec: f64,
+    /// Per call (produce, consume) or per message (e2e); `null` when
+    /// nothing could be timed (e2e against the baseline, whose messages
+    /// carry no send time).
+    pub latency_us: Option<Latency>,
+    /// Failed calls (a run with any fails, so a printed result has 0).
+    pub errors: u64,
+}
+
+impl Outcome {
+    /// The outcome of `messages` messages of `bytes` in `elapsed`.
+    pub fn new(messages: u64, bytes: u64, elapsed: Duration, latencies: &Latencies) -> Self {
+        let seconds = elapsed.as_secs_f64().max(1e-9);
+        Self {
+            messages,
+            bytes,
+            seconds,
+            msgs_per_sec: messages as f64 / seconds,
+            mb_per_sec: bytes as f64 / seconds / 1e6,
+            latency_us: latencies.summary(),
+            errors: 0,
+        }
+    }
+}
+
+/// A whole report: the workload, the result, and the baseline if any.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// `produce`, `consume` or `e2e`.
+    pub mode: super::args::Mode,
+    /// `grpc` or `rest`.
+    pub transport: super::args::Transport,
+    /// The workload.
+    pub config: serde_json::Value,
+    /// The measured broker.
+    pub result: Outcome,
+    /// The discard store, with `--baseline`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Outcome>,
+    /// `result.msgs_per_sec / baseline.msgs_per_sec`, with `--baseline`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+}
+
+/// `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `850 µs`, `12.3 ms`, `1.25 s`.
+fn duration_us(us: f64) -> String {
+    if us < 1000.0 {
+        format!("{us:.0} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{:.2} s", us / 1_000_000.0)
+    }
+}
+
+/// The lines of one outcome, under `title`.
+fn block(out: &mut String, title: &str, outcome: &Outcome, latency_of: &str) {
+    let _ = writeln!(out, "{title}");
+    let _ = writeln!(
+        out,
+        "  messages    {} in {:.3} s",
+        grouped(outcome.messages),
+        outcome.seconds
+    );
+    let _ = writeln!(
+        out,
+        "  throughput  {} msgs/s, {:.1} MB/s",
+        grouped(outcome.msgs_per_sec.round() as u64),
+        outcome.mb_per_sec
+    );
+    match &outcome.latency_us {
+        Some(l) => {
+            let _ = writeln!(
+                out,
+                "  latency     p50 {}, p90 {}, p99 {}, p99.9 {}, max {} ({latency_of})",
+                duration_us(l.p50),
+                duration_us(l.p90),
+                duration_us(l.p99),
+                duration_us(l.p999),
+                duration_us(l.max),
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  latency     not measured (the discard store's messages carry no send time)"
+            );
+        }
+    }
+    let _ = writeln!(out, "  errors      {}", outcome.errors);
+}
+
+impl Report {
+    /// The readable summary: `heading` (mode, transport, workload), the
+    /// baseline's block if any, the broker's, and the ratio.
+    pub fn text(&self, heading: &str, broker: &str, latency_of: &str) -> String {
+        let mut out = String::from(heading);
+        if let Some(baseline) = &self.baseline {
+            block(
+                &mut out,
+                "baseline (in-process broker, discard store; ran first)",
+                baseline,
+                latency_of,
+            );
+        }
+        block(
+            &mut out,
+            &format!("broker ({broker})"),
+            &self.result,
+            latency_of,
+        );
+        if let Some(ratio) = self.ratio {
+            let _ = writeln!(out, "ratio         {ratio:.3} (broker / baseline msgs/s)");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_readable() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(duration_us(850.2), "850 µs");
+        assert_eq!(duration_us(12_345.0), "12.35 ms");
+        assert_eq!(duration_us(1_250_000.0), "1.25 s");
+    }
+
+    #[test]
+    fn percentiles_come_from_the_merged_histograms() {
+        let mut a = Latencies::default();
+        let mut b = Latencies::default();
+        for us in 1..=100 {
+            a.record(us * 1000);
+        }
+        b.record(5_000_000);
+        a.merge(&b);
+        let l = a.summary().expect("values");
+        assert!((50.0..=52.0).contains(&l.p50), "{l:?}");
+        assert!(l.p50 <= l.p99 && l.p99 <= l.max);
+        assert!((4990.0..=5010.0).contains(&l.max), "{l:?}");
+        assert!(Latencies::default().summary().is_none());
+    }
+}

@@ -1,0 +1,237 @@
+//! `gostream bench`: small runs of each mode, in process and against a
+//! broker process, judged by the JSON report, the broker's state and the
+//! exit status.
+
+use serde_json::Value;
+
+use super::{broker::Broker, gostream};
+
+/// Runs `gostream bench args... --json` and returns its report.
+async fn bench(args: &[&str]) -> Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let run = gostream(&all, &[], None).await;
+    let stdout = run.ok();
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout:?}"))
+}
+
+/// A result's figure as a number.
+fn number(value: &Value, path: &str) -> f64 {
+    value
+        .pointer(path)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("no number at {path}: {value}"))
+}
+
+/// Asserts `outcome` (a `result` or `baseline`) has `messages` and sound
+/// figures.
+#[track_caller]
+fn assert_sound(outcome: &Value, messages: u64) {
+    assert_eq!(outcome["messages"], messages, "{outcome}");
+    assert_eq!(outcome["errors"], 0, "{outcome}");
+    assert!(number(outcome, "/msgs_per_sec") > 0.0, "{outcome}");
+    assert!(number(outcome, "/seconds") > 0.0, "{outcome}");
+    let (p50, p99, max) = (
+        number(outcome, "/latency_us/p50"),
+        number(outcome, "/latency_us/p99"),
+        number(outcome, "/latency_us/max"),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{outcome}");
+}
+
+#[tokio::test]
+async fn produce_with_a_baseline_reports_both_and_their_ratio() {
+    let report = bench(&[
+        "produce",
+        "--messages",
+        "2000",
+        "--batch-size",
+        "10",
+        "--in-flight",
+        "4",
+        "--baseline",
+    ])
+    .await;
+    assert_eq!(report["mode"], "produce");
+    assert_eq!(report["transport"], "grpc");
+    assert_eq!(report["config"]["batch_size"], 10);
+    assert_sound(&report["result"], 2000);
+    assert_sound(&report["baseline"], 2000);
+    assert_eq!(report["result"]["bytes"], 2000 * 100);
+    let ratio = number(&report, "/ratio");
+    let expected =
+        number(&report, "/result/msgs_per_sec") / number(&report, "/baseline/msgs_per_sec");
+    assert!((ratio - expected).abs() < 1e-9, "{report}");
+}
+
+/// Against a broker process: the topics really hold what was published
+/// (kept with --keep-topics), and are gone after a run without it.
+#[tokio::test]
+async fn produce_against_a_broker_process_publishes_there() {
+    let broker = Broker::start().await;
+    let kept = broker
+        .run(&[
+            "bench",
+            "produce",
+            "--topics",
+            "2",
+            "--messages",
+            "1000",
+            "--batch-size",
+            "7",
+            "--keep-topics",
+            "--json",
+        ])
+        .await
+        .ok();
+    let kept: Value = serde_json::from_str(&kept).expect("a JSON report");
+    assert_eq!(kept["result"]["messages"], 1000);
+    assert_eq!(kept["config"]["broker"], broker.url);
+
+    let topics = broker.json(&["topics", "list"]).await;
+    assert_eq!(topics.len(), 2, "{topics:?}");
+    let mut ends = 0;
+    for topic in &topics {
+        assert!(
+            topic["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("bench-"))
+        );
+        let end: u64 = topic["endOffset"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no end offset: {topic}"));
+        assert!(end > 0, "each topic got messages: {topics:?}");
+        ends += end;
+    }
+    assert_eq!(ends, 1000);
+
+    broker
+        .run(&["bench", "produce", "--topics", "3", "--messages", "300"])
+        .await
+        .ok();
+    assert_eq!(broker.json(&["topics", "list"]).await, topics);
+}
+
+#[tokio::test]
+async fn consume_reads_back_every_message_by_fetch_and_by_subscribe() {
+    for read in ["fetch", "subscribe"] {
+        let report = bench(&["consume", "--messages", "3000", "--read", read]).await;
+        assert_sound(&report["result"], 3000);
+        assert_eq!(report["config"]["read"], read);
+    }
+    // Two consumers sharing one topic split it between them.
+    let report = bench(&[
+        "consume",
+        "--messages",
+        "3000",
+        "--consumers",
+        "2",
+        "--fetch-batch",
+        "100",
+    ])
+    .await;
+    assert_sound(&report["result"], 3000);
+}
+
+#[tokio::test]
+async fn e2e_delivers_every_message_and_times_it() {
+    let report = bench(&["e2e", "--rate", "2000", "--messages", "2000"]).await;
+    assert_sound(&report["result"], 2000);
+    assert_eq!(report["config"]["rate"], 2000);
+}
+
+#[tokio::test]
+async fn produce_and_consume_over_rest() {
+    let report = bench(&[
+        "produce",
+        "--transport",
+        "rest",
+        "--messages",
+        "1000",
+        "--batch-size",
+        "10",
+        "--in-flight",
+        "2",
+    ])
+    .await;
+    assert_eq!(report["transport"], "rest");
+    assert_sound(&report["result"], 1000);
+    let report = bench(&[
+        "consume",
+        "--transport",
+        "rest",
+        "--messages",
+        "1000",
+        "--read",
+        "subscribe",
+    ])
+    .await;
+    assert_sound(&report["result"], 1000);
+}
+
+#[tokio::test]
+async fn text_output_names_the_mode_and_the_figures() {
+    let out = gostream(
+        &["bench", "produce", "--messages", "500", "--baseline"],
+        &[],
+        None,
+    )
+    .await
+    .ok();
+    assert!(out.starts_with("gostream bench produce over grpc"), "{out}");
+    for line in ["baseline (", "broker (", "throughput", "p99.9", "ratio"] {
+        assert!(out.contains(line), "{line:?} in:\n{out}");
+    }
+}
+
+#[tokio::test]
+async fn bad_flags_are_usage_errors() {
+    for (args, says) in [
+        (
+            &["bench", "--message-size", "4", "e2e"][..],
+            "--message-size",
+        ),
+        (&["bench", "produce", "--batch-size", "0"], "--batch-size"),
+        (
+            &["bench", "consume", "--topics", "2", "--consumers", "1"],
+            "--consumers",
+        ),
+        (&["bench", "consume", "--duration", "5"], "--duration"),
+        (
+            &["bench", "produce", "--messages", "10", "--duration", "5"],
+            "--duration",
+        ),
+        (&["bench", "sideways"], "sideways"),
+    ] {
+        let stderr = gostream(args, &[], None).await.fails_with(2);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let stderr = gostream(&["bench", "--message-size", "4", "e2e"], &[], None)
+        .await
+        .fails_with(2);
+    assert!(stderr.contains("at least 8"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_fails_the_run() {
+    let stderr = gostream(
+        &[
+            "bench",
+            "produce",
+            "--server",
+            "http://127.0.0.1:1",
+            "--messages",
+            "10",
+        ],
+        &[],
+        None,
+    )
+    .await
+    .fails_with(1);
+    assert!(
+        stderr.starts_with("error: cannot connect to http://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
