@@ -522,7 +522,10 @@ mod tests {
 
     #[test]
     fn store_settings_parse() {
-        assert_eq!("memory".parse::<StoreSetting>().unwrap(), StoreSetting::Memory);
+        assert_eq!(
+            "memory".parse::<StoreSetting>().unwrap(),
+            StoreSetting::Memory
+        );
         let redis: StoreSetting = "redis://localhost:6379/1".parse().unwrap();
         assert_eq!(redis.to_string(), "redis://localhost:6379/1");
         let cluster: StoreSetting = "redis-cluster://a:1,b:2".parse().unwrap();

@@ -61,7 +61,9 @@ fn decode_headers(mut blob: &[u8]) -> Result<Headers> {
 }
 
 fn unexpected(what: &str, value: &Value) -> Error {
-    Error::Internal(format!("unexpected answer from Redis for {what}: {value:?}"))
+    Error::Internal(format!(
+        "unexpected answer from Redis for {what}: {value:?}"
+    ))
 }
 
 /// The items of an array answer.
@@ -96,8 +98,9 @@ pub(super) fn number(value: Value, what: &str) -> Result<u64> {
         Value::Int(n) => u64::try_from(n).map_err(|_| unexpected(what, &Value::Int(n))),
         other => {
             let text = text(other, what)?;
-            text.parse()
-                .map_err(|_| Error::Internal(format!("unexpected number from Redis for {what}: {text:?}")))
+            text.parse().map_err(|_| {
+                Error::Internal(format!("unexpected number from Redis for {what}: {text:?}"))
+            })
         }
     }
 }
@@ -108,8 +111,9 @@ pub(super) fn signed(value: Value, what: &str) -> Result<i64> {
         Value::Int(n) => Ok(n),
         other => {
             let text = text(other, what)?;
-            text.parse()
-                .map_err(|_| Error::Internal(format!("unexpected number from Redis for {what}: {text:?}")))
+            text.parse().map_err(|_| {
+                Error::Internal(format!("unexpected number from Redis for {what}: {text:?}"))
+            })
         }
     }
 }
@@ -150,17 +154,17 @@ impl Items {
             return Ok(None);
         }
         text.parse().map(Some).map_err(|_| {
-            Error::Internal(format!("unexpected number from Redis for {}: {text:?}", self.1))
+            Error::Internal(format!(
+                "unexpected number from Redis for {}: {text:?}",
+                self.1
+            ))
         })
     }
 }
 
 /// The messages of a list of stream entries.
 pub(super) fn messages(value: Value) -> Result<Vec<Message>> {
-    array(value, "messages")?
-        .into_iter()
-        .map(message)
-        .collect()
+    array(value, "messages")?.into_iter().map(message).collect()
 }
 
 fn message(entry: Value) -> Result<Message> {
@@ -184,7 +188,9 @@ fn message(entry: Value) -> Result<Message> {
                 message.publish_time_ns = std::str::from_utf8(&value)
                     .ok()
                     .and_then(|t| t.parse().ok())
-                    .ok_or_else(|| Error::Internal("a message's time in Redis is corrupt".into()))?;
+                    .ok_or_else(|| {
+                        Error::Internal("a message's time in Redis is corrupt".into())
+                    })?;
             }
             b"k" => message.record.key = Bytes::from(value),
             b"v" => message.record.value = Bytes::from(value),

@@ -67,10 +67,12 @@ enum Kind {
     /// Connected on first use (and again after a failed attempt), so a
     /// broker starts while the cluster is down; once connected, the
     /// connection finds nodes and slots again by itself.
-    Cluster {
-        client: ClusterClient,
-        conn: tokio::sync::Mutex<Option<ClusterConnection>>,
-    },
+    Cluster(Box<LazyCluster>),
+}
+
+struct LazyCluster {
+    client: ClusterClient,
+    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
 }
 
 /// Where the futures that talk to Redis run.
@@ -126,9 +128,7 @@ impl Link {
             Exec::Caller => None,
         };
         let addr = target.display_addr();
-        let invalid = |e: RedisError| {
-            Error::Internal(format!("invalid Redis address {addr}: {e}"))
-        };
+        let invalid = |e: RedisError| Error::Internal(format!("invalid Redis address {addr}: {e}"));
         let kind = match target {
             RedisTarget::Standalone { url, .. } => {
                 let client = redis::Client::open(url.as_str()).map_err(invalid)?;
@@ -151,10 +151,10 @@ impl Link {
                     .max_retry_wait(500)
                     .build()
                     .map_err(invalid)?;
-                Kind::Cluster {
+                Kind::Cluster(Box::new(LazyCluster {
                     client,
                     conn: tokio::sync::Mutex::new(None),
-                }
+                }))
             }
         };
         Ok(Self { kind, exec, addr })
@@ -164,7 +164,8 @@ impl Link {
     pub(super) async fn conn(&self) -> redis::RedisResult<Conn> {
         match &self.kind {
             Kind::Single(conn) => Ok(Conn::Single(conn.clone())),
-            Kind::Cluster { client, conn } => {
+            Kind::Cluster(cluster) => {
+                let LazyCluster { client, conn } = &**cluster;
                 let mut conn = conn.lock().await;
                 if let Some(conn) = &*conn {
                     return Ok(Conn::Cluster(conn.clone()));
@@ -186,9 +187,7 @@ impl Link {
         }
     }
 
-    /// Runs `call` where this link's commands run, and maps a failure to
-    /// the broker's error (`rule` first gets a say on the errors scripts
-    /// raise for broker rules).
+    /// Runs `call` where this link's commands run.
     pub(super) async fn run<T, F>(
         self: &Arc<Self>,
         call: impl FnOnce(Arc<Self>) -> F + Send + 'static,

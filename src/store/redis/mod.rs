@@ -10,7 +10,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides |
-//! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1` ([`codec`]) |
+//! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1`; fields `t` (publish time), `s` (size), `k`, `v` and, with headers, `h` |
 //! | `<prefix>:{<topic>}:consumers` | hash | consumer id → offset, committed offset, mode, ack timeout, creation time |
 //! | `<prefix>:{<topic>}:consumer-ids` | sorted set | consumer ids, for listing in order |
 //! | `<prefix>:{<topic>}:outstanding` | hash | consumer id → deliveries not yet committed (manual mode) |
@@ -21,7 +21,7 @@
 //! used in the tag as they are.
 //!
 //! # Rules
-//! Every call on a topic is one Lua script ([`scripts`]) on that topic's
+//! Every call on a topic is one Lua script (`src/store/redis/lua/`) on that topic's
 //! keys: the publish script reads the end offset, adds each record with
 //! its explicit ID, moves the end, applies count, size and age retention
 //! and publishes a change notice, atomically; the fetch script reads and
@@ -38,8 +38,14 @@
 //! topic or name a deleted one, which it then skips.
 //!
 //! # Waiting
-//! Long-polls and subscriptions wait on pub/sub notices ([`wake`]), never
-//! by polling.
+//! Long-polls and subscriptions wait on pub/sub notices, never by polling:
+//! every script that appends to a topic, deletes it or deletes a consumer
+//! `PUBLISH`es the topic's name on `<prefix>:changes`; each node keeps one
+//! pub/sub connection subscribed to it (in a cluster, classic pub/sub
+//! reaches every node, so one connection to a seed node hears all) and
+//! wakes the waiters of that topic. A waiter registers before it reads, so
+//! no change is lost between its read and its wait; after the pub/sub
+//! connection is re-established every waiter is woken.
 //!
 //! # Failures
 //! A Redis that cannot be reached, times out or is down answers
@@ -66,12 +72,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use target::RedisTarget;
 
-use self::{
-    codec::Items,
-    link::Link,
-    scripts::SCRIPTS,
-    wake::Waiters,
-};
+use self::{codec::Items, link::Link, scripts::SCRIPTS, wake::Waiters};
 use super::{
     Batch, Clock, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, MAX_ACK_TIMEOUT, MAX_WAIT,
     MessageStream, Page, Position, PublishAck, ReadLimits, Record, RetentionOverrides,
@@ -328,11 +329,17 @@ impl RedisStore {
                     }
                     link::Conn::Cluster(_) => {
                         // KEYS reaches every primary of the cluster.
-                        redis::cmd("KEYS").arg(&pattern).query_async(&mut conn).await?
+                        redis::cmd("KEYS")
+                            .arg(&pattern)
+                            .query_async(&mut conn)
+                            .await?
                     }
                 };
                 for key in keys {
-                    redis::cmd("DEL").arg(&key).query_async::<()>(&mut conn).await?;
+                    redis::cmd("DEL")
+                        .arg(&key)
+                        .query_async::<()>(&mut conn)
+                        .await?;
                 }
                 Ok(())
             })
@@ -347,7 +354,8 @@ impl Inner {
     }
 
     fn keys(&self, topic: &TopicName) -> [String; 5] {
-        ["meta", "log", "consumers", "consumer-ids", "outstanding"].map(|part| self.key(topic, part))
+        ["meta", "log", "consumers", "consumer-ids", "outstanding"]
+            .map(|part| self.key(topic, part))
     }
 
     fn index(&self) -> String {
@@ -369,7 +377,17 @@ impl Inner {
                 cmd.query_async(&mut conn).await
             })
             .await
-            .map_err(|e| self.link.error(&e))
+            .map_err(|e| self.failed(self.link.error(&e)))
+    }
+
+    /// Notes a failure: one that says Redis is unavailable is what health
+    /// checks report until the next check.
+    fn failed(&self, error: Error) -> Error {
+        if let Error::Unavailable(_) = &error {
+            *self.health.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((std::time::Instant::now(), Err(error.clone())));
+        }
+        error
     }
 
     /// Runs `script` on `ctx.topic`'s keys, with the arguments every script
@@ -408,7 +426,10 @@ impl Inner {
                 invocation.invoke_async::<Value>(&mut conn).await
             })
             .await
-            .map_err(|e| ctx.rule(&e).unwrap_or_else(|| self.link.error(&e)))
+            .map_err(|e| {
+                ctx.rule(&e)
+                    .unwrap_or_else(|| self.failed(self.link.error(&e)))
+            })
     }
 
     fn topic_info(&self, name: &TopicName, value: Value) -> Result<(TopicInfo, String)> {
@@ -466,7 +487,11 @@ impl Inner {
         })
     }
 
-    async fn get_topic_with(&self, name: &TopicName, generation: &str) -> Result<(TopicInfo, String)> {
+    async fn get_topic_with(
+        &self,
+        name: &TopicName,
+        generation: &str,
+    ) -> Result<(TopicInfo, String)> {
         let value = self
             .eval(
                 &SCRIPTS.get_topic,
@@ -481,8 +506,14 @@ impl Inner {
 
     /// Every topic name in the index, in order.
     async fn all_topic_names(&self) -> Result<Vec<String>> {
-        self.command(redis::cmd("ZRANGE").arg(self.index()).arg(0).arg(-1).clone())
-            .await
+        self.command(
+            redis::cmd("ZRANGE")
+                .arg(self.index())
+                .arg(0)
+                .arg(-1)
+                .clone(),
+        )
+        .await
     }
 
     /// Redis' memory figures, at most [`MEMORY_TTL`] old.
@@ -684,7 +715,11 @@ impl Inner {
                 }
                 None => deadline,
             };
-            if tokio::time::timeout_at(wake, changes.changed()).await.is_err() && wake >= deadline {
+            if tokio::time::timeout_at(wake, changes.changed())
+                .await
+                .is_err()
+                && wake >= deadline
+            {
                 last = true;
             }
         }
@@ -746,10 +781,7 @@ impl Inner {
         {
             return health.clone();
         }
-        let health = self
-            .command::<Value>(redis::cmd("PING"))
-            .await
-            .map(drop);
+        let health = self.command::<Value>(redis::cmd("PING")).await.map(drop);
         *self.health.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((std::time::Instant::now(), health.clone()));
         health
@@ -1053,7 +1085,13 @@ impl Store for RedisStore {
         offset: u64,
     ) -> Result<ConsumerInfo> {
         self.inner
-            .consumer_call(&SCRIPTS.commit, topic, id, offset, vec![arg(id), arg(offset)])
+            .consumer_call(
+                &SCRIPTS.commit,
+                topic,
+                id,
+                offset,
+                vec![arg(id), arg(offset)],
+            )
             .await
     }
 
@@ -1192,7 +1230,13 @@ impl Store for RedisStore {
                 let name = TopicName::parse("name", name.as_str()).ok()?;
                 Some(async move {
                     let value = inner
-                        .eval(&SCRIPTS.enforce_retention, Ctx::topic(&name), "", now, Vec::new())
+                        .eval(
+                            &SCRIPTS.enforce_retention,
+                            Ctx::topic(&name),
+                            "",
+                            now,
+                            Vec::new(),
+                        )
                         .await?;
                     codec::number(value, "retention")
                 })

@@ -43,8 +43,7 @@ impl RedisTarget {
         let rest = url.split_once("://").map_or("", |(_, rest)| rest);
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
-        check_host_port(host_port)
-            .map_err(|e| format!("invalid --store {shown:?}: {e}"))?;
+        check_host_port(host_port).map_err(|e| format!("invalid --store {shown:?}: {e}"))?;
         let db = path.split(['?', '#']).next().unwrap_or("");
         if !db.is_empty() && db.parse::<u16>().is_err() {
             return Err(format!(
@@ -137,10 +136,14 @@ mod tests {
 
     #[test]
     fn standalone_urls_parse_and_hide_passwords() {
-        let target = RedisTarget::parse("redis://127.0.0.1:6379/2").unwrap().unwrap();
+        let target = RedisTarget::parse("redis://127.0.0.1:6379/2")
+            .unwrap()
+            .unwrap();
         assert_eq!(target.display_addr(), "127.0.0.1:6379");
         assert_eq!(target.display(), "redis://127.0.0.1:6379/2");
-        let secret = RedisTarget::parse("redis://:s3cret@cache:6380").unwrap().unwrap();
+        let secret = RedisTarget::parse("redis://:s3cret@cache:6380")
+            .unwrap()
+            .unwrap();
         assert_eq!(secret.display_addr(), "cache:6380");
         assert!(!format!("{secret:?} {secret}").contains("s3cret"));
     }

@@ -80,10 +80,11 @@ pub(super) async fn listen(
         let mut established = false;
         let session = async {
             let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-            let mut pubsub = tokio::time::timeout(super::link::CONNECT_TIMEOUT, client.get_async_pubsub())
-                .await
-                .map_err(|_| "connecting timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
+            let mut pubsub =
+                tokio::time::timeout(super::link::CONNECT_TIMEOUT, client.get_async_pubsub())
+                    .await
+                    .map_err(|_| "connecting timed out".to_owned())?
+                    .map_err(|e| e.to_string())?;
             tokio::time::timeout(super::link::RESPONSE_TIMEOUT, pubsub.subscribe(&channel))
                 .await
                 .map_err(|_| "subscribing timed out".to_owned())?
