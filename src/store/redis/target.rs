@@ -39,7 +39,7 @@ impl RedisTarget {
         let target = Self::Standalone {
             url: url.to_owned(),
         };
-        let shown = target.display_addr();
+        let shown = target.display();
         let rest = url.split_once("://").map_or("", |(_, rest)| rest);
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
