@@ -71,6 +71,36 @@ async fn two_nodes_over_a_cluster_serve_topics_on_every_master() {
         expected
     );
 
+    // A long-poll through B wakes on a publish through A (the change notice
+    // crosses the cluster).
+    let mut consumers = b.consumers().await;
+    let waiting = tokio::spawn(async move {
+        consumers
+            .fetch(fetch_request(
+                "topic-7",
+                "reader",
+                10,
+                Duration::from_secs(60),
+            ))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "nothing was published yet");
+    within(
+        "Publish",
+        a.publisher()
+            .await
+            .publish(publish_request("topic-7", &["late".to_owned()])),
+    )
+    .await
+    .expect("Publish through A");
+    let woken = within("the waiting Fetch", waiting)
+        .await
+        .expect("the fetch task panicked")
+        .expect("Fetch")
+        .into_inner();
+    assert_eq!(values(&woken.messages), ["late"]);
+
     // Concurrent publishers through both nodes: gap-free offsets.
     let mut publishers = Vec::new();
     for node in [&a, &b, &a, &b] {

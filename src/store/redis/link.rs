@@ -5,7 +5,10 @@
 
 use std::{
     future::Future,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -73,6 +76,36 @@ enum Kind {
 struct LazyCluster {
     client: ClusterClient,
     conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+}
+
+/// Whether the caller still waits for a call's answer. A call on the
+/// caller's runtime stops where it is when the caller drops it; a call on
+/// the store's own runtime goes on, so it checks this before it sends its
+/// command: a call dropped before then is never made (as on the caller's
+/// runtime), and one dropped after is made in order with what follows.
+pub(super) struct Wanted(Option<Arc<AtomicBool>>);
+
+impl Wanted {
+    /// An error if the caller is gone.
+    pub(super) fn check(&self) -> redis::RedisResult<()> {
+        match &self.0 {
+            Some(wanted) if !wanted.load(Ordering::SeqCst) => Err(RedisError::from(
+                std::io::Error::other("the caller is gone; nothing was sent"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Marks a call unwanted when its caller drops it.
+struct Abandon(Option<Arc<AtomicBool>>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let Some(wanted) = &self.0 {
+            wanted.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Where the futures that talk to Redis run.
@@ -187,10 +220,11 @@ impl Link {
         }
     }
 
-    /// Runs `call` where this link's commands run.
+    /// Runs `call` where this link's commands run. `call` checks its
+    /// [`Wanted`] right before it sends anything.
     pub(super) async fn run<T, F>(
         self: &Arc<Self>,
-        call: impl FnOnce(Arc<Self>) -> F + Send + 'static,
+        call: impl FnOnce(Arc<Self>, Wanted) -> F + Send + 'static,
     ) -> std::result::Result<T, RedisError>
     where
         T: Send + 'static,
@@ -198,10 +232,12 @@ impl Link {
     {
         let link = self.clone();
         match &self.exec {
-            Exec::Caller => call(link).await,
+            Exec::Caller => call(link, Wanted(None)).await,
             Exec::Own(handle) => {
                 let handle = handle.clone();
-                tokio::task::spawn_blocking(move || handle.block_on(call(link)))
+                let wanted = Wanted(Some(Arc::new(AtomicBool::new(true))));
+                let _abandon_on_drop = Abandon(wanted.0.clone());
+                tokio::task::spawn_blocking(move || handle.block_on(call(link, wanted)))
                     .await
                     .unwrap_or_else(|error| {
                         Err(RedisError::from(std::io::Error::other(format!(

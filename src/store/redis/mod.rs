@@ -315,8 +315,9 @@ impl RedisStore {
         let pattern = format!("{}:*", self.inner.prefix);
         self.inner
             .link
-            .run(move |link| async move {
+            .run(move |link, wanted| async move {
                 let mut conn = link.conn().await?;
+                wanted.check()?;
                 let keys: Vec<String> = match &mut conn {
                     link::Conn::Single(single) => {
                         use redis::AsyncCommands as _;
@@ -372,8 +373,9 @@ impl Inner {
         T: redis::FromRedisValue + Send + 'static,
     {
         self.link
-            .run(move |link| async move {
+            .run(move |link, wanted| async move {
                 let mut conn = link.conn().await?;
+                wanted.check()?;
                 cmd.query_async(&mut conn).await
             })
             .await
@@ -414,16 +416,31 @@ impl Inner {
         ]);
         all.extend(args);
         self.link
-            .run(move |link| async move {
+            .run(move |link, wanted| async move {
                 let mut conn = link.conn().await?;
-                let mut invocation = script.prepare_invoke();
+                let mut evalsha = redis::cmd("EVALSHA");
+                evalsha.arg(script.get_hash()).arg(keys.len());
                 for key in &keys {
-                    invocation.key(key);
+                    evalsha.arg(key);
                 }
                 for arg in &all {
-                    invocation.arg(&arg[..]);
+                    evalsha.arg(&arg[..]);
                 }
-                invocation.invoke_async::<Value>(&mut conn).await
+                wanted.check()?;
+                match evalsha.query_async::<Value>(&mut conn).await {
+                    // Not loaded yet on that server (or it restarted):
+                    // load it and try again, unless the caller is gone.
+                    Err(error)
+                        if error.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        wanted.check()?;
+                        script.load_async(&mut conn).await?;
+                        wanted.check()?;
+                        evalsha.query_async(&mut conn).await
+                    }
+                    answer => answer,
+                }
             })
             .await
             .map_err(|e| {
