@@ -78,7 +78,7 @@ pub(super) async fn listen(
         let url = &urls[next % urls.len()];
         next += 1;
         let mut established = false;
-        let session = async {
+        let connection = async {
             let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
             let mut pubsub =
                 tokio::time::timeout(super::link::CONNECT_TIMEOUT, client.get_async_pubsub())
@@ -125,7 +125,7 @@ pub(super) async fn listen(
             }
         };
         let result = tokio::select! {
-            result = session => result,
+            result = connection => result,
             () = stop.cancelled() => return,
         };
         match result {
