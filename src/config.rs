@@ -8,8 +8,45 @@ use clap::{Args, ValueEnum};
 
 use crate::{
     auth::{Public, TokenLines},
-    store::{FsyncPolicy, RetentionPolicy, StoreLimits},
+    store::{FsyncPolicy, RedisTarget, RetentionPolicy, StoreLimits},
 };
+
+/// Where the broker keeps topics: in this process (`memory`, or a durable
+/// log with `--data-dir`), or in Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreSetting {
+    /// In this process: in memory, or in `--data-dir`.
+    #[default]
+    Memory,
+    /// In Redis (standalone or Redis Cluster); the node holds no state.
+    Redis(RedisTarget),
+}
+
+impl FromStr for StoreSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("memory") {
+            return Ok(Self::Memory);
+        }
+        match RedisTarget::parse(s) {
+            Some(target) => target.map(Self::Redis),
+            None => Err(format!(
+                "expected `memory`, redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT,HOST:PORT,...; got {s:?}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for StoreSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("memory"),
+            Self::Redis(target) => write!(f, "{target}"),
+        }
+    }
+}
 
 /// Where a listener listens: an address (`host:port`) or `off`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +120,29 @@ pub struct Config {
     /// Must be larger than --max-message-bytes.
     #[arg(long, env = "GOSTREAM_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
     pub max_request_bytes: usize,
+
+    /// Where topics are kept: `memory` (in this process; with --data-dir,
+    /// in a durable log there), `redis://HOST:PORT[/DB]` (a Redis server)
+    /// or `redis-cluster://HOST:PORT,HOST:PORT,...` (a Redis Cluster's seed
+    /// nodes). With Redis, any number of nodes serve the same topics.
+    #[arg(
+        long,
+        env = "GOSTREAM_STORE",
+        default_value = "memory",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: StoreSetting,
+
+    /// With --store redis…, the first part of every Redis key (and of the
+    /// change notice channel), so several brokers can share one Redis.
+    #[arg(
+        long,
+        env = "GOSTREAM_REDIS_KEY_PREFIX",
+        default_value = "gostream",
+        value_name = "PREFIX"
+    )]
+    pub redis_key_prefix: String,
 
     /// Keep messages in a durable log in this directory (created if
     /// missing). Not set: messages are kept in memory only.
@@ -279,6 +339,8 @@ impl Default for Config {
             rest_addr: Listen::Addr("0.0.0.0:8080".to_owned()),
             max_message_bytes: 1024 * 1024,
             max_request_bytes: 8 * 1024 * 1024,
+            store: StoreSetting::Memory,
+            redis_key_prefix: "gostream".to_owned(),
             data_dir: None,
             fsync: FsyncPolicy::Always,
             segment_bytes: 64 * 1024 * 1024,
@@ -334,6 +396,22 @@ impl Config {
             if value == 0 {
                 return Err(format!("{flag} must be at least 1"));
             }
+        }
+        if let (StoreSetting::Redis(target), Some(dir)) = (&self.store, &self.data_dir) {
+            return Err(format!(
+                "--store {target} and --data-dir {} cannot be used together: with Redis the broker keeps nothing on disk; drop one of them",
+                dir.display()
+            ));
+        }
+        if self.redis_key_prefix.is_empty()
+            || self
+                .redis_key_prefix
+                .contains(|c: char| c == '{' || c == '}' || c.is_whitespace())
+        {
+            return Err(format!(
+                "--redis-key-prefix must be non-empty, without braces or spaces; got {:?}",
+                self.redis_key_prefix
+            ));
         }
         if self.max_memory_bytes == Some(0) {
             return Err("--max-memory-bytes must be at least 1".to_owned());
@@ -443,6 +521,22 @@ mod tests {
     }
 
     #[test]
+    fn store_settings_parse() {
+        assert_eq!(
+            "memory".parse::<StoreSetting>().unwrap(),
+            StoreSetting::Memory
+        );
+        let redis: StoreSetting = "redis://localhost:6379/1".parse().unwrap();
+        assert_eq!(redis.to_string(), "redis://localhost:6379/1");
+        let cluster: StoreSetting = "redis-cluster://a:1,b:2".parse().unwrap();
+        assert_eq!(cluster.to_string(), "redis-cluster://a:1,b:2");
+        let error = "postgres://x".parse::<StoreSetting>().unwrap_err();
+        assert!(error.contains("postgres://x"), "{error}");
+        let error = "redis://nohost".parse::<StoreSetting>().unwrap_err();
+        assert!(error.contains("redis://nohost"), "{error}");
+    }
+
+    #[test]
     fn the_default_memory_cap_is_a_fraction_of_memory() {
         let cap = Config::default().max_memory_bytes();
         assert!(cap > 0 && cap < available_memory_bytes());
@@ -489,6 +583,20 @@ mod tests {
             ..Config::default()
         };
         assert!(off.validate().unwrap_err().contains("--rest-addr"));
+        let redis = Config {
+            store: "redis://127.0.0.1:6379".parse().unwrap(),
+            ..Config::default()
+        };
+        assert!(redis.validate().is_ok());
+        let redis_and_dir = Config {
+            data_dir: Some(PathBuf::from("data")),
+            ..redis
+        };
+        let error = redis_and_dir.validate().unwrap_err();
+        assert!(
+            error.contains("--store redis://127.0.0.1:6379") && error.contains("--data-dir data"),
+            "{error}"
+        );
         let cert_only = Config {
             tls_cert: Some(PathBuf::from("cert.pem")),
             ..Config::default()

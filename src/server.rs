@@ -30,7 +30,7 @@ use tracing::Level;
 
 use crate::{
     auth::{self, Auth, Public},
-    config::{Config, Listen},
+    config::{Config, Listen, StoreSetting},
     error::Error,
     gateway,
     limits::{
@@ -42,7 +42,7 @@ use crate::{
         gostream::{self as legacy_pb, v1 as v1_pb},
     },
     service::{Legacy, V1},
-    store::{Clock, DiskOptions, DurableStore, MemoryStore, Store},
+    store::{Clock, DiskOptions, DurableStore, MemoryStore, RedisOptions, RedisStore, Store},
     tls::{self, Tls},
 };
 
@@ -246,10 +246,21 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// The store the settings ask for: in memory, or a durable log in
-/// `--data-dir` (recovered before the listeners open).
+/// The store the settings ask for: in memory, a durable log in
+/// `--data-dir` (recovered before the listeners open), or Redis (connected
+/// on first use: a Redis that is down at start-up is reported by the health
+/// checks until it is back). Must be called within a tokio runtime.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     let limits = config.store_limits();
+    if let StoreSetting::Redis(target) = &config.store {
+        let options = RedisOptions {
+            key_prefix: config.redis_key_prefix.clone(),
+            ..RedisOptions::new(target.clone())
+        };
+        let store = RedisStore::open(options, limits, Clock::System).map_err(|e| e.to_string())?;
+        tracing::info!(store = %target, key_prefix = %config.redis_key_prefix, "keeping topics in Redis");
+        return Ok(Arc::new(store));
+    }
     let Some(dir) = &config.data_dir else {
         tracing::info!(
             max_memory_bytes = limits.max_memory_bytes,
@@ -303,6 +314,11 @@ pub async fn run(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
+    let store_health = tokio::spawn(follow_store_health(
+        store.clone(),
+        health.clone(),
+        HEALTH_INTERVAL,
+    ));
 
     let grpc = async {
         match listeners.grpc {
@@ -337,6 +353,7 @@ pub async fn run(
                         sse_keep_alive: config.sse_keep_alive(),
                     },
                     stopping: stopping.clone(),
+                    store: store.clone(),
                 };
                 // `/metrics` joins the gateway's routes before the guard,
                 // so auth covers it; the request metrics see every answer,
@@ -363,6 +380,7 @@ pub async fn run(
             () = stopping.cancelled() => {}
         }
         tracing::info!("shutting down: finishing in-flight calls");
+        store_health.abort();
         set_health(&health, ServingStatus::NotServing).await;
         stopping.cancel();
     };
@@ -411,6 +429,34 @@ impl Access {
             public: config.auth_public,
             tls,
         })
+    }
+}
+
+/// How often the store's health is checked for the gRPC health service.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reports the store's health through the gRPC health service: NOT_SERVING
+/// while the store cannot be reached (Redis down), SERVING again once it
+/// can; checked every `interval`. Runs until aborted.
+async fn follow_store_health(store: Arc<dyn Store>, health: HealthReporter, interval: Duration) {
+    let mut serving = true;
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match (store.health().await, serving) {
+            (Err(error), true) => {
+                tracing::warn!(%error, "the store is unavailable: reporting NOT_SERVING");
+                set_health(&health, ServingStatus::NotServing).await;
+                serving = false;
+            }
+            (Ok(()), false) => {
+                tracing::info!("the store is available again: reporting SERVING");
+                set_health(&health, ServingStatus::Serving).await;
+                serving = true;
+            }
+            _ => {}
+        }
     }
 }
 

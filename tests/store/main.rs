@@ -10,7 +10,10 @@
 //! - [`model`]: random sequences of operations run against `MemoryStore` and
 //!   a model of those rules.
 //! - [`clock`]: wall-clock time, which both check the store's stamps against.
+//! - [`redis_support`]: the Redis servers the Redis backends run on.
 
 mod clock;
 mod conformance;
 mod model;
+#[path = "../support/redis.rs"]
+mod redis_support;

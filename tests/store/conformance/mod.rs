@@ -31,7 +31,7 @@
 //!     use super::{Arc, Clock, Store, StoreLimits};
 //!
 //!     async fn store(limits: StoreLimits) -> Arc<dyn Store> {
-//!         Arc::new(RedisStore::connect(flushed_database(), limits, Clock::tokio()).await.unwrap())
+//!         Arc::new(RedisStore::open(options_with_a_fresh_prefix(), limits, Clock::tokio()).unwrap())
 //!     }
 //!
 //!     conformance_suite!(store);
@@ -76,7 +76,8 @@ mod topics;
 use std::{sync::Arc, time::Duration};
 
 use gostream::store::{
-    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, RetentionPolicy, Store, StoreLimits,
+    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, RedisOptions, RedisStore,
+    RedisTarget, RetentionPolicy, Store, StoreLimits,
 };
 
 /// The limits every store under test is configured with, unless its
@@ -321,5 +322,59 @@ mod durable {
     async fn stats_name_the_durable_kind() {
         let stats = store(super::LIMITS).await.stats().await.expect("stats");
         assert_eq!(stats.kind, "durable");
+    }
+}
+
+/// A Redis store on `url`, under a key prefix of its own (so every test
+/// gets an empty store on the shared server), with its I/O on a runtime of
+/// its own so paused-clock scenarios do not jump ahead while Redis answers.
+fn redis_store(url: &str, limits: StoreLimits) -> Arc<dyn Store> {
+    let target = RedisTarget::parse(url)
+        .expect("a Redis URL")
+        .expect("a valid Redis URL");
+    let options = RedisOptions {
+        key_prefix: crate::redis_support::unique_prefix(),
+        own_runtime: true,
+        ..RedisOptions::new(target)
+    };
+    Arc::new(RedisStore::open(options, limits, Clock::tokio()).expect("open the Redis store"))
+}
+
+/// Redis standalone: one `redis-server` shared by the test process.
+///
+/// It does not run [`memory_cap`]: its memory figure is Redis' own.
+mod redis {
+    use super::{Arc, Store, StoreLimits};
+
+    async fn store(limits: StoreLimits) -> Arc<dyn Store> {
+        super::redis_store(&crate::redis_support::shared_server().url(), limits)
+    }
+
+    conformance_suite!(store);
+
+    /// GetBroker's `storage` names Redis.
+    #[tokio::test]
+    async fn stats_name_the_redis_kind() {
+        let stats = store(super::LIMITS).await.stats().await.expect("stats");
+        assert_eq!(stats.kind, "redis");
+    }
+}
+
+/// A 3-master Redis Cluster shared by the test process: topics land in
+/// different slots, on different masters.
+mod redis_cluster {
+    use super::{Arc, Store, StoreLimits};
+
+    async fn store(limits: StoreLimits) -> Arc<dyn Store> {
+        super::redis_store(&crate::redis_support::shared_cluster().url(), limits)
+    }
+
+    conformance_suite!(store);
+
+    /// GetBroker's `storage` names the cluster.
+    #[tokio::test]
+    async fn stats_name_the_redis_cluster_kind() {
+        let stats = store(super::LIMITS).await.stats().await.expect("stats");
+        assert_eq!(stats.kind, "redis-cluster");
     }
 }

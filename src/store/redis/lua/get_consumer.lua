@@ -1,0 +1,3 @@
+-- ARGV 7 the id.
+local t = topic(GEN)
+return info(t, ARGV[7], consumer(ARGV[7]))

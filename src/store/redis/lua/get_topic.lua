@@ -1,0 +1,1 @@
+return describe(topic(GEN))

@@ -1,0 +1,28 @@
+//! GoStream nodes over Redis: several in-process nodes (each exactly as the
+//! binary runs, `--store redis://…` or `redis-cluster://…`) serving the same
+//! topics, and what happens when Redis goes away and comes back.
+//!
+//! Each test starts its nodes under a key prefix of its own, on a
+//! `redis-server` this process shares (or a 3-master Redis Cluster it
+//! shares); the fault test runs its own server, which it kills and
+//! restarts. The servers come from Debian's `redis-server` (`tests/run.sh`
+//! installs it); a missing one fails the tests.
+//!
+//! # Layout
+//! - [`node`]: the node harness and the client calls the tests share.
+//! - [`two_nodes`]: publish through one node, consume through another;
+//!   concurrent publishers on both get gap-free offsets; two fetchers of
+//!   one consumer through different nodes never get the same message;
+//!   long-polls and subscriptions wake on a publish through the other node.
+//! - [`faults`]: Redis killed mid-traffic: UNAVAILABLE / 503 naming Redis,
+//!   `/healthz` and gRPC health not serving, the node still answering; then
+//!   Redis restarted: service resumes without restarting the node.
+//! - [`cluster`]: two nodes over a Redis Cluster, topics spread over the
+//!   masters.
+
+mod cluster;
+mod faults;
+mod node;
+#[path = "../support/redis.rs"]
+mod redis_support;
+mod two_nodes;

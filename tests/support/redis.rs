@@ -1,0 +1,269 @@
+//! Redis servers for tests: `redis-server` processes on free loopback
+//! ports, each in a temporary directory of its own, standalone or as a
+//! 3-master Redis Cluster.
+//!
+//! Each server runs under a small `sh` that kills it when its standard
+//! input closes, so a server never outlives the test process, even one
+//! that a shared fixture (a `static`) holds and never drops.
+//!
+//! `redis-server` and `redis-cli` come from PATH or `/usr/bin`
+//! (`tests/run.sh` installs Debian's `redis-server` and `redis-tools`); a
+//! missing one fails the test with a message saying so.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+/// A program from PATH or `/usr/bin`.
+fn program(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} not found on PATH or in /usr/bin: install Debian's redis-server and redis-tools (tests/run.sh does)"
+            )
+        })
+}
+
+/// A port that is free, and whose cluster bus port (+10000) is free too.
+fn free_port() -> u16 {
+    for _ in 0..200 {
+        let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = listener.local_addr() else {
+            continue;
+        };
+        let port = addr.port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port pair found");
+}
+
+/// One `redis-server` process.
+pub struct RedisServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+    process: Option<(Child, ChildStdin)>,
+}
+
+impl RedisServer {
+    /// A standalone server without persistence.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra `redis-server` arguments (`--appendonly yes`,
+    /// `--cluster-enabled yes`, ...).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temporary directory for redis-server"),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            process: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let port = self.port.to_string();
+        let mut args: Vec<String> = [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--dir",
+            &self.dir.path().display().to_string(),
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            "redis.log",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        if !self.extra.iter().any(|a| a == "--appendonly") {
+            args.extend(["--appendonly".to_owned(), "no".to_owned()]);
+        }
+        args.extend(self.extra.iter().cloned());
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(r#"server="$1"; shift; "$server" "$@" & pid=$!; read _; kill -9 $pid 2>/dev/null; wait $pid"#)
+            .arg("sh")
+            .arg(program("redis-server"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let stdin = child.stdin.take().expect("the watchdog's stdin");
+        self.process = Some((child, stdin));
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.ping() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not answer PING within 20 s; see {}",
+                self.port,
+                self.dir.path().join("redis.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the server answers PING.
+    pub fn ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        if stream.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut reply = [0u8; 7];
+        stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some((mut child, stdin)) = self.process.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "redis-server did not die");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again, on the same port and in the same directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Runs `redis-cli -p PORT args...` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new(program("redis-cli"))
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        assert!(
+            output.status.success(),
+            "redis-cli {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A Redis Cluster of three masters (no replicas).
+pub struct RedisCluster {
+    /// Its nodes.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled servers, joins them with
+    /// `redis-cli --cluster create` and waits for `cluster_state:ok`.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(RedisServer::addr).collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addrs.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        nodes[0].cli(&create);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !nodes
+            .iter()
+            .all(|node| node.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the Redis Cluster did not reach cluster_state:ok within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { nodes }
+    }
+
+    /// `redis-cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn url(&self) -> String {
+        let addrs: Vec<String> = self.nodes.iter().map(RedisServer::addr).collect();
+        format!("redis-cluster://{}", addrs.join(","))
+    }
+}
+
+/// The standalone server this test process shares (started on first use).
+pub fn shared_server() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// The cluster this test process shares (started on first use).
+pub fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
+}
+
+/// A key prefix no other store of this test run uses.
+pub fn unique_prefix() -> String {
+    format!("gostream-test:{}", uuid::Uuid::new_v4().simple())
+}
