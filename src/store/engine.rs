@@ -238,7 +238,7 @@ impl<F: LogFactory> Engine<F> {
         let publish_time_ns = now.max(state.log.last_publish_time_ns());
         let first_offset = state.log.end_offset();
         let count = batch.len() as u64;
-        let appended = self.tracked(&mut state, |s| s.log.append(batch, publish_time_ns));
+        let appended = self.tracked(&mut state, |s| s.log.append(&batch, publish_time_ns));
         // The reservation gives way to what the log really took (tracked).
         self.release(cost);
         let durability = appended?;
@@ -250,6 +250,9 @@ impl<F: LogFactory> Engine<F> {
         if durability.is_done() {
             state.make_visible(end);
         }
+        // The records (the request's buffers) are freed after the lock.
+        drop(state);
+        drop(batch);
         Ok(Some((
             PublishAck {
                 first_offset,

@@ -132,12 +132,12 @@ pub trait TopicLog: Send + 'static {
     /// publish times never decrease, even across a restart.
     fn last_publish_time_ns(&self) -> u64;
 
-    /// Appends `records` at [`Self::end_offset`], all stamped
+    /// Appends copies of `records` at [`Self::end_offset`], all stamped
     /// `publish_time_ns`, atomically: on error nothing is appended and the
     /// end offset is unchanged. A storage failure (disk full, read-only
     /// file system) is `Error::Unavailable` with a message that says what
     /// failed.
-    fn append(&mut self, records: Vec<Record>, publish_time_ns: u64) -> Result<Durability>;
+    fn append(&mut self, records: &[Record], publish_time_ns: u64) -> Result<Durability>;
 
     /// Messages from offset `from` (start..=end) on, up to `limits`: at
     /// least one if any is there, however large. Data that fails its

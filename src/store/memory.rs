@@ -437,7 +437,7 @@ impl TopicLog for MemoryLog {
         self.last_publish_ns
     }
 
-    fn append(&mut self, records: Vec<Record>, publish_time_ns: u64) -> Result<Durability> {
+    fn append(&mut self, records: &[Record], publish_time_ns: u64) -> Result<Durability> {
         self.last_publish_ns = self.last_publish_ns.max(publish_time_ns);
         // Checked first, so that a batch is appended whole or not at all.
         if let Some(len) = records
@@ -450,7 +450,7 @@ impl TopicLog for MemoryLog {
                 format!("a record of {len} bytes is too large for a topic in memory"),
             ));
         }
-        for record in &records {
+        for record in records {
             let len = frame_len(record);
             let chunk = self.open_chunk(len);
             let Data::Open(vec) = &mut chunk.data else {
@@ -609,7 +609,7 @@ mod tests {
     fn retention_drops_exactly_what_passes_each_limit() {
         let mut log = MemoryLog::default();
         for t in 0..10 {
-            let _ = log.append(vec![record(10)], t * 1_000).unwrap();
+            let _ = log.append(&[record(10)], t * 1_000).unwrap();
         }
         let by_count = RetentionPolicy {
             max_messages: 8,
@@ -672,7 +672,7 @@ mod tests {
             };
             let record = rich(i, size);
             expected.push(record.clone());
-            let _ = log.append(vec![record], 1_000 + i).unwrap();
+            let _ = log.append(&[record], 1_000 + i).unwrap();
         }
         assert!(log.chunks.len() > 10, "{} chunks", log.chunks.len());
         assert!(
@@ -701,7 +701,7 @@ mod tests {
     fn reads_stop_at_the_limits_but_always_return_one() {
         let mut log = MemoryLog::default();
         for i in 0..100 {
-            let _ = log.append(vec![record(100)], i).unwrap();
+            let _ = log.append(&[record(100)], i).unwrap();
         }
         let limits = |max_messages, max_bytes| ReadLimits {
             max_messages,
@@ -718,7 +718,7 @@ mod tests {
     fn frozen_chunks_are_read_without_copying() {
         let mut log = MemoryLog::default();
         for i in 0..1000 {
-            let _ = log.append(vec![record(100)], i).unwrap();
+            let _ = log.append(&[record(100)], i).unwrap();
         }
         let a = read_all(&mut log, 0);
         let b = read_all(&mut log, 0);
@@ -737,7 +737,7 @@ mod tests {
         let mut log = MemoryLog::default();
         for i in 0..10_000u64 {
             // Two messages per time step.
-            let _ = log.append(vec![record(100)], 10 * (i / 2)).unwrap();
+            let _ = log.append(&[record(100)], 10 * (i / 2)).unwrap();
         }
         assert_eq!(log.offset_at_time(0).unwrap(), 0);
         assert_eq!(log.offset_at_time(1).unwrap(), 2);
@@ -757,7 +757,7 @@ mod tests {
     fn dropping_everything_gives_every_chunk_back() {
         let mut log = MemoryLog::default();
         for i in 0..50_000 {
-            let _ = log.append(vec![record(100)], i).unwrap();
+            let _ = log.append(&[record(100)], i).unwrap();
         }
         let one = RetentionPolicy {
             max_messages: 1,
@@ -774,7 +774,7 @@ mod tests {
         assert_eq!(log.apply_retention(&by_age, u64::MAX).unwrap(), 1);
         assert_eq!((log.memory_bytes(), log.size_bytes()), (0, 0));
         assert_eq!((log.start_offset(), log.end_offset()), (50_000, 50_000));
-        let _ = log.append(vec![record(10)], 1).unwrap();
+        let _ = log.append(&[record(10)], 1).unwrap();
         assert_eq!(read_all(&mut log, 50_000)[0].offset, 50_000);
     }
 
@@ -806,7 +806,7 @@ mod tests {
         let mut log = MemoryLog::default();
         let batch = vec![record(100), record(50)];
         let expected = log.append_cost(&batch);
-        let _ = log.append(batch, 1).unwrap();
+        let _ = log.append(&batch, 1).unwrap();
         assert_eq!(log.memory_bytes(), expected);
         assert!(expected > 150);
         let all = RetentionPolicy {

@@ -284,7 +284,7 @@ impl TopicLog for DiskLog {
         self.lock().last_publish_time_ns
     }
 
-    fn append(&mut self, records: Vec<Record>, publish_time_ns: u64) -> Result<Durability> {
+    fn append(&mut self, records: &[Record], publish_time_ns: u64) -> Result<Durability> {
         if records.is_empty() {
             return Ok(Durability::done());
         }
@@ -292,7 +292,7 @@ impl TopicLog for DiskLog {
         let factory = &shared.factory;
         let mut inner = self.lock();
         let base = inner.end();
-        let (frame, record_bytes) = encode_batch(&records, base, publish_time_ns)
+        let (frame, record_bytes) = encode_batch(records, base, publish_time_ns)
             .map_err(|why| Error::invalid("records", why))?;
         #[cfg(test)]
         let fail_after = inner.fail_next_write.take();

@@ -84,7 +84,7 @@ async fn a_failed_write_changes_nothing_and_the_next_one_succeeds() {
     let active = segment_files(dir.path(), "t", "log").pop().unwrap();
     let len = fs::metadata(&active).unwrap().len();
     log.fail_next_write(10);
-    let error = log.append(vec![record(60)], 61 * SECOND).unwrap_err();
+    let error = log.append(&[record(60)], 61 * SECOND).unwrap_err();
     let Error::Unavailable(message) = &error else {
         panic!("{error:?}");
     };
@@ -107,10 +107,10 @@ async fn a_failed_fsync_cuts_what_was_not_durable() {
     log.fail_next_sync();
     // Enough to roll a segment or two: all of it goes.
     let first = log
-        .append((60..64).map(record).collect(), 70 * SECOND)
+        .append(&(60..64).map(record).collect::<Vec<_>>(), 70 * SECOND)
         .unwrap();
     let second = log
-        .append((64..70).map(record).collect(), 70 * SECOND)
+        .append(&(64..70).map(record).collect::<Vec<_>>(), 70 * SECOND)
         .unwrap();
     let error = first.wait().await.unwrap_err();
     assert!(

@@ -50,8 +50,8 @@ fn record(i: u64) -> Record {
 }
 
 async fn append(log: &mut DiskLog, from: u64, count: u64, time_ns: u64) {
-    let records = (from..from + count).map(record).collect();
-    log.append(records, time_ns).unwrap().wait().await.unwrap();
+    let records: Vec<Record> = (from..from + count).map(record).collect();
+    log.append(&records, time_ns).unwrap().wait().await.unwrap();
 }
 
 fn read_all(log: &mut DiskLog) -> Vec<Message> {
@@ -248,7 +248,7 @@ async fn concurrent_appends_share_fsyncs_and_survive_a_restart() {
                 let durability = log
                     .lock()
                     .unwrap()
-                    .append(vec![record(task * 1000 + i)], SECOND)
+                    .append(&[record(task * 1000 + i)], SECOND)
                     .unwrap();
                 durability.wait().await.unwrap();
             }
@@ -298,7 +298,7 @@ async fn the_interval_flusher_syncs_in_the_background() {
     options.fsync = FsyncPolicy::Interval(Duration::from_millis(5));
     let (logs, _) = DiskLogs::open(options).unwrap();
     let mut log = logs.create(&topic("t")).unwrap();
-    let durability = log.append(vec![record(0)], SECOND).unwrap();
+    let durability = log.append(&[record(0)], SECOND).unwrap();
     assert!(durability.is_done());
     for _ in 0..200 {
         if !log.shared.lock().is_dirty() {
