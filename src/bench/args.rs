@@ -127,9 +127,10 @@ pub struct BenchArgs {
     pub duration: Option<Duration>,
 
     /// Target publish rate, messages per second across all producers,
-    /// paced by a schedule that does not drift; latencies count from each
-    /// call's scheduled time (no coordinated omission). Default: as fast
-    /// as possible.
+    /// paced by a schedule that does not drift. produce: latencies count
+    /// from each call's scheduled time (no coordinated omission); e2e: from
+    /// the send, with how late calls were sent reported as the send lag.
+    /// Default: as fast as possible.
     #[arg(long, value_parser = positive, value_name = "MSGS_PER_SEC")]
     pub rate: Option<u64>,
 

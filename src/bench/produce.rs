@@ -26,7 +26,7 @@ use super::{
 pub enum Payload {
     /// The same bytes in every record.
     Fixed(Bytes),
-    /// The pattern, with the call's due time ([`now_ns`]) as a
+    /// The pattern, with the time the call is sent ([`now_ns`]) as a
     /// little-endian u64 over its first 8 bytes.
     Stamped(Bytes),
 }
@@ -36,6 +36,8 @@ pub enum Payload {
 pub struct Tally {
     /// Publish call latencies.
     pub latencies: Latencies,
+    /// How late each call was sent against its turn's due time.
+    pub lag: Latencies,
     /// Records acknowledged, per topic (by index).
     pub acked: Vec<u64>,
 }
@@ -63,6 +65,7 @@ impl Producer {
     pub async fn run(mut self) -> Tally {
         let mut tally = Tally {
             latencies: Latencies::default(),
+            lag: Latencies::default(),
             acked: vec![0; self.topic_count],
         };
         let fixed = matches!(self.payload, Payload::Fixed(_));
@@ -78,9 +81,11 @@ impl Producer {
                 },
             };
             let records = usize::try_from(turn.records).unwrap_or(usize::MAX);
+            let sent_ns = now_ns();
+            tally.lag.record(sent_ns.saturating_sub(turn.due_ns));
             match &self.payload {
                 Payload::Fixed(payload) => values.resize(records, payload.clone()),
-                Payload::Stamped(pattern) => stamp(&mut values, pattern, records, turn.due_ns),
+                Payload::Stamped(pattern) => stamp(&mut values, pattern, records, sent_ns),
             }
             let (index, topic) = &self.topics[call % self.topics.len()];
             call = call.wrapping_add(1);
@@ -105,12 +110,12 @@ impl Producer {
 }
 
 /// Fills `values` with `records` copies of `pattern`, each stamped with
-/// `due_ns`: one allocation for the whole call.
-fn stamp(values: &mut Vec<Bytes>, pattern: &Bytes, records: usize, due_ns: u64) {
+/// `sent_ns`: one allocation for the whole call.
+fn stamp(values: &mut Vec<Bytes>, pattern: &Bytes, records: usize, sent_ns: u64) {
     let size = pattern.len();
     let mut buffer = BytesMut::with_capacity(size * records);
     for _ in 0..records {
-        buffer.put_u64_le(due_ns);
+        buffer.put_u64_le(sent_ns);
         buffer.extend_from_slice(&pattern[8..]);
     }
     let mut buffer = buffer.freeze();
@@ -185,6 +190,7 @@ pub async fn join(
 ) -> Result<Tally, String> {
     let mut all = Tally {
         latencies: Latencies::default(),
+        lag: Latencies::default(),
         acked: vec![0; topics],
     };
     for task in tasks {
@@ -192,6 +198,7 @@ pub async fn join(
             .await
             .map_err(|e| format!("a producer task failed: {e}"))?;
         all.latencies.merge(&tally.latencies);
+        all.lag.merge(&tally.lag);
         for (sum, n) in all.acked.iter_mut().zip(&tally.acked) {
             *sum += n;
         }
@@ -252,7 +259,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamped_values_carry_the_due_time_over_the_pattern() {
+    fn stamped_values_carry_the_send_time_over_the_pattern() {
         let pattern = super::super::workload::payload(20);
         let mut values = Vec::new();
         stamp(&mut values, &pattern, 3, 0x0102_0304_0506_0708);

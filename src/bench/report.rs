@@ -100,6 +100,11 @@ pub struct Outcome {
     /// nothing could be timed (e2e against the baseline, whose messages
     /// carry no send time).
     pub latency_us: Option<Latency>,
+    /// e2e with `--rate`: how late publish calls were sent against the
+    /// schedule (the load generator's own delay, or a full in-flight window);
+    /// not part of `latency_us`, which runs from the send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_us: Option<Latency>,
     /// Failed calls (a run with any fails, so a printed result has 0).
     pub errors: u64,
 }
@@ -115,6 +120,7 @@ impl Outcome {
             msgs_per_sec: messages as f64 / seconds,
             mb_per_sec: bytes as f64 / seconds / 1e6,
             latency_us: latencies.summary(),
+            send_lag_us: None,
             errors: 0,
         }
     }
@@ -196,6 +202,17 @@ fn block(out: &mut String, title: &str, outcome: &Outcome, latency_of: &str) {
                 "  latency     not measured (the discard store's messages carry no send time)"
             );
         }
+    }
+    if let Some(l) = &outcome.send_lag_us {
+        let _ = writeln!(
+            out,
+            "  send lag    p50 {}, p90 {}, p99 {}, p99.9 {}, max {} (publish calls sent late against the --rate schedule; not in the latency above)",
+            duration_us(l.p50),
+            duration_us(l.p90),
+            duration_us(l.p99),
+            duration_us(l.p999),
+            duration_us(l.max),
+        );
     }
     let _ = writeln!(out, "  errors      {}", outcome.errors);
 }
