@@ -17,6 +17,13 @@ use gostream::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc instead of the system allocator: the broker allocates and frees
+/// many small buffers per request from several threads, and with thousands
+/// of topics the system allocator's free lists grew slow (see the README's
+/// Performance section).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// GoStream: a message streaming broker over gRPC, grpc-web and REST.
 ///
 /// Without a command (or with `serve`) it runs the broker; the other

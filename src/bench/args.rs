@@ -151,6 +151,13 @@ pub struct BenchArgs {
     /// Leave the topics in place at the end (to inspect them).
     #[arg(long)]
     pub keep_topics: bool,
+
+    /// Named consumers to create on every topic at the start, which never
+    /// read: what the consumers a topic has cost the rest of the run (10
+    /// per topic over 10,000 topics is 100,000 CreateConsumer calls, made
+    /// before the timed part).
+    #[arg(long, default_value = "0", value_name = "N")]
+    pub idle_consumers: u64,
 }
 
 /// Messages published when neither --messages nor --duration is given.

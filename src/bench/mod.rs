@@ -94,7 +94,7 @@ pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result
             ca_cert: client.ca_cert.clone(),
         };
         let result = runtime
-            .block_on(workload::run(args, &target, progress))
+            .block_on(workload::run(args, &target, progress, false))
             .map_err(Failure::Run)?;
         (result, client.server.clone())
     } else {
@@ -140,7 +140,7 @@ fn in_process(
         token: None,
         ca_cert: None,
     };
-    let result = runtime.block_on(workload::run(args, &target, progress));
+    let result = runtime.block_on(workload::run(args, &target, progress, true));
     let stopped = broker.stop();
     let result = result.map_err(|e| Failure::Run(format!("{} ({})", e, backend.describe())))?;
     stopped.map_err(|e| Failure::Run(format!("the in-process broker failed: {e}")))?;

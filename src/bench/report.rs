@@ -105,6 +105,10 @@ pub struct Outcome {
     /// not part of `latency_us`, which runs from the send.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send_lag_us: Option<Latency>,
+    /// With the broker in this process: how much its resident memory grew
+    /// over the run (topics still in place), client included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_growth_bytes: Option<u64>,
     /// Failed calls (a run with any fails, so a printed result has 0).
     pub errors: u64,
 }
@@ -121,6 +125,7 @@ impl Outcome {
             mb_per_sec: bytes as f64 / seconds / 1e6,
             latency_us: latencies.summary(),
             send_lag_us: None,
+            rss_growth_bytes: None,
             errors: 0,
         }
     }
@@ -212,6 +217,14 @@ fn block(out: &mut String, title: &str, outcome: &Outcome, latency_of: &str) {
             duration_us(l.p99),
             duration_us(l.p999),
             duration_us(l.max),
+        );
+    }
+    if let Some(grown) = outcome.rss_growth_bytes {
+        let _ = writeln!(
+            out,
+            "  memory      resident memory grew {:.1} MB, {:.2} x the payload bytes (in-process broker and client)",
+            grown as f64 / 1e6,
+            grown as f64 / (outcome.bytes.max(1) as f64)
         );
     }
     let _ = writeln!(out, "  errors      {}", outcome.errors);

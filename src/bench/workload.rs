@@ -48,7 +48,15 @@ impl Run<'_> {
 
 /// Runs `args`' workload against `target`; `label` names the broker in
 /// progress bars.
-pub async fn run(args: &BenchArgs, target: &Target, progress: Progress) -> Result<Outcome, String> {
+pub async fn run(
+    args: &BenchArgs,
+    target: &Target,
+    progress: Progress,
+    in_process: bool,
+) -> Result<Outcome, String> {
+    // With the broker in this process, how much memory the run leaves it
+    // holding (read before the topics are deleted).
+    let rss_before = if in_process { resident_bytes() } else { None };
     let mut conns = Vec::new();
     for _ in 0..args.connections {
         conns.push(Conn::connect(target).await?);
@@ -60,12 +68,21 @@ pub async fn run(args: &BenchArgs, target: &Target, progress: Progress) -> Resul
     let mut admin = conns[0].clone();
     let mut created = Vec::new();
     let mut result = Ok(());
-    for topic in &topics {
+    'topics: for topic in &topics {
         match admin.create_topic(topic).await {
             Ok(()) => created.push(topic.clone()),
             Err(error) => {
                 result = Err(error.to_string());
                 break;
+            }
+        }
+        for i in 0..args.idle_consumers {
+            if let Err(error) = admin
+                .create_consumer(topic, &format!("bench-idle-{i}"))
+                .await
+            {
+                result = Err(error.to_string());
+                break 'topics;
             }
         }
     }
@@ -85,6 +102,14 @@ pub async fn run(args: &BenchArgs, target: &Target, progress: Progress) -> Resul
         },
         Err(error) => Err(error),
     };
+    let outcome = outcome.map(|mut outcome| {
+        if let Some(before) = rss_before
+            && let Some(after) = resident_bytes()
+        {
+            outcome.rss_growth_bytes = Some(after.saturating_sub(before));
+        }
+        outcome
+    });
     if args.keep_topics {
         return outcome;
     }
@@ -96,6 +121,15 @@ pub async fn run(args: &BenchArgs, target: &Target, progress: Progress) -> Resul
     }
     let outcome = outcome?;
     deleted.map(|()| outcome)
+}
+
+/// This process's resident memory (Linux: `/proc/self/statm`); `None`
+/// elsewhere.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // The page size of every Linux this runs on but a few arm64 kernels.
+    Some(pages * 4096)
 }
 
 /// `size` bytes of a fixed pseudo-random pattern (xorshift), made once.
