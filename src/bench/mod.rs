@@ -237,6 +237,7 @@ fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
         "rate": args.rate,
         "read": if args.mode == Mode::E2e { Read::Subscribe } else { args.read },
         "fetch_batch": args.fetch_batch,
+        "idle_consumers": args.idle_consumers,
         "baseline": args.baseline.then_some("in-process discard store, run first"),
     })
 }

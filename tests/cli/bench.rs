@@ -80,6 +80,8 @@ async fn produce_against_a_broker_process_publishes_there() {
             "1000",
             "--batch-size",
             "7",
+            "--idle-consumers",
+            "2",
             "--keep-topics",
             "--json",
         ])
@@ -88,6 +90,9 @@ async fn produce_against_a_broker_process_publishes_there() {
     let kept: Value = serde_json::from_str(&kept).expect("a JSON report");
     assert_eq!(kept["result"]["messages"], 1000);
     assert_eq!(kept["config"]["broker"], broker.url);
+    assert_eq!(kept["config"]["idle_consumers"], 2);
+    // The memory of a broker in another process is not this process's.
+    assert!(kept["result"].get("rss_growth_bytes").is_none(), "{kept}");
 
     let topics = broker.json(&["topics", "list"]).await;
     assert_eq!(topics.len(), 2, "{topics:?}");
@@ -104,6 +109,21 @@ async fn produce_against_a_broker_process_publishes_there() {
             .unwrap_or_else(|| panic!("no end offset: {topic}"));
         assert!(end > 0, "each topic got messages: {topics:?}");
         ends += end;
+        // Its idle consumers are there and never read.
+        let name = topic["name"].as_str().unwrap_or_default();
+        let consumers = broker.json(&["consumers", "list", name]).await;
+        let idle: Vec<_> = consumers
+            .iter()
+            .map(|c| (c["id"].as_str().unwrap_or_default(), c["offset"].clone()))
+            .collect();
+        assert_eq!(
+            idle,
+            [
+                ("bench-idle-0", Value::from("0")),
+                ("bench-idle-1", Value::from("0"))
+            ],
+            "{consumers:?}"
+        );
     }
     assert_eq!(ends, 1000);
 
@@ -140,6 +160,33 @@ async fn e2e_delivers_every_message_and_times_it() {
     let report = bench(&["e2e", "--rate", "2000", "--messages", "2000"]).await;
     assert_sound(&report["result"], 2000);
     assert_eq!(report["config"]["rate"], 2000);
+    // How late calls left against the schedule is reported beside the
+    // latency, which runs from the send.
+    let lag = &report["result"]["send_lag_us"];
+    assert!(number(lag, "/p50") <= number(lag, "/max"), "{report}");
+}
+
+/// An in-process run reports how much resident memory the broker took:
+/// at least the payload it holds.
+#[tokio::test]
+async fn an_in_process_run_reports_the_memory_it_grew_by() {
+    let report = bench(&[
+        "produce",
+        "--messages",
+        "20000",
+        "--batch-size",
+        "100",
+        "--message-size",
+        "1000",
+        "--keep-topics",
+    ])
+    .await;
+    let payload = number(&report, "/result/bytes");
+    assert_eq!(payload, 20_000_000.0);
+    assert!(
+        number(&report, "/result/rss_growth_bytes") >= payload,
+        "{report}"
+    );
 }
 
 #[tokio::test]
