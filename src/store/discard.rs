@@ -26,6 +26,7 @@
 //! - A position in time resolves to the start of the topic if the time is
 //!   not after its creation, else to its end (publish times are not kept).
 
+use crate::store::check_records;
 use std::{
     collections::BTreeMap,
     ops::Bound,
@@ -380,20 +381,7 @@ impl Store for DiscardStore {
         let Some(last) = records.last() else {
             return Err(Error::invalid("records", "at least one record is required"));
         };
-        let max = self.limits.max_message_bytes;
-        let mut bytes = 0;
-        for (i, record) in records.iter().enumerate() {
-            let size = record.size();
-            if size > max {
-                return Err(Error::invalid(
-                    format!("records[{i}]"),
-                    format!(
-                        "the record is {size} bytes (key, value and headers); the limit is {max} bytes (max message bytes)"
-                    ),
-                ));
-            }
-            bytes += size as u64;
-        }
+        let bytes = check_records(&records, self.limits.max_message_bytes)?;
         let handle = self.topic(topic)?;
         let count = records.len() as u64;
         handle

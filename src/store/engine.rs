@@ -34,6 +34,7 @@
 mod consumer;
 mod topic;
 
+use crate::store::check_records;
 use std::{
     collections::BTreeMap,
     ops::Bound,
@@ -47,9 +48,9 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, MAX_ACK_TIMEOUT, MessageStream,
-    Page, Position, PublishAck, ReadLimits, Record, RetentionOverrides, RetentionPolicy,
-    RetentionUpdate, Store, StoreLimits, StoreStats, SubscribeFrom, TopicInfo, TopicName,
+    Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MessageStream, Page, Position, PublishAck,
+    ReadLimits, Record, RetentionOverrides, RetentionPolicy, RetentionUpdate, Store, StoreLimits,
+    StoreStats, SubscribeFrom, TopicInfo, TopicName,
     log::{LogFactory, Recovered, TopicLog, TopicMeta},
     types::Clock,
 };
@@ -189,25 +190,6 @@ impl<F: LogFactory> Engine<F> {
             }
         }
         dropped
-    }
-
-    fn check_records(&self, records: &[Record]) -> Result<()> {
-        if records.is_empty() {
-            return Err(Error::invalid("records", "at least one record is required"));
-        }
-        let max = self.limits.max_message_bytes;
-        for (i, record) in records.iter().enumerate() {
-            let size = record.size();
-            if size > max {
-                return Err(Error::invalid(
-                    format!("records[{i}]"),
-                    format!(
-                        "the record is {size} bytes (key, value and headers); the limit is {max} bytes (max message bytes)"
-                    ),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// Appends under the topic lock; returns the ack, how durability is to be
@@ -393,7 +375,7 @@ impl<F: LogFactory> Store for Engine<F> {
     }
 
     async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
-        self.check_records(&records)?;
+        check_records(&records, self.limits.max_message_bytes)?;
         let handle = self.topic(topic)?;
         let mut records = Some(records);
         let appended = match self.append(&handle, &mut records)? {
@@ -441,18 +423,7 @@ impl<F: LogFactory> Store for Engine<F> {
     }
 
     async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
-        if spec.commit_mode == CommitMode::Manual
-            && (spec.ack_timeout.is_zero() || spec.ack_timeout > MAX_ACK_TIMEOUT)
-        {
-            return Err(Error::invalid(
-                "ack_timeout",
-                format!(
-                    "must be more than 0 and at most {} seconds; got {:?}",
-                    MAX_ACK_TIMEOUT.as_secs(),
-                    spec.ack_timeout
-                ),
-            ));
-        }
+        spec.check()?;
         let handle = self.topic(topic)?;
         let (info, durability) = {
             let mut state = handle.lock()?;

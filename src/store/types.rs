@@ -137,6 +137,29 @@ impl Record {
     }
 }
 
+/// `InvalidArgument` for an empty batch or a record of more than
+/// `max_message_bytes` (naming it); every backend checks a publish so.
+/// Returns the batch's bytes.
+pub fn check_records(records: &[Record], max_message_bytes: usize) -> Result<u64> {
+    if records.is_empty() {
+        return Err(Error::invalid("records", "at least one record is required"));
+    }
+    let mut bytes = 0;
+    for (i, record) in records.iter().enumerate() {
+        let size = record.size();
+        if size > max_message_bytes {
+            return Err(Error::invalid(
+                format!("records[{i}]"),
+                format!(
+                    "the record is {size} bytes (key, value and headers); the limit is {max_message_bytes} bytes (max message bytes)"
+                ),
+            ));
+        }
+        bytes += size as u64;
+    }
+    Ok(bytes)
+}
+
 /// A message as a topic holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -191,6 +214,26 @@ pub struct ConsumerSpec {
     /// In manual mode, how long a delivery may stay uncommitted before it is
     /// delivered again. Ignored (and reported as zero) in auto mode.
     pub ack_timeout: Duration,
+}
+
+impl ConsumerSpec {
+    /// `InvalidArgument` unless a manual-mode consumer's ack timeout is more
+    /// than zero and at most [`MAX_ACK_TIMEOUT`]; every backend checks it.
+    pub fn check(&self) -> Result<()> {
+        if self.commit_mode == CommitMode::Manual
+            && (self.ack_timeout.is_zero() || self.ack_timeout > MAX_ACK_TIMEOUT)
+        {
+            return Err(Error::invalid(
+                "ack_timeout",
+                format!(
+                    "must be more than 0 and at most {} seconds; got {:?}",
+                    MAX_ACK_TIMEOUT.as_secs(),
+                    self.ack_timeout
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ConsumerSpec {

@@ -3,6 +3,7 @@
 //! the errors scripts raise into the broker's, and the loop that waits for
 //! a message (or a redelivery) between tries.
 
+use crate::store::check_records;
 use std::{sync::PoisonError, time::Duration};
 
 use bytes::Bytes;
@@ -383,25 +384,6 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) fn check_records(&self, records: &[Record]) -> Result<()> {
-        if records.is_empty() {
-            return Err(Error::invalid("records", "at least one record is required"));
-        }
-        let max = self.limits.max_message_bytes;
-        for (i, record) in records.iter().enumerate() {
-            let size = record.size();
-            if size > max {
-                return Err(Error::invalid(
-                    format!("records[{i}]"),
-                    format!(
-                        "the record is {size} bytes (key, value and headers); the limit is {max} bytes (max message bytes)"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// One try of an ephemeral read.
     pub(super) async fn read_once(
         &self,
@@ -536,7 +518,7 @@ impl Inner {
         topic: &TopicName,
         records: Vec<Record>,
     ) -> Result<PublishAck> {
-        self.check_records(&records)?;
+        check_records(&records, self.limits.max_message_bytes)?;
         self.check_memory().await?;
         let count = records.len() as u64;
         let mut args = Vec::with_capacity(2 + 4 * records.len());

@@ -16,9 +16,9 @@ use super::{
 use crate::{
     error::{Error, Result},
     store::{
-        Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, MAX_ACK_TIMEOUT, MAX_WAIT,
-        MessageStream, Page, Position, PublishAck, ReadLimits, Record, RetentionOverrides,
-        RetentionUpdate, Store, StoreStats, SubscribeFrom, TopicInfo, TopicName,
+        Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, MAX_WAIT, MessageStream, Page,
+        Position, PublishAck, ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store,
+        StoreStats, SubscribeFrom, TopicInfo, TopicName,
     },
 };
 
@@ -208,18 +208,7 @@ impl Store for RedisStore {
     }
 
     async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
-        if spec.commit_mode == CommitMode::Manual
-            && (spec.ack_timeout.is_zero() || spec.ack_timeout > MAX_ACK_TIMEOUT)
-        {
-            return Err(Error::invalid(
-                "ack_timeout",
-                format!(
-                    "must be more than 0 and at most {} seconds; got {:?}",
-                    MAX_ACK_TIMEOUT.as_secs(),
-                    spec.ack_timeout
-                ),
-            ));
-        }
+        spec.check()?;
         let id = spec.id.unwrap_or_else(ConsumerId::generate);
         let [kind, value] = position_args(spec.start);
         let mode = match spec.commit_mode {
