@@ -7,6 +7,16 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 /// What to measure.
+/// What `--baseline` runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaselineStore {
+    /// A store that keeps nothing.
+    Discard,
+    /// The in-memory store.
+    Memory,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -69,8 +79,9 @@ pub enum Read {
 /// command exit with status 1.
 ///
 /// With --baseline, the same workload runs first against a second
-/// in-process broker whose store keeps nothing, then against the broker;
-/// both results are printed, with their ratio.
+/// in-process broker whose store keeps nothing (or, with --baseline-store
+/// memory, the in-memory store), then against the broker; both results are
+/// printed, with their ratio.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// What to measure.
@@ -147,6 +158,12 @@ pub struct BenchArgs {
     /// and their ratio.
     #[arg(long)]
     pub baseline: bool,
+
+    /// The baseline's store: `discard` (keeps nothing: the transport
+    /// ceiling) or `memory` (the in-memory store: to compare another
+    /// broker, one on Redis say, with it in the same run).
+    #[arg(long, value_enum, default_value = "discard", value_name = "STORE")]
+    pub baseline_store: BaselineStore,
 
     /// Leave the topics in place at the end (to inspect them).
     #[arg(long)]

@@ -42,7 +42,7 @@ use std::io::IsTerminal as _;
 pub use args::BenchArgs;
 
 use self::{
-    args::{Amount, Mode, Read, Transport},
+    args::{Amount, BaselineStore, Mode, Read, Transport},
     client::Target,
     inprocess::{Backend, InProcess},
     progress::Progress,
@@ -81,8 +81,12 @@ pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result
         .map_err(|e| Failure::Run(format!("cannot start the client's runtime: {e}")))?;
     let progress = Progress::new(!client.json && std::io::stderr().is_terminal());
 
+    let baseline_backend = match args.baseline_store {
+        BaselineStore::Discard => Backend::Discard,
+        BaselineStore::Memory => Backend::Default,
+    };
     let baseline = if args.baseline {
-        Some(in_process(&runtime, args, Backend::Discard, progress)?)
+        Some(in_process(&runtime, args, baseline_backend, progress)?)
     } else {
         None
     };
@@ -120,7 +124,12 @@ pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result
     } else {
         print!(
             "{}",
-            report.text(&heading(args, &broker), &broker, latency_of(args))
+            report.text(
+                &heading(args, &broker),
+                &broker,
+                baseline_backend.describe(),
+                latency_of(args)
+            )
         );
     }
     Ok(())
@@ -238,6 +247,9 @@ fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
         "read": if args.mode == Mode::E2e { Read::Subscribe } else { args.read },
         "fetch_batch": args.fetch_batch,
         "idle_consumers": args.idle_consumers,
-        "baseline": args.baseline.then_some("in-process discard store, run first"),
+        "baseline": args.baseline.then_some(match args.baseline_store {
+            BaselineStore::Discard => "in-process discard store, run first",
+            BaselineStore::Memory => "in-process memory store, run first",
+        }),
     })
 }

@@ -142,7 +142,7 @@ pub struct Report {
     pub config: serde_json::Value,
     /// The measured broker.
     pub result: Outcome,
-    /// The discard store, with `--baseline`.
+    /// The baseline's result, with `--baseline`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Outcome>,
     /// `result.msgs_per_sec / baseline.msgs_per_sec`, with `--baseline`.
@@ -233,12 +233,12 @@ fn block(out: &mut String, title: &str, outcome: &Outcome, latency_of: &str) {
 impl Report {
     /// The readable summary: `heading` (mode, transport, workload), the
     /// baseline's block if any, the broker's, and the ratio.
-    pub fn text(&self, heading: &str, broker: &str, latency_of: &str) -> String {
+    pub fn text(&self, heading: &str, broker: &str, baseline_of: &str, latency_of: &str) -> String {
         let mut out = String::from(heading);
         if let Some(baseline) = &self.baseline {
             block(
                 &mut out,
-                "baseline (in-process broker, discard store; ran first)",
+                &format!("baseline ({baseline_of}; ran first)"),
                 baseline,
                 latency_of,
             );

@@ -166,6 +166,44 @@ async fn e2e_delivers_every_message_and_times_it() {
     assert!(number(lag, "/p50") <= number(lag, "/max"), "{report}");
 }
 
+/// `--baseline-store memory` measures a broker against the in-memory store
+/// in the same run: the baseline really keeps what it was sent (its
+/// process grew by at least the payload; the discard store keeps nothing).
+#[tokio::test]
+async fn a_broker_is_compared_with_the_in_memory_store_in_the_same_run() {
+    let broker = Broker::start().await;
+    let args = [
+        "bench",
+        "produce",
+        "--messages",
+        "20000",
+        "--batch-size",
+        "100",
+        "--message-size",
+        "1000",
+        "--baseline",
+        "--baseline-store",
+        "memory",
+        "--keep-topics",
+        "--json",
+    ];
+    let report: Value = serde_json::from_str(&broker.run(&args).await.ok()).expect("a JSON report");
+    assert_eq!(
+        report["config"]["baseline"],
+        "in-process memory store, run first"
+    );
+    assert_sound(&report["result"], 20_000);
+    assert_sound(&report["baseline"], 20_000);
+    assert!(
+        number(&report, "/baseline/rss_growth_bytes") >= 20_000_000.0,
+        "{report}"
+    );
+    let ratio = number(&report, "/ratio");
+    let expected =
+        number(&report, "/result/msgs_per_sec") / number(&report, "/baseline/msgs_per_sec");
+    assert!((ratio - expected).abs() < 1e-9 * expected, "{report}");
+}
+
 /// An in-process run reports how much resident memory the broker took:
 /// at least the payload it holds.
 #[tokio::test]
