@@ -67,17 +67,37 @@ async fn handler(State(scrape): State<Scrape>) -> Response {
     }
 }
 
-/// The whole scrape as text: every metric of `metrics`, and the gauges of
-/// what `store` holds now.
+/// The whole scrape as text: every metric of `metrics`, the gauges of what
+/// `store` holds now, and `gostream_store_up`. A store that cannot be read
+/// (Redis down) costs only its gauges: `gostream_store_up` is 0 and the
+/// request counters, which show the outage, are still served.
 pub async fn scrape_text(metrics: &Metrics, store: &dyn Store) -> Result<String> {
-    let snapshot = Snapshot::take(store).await?;
-    let gauges = snapshot.registry(metrics);
+    let gauges = match Snapshot::take(store).await {
+        Ok(snapshot) => snapshot.registry(metrics),
+        Err(error) => {
+            tracing::warn!(%error, "the store's figures cannot be read for /metrics");
+            store_up(Registry::with_prefix(PREFIX), false)
+        }
+    };
     let mut text = String::new();
     encode_registry(&mut text, metrics.registry())
         .and_then(|()| encode_registry(&mut text, &gauges))
         .and_then(|()| encode_eof(&mut text))
         .map_err(|_| Error::Internal("cannot encode the metrics".to_owned()))?;
     Ok(text)
+}
+
+/// `registry` with `gostream_store_up`: whether the store's figures could be
+/// read at this scrape.
+fn store_up(mut registry: Registry, up: bool) -> Registry {
+    let gauge = Gauge::<i64>::default();
+    gauge.set(i64::from(up));
+    registry.register(
+        "store_up",
+        "1 when the store's figures could be read at this scrape; 0 when the store is unavailable (its gauges are then left out)",
+        gauge,
+    );
+    registry
 }
 
 /// What the store holds, read at one scrape.
@@ -213,7 +233,7 @@ impl Snapshot {
         let topics = Gauge::<i64>::default();
         topics.set(signed(self.stats.topic_count));
         registry.register("topics", "Topics the broker holds", topics);
-        registry
+        store_up(registry, true)
     }
 }
 
