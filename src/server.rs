@@ -13,7 +13,7 @@
 //! a shutdown future. When it completes, long-polls answer with what they
 //! have, subscriptions end, in-flight calls finish, and [`run`] returns.
 
-use std::{future::Future, io, sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{HeaderName, Method};
 use tokio::net::TcpListener;
@@ -94,6 +94,24 @@ impl Listeners {
             grpc: bind("gRPC", &config.grpc_addr).await?,
             rest: bind("REST", &config.rest_addr).await?,
         })
+    }
+
+    /// Both listeners on ephemeral loopback ports (`127.0.0.1:0`): a broker
+    /// run inside another program (the tests, `gostream bench`).
+    pub async fn loopback() -> Result<Self, ServerError> {
+        let any_port = Listen::Addr("127.0.0.1:0".to_owned());
+        Ok(Self {
+            grpc: bind("gRPC", &any_port).await?,
+            rest: bind("REST", &any_port).await?,
+        })
+    }
+
+    /// The addresses they listen on: gRPC, then REST (`None` for one that
+    /// is off or whose address cannot be read).
+    pub fn local_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        let addr =
+            |listener: &Option<TcpListener>| listener.as_ref().and_then(|l| l.local_addr().ok());
+        (addr(&self.grpc), addr(&self.rest))
     }
 }
 

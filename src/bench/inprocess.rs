@@ -5,7 +5,6 @@
 
 use std::{net::SocketAddr, sync::Arc, thread};
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -63,23 +62,23 @@ impl InProcess {
             .spawn(move || {
                 runtime.block_on(async move {
                     let config = Config::default();
-                    let bound = bind().await;
-                    let (listeners, addrs) = match bound {
-                        Ok(bound) => bound,
+                    let started = async {
+                        let listeners = Listeners::loopback().await.map_err(|e| e.to_string())?;
+                        let (Some(grpc), Some(rest)) = listeners.local_addrs() else {
+                            return Err("cannot read the listeners' addresses".to_owned());
+                        };
+                        let store: Arc<dyn Store> = match backend {
+                            Backend::Default => server::open_store(&config)?,
+                            Backend::Discard => Arc::new(DiscardStore::new(config.store_limits())),
+                        };
+                        Ok((listeners, (grpc, rest), store))
+                    };
+                    let (listeners, addrs, store) = match started.await {
+                        Ok(started) => started,
                         Err(error) => {
                             let _ = ready.send(Err(error.clone()));
                             return Err(error);
                         }
-                    };
-                    let store: Arc<dyn Store> = match backend {
-                        Backend::Default => match server::open_store(&config) {
-                            Ok(store) => store,
-                            Err(error) => {
-                                let _ = ready.send(Err(error.clone()));
-                                return Err(error);
-                            }
-                        },
-                        Backend::Discard => Arc::new(DiscardStore::new(config.store_limits())),
                     };
                     let _ = ready.send(Ok(addrs));
                     server::run(&config, listeners, store, shutdown)
@@ -129,26 +128,4 @@ impl Drop for InProcess {
             let _ = thread.join();
         }
     }
-}
-
-/// Both listeners on ephemeral loopback ports.
-async fn bind() -> Result<(Listeners, (SocketAddr, SocketAddr)), String> {
-    let listen = || async {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("cannot read the listener's address: {e}"))?;
-        Ok::<_, String>((listener, addr))
-    };
-    let (grpc, grpc_addr) = listen().await?;
-    let (rest, rest_addr) = listen().await?;
-    Ok((
-        Listeners {
-            grpc: Some(grpc),
-            rest: Some(rest),
-        },
-        (grpc_addr, rest_addr),
-    ))
 }

@@ -13,7 +13,7 @@ use gostream::{
     server::{self, Listeners, ServerError},
 };
 use pbjson_types::Duration as PbDuration;
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -40,16 +40,12 @@ impl Node {
             ..Config::default()
         };
         config.validate().expect("a valid configuration");
-        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let rest = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let grpc_addr = grpc.local_addr().expect("local address");
-        let rest_addr = rest.local_addr().expect("local address");
+        let listeners = Listeners::loopback().await.expect("bind");
+        let (Some(grpc_addr), Some(rest_addr)) = listeners.local_addrs() else {
+            panic!("the listeners' addresses")
+        };
         let store = server::open_store(&config).expect("open the store");
         let stop = CancellationToken::new();
-        let listeners = Listeners {
-            grpc: Some(grpc),
-            rest: Some(rest),
-        };
         let shutdown = stop.clone().cancelled_owned();
         let task =
             tokio::spawn(async move { server::run(&config, listeners, store, shutdown).await });

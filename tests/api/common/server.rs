@@ -15,7 +15,7 @@ use gostream::{
     },
     server::{self, Listeners, ServerError},
 };
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -38,20 +38,12 @@ impl TestServer {
     /// A broker with `config` (its listener addresses are ignored: the
     /// harness binds 127.0.0.1:0).
     pub async fn start_with(config: Config) -> Self {
-        let grpc = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind an ephemeral port");
-        let grpc_addr = grpc.local_addr().expect("local address");
-        let rest = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind an ephemeral port");
-        let rest_addr = rest.local_addr().expect("local address");
+        let listeners = Listeners::loopback().await.expect("bind ephemeral ports");
+        let (Some(grpc_addr), Some(rest_addr)) = listeners.local_addrs() else {
+            panic!("the listeners' addresses")
+        };
         let store = server::open_store(&config).expect("open the store");
         let stop = CancellationToken::new();
-        let listeners = Listeners {
-            grpc: Some(grpc),
-            rest: Some(rest),
-        };
         let shutdown = stop.clone().cancelled_owned();
         let task =
             tokio::spawn(async move { server::run(&config, listeners, store, shutdown).await });
