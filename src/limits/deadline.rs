@@ -282,6 +282,10 @@ impl Store for DeadlineStore {
         })
         .await
     }
+
+    fn memory_budget(&self) -> crate::store::MemoryBudget {
+        self.inner.memory_budget()
+    }
 }
 
 #[cfg(test)]

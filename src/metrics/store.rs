@@ -209,6 +209,10 @@ impl Store for MeteredStore {
     async fn health(&self) -> Result<()> {
         self.inner.health().await
     }
+
+    fn memory_budget(&self) -> crate::store::MemoryBudget {
+        self.inner.memory_budget()
+    }
 }
 
 /// A subscription counting what it delivers; while it exists it counts as

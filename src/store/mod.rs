@@ -18,6 +18,7 @@
 //! - [`redis`]: [`RedisStore`] (`--store redis://…`), which implements
 //!   the trait directly: Redis holds the state, Lua scripts hold the rules.
 
+pub mod budget;
 pub mod discard;
 pub mod disk;
 pub mod engine;
@@ -31,6 +32,7 @@ use std::{pin::Pin, time::Duration};
 use async_trait::async_trait;
 use futures_util::Stream;
 
+pub use budget::{MemoryBudget, ResponseKind, ResponseReservation};
 pub use disk::{DiskLog, DiskLogs, DiskOptions, DurableStore, FsyncPolicy};
 pub use engine::Engine;
 pub use memory::MemoryStore;
@@ -191,5 +193,13 @@ pub trait Store: Send + Sync + 'static {
     /// store in this process's memory or on its disk is always healthy.
     async fn health(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The memory budget this store counts its messages against, which the
+    /// transports share for the responses they hold (see [`budget`]).
+    /// Wrappers return their inner store's; the default, for a store that
+    /// keeps nothing in this process, is a budget of its own with no cap.
+    fn memory_budget(&self) -> MemoryBudget {
+        MemoryBudget::unlimited()
     }
 }
