@@ -239,6 +239,69 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
+    /// HTTP/1.1: the time a client has to send a request's headers
+    /// completely, counted from accept (first request) or from the first
+    /// byte after a keep-alive pause; past it the connection is closed.
+    #[arg(
+        long,
+        env = "GOSTREAM_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_name = "MS"
+    )]
+    pub header_timeout_ms: u64,
+
+    /// The time a request's whole body has to arrive after its headers;
+    /// past it the request fails (REST 408, gRPC DEADLINE_EXCEEDED) and the
+    /// connection is closed.
+    #[arg(
+        long,
+        env = "GOSTREAM_BODY_TIMEOUT_MS",
+        default_value_t = 30_000,
+        value_name = "MS"
+    )]
+    pub body_timeout_ms: u64,
+
+    /// A connection with no request in flight for this long is closed
+    /// (long-polls and subscriptions being served are in flight).
+    #[arg(
+        long,
+        env = "GOSTREAM_IDLE_TIMEOUT_MS",
+        default_value_t = 60_000,
+        value_name = "MS"
+    )]
+    pub idle_timeout_ms: u64,
+
+    /// gRPC listener, HTTP/2: a PING is sent after this long without
+    /// frames from the peer.
+    #[arg(
+        long,
+        env = "GOSTREAM_HTTP2_KEEPALIVE_INTERVAL_MS",
+        default_value_t = 20_000,
+        value_name = "MS"
+    )]
+    pub http2_keepalive_interval_ms: u64,
+
+    /// gRPC listener, HTTP/2: the connection is closed when a keep-alive
+    /// PING is not acknowledged within this.
+    #[arg(
+        long,
+        env = "GOSTREAM_HTTP2_KEEPALIVE_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_name = "MS"
+    )]
+    pub http2_keepalive_timeout_ms: u64,
+
+    /// The most connections each listener keeps open from one client IP
+    /// address; past it the longest-idle one of that address is closed, or
+    /// the new one is answered UNAVAILABLE / 503 and closed.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1000,
+        value_name = "COUNT"
+    )]
+    pub max_connections_per_address: usize,
+
     /// The most topics the broker holds; CreateTopic past it is
     /// RESOURCE_EXHAUSTED / 429.
     #[arg(
@@ -353,6 +416,12 @@ impl Default for Config {
             offload_disk_calls: false,
             max_concurrent_requests: 1024,
             max_connections: 10_000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            http2_keepalive_interval_ms: 20_000,
+            http2_keepalive_timeout_ms: 10_000,
+            max_connections_per_address: 1000,
             max_topics: 10_000,
             max_consumers_per_topic: 1_000,
             log_level: "info".to_owned(),
@@ -390,6 +459,21 @@ impl Config {
             (self.request_timeout_secs as usize, "--request-timeout-secs"),
             (self.max_concurrent_requests, "--max-concurrent-requests"),
             (self.max_connections, "--max-connections"),
+            (
+                self.max_connections_per_address,
+                "--max-connections-per-address",
+            ),
+            (self.header_timeout_ms as usize, "--header-timeout-ms"),
+            (self.body_timeout_ms as usize, "--body-timeout-ms"),
+            (self.idle_timeout_ms as usize, "--idle-timeout-ms"),
+            (
+                self.http2_keepalive_interval_ms as usize,
+                "--http2-keepalive-interval-ms",
+            ),
+            (
+                self.http2_keepalive_timeout_ms as usize,
+                "--http2-keepalive-timeout-ms",
+            ),
             (self.max_topics, "--max-topics"),
             (self.max_consumers_per_topic, "--max-consumers-per-topic"),
         ] {

@@ -87,6 +87,11 @@ pub enum Error {
     #[error("{0}")]
     ResourceExhausted(String),
 
+    /// The client did not send its request in time (its body did not arrive
+    /// within `--body-timeout-ms`). gRPC `DEADLINE_EXCEEDED`, HTTP 408.
+    #[error("{0}")]
+    RequestTimeout(String),
+
     /// The broker cannot serve the request now (e.g. it is shutting down).
     /// gRPC `UNAVAILABLE`, HTTP 503.
     #[error("{0}")]
@@ -140,6 +145,7 @@ impl Error {
             Self::OffsetOutOfRange { .. } => Code::OutOfRange,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::RequestTimeout(_) => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
             Self::DataLoss { .. } => Code::DataLoss,
             Self::Unauthenticated(_) => Code::Unauthenticated,
@@ -148,9 +154,13 @@ impl Error {
         }
     }
 
-    /// The HTTP status the REST gateway answers with: that of its code.
+    /// The HTTP status the REST gateway answers with: that of its code
+    /// (408 for a request the client was too slow to send).
     pub fn http_status(&self) -> http::StatusCode {
-        http_status(self.code())
+        match self {
+            Self::RequestTimeout(_) => http::StatusCode::REQUEST_TIMEOUT,
+            _ => http_status(self.code()),
+        }
     }
 
     /// The stable, machine-readable reason (`ErrorInfo.reason`).
@@ -164,6 +174,7 @@ impl Error {
             Self::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
             Self::FailedPrecondition { reason, .. } => reason,
             Self::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
+            Self::RequestTimeout(_) => "REQUEST_TIMEOUT",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::DataLoss { .. } => "DATA_LOSS",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
@@ -200,6 +211,7 @@ impl Error {
             }
             Self::FailedPrecondition { .. }
             | Self::ResourceExhausted(_)
+            | Self::RequestTimeout(_)
             | Self::Unavailable(_)
             | Self::Unauthenticated(_)
             | Self::PermissionDenied(_)
@@ -354,6 +366,12 @@ mod tests {
                 Code::ResourceExhausted,
                 StatusCode::TOO_MANY_REQUESTS,
                 "RESOURCE_EXHAUSTED",
+            ),
+            (
+                Error::RequestTimeout("slow body".into()),
+                Code::DeadlineExceeded,
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
             ),
             (
                 Error::Unavailable("down".into()),

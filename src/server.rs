@@ -17,7 +17,6 @@ use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{HeaderName, Method};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::interceptor::InterceptedService, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -34,7 +33,11 @@ use crate::{
     error::Error,
     gateway,
     limits::{
-        self, ConnectionLimit, DeadlineStore, LimitedListener, Protocol, connections::Counted,
+        self, Caps, ConnectionInfo, ConnectionLimit, DeadlineStore, LimitedListener, Protocol,
+        Timeouts,
+        accept::{self, BackoffListener},
+        connections::Counted,
+        transport::{ConnectionLayer, GrpcBodyTimeoutLayer},
     },
     metrics::{self, Metrics},
     pb::{
@@ -42,7 +45,10 @@ use crate::{
         gostream::{self as legacy_pb, v1 as v1_pb},
     },
     service::{Legacy, V1},
-    store::{Clock, DiskOptions, DurableStore, MemoryStore, RedisOptions, RedisStore, Store},
+    store::{
+        Clock, DiskOptions, DurableStore, MemoryBudget, MemoryStore, RedisOptions, RedisStore,
+        Store,
+    },
     tls::{self, Tls},
 };
 
@@ -202,25 +208,10 @@ fn oversize_request_is_invalid_argument<B>(
     }
 }
 
-/// Accepted connections, with Nagle's algorithm off: a broker answers small
-/// messages and should not hold them back.
-fn incoming(
-    listener: TcpListener,
-) -> impl futures_util::Stream<Item = io::Result<tokio::net::TcpStream>> {
-    use futures_util::StreamExt as _;
-    TcpListenerStream::new(listener).map(|stream| {
-        let stream = stream?;
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        Ok(stream)
-    })
-}
-
-/// The connections of `incoming` under `limit`: those past it are answered
-/// and closed, not yielded.
+/// The connections of `incoming` under `limit`: those it refuses are
+/// answered and closed, not yielded.
 fn limited<Io>(
-    incoming: impl futures_util::Stream<Item = io::Result<Io>>,
+    incoming: impl futures_util::Stream<Item = io::Result<(Io, SocketAddr)>>,
     limit: ConnectionLimit,
 ) -> impl futures_util::Stream<Item = io::Result<Counted<Io>>>
 where
@@ -230,9 +221,57 @@ where
     incoming.filter_map(move |accepted| {
         std::future::ready(match accepted {
             Err(error) => Some(Err(error)),
-            Ok(io) => limit.admit(io).map(Ok),
+            Ok((io, peer)) => limit.admit(io, peer.ip()).map(Ok),
         })
     })
+}
+
+/// A bound listener and the limits of its connections.
+struct Served {
+    listener: TcpListener,
+    limit: ConnectionLimit,
+    timeouts: Timeouts,
+}
+
+impl Served {
+    /// `listener`, speaking `protocol`, its connections limited as
+    /// `config` says and their responses held on `budget`.
+    fn new(
+        listener: TcpListener,
+        protocol: Protocol,
+        config: &Config,
+        budget: MemoryBudget,
+    ) -> Self {
+        let caps = Caps {
+            max: config.max_connections,
+            max_per_address: config.max_connections_per_address,
+        };
+        Self {
+            listener,
+            limit: ConnectionLimit::new(caps, protocol, budget),
+            timeouts: Timeouts {
+                header: Duration::from_millis(config.header_timeout_ms),
+                idle: Duration::from_millis(config.idle_timeout_ms),
+            },
+        }
+    }
+
+    /// Starts the sweeper that closes the listener's timed-out connections;
+    /// it stops when the returned guard is dropped.
+    fn sweep(&self) -> AbortOnDrop {
+        AbortOnDrop(tokio::spawn(
+            self.limit.registry().clone().sweep_forever(self.timeouts),
+        ))
+    }
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Reflection over every service served and the error details it returns
@@ -322,6 +361,8 @@ pub async fn run(
     // Every transport reaches the store through the counting wrapper.
     let metrics = Metrics::new();
     let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
+    // Responses waiting for their clients count on the store's memory budget.
+    let budget = store.memory_budget();
     let v1 = V1::new(store.clone(), stopping.clone()).with_auth(access.auth.clone());
     let legacy = Legacy::new(store.clone()).with_auth(access.auth.clone());
     let retention = tokio::spawn(enforce_retention(
@@ -343,7 +384,7 @@ pub async fn run(
             Some(listener) => {
                 serve_grpc(
                     config,
-                    listener,
+                    Served::new(listener, Protocol::Grpc, config, budget.clone()),
                     gateway::BrokerServices {
                         v1: v1.clone(),
                         legacy: legacy.clone(),
@@ -385,7 +426,8 @@ pub async fn run(
                         limits::rest_concurrency_limit,
                     ))
                     .layer(metrics::RestMetricsLayer::new(metrics.clone()));
-                serve_rest(config, listener, router, &access, stopping.clone()).await
+                let served = Served::new(listener, Protocol::Rest, config, budget.clone());
+                serve_rest(config, served, router, &access, stopping.clone()).await
             }
             None => Ok(()),
         }
@@ -503,11 +545,11 @@ pub async fn enforce_retention(
     }
 }
 
-/// Serves gRPC, grpc-web, reflection and health on `listener` until
+/// Serves gRPC, grpc-web, reflection and health on `served` until
 /// `stopping` is cancelled.
 async fn serve_grpc(
     config: &Config,
-    listener: TcpListener,
+    served: Served,
     services: gateway::BrokerServices,
     health_service: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
@@ -525,15 +567,28 @@ async fn serve_grpc(
     let reflection_token = access.auth.require_token(access.public.reflection);
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let addr = local_addr(&listener);
+    let addr = local_addr(&served.listener);
     tracing::info!(%addr, tls = access.tls.is_some(), "gRPC, grpc-web, reflection and health listening");
     let router = Server::builder()
         .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_millis(
+            config.http2_keepalive_interval_ms,
+        )))
+        .http2_keepalive_timeout(Some(Duration::from_millis(
+            config.http2_keepalive_timeout_ms,
+        )))
+        // Outermost: a request is in flight on its connection until its
+        // response has ended, and every response's bytes are accounted.
+        .layer(ConnectionLayer)
         .layer(cors())
         // Request metrics: grpc-web is told apart before GrpcWebLayer
         // rewrites it to gRPC, and counted after, with real trailers.
         .layer(tower::util::MapRequestLayer::new(metrics::mark_grpc_web))
         .layer(tonic_web::GrpcWebLayer::new())
+        // Past grpc-web's translation, so both get DEADLINE_EXCEEDED.
+        .layer(GrpcBodyTimeoutLayer::new(Duration::from_millis(
+            config.body_timeout_ms,
+        )))
         .layer(metrics::GrpcMetricsLayer::new(metrics.clone()))
         .layer(request_log())
         .layer(limits::grpc_concurrency_limit(
@@ -576,14 +631,17 @@ async fn serve_grpc(
             reflection_token,
         ));
     let until = stopping.cancelled_owned();
-    let limit = ConnectionLimit::new(config.max_connections, Protocol::Grpc);
+    let _sweeper = served.sweep();
+    let Served {
+        listener, limit, ..
+    } = served;
     match &access.tls {
         Some(tls) => {
             let incoming = limited(tls::incoming(listener, tls.grpc.clone()), limit);
             router.serve_with_incoming_shutdown(incoming, until).await?;
         }
         None => {
-            let incoming = limited(incoming(listener), limit);
+            let incoming = limited(accept::incoming(listener, "gRPC"), limit);
             router.serve_with_incoming_shutdown(incoming, until).await?;
         }
     }
@@ -591,34 +649,40 @@ async fn serve_grpc(
     Ok(())
 }
 
-/// Serves the REST gateway's `router` on `listener` until `stopping` is
+/// Serves the REST gateway's `router` on `served` until `stopping` is
 /// cancelled.
 async fn serve_rest(
     config: &Config,
-    listener: TcpListener,
+    served: Served,
     router: axum::Router,
     access: &Access,
     stopping: CancellationToken,
 ) -> Result<(), ServerError> {
-    use axum::serve::ListenerExt as _;
-    let addr = local_addr(&listener);
+    let addr = local_addr(&served.listener);
     tracing::info!(%addr, tls = access.tls.is_some(), "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz, /metrics)");
     let until = stopping.cancelled_owned();
-    let limit = ConnectionLimit::new(config.max_connections, Protocol::Rest);
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            Duration::from_millis(config.body_timeout_ms),
+            limits::transport::rest_body_timeout,
+        ))
+        // Outermost: see the gRPC listener.
+        .layer(ConnectionLayer);
+    let service = router.into_make_service_with_connect_info::<ConnectionInfo>();
+    let _sweeper = served.sweep();
+    let Served {
+        listener, limit, ..
+    } = served;
     match &access.tls {
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, tls.rest.clone());
-            axum::serve(LimitedListener::new(listener, limit), router)
+            axum::serve(LimitedListener::new(listener, limit), service)
                 .with_graceful_shutdown(until)
                 .await
         }
         None => {
-            let listener = listener.tap_io(|stream| {
-                if let Err(error) = stream.set_nodelay(true) {
-                    tracing::debug!(%error, "cannot set TCP_NODELAY");
-                }
-            });
-            axum::serve(LimitedListener::new(listener, limit), router)
+            let listener = BackoffListener::new(listener, "REST");
+            axum::serve(LimitedListener::new(listener, limit), service)
                 .with_graceful_shutdown(until)
                 .await
         }

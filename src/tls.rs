@@ -33,7 +33,10 @@ use tokio_rustls::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::config::Config;
+use crate::{
+    config::Config,
+    limits::accept::{self, AcceptBackoff},
+};
 
 /// How long a client may take to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -121,7 +124,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 }
 
 /// A connection whose handshake is done, and its peer.
-type Accepted = (TlsStream<TcpStream>, SocketAddr);
+pub type Accepted = (TlsStream<TcpStream>, SocketAddr);
 
 /// Accepts connections on `listener` and does their handshakes, each in a
 /// task of its own; the finished ones come out of the receiver. Stops when
@@ -130,24 +133,13 @@ fn accept_loop(listener: TcpListener, config: Arc<ServerConfig>) -> mpsc::Receiv
     let (tx, rx) = mpsc::channel(QUEUE);
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
+        // Out of file descriptors: wait, longer and longer, rather than spin.
+        let mut backoff = AcceptBackoff::new("TLS");
         loop {
-            let accepted = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 () = tx.closed() => return,
-                accepted = listener.accept() => accepted,
+                accepted = accept::accept(&listener, &mut backoff) => accepted,
             };
-            let (stream, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, or a connection reset before
-                    // it was accepted: wait a little rather than spin.
-                    tracing::debug!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
@@ -169,13 +161,13 @@ fn accept_loop(listener: TcpListener, config: Arc<ServerConfig>) -> mpsc::Receiv
     rx
 }
 
-/// The connections of `listener` after their TLS handshake, for tonic's
-/// `serve_with_incoming_shutdown`.
+/// The connections of `listener` after their TLS handshake, and their
+/// peers, for tonic's `serve_with_incoming_shutdown`.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<ServerConfig>,
-) -> impl Stream<Item = io::Result<TlsStream<TcpStream>>> {
-    ReceiverStream::new(accept_loop(listener, config)).map(|(stream, _)| Ok(stream))
+) -> impl Stream<Item = io::Result<Accepted>> {
+    ReceiverStream::new(accept_loop(listener, config)).map(Ok)
 }
 
 /// A TLS listener for `axum::serve`.

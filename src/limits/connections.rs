@@ -1,13 +1,22 @@
-//! `--max-connections`: each listener keeps at most so many client
-//! connections open. A connection past the limit is not dropped silently: it
-//! is served one answer, `UNAVAILABLE` naming the setting (a gRPC status on
-//! the gRPC port, the gateway's JSON 503 on the REST port), and closed. At
-//! most [`MAX_REFUSING`] such answers are in flight; past that, extra
+//! `--max-connections` and `--max-connections-per-address`: each listener
+//! keeps at most so many client connections open, in all and from one IP
+//! address. At either limit the longest-idle connection of the group (the
+//! address, or the listener) is closed to make room. When none is idle the
+//! new connection is not dropped silently: it is served one answer,
+//! `UNAVAILABLE` naming the setting (a gRPC status on the gRPC port, the
+//! gateway's JSON 503 on the REST port), and closed. At most
+//! [`MAX_REFUSING`] such answers are in flight; past that, extra
 //! connections are closed at once, so refusing costs little.
+//!
+//! [`Counted`] is the IO of an admitted connection: it keeps the
+//! connection's [`ConnectionState`] up to date (activity, the protocol its
+//! first bytes announce, response bytes written) and fails once the state
+//! is closed (by the sweeper, or to make room).
 
 use std::{
     convert::Infallible,
     io,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -20,10 +29,13 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::Semaphore,
 };
 
-use crate::{error::Error, gateway::ApiError};
+use super::tracker::{
+    Caps, ConnectionInfo, ConnectionRegistry, ConnectionState, Refusal, Wire,
+};
+use crate::{error::Error, gateway::ApiError, store::MemoryBudget};
 
 /// The most refusals served at once, per listener.
 pub const MAX_REFUSING: usize = 64;
@@ -40,59 +52,66 @@ pub enum Protocol {
     Rest,
 }
 
-/// The connection limit of one listener. Cheap to clone.
+/// The connection limits of one listener and its connections. Cheap to
+/// clone.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimit {
-    permits: Arc<Semaphore>,
+    registry: Arc<ConnectionRegistry>,
     refusing: Arc<Semaphore>,
-    max: usize,
     protocol: Protocol,
 }
 
 impl ConnectionLimit {
-    /// At most `max` connections speaking `protocol`.
-    pub fn new(max: usize, protocol: Protocol) -> Self {
+    /// Connections speaking `protocol` under `caps`, their responses held
+    /// on `budget`.
+    pub fn new(caps: Caps, protocol: Protocol, budget: MemoryBudget) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(max)),
+            registry: Arc::new(ConnectionRegistry::new(caps, budget)),
             refusing: Arc::new(Semaphore::new(MAX_REFUSING)),
-            max,
             protocol,
         }
     }
 
-    /// `io` if there is room for it; otherwise answers it with a refusal in
-    /// the background and returns `None`.
-    pub fn admit<Io>(&self, io: Io) -> Option<Counted<Io>>
+    /// The listener's connections.
+    pub fn registry(&self) -> &Arc<ConnectionRegistry> {
+        &self.registry
+    }
+
+    /// `io` from `peer` if there is room for it (made, if need be, by
+    /// closing the longest-idle connection of its group); otherwise answers
+    /// it with a refusal in the background and returns `None`.
+    pub fn admit<Io>(&self, io: Io, peer: IpAddr) -> Option<Counted<Io>>
     where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => Some(Counted {
+        match self.registry.admit(peer) {
+            Ok(state) => Some(Counted {
                 io,
-                _permit: permit,
+                state,
+                registry: self.registry.clone(),
+                preface_seen: 0,
             }),
-            Err(_) => {
-                self.refuse(io);
+            Err(refusal) => {
+                self.refuse(io, refusal);
                 None
             }
         }
     }
 
-    fn refuse<Io>(&self, io: Io)
+    fn refuse<Io>(&self, io: Io, refusal: Refusal)
     where
         Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Ok(slot) = self.refusing.clone().try_acquire_owned() else {
             return;
         };
-        tracing::warn!(
-            max = self.max,
-            "refusing a connection: the listener is at --max-connections"
-        );
-        let (protocol, max) = (self.protocol, self.max);
+        let message = refusal.message();
+        tracing::warn!(%message, "refusing a connection");
+        let protocol = self.protocol;
         tokio::spawn(async move {
-            let answer = hyper::service::service_fn(move |_request| async move {
-                Ok::<_, Infallible>(refusal(protocol, max))
+            let answer = hyper::service::service_fn(move |_request| {
+                let message = message.clone();
+                async move { Ok::<_, Infallible>(refusal_response(protocol, message)) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(io), answer);
@@ -103,10 +122,8 @@ impl ConnectionLimit {
 }
 
 /// The answer to every request on a refused connection.
-fn refusal(protocol: Protocol, max: usize) -> http::Response<Full<Bytes>> {
-    let error = Error::Unavailable(format!(
-        "the broker has its limit of {max} connections open on this listener (--max-connections); retry later"
-    ));
+fn refusal_response(protocol: Protocol, message: String) -> http::Response<Full<Bytes>> {
+    let error = Error::Unavailable(message);
     let mut response = match protocol {
         Protocol::Grpc => error
             .to_status()
@@ -133,11 +150,58 @@ fn refusal(protocol: Protocol, max: usize) -> http::Response<Full<Bytes>> {
     response
 }
 
-/// A connection that holds its place under the limit until it closes.
+/// The HTTP/2 connection preface a client sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A connection that holds its place under the limits until it closes. It
+/// records its reads and writes in its [`ConnectionState`] and fails both
+/// once the state is closed, so the server drops it.
 #[derive(Debug)]
 pub struct Counted<Io> {
     io: Io,
-    _permit: OwnedSemaphorePermit,
+    state: Arc<ConnectionState>,
+    registry: Arc<ConnectionRegistry>,
+    /// How many bytes of [`H2_PREFACE`] the connection has sent so far.
+    preface_seen: usize,
+}
+
+impl<Io> Counted<Io> {
+    /// The connection's state.
+    pub fn state(&self) -> &Arc<ConnectionState> {
+        &self.state
+    }
+
+    fn detect(&mut self, received: &[u8]) {
+        if self.state.wire() != Wire::Unknown {
+            return;
+        }
+        let want = &H2_PREFACE[self.preface_seen..];
+        let n = want.len().min(received.len());
+        if received[..n] != want[..n] {
+            self.state.set_wire(Wire::Http1);
+            return;
+        }
+        self.preface_seen += n;
+        if self.preface_seen == H2_PREFACE.len() {
+            self.state.set_wire(Wire::Http2);
+        }
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "the broker closed the connection",
+    )
+}
+
+impl<Io> Drop for Counted<Io> {
+    fn drop(&mut self) {
+        self.registry.remove(&self.state);
+        self.state.close();
+        // Nothing more will be written: the responses it held are gone.
+        self.state.release_unwritten(u64::MAX);
+    }
 }
 
 impl<Io: AsyncRead + Unpin> AsyncRead for Counted<Io> {
@@ -146,7 +210,20 @@ impl<Io: AsyncRead + Unpin> AsyncRead for Counted<Io> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        self.state.register_read(cx.waker());
+        if self.state.is_closed() {
+            return Poll::Ready(Err(closed()));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let received = &buf.filled()[before..];
+            if !received.is_empty() {
+                self.detect(received);
+                self.state.on_read(received.len());
+            }
+        }
+        polled
     }
 }
 
@@ -156,7 +233,15 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Counted<Io> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        self.state.register_write(cx.waker());
+        if self.state.is_closed() {
+            return Poll::Ready(Err(closed()));
+        }
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.state.on_written(n);
+        }
+        polled
     }
 
     fn poll_write_vectored(
@@ -164,7 +249,15 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Counted<Io> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        self.state.register_write(cx.waker());
+        if self.state.is_closed() {
+            return Poll::Ready(Err(closed()));
+        }
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.state.on_written(n);
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -172,6 +265,9 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Counted<Io> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.state.is_closed() {
+            return Poll::Ready(Err(closed()));
+        }
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
@@ -180,11 +276,14 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Counted<Io> {
     }
 }
 
-impl<Io: tonic::transport::server::Connected> tonic::transport::server::Connected for Counted<Io> {
-    type ConnectInfo = Io::ConnectInfo;
+/// Every request on the connection carries its [`ConnectionInfo`].
+impl<Io> tonic::transport::server::Connected for Counted<Io> {
+    type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
+        ConnectionInfo {
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -204,7 +303,7 @@ impl<L> LimitedListener<L> {
 
 impl<L> axum::serve::Listener for LimitedListener<L>
 where
-    L: axum::serve::Listener,
+    L: axum::serve::Listener<Addr = SocketAddr>,
 {
     type Io = Counted<L::Io>;
     type Addr = L::Addr;
@@ -212,7 +311,7 @@ where
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (io, addr) = self.inner.accept().await;
-            if let Some(io) = self.limit.admit(io) {
+            if let Some(io) = self.limit.admit(io, addr.ip()) {
                 return (io, addr);
             }
         }
@@ -220,5 +319,19 @@ where
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.inner.local_addr()
+    }
+}
+
+/// On the REST listener axum puts the connection's [`ConnectionInfo`] in
+/// every request's extensions (`into_make_service_with_connect_info`).
+impl<L> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener<L>>>
+    for ConnectionInfo
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener<L>>) -> Self {
+        ConnectionInfo {
+            state: stream.io().state.clone(),
+        }
     }
 }
