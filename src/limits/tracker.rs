@@ -630,9 +630,10 @@ mod tests {
         a.request_started();
         idle_since(&a, 0);
         idle_since(&b, 100);
-        registry.admit(ip(2)).unwrap();
+        let c = registry.admit(ip(2)).unwrap();
         assert!(!a.is_closed());
         assert!(b.is_closed());
+        c.request_started();
         // Now both are busy: the next one is refused, naming the flag.
         let c = registry.admit(ip(3)).unwrap_err();
         assert_eq!(c, Refusal::Listener { max: 2 });
