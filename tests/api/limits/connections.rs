@@ -1,6 +1,6 @@
-//! `--max-connections`: with the listener's connections all open, a new one
-//! is answered UNAVAILABLE (gRPC) or 503 (REST), naming the setting, and
-//! closed; once a connection closes, new ones are served.
+//! `--max-connections`: with the listener's connections all open and busy,
+//! a new one is answered UNAVAILABLE (gRPC) or 503 (REST), naming the
+//! setting, and closed; once a connection closes, new ones are served.
 
 use std::time::Duration;
 
@@ -9,19 +9,27 @@ use gostream::{
     pb::gostream::v1::{ListTopicsRequest, topic_service_client::TopicServiceClient},
 };
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 use tonic::Code;
 
 use crate::common::{TestServer, within};
 
 const LIMIT: usize = 2;
 
-/// `LIMIT` idle connections to `addr`, holding its room.
-async fn fill(addr: std::net::SocketAddr) -> Vec<TcpStream> {
+/// `LIMIT` busy connections to `addr` (each with a request whose body is
+/// on its way, so none is idle and none can be closed to make room).
+async fn fill(addr: std::net::SocketAddr, path: &str, content_type: &str) -> Vec<TcpStream> {
     let mut held = Vec::new();
     for _ in 0..LIMIT {
-        held.push(TcpStream::connect(addr).await.expect("connect"));
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: {content_type}\r\ncontent-length: 10\r\n\r\n{{"
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        held.push(stream);
     }
+    // Their requests reach the service.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     held
 }
 
@@ -34,7 +42,12 @@ async fn connections_past_the_limit_are_answered_and_closed() {
     .await;
 
     // gRPC: a new client's call is refused by the connection itself.
-    let held = fill(server.grpc_addr).await;
+    let held = fill(
+        server.grpc_addr,
+        "/gostream.v1.TopicService/ListTopics",
+        "application/grpc-web+proto",
+    )
+    .await;
     let refused = async {
         loop {
             let mut client = TopicServiceClient::new(server.channel().await);
@@ -63,7 +76,7 @@ async fn connections_past_the_limit_are_answered_and_closed() {
     within("gRPC served again", served).await;
 
     // REST: a new connection gets a JSON 503 and is closed.
-    let held = fill(server.rest_addr).await;
+    let held = fill(server.rest_addr, "/v1/topics", "application/json").await;
     let refused = async {
         loop {
             // A fresh client, so a fresh connection.
