@@ -32,9 +32,7 @@ use tokio::{
     sync::Semaphore,
 };
 
-use super::tracker::{
-    Caps, ConnectionInfo, ConnectionRegistry, ConnectionState, Refusal, Wire,
-};
+use super::tracker::{Caps, ConnectionInfo, ConnectionRegistry, ConnectionState, Refusal, Wire};
 use crate::{error::Error, gateway::ApiError, store::MemoryBudget};
 
 /// The most refusals served at once, per listener.

@@ -188,9 +188,8 @@ impl ConnectionState {
 
     /// Since when no request is in flight (`None`: one is).
     pub fn idle_since(&self) -> Option<Instant> {
-        (self.in_flight() == 0).then(|| {
-            self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire))
-        })
+        (self.in_flight() == 0)
+            .then(|| self.epoch + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire)))
     }
 
     /// Bytes received since the connection was last idle (a request's
@@ -509,9 +508,7 @@ impl ConnectionRegistry {
         }
         if connections.by_id.len() >= self.caps.max {
             let Some(id) = connections.longest_idle(None) else {
-                return Err(Refusal::Listener {
-                    max: self.caps.max,
-                });
+                return Err(Refusal::Listener { max: self.caps.max });
             };
             if let Some(evicted) = connections.remove(id) {
                 tracing::debug!(peer = %evicted.peer, "closing the longest-idle connection to admit a new one (--max-connections)");

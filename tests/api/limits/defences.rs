@@ -98,7 +98,9 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
         .await
         .expect("write");
     let mut buf = [0u8; 1024];
-    let n = within("the answer", rest.read(&mut buf)).await.expect("read");
+    let n = within("the answer", rest.read(&mut buf))
+        .await
+        .expect("read");
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
     let idle = closed_after("an idle REST connection closed", &mut rest).await;
     assert!(idle >= TIMEOUT / 2, "closed after {idle:?}");
@@ -174,6 +176,19 @@ async fn a_rest_body_that_stops_halfway_is_answered_408_and_the_connection_close
         "{body}"
     );
     assert_eq!(healthz(&server).await, 200);
+
+    // grpc-web: DEADLINE_EXCEEDED (4), naming the flag.
+    let mut stream = TcpStream::connect(server.grpc_addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /gostream.v1.TopicService/CreateTopic HTTP/1.1\r\nhost: x\r\ncontent-type: application/grpc-web+proto\r\ncontent-length: 100\r\n\r\n\0\0\0",
+        )
+        .await
+        .expect("write");
+    let answer = within("DEADLINE_EXCEEDED", read_to_close(&mut stream)).await;
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.contains("grpc-status: 4"), "{answer}");
+    assert!(answer.contains("body-timeout-ms"), "{answer}");
     server.stop().await;
 }
 
