@@ -62,7 +62,9 @@ pub fn client_error(code: Code, message: &str) -> Option<Status> {
         Code::Internal if message.starts_with("Error decompressing:") => {
             let why = detail("Error decompressing:");
             let why = why.strip_suffix(", while sending request").unwrap_or(why);
-            invalid(format!("has a compressed message that does not decompress: {why}"))
+            invalid(format!(
+                "has a compressed message that does not decompress: {why}"
+            ))
         }
         Code::ResourceExhausted if message.starts_with("Error decompressing: size limit") => {
             invalid(match limit_in(message, "size limit, of ") {

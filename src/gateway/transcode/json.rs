@@ -138,7 +138,11 @@ mod tests {
     #[test]
     fn a_duplicate_key_at_any_depth_is_refused_and_placed() {
         for (text, root, says) in [
-            (r#"{"name": "a", "name": "b"}"#, "", "duplicate key `name` in the top-level object"),
+            (
+                r#"{"name": "a", "name": "b"}"#,
+                "",
+                "duplicate key `name` in the top-level object",
+            ),
             (
                 r#"{"records": [{"value": "", "value": ""}]}"#,
                 "",

@@ -299,13 +299,20 @@ async fn a_duplicate_key_anywhere_in_the_body_is_400_naming_it() {
             .await
             .unwrap_err();
         assert_eq!(error.http, StatusCode::BAD_REQUEST, "{body}");
-        assert!(error.status.message().starts_with(says), "{body}: {error:?}");
+        assert!(
+            error.status.message().starts_with(says),
+            "{body}: {error:?}"
+        );
     }
     // One field spelled both ways is a duplicate too, as before.
-    let error = run::<pb::PublishRequest>(&FIELD, "/v1/topics/t", r#"[{"value": "", "value": ""}]"#)
-        .await
-        .unwrap_err();
-    assert!(error.status.message().contains("duplicate key `value`"), "{error:?}");
+    let error =
+        run::<pb::PublishRequest>(&FIELD, "/v1/topics/t", r#"[{"value": "", "value": ""}]"#)
+            .await
+            .unwrap_err();
+    assert!(
+        error.status.message().contains("duplicate key `value`"),
+        "{error:?}"
+    );
     let error = run::<pb::SubscribeRequest>(
         &ALL,
         "/v1/topics/t",
@@ -313,7 +320,10 @@ async fn a_duplicate_key_anywhere_in_the_body_is_400_naming_it() {
     )
     .await
     .unwrap_err();
-    assert!(error.status.message().contains("duplicate field"), "{error:?}");
+    assert!(
+        error.status.message().contains("duplicate field"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -331,7 +341,10 @@ async fn a_declared_length_over_the_limit_is_413_before_the_body_is_read() {
         .unwrap_err();
     assert_eq!(error.http, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
-        error.status.message().contains("1024 bytes (--max-request-bytes)"),
+        error
+            .status
+            .message()
+            .contains("1024 bytes (--max-request-bytes)"),
         "{error:?}"
     );
 }

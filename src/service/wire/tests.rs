@@ -103,7 +103,10 @@ fn each_decoding_failure_of_tonic_is_the_clients_and_says_what_was_wrong() {
 fn other_statuses_pass_through() {
     for (code, message) in [
         (Code::Internal, "internal error: the store failed"),
-        (Code::Internal, "tonic-web: error reading a body from connection"),
+        (
+            Code::Internal,
+            "tonic-web: error reading a body from connection",
+        ),
         (Code::Unimplemented, ""),
         (Code::NotFound, "Unexpected EOF decoding stream."),
         (Code::OutOfRange, "offset 9 is out of range"),
@@ -136,8 +139,15 @@ fn a_rewritten_status_replaces_code_message_and_details() {
     rewrite(&mut headers);
     let status = read(&headers);
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().ends_with("(failed to decode Protobuf message: invalid varint)"));
-    assert!(headers.contains_key("grpc-status-details-bin"), "{headers:?}");
+    assert!(
+        status
+            .message()
+            .ends_with("(failed to decode Protobuf message: invalid varint)")
+    );
+    assert!(
+        headers.contains_key("grpc-status-details-bin"),
+        "{headers:?}"
+    );
 
     let mut untouched = status_headers(Code::Internal, "internal error");
     let before = untouched.clone();

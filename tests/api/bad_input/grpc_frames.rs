@@ -19,7 +19,12 @@ fn frame(flag: u8, payload: &[u8]) -> Vec<u8> {
 
 /// POSTs `body` as gRPC to `/{method}` with `headers`, and reads the status
 /// from the headers (a trailers-only answer) or the trailers.
-async fn call(server: &TestServer, method: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Status {
+async fn call(
+    server: &TestServer,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Status {
     let channel = server.channel().await;
     let mut request = http::Request::post(format!("{}/{method}", server.grpc_url()))
         .header("content-type", "application/grpc")

@@ -326,7 +326,13 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
         ("not base64", &b"!!! not base64"[..]),
         ("cut inside a base64 quantum", b"AAAAAAU"),
     ] {
-        let reply = post(&server, create_topic, "application/grpc-web-text", body.to_vec()).await;
+        let reply = post(
+            &server,
+            create_topic,
+            "application/grpc-web-text",
+            body.to_vec(),
+        )
+        .await;
         if reply.http_status != 200
             || reply.grpc_status != Some(Code::InvalidArgument as i32)
             || !reply
