@@ -47,13 +47,24 @@ async fn call(
     Status::from_header_map(&trailers).expect("a grpc-status")
 }
 
+/// What is wrong, the method, extra headers, the body, and the code and
+/// message start the answer must carry.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Vec<u8>,
+    Code,
+    &'static str,
+);
+
 #[tokio::test]
 async fn malformed_grpc_bodies_are_invalid_arguments_that_say_what_was_wrong() {
     let server = TestServer::start().await;
     let c = fixture(&server).await;
     let mut truncated = frame(0, &[0x0a; 100]);
     truncated.truncate(20);
-    let cases: [(&str, &str, &[(&str, &str)], Vec<u8>, Code, &str); 5] = [
+    let cases: [Case; 5] = [
         (
             "a frame cut short",
             "gostream.v1.PublisherService/Publish",
