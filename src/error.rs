@@ -32,15 +32,15 @@ pub enum Error {
     },
 
     /// gRPC `NOT_FOUND`, HTTP 404.
-    #[error("topic {0:?} does not exist")]
+    #[error("topic \"{0}\" does not exist")]
     TopicNotFound(String),
 
     /// gRPC `ALREADY_EXISTS`, HTTP 409.
-    #[error("topic {0:?} already exists")]
+    #[error("topic \"{0}\" already exists")]
     TopicAlreadyExists(String),
 
     /// gRPC `NOT_FOUND`, HTTP 404.
-    #[error("consumer {consumer:?} does not exist on topic {topic:?}")]
+    #[error("consumer \"{consumer}\" does not exist on topic \"{topic}\"")]
     ConsumerNotFound {
         /// The topic that was searched.
         topic: String,
@@ -49,7 +49,7 @@ pub enum Error {
     },
 
     /// gRPC `ALREADY_EXISTS`, HTTP 409.
-    #[error("consumer {consumer:?} already exists on topic {topic:?}")]
+    #[error("consumer \"{consumer}\" already exists on topic \"{topic}\"")]
     ConsumerAlreadyExists {
         /// The topic.
         topic: String,
@@ -60,7 +60,7 @@ pub enum Error {
     /// An offset outside the messages a topic holds.
     /// gRPC `OUT_OF_RANGE`, HTTP 416.
     #[error(
-        "offset {offset} is out of range: topic {topic:?} holds offsets {start} to {end} (end exclusive)"
+        "offset {offset} is out of range: topic \"{topic}\" holds offsets {start} to {end} (end exclusive)"
     )]
     OffsetOutOfRange {
         /// The topic.

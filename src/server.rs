@@ -30,7 +30,6 @@ use tracing::Level;
 use crate::{
     auth::{self, Auth, Public},
     config::{Config, Listen, StoreSetting},
-    error::Error,
     gateway,
     limits::{
         self, Caps, ConnectionInfo, ConnectionLimit, DeadlineStore, LimitedListener, Protocol,
@@ -176,36 +175,6 @@ fn request_log() -> TraceLayer<SharedClassifier<GrpcErrorsAsFailures>> {
         .on_request(DefaultOnRequest::new().level(Level::DEBUG))
         .on_response(DefaultOnResponse::new().level(Level::DEBUG))
         .on_failure(DefaultOnFailure::new().level(Level::INFO))
-}
-
-/// tonic rejects a request larger than the decoding limit with
-/// `OUT_OF_RANGE`; for a client it is an invalid argument, and the message
-/// should name the setting. Rewrites exactly that status.
-fn oversize_request_is_invalid_argument<B>(
-    limit: usize,
-) -> impl Fn(http::Response<B>) -> http::Response<B> + Clone {
-    move |mut response| {
-        let headers = response.headers_mut();
-        let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
-            && headers.get("grpc-message").is_some_and(|m| {
-                percent_encoding::percent_decode(m.as_bytes())
-                    .decode_utf8_lossy()
-                    .starts_with("Error, decoded message length too large")
-            });
-        if too_large {
-            let status = Error::invalid(
-                "request",
-                format!("is larger than the limit of {limit} bytes (max request bytes)"),
-            )
-            .to_status();
-            headers.remove("grpc-message");
-            headers.remove("grpc-status-details-bin");
-            if let Err(error) = status.add_header(headers) {
-                tracing::warn!(%error, "cannot encode the oversize-request status");
-            }
-        }
-        response
-    }
 }
 
 /// The connections of `incoming` under `limit`: those it refuses are
@@ -594,9 +563,7 @@ async fn serve_grpc(
         .layer(limits::grpc_concurrency_limit(
             config.max_concurrent_requests,
         ))
-        .layer(tower::util::MapResponseLayer::new(
-            oversize_request_is_invalid_argument(limit),
-        ))
+        .layer(crate::service::wire::WireErrorsLayer)
         .add_service(
             v1_pb::topic_service_server::TopicServiceServer::new(v1.clone())
                 .max_decoding_message_size(limit),

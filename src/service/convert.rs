@@ -101,7 +101,11 @@ pub fn max_wait(field: &str, d: Option<&PbDuration>) -> Result<Duration> {
     if wait > MAX_WAIT {
         return Err(Error::invalid(
             field,
-            format!("must be at most {}s; got {:?}", MAX_WAIT.as_secs(), wait),
+            format!(
+                "must be at most {}s; got {}s",
+                MAX_WAIT.as_secs(),
+                wait.as_secs_f64()
+            ),
         ));
     }
     Ok(wait)

@@ -501,7 +501,7 @@ impl Store for DiscardStore {
             return Err(Error::FailedPrecondition {
                 reason: "COMMIT_BEYOND_DELIVERED",
                 message: format!(
-                    "cannot commit offset {offset}: consumer {id:?} was given messages up to offset {} only",
+                    "cannot commit offset {offset}: consumer \"{id}\" was given messages up to offset {} only",
                     consumer.offset
                 ),
             });

@@ -13,6 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tonic::metadata::MetadataMap;
 
+mod json;
+
 use super::{
     ApiError, Limits,
     binding::{Binding, Body, Field},
@@ -28,25 +30,7 @@ pub async fn transcode<T: DeserializeOwned>(
     limits: &Limits,
 ) -> Result<tonic::Request<T>, ApiError> {
     let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, limits.max_request_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::invalid(
-                "body",
-                format!(
-                    "is larger than the limit of {} bytes (max request bytes)",
-                    limits.max_request_bytes
-                ),
-            )
-            .with_http(StatusCode::PAYLOAD_TOO_LARGE));
-        }
-        Err(error) => {
-            return Err(ApiError::invalid(
-                "body",
-                format!("could not be read: {error}"),
-            ));
-        }
-    };
+    let bytes = read_body(&parts.headers, body, limits.max_request_bytes).await?;
 
     let mut root = body_object(binding, &parts.headers, &bytes)?;
     for path_field in binding.path_fields {
@@ -84,6 +68,50 @@ pub async fn transcode<T: DeserializeOwned>(
     ))
 }
 
+/// The whole body, at most `limit` bytes: a larger one is `413` with the
+/// same error whether it declares its length (refused before it is read) or
+/// comes chunked (refused as soon as it passes the limit).
+async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::invalid(
+            "body",
+            format!("is larger than the limit of {limit} bytes (--max-request-bytes)"),
+        )
+        .with_http(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if over_limit(&*error) => Err(too_large()),
+        Err(error) => Err(ApiError::invalid(
+            "body",
+            format!("could not be read: {error}"),
+        )),
+    }
+}
+
+/// Whether `error`, or any error it wraps, is the body passing its limit.
+fn over_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
 /// The JSON object the body contributes.
 fn body_object(
     binding: &Binding,
@@ -103,7 +131,7 @@ fn body_object(
         Body::All | Body::Field(_) if empty => Ok(Map::new()),
         Body::All => {
             check_json_content_type(headers)?;
-            match parse_json(bytes)? {
+            match parse_json(bytes, "")? {
                 Value::Object(object) => Ok(object),
                 other => Err(ApiError::invalid(
                     "body",
@@ -114,15 +142,23 @@ fn body_object(
         Body::Field(field) => {
             check_json_content_type(headers)?;
             let mut root = Map::new();
-            set(&mut root, field.json_path, parse_json(bytes)?);
+            set(&mut root, field.json_path, parse_json(bytes, field.json)?);
             Ok(root)
         }
     }
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|error| ApiError::invalid("body", format!("malformed JSON: {error}")))
+/// The body as JSON; `root` names it in messages (the field a body is
+/// bound to, or empty for the whole request). A duplicate key is refused.
+fn parse_json(bytes: &[u8], root: &str) -> Result<Value, ApiError> {
+    json::parse(bytes, root).map_err(|error| {
+        let what = if json::is_duplicate(&error) {
+            "invalid JSON"
+        } else {
+            "malformed JSON"
+        };
+        ApiError::invalid("body", format!("{what}: {error}"))
+    })
 }
 
 fn json_type(value: &Value) -> &'static str {

@@ -266,3 +266,85 @@ fn only_json_bodies_are_accepted() {
         assert_eq!(error.http, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn a_duplicate_key_anywhere_in_the_body_is_400_naming_it() {
+    const RECORDS: Field = Field {
+        proto: "records",
+        json: "records",
+        json_path: &["records"],
+        kind: Kind::Message,
+        repeated: true,
+    };
+    const FIELD: Binding = binding(Body::Field(RECORDS), &[]);
+    const ALL: Binding = binding(Body::All, &[]);
+    for (b, body, says) in [
+        (
+            &ALL,
+            r#"{"records": [], "records": []}"#,
+            "body: invalid JSON: duplicate key `records` in the top-level object",
+        ),
+        (
+            &ALL,
+            r#"{"records": [{"value": "aGk=", "value": "aGk="}]}"#,
+            "body: invalid JSON: duplicate key `value` in `records[0]`",
+        ),
+        (
+            &FIELD,
+            r#"[{"headers": {"h": "1", "h": "2"}}]"#,
+            "body: invalid JSON: duplicate key `h` in `records[0].headers`",
+        ),
+    ] {
+        let error = run::<pb::PublishRequest>(b, "/v1/topics/t", body)
+            .await
+            .unwrap_err();
+        assert_eq!(error.http, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            error.status.message().starts_with(says),
+            "{body}: {error:?}"
+        );
+    }
+    // One field spelled both ways is a duplicate too, as before.
+    let error =
+        run::<pb::PublishRequest>(&FIELD, "/v1/topics/t", r#"[{"value": "", "value": ""}]"#)
+            .await
+            .unwrap_err();
+    assert!(
+        error.status.message().contains("duplicate key `value`"),
+        "{error:?}"
+    );
+    let error = run::<pb::SubscribeRequest>(
+        &ALL,
+        "/v1/topics/t",
+        r#"{"maxMessages": 1, "max_messages": 2}"#,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.status.message().contains("duplicate field"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_413_before_the_body_is_read() {
+    const B: Binding = binding(Body::All, &[]);
+    let request = Request::builder()
+        .method("POST")
+        .uri("/v1/topics/t")
+        .header("content-length", "4096")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let captures = B.template.captures(request.uri().path()).unwrap();
+    let error = transcode::<pb::PublishRequest>(&B, captures, request, &limits())
+        .await
+        .unwrap_err();
+    assert_eq!(error.http, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        error
+            .status
+            .message()
+            .contains("1024 bytes (--max-request-bytes)"),
+        "{error:?}"
+    );
+}

@@ -144,7 +144,7 @@ impl ConsumerState {
             return Err(Error::FailedPrecondition {
                 reason: "COMMIT_BEYOND_DELIVERED",
                 message: format!(
-                    "cannot commit offset {offset}: consumer {id:?} has been given only the messages below offset {}",
+                    "cannot commit offset {offset}: consumer \"{id}\" has been given only the messages below offset {}",
                     self.offset
                 ),
             });

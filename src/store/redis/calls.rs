@@ -80,14 +80,14 @@ impl<'a> Ctx<'a> {
                 end: number(1),
             },
             "GSLIMIT" => Error::ResourceExhausted(format!(
-                "cannot create consumer {consumer:?}: topic {:?} has {} consumers, its limit (--max-consumers-per-topic); delete a consumer first",
+                "cannot create consumer \"{consumer}\": topic {:?} has {} consumers, its limit (--max-consumers-per-topic); delete a consumer first",
                 self.topic.as_str(),
                 number(0)
             )),
             "GSBEYOND" => Error::FailedPrecondition {
                 reason: "COMMIT_BEYOND_DELIVERED",
                 message: format!(
-                    "cannot commit offset {}: consumer {consumer:?} has been given only the messages below offset {}",
+                    "cannot commit offset {}: consumer \"{consumer}\" has been given only the messages below offset {}",
                     self.offset,
                     number(0)
                 ),

@@ -29,14 +29,29 @@ struct WebReply {
 
 /// POSTs `body` to `/{method}` with this content type.
 async fn post(server: &TestServer, method: &str, content_type: &str, body: Vec<u8>) -> WebReply {
+    post_with(server, method, content_type, &[], body).await
+}
+
+/// POSTs `body` to `/{method}` with this content type and these headers.
+async fn post_with(
+    server: &TestServer,
+    method: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> WebReply {
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("an HTTP client");
-    let response = http
+    let mut request = http
         .post(format!("{}/{method}", server.grpc_url()))
         .header("content-type", content_type)
-        .header("x-grpc-web", "1")
+        .header("x-grpc-web", "1");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
         .body(body)
         .send()
         .await
@@ -149,10 +164,9 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
     let created = pb::CreateTopicResponse::decode(&reply.messages[0][..]).expect("a response");
     assert_eq!(created.topic.expect("a topic").name, "web");
 
-    // Observed: tonic answers protobuf that does not decode, and broken
-    // framing, with INTERNAL (grpc/doc/statuscodes.md prescribes INTERNAL for
-    // parse errors); a frame over the request limit with OUT_OF_RANGE, which
-    // the server rewrites to INVALID_ARGUMENT naming the limit.
+    // Bytes a client got wrong are its error: INVALID_ARGUMENT saying what
+    // was wrong (tonic itself answers INTERNAL or OUT_OF_RANGE; the server
+    // rewrites them).
     let mut truncated = frame(0, &[0x0a; 100]);
     truncated.truncate(15);
     let oversize = [
@@ -160,42 +174,48 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
         &u32::try_from(limit + 1).expect("u32").to_be_bytes(),
         b"a few bytes",
     ];
-    let any_method: [(&str, Vec<u8>, Code, String); 6] = [
+    let any_method: [(&str, Vec<u8>, Code, String); 7] = [
         (
             "0xFF bytes",
             frame(0, &[0xff; 8]),
-            Code::Internal,
-            "failed to decode Protobuf message: invalid varint".into(),
+            Code::InvalidArgument,
+            "request: is not a valid protobuf message of this method's request type (failed to decode Protobuf message: invalid varint".into(),
         ),
         (
             "a frame cut short (100 bytes announced, 10 sent)",
             truncated,
-            Code::Internal,
-            "Unexpected EOF decoding stream".into(),
+            Code::InvalidArgument,
+            "request: is truncated: the body ends inside a gRPC frame".into(),
         ),
         (
             "a 3-byte frame header",
             vec![0, 0, 0],
-            Code::Internal,
-            "Unexpected EOF decoding stream".into(),
+            Code::InvalidArgument,
+            "request: is truncated".into(),
+        ),
+        (
+            "no frame at all",
+            Vec::new(),
+            Code::InvalidArgument,
+            "request: is missing: the body holds no gRPC frame".into(),
         ),
         (
             "a compressed frame without grpc-encoding",
             frame(1, b"\x0a\x01x"),
-            Code::Internal,
-            "compressed-flag but no grpc-encoding".into(),
+            Code::InvalidArgument,
+            "request: has a message with its compressed flag set (1) but names no grpc-encoding".into(),
         ),
         (
             "frame flag 0x42",
             frame(0x42, &[]),
-            Code::Internal,
-            "invalid compression flag: 66".into(),
+            Code::InvalidArgument,
+            "invalid compression flag: 66 (valid flags are 0 and 1)".into(),
         ),
         (
             "a frame announcing more than the request limit",
             oversize.concat(),
             Code::InvalidArgument,
-            format!("larger than the limit of {limit} bytes"),
+            format!("request: is larger than the limit of {limit} bytes (--max-request-bytes)"),
         ),
     ];
     let mut cases: Vec<WebCase> = METHODS
@@ -252,7 +272,7 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
                 what: format!("{method} with {what}"),
                 method,
                 body: frame(0, payload),
-                code: Code::Internal,
+                code: Code::InvalidArgument,
                 says: says.into(),
             }),
     );
@@ -285,9 +305,8 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
         }
     }
 
-    // Observed: a content type that is neither grpc-web nor gRPC over HTTP/2
-    // is a plain HTTP 400 (grpc-web+json too: tonic-web speaks only proto);
-    // grpc-web-text that is not base64 is INTERNAL.
+    // A content type that is neither grpc-web nor gRPC over HTTP/2 is a
+    // plain HTTP 400 (grpc-web+json too: tonic-web speaks only proto).
     let create_topic = "gostream.v1.TopicService/CreateTopic";
     for content_type in [
         "text/plain",
@@ -302,19 +321,46 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
             ));
         }
     }
-    let reply = post(
+    // grpc-web-text that is not base64 is INVALID_ARGUMENT saying so.
+    for (what, body) in [
+        ("not base64", &b"!!! not base64"[..]),
+        ("cut inside a base64 quantum", b"AAAAAAU"),
+    ] {
+        let reply = post(
+            &server,
+            create_topic,
+            "application/grpc-web-text",
+            body.to_vec(),
+        )
+        .await;
+        if reply.http_status != 200
+            || reply.grpc_status != Some(Code::InvalidArgument as i32)
+            || !reply
+                .grpc_message
+                .starts_with("request: is grpc-web-text that is not valid base64")
+        {
+            failed.push(format!(
+                "grpc-web-text {what}: expected HTTP 200, INVALID_ARGUMENT; got {reply:?}"
+            ));
+        }
+    }
+    // An unsupported grpc-encoding is UNIMPLEMENTED (the gRPC spec's code).
+    let reply = post_with(
         &server,
         create_topic,
-        "application/grpc-web-text",
-        b"!!! not base64".to_vec(),
+        "application/grpc-web+proto",
+        &[("grpc-encoding", "br")],
+        frame(1, b"\x0a\x01x"),
     )
     .await;
     if reply.http_status != 200
-        || reply.grpc_status != Some(Code::Internal as i32)
-        || !reply.grpc_message.contains("Invalid symbol")
+        || reply.grpc_status != Some(Code::Unimplemented as i32)
+        || !reply
+            .grpc_message
+            .starts_with("request: grpc-encoding `br` is not supported")
     {
         failed.push(format!(
-            "grpc-web-text that is not base64: expected HTTP 200, INTERNAL; got {reply:?}"
+            "grpc-encoding br: expected HTTP 200, UNIMPLEMENTED; got {reply:?}"
         ));
     }
 
@@ -334,7 +380,7 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
         failed.is_empty(),
         "{} of {} grpc-web cases failed:\n  {}",
         failed.len(),
-        total + 5,
+        total + 7,
         failed.join("\n  ")
     );
 }

@@ -25,9 +25,11 @@
 mod cases;
 mod existence;
 mod fixture;
+mod grpc_frames;
 mod grpc_web;
 mod names;
 mod offsets;
 mod positions;
 mod publish_limits;
+mod rest_json;
 mod rpcs;
