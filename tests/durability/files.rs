@@ -153,3 +153,59 @@ async fn the_longest_topic_name_is_published_to_and_read_back_after_a_restart() 
     assert_eq!(body["topic"]["name"], name, "{body}");
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_a_call_names_the_open_file_limit_and_later_ones_succeed() {
+    let dir = TempDir::new().expect("temp dir");
+    let launch = Launch::new(dir.path(), &["--fsync", "always"]).with_open_file_limit(LIMIT);
+    let broker = launch.start().await;
+    create_topic(&broker, "before").await;
+    let rest_addr = broker.rest_url().trim_start_matches("http://").to_owned();
+    // Idle connections until the broker has no descriptor left.
+    let mut flood = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open_fds(&broker) < LIMIT as usize - 1 {
+        assert!(Instant::now() < deadline, "{} fds open", open_fds(&broker));
+        for _ in 0..50 {
+            if let Ok(stream) = tokio::net::TcpStream::connect(&rest_addr).await {
+                flood.push(stream);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The existing connection is still served, with a clear error.
+    let request = CreateTopicRequest {
+        name: "during".to_owned(),
+        ..CreateTopicRequest::default()
+    };
+    let status = within("CreateTopic", broker.topics().create_topic(request.clone()))
+        .await
+        .expect_err("no descriptor to create a topic with");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("open-file limit (1024)"),
+        "{}",
+        status.message()
+    );
+    // A call that needs no new file is still served.
+    assert!(read_all(&broker, "before").await.is_empty());
+    // Descriptors free up: calls succeed again, nothing was left behind.
+    drop(flood);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match within("CreateTopic", broker.topics().create_topic(request.clone())).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert!(Instant::now() < deadline, "still failing: {status:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let mut rng = Rng::new(1024);
+    let records = batch(&mut rng, "after", 2, 10);
+    assert_eq!(publish(&broker, "during", records).await, 0);
+    broker.stop().await;
+    let broker = launch.start().await;
+    assert_eq!(read_all(&broker, "during").await.len(), 2);
+    broker.stop().await;
+}

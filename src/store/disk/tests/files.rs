@@ -106,10 +106,11 @@ async fn a_write_whose_file_was_closed_is_still_synced() {
     let (logs, _) = DiskLogs::open(with_open_files(dir.path(), 1, interval)).unwrap();
     let mut a = logs.create(&topic("a")).unwrap();
     let mut b = logs.create(&topic("b")).unwrap();
-    a.append(&[record(0)], SECOND).unwrap();
-    a.save_consumer(&consumer("c", 1)).unwrap();
+    // Acknowledged at once under `interval`.
+    assert!(a.append(&[record(0)], SECOND).unwrap().is_done());
+    assert!(a.save_consumer(&consumer("c", 1)).unwrap().is_done());
     // Writing to b closes a's files; a still has unsynced bytes.
-    b.append(&[record(0)], SECOND).unwrap();
+    assert!(b.append(&[record(0)], SECOND).unwrap().is_done());
     assert!(a.shared.lock().is_dirty());
     let opens = handles(&logs).opens();
     logs.flush().unwrap();
