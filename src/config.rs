@@ -301,6 +301,19 @@ pub struct Config {
         value_name = "COUNT"
     )]
     pub max_connections_per_address: usize,
+    /// With --data-dir, the most segment and consumer-state files the
+    /// durable log keeps open, shared by all topics; others are opened when
+    /// used, so an idle topic holds no file descriptor. 0: half the
+    /// open-file soft limit (which the broker raises to the hard limit at
+    /// start), at least 64. Out of descriptors anyway, a call fails with
+    /// UNAVAILABLE / 503 naming the open-file limit.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_OPEN_FILES",
+        default_value_t = 0,
+        value_name = "COUNT"
+    )]
+    pub max_open_files: usize,
 
     /// The most topics the broker holds; CreateTopic past it is
     /// RESOURCE_EXHAUSTED / 429.
@@ -422,6 +435,7 @@ impl Default for Config {
             http2_keepalive_interval_ms: 20_000,
             http2_keepalive_timeout_ms: 10_000,
             max_connections_per_address: 1000,
+            max_open_files: 0,
             max_topics: 10_000,
             max_consumers_per_topic: 1_000,
             log_level: "info".to_owned(),

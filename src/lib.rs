@@ -19,6 +19,8 @@
 //! - [`metrics`]: `/metrics` in the Prometheus text format: request counts
 //!   and latency, per-topic and per-consumer figures.
 //! - [`limits`]: the request timeout, concurrent requests and connections.
+//! - [`open_files`]: the open-file limit, raised at start-up and named when
+//!   the broker runs out of descriptors.
 //! - [`cli`]: the command-line client (`gostream topics|consumers|publish|consume|broker`).
 //! - [`bench`](mod@bench): `gostream bench`, throughput and latency against a baseline.
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
@@ -35,6 +37,7 @@ pub mod error;
 pub mod gateway;
 pub mod limits;
 pub mod metrics;
+pub mod open_files;
 pub mod pb;
 pub mod server;
 pub mod service;

@@ -12,6 +12,7 @@ use clap::{
 use gostream::{
     bench, cli,
     config::Config,
+    open_files,
     server::{self, Listeners},
     telemetry,
 };
@@ -154,6 +155,7 @@ fn check_flag_placement(matches: &ArgMatches) {
 
 async fn serve(config: Config) -> Result<(), String> {
     config.validate()?;
+    raise_open_file_limit();
     let store = server::open_store(&config)?;
     let listeners = Listeners::bind(&config).await.map_err(|e| e.to_string())?;
 
@@ -170,6 +172,20 @@ async fn serve(config: Config) -> Result<(), String> {
             "graceful shutdown took longer than {}s (--shutdown-timeout-secs); exiting",
             config.shutdown_timeout_secs
         )),
+    }
+}
+
+/// Raises the open-file soft limit to the hard limit and logs both: every
+/// connection and every open file of the durable log takes a descriptor.
+fn raise_open_file_limit() {
+    match open_files::raise() {
+        Ok(limits) => tracing::info!(
+            soft = limits.soft,
+            hard = limits.hard,
+            soft_at_start = limits.soft_before,
+            "open-file limit"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
     }
 }
 

@@ -298,6 +298,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
         fsync: config.fsync,
         segment_bytes: config.segment_bytes,
         cache_bytes: config.cache_bytes,
+        max_open_files: config.max_open_files,
         ..DiskOptions::new(dir)
     };
     // The error names the directory and what is wrong with it.

@@ -48,6 +48,8 @@ pub struct Launch {
     data_dir: PathBuf,
     /// Flags after the ones every test broker gets.
     flags: Vec<String>,
+    /// The open-file limit (soft and hard) the broker starts with, if set.
+    open_file_limit: Option<u64>,
 }
 
 impl Launch {
@@ -56,7 +58,15 @@ impl Launch {
         Self {
             data_dir: data_dir.into(),
             flags: flags.iter().map(|&f| f.to_owned()).collect(),
+            open_file_limit: None,
         }
+    }
+
+    /// The same launch with its soft and hard open-file limits set to
+    /// `limit` (`RLIMIT_NOFILE`), as `ulimit -n` would.
+    pub fn with_open_file_limit(mut self, limit: u64) -> Self {
+        self.open_file_limit = Some(limit);
+        self
     }
 
     /// The command: `gostream` with loopback ephemeral ports, JSON logs,
@@ -74,6 +84,14 @@ impl Launch {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(limit) = self.open_file_limit {
+            // SAFETY: the closure runs in the child between fork and exec,
+            // and only makes the setrlimit system call (no allocation, no
+            // lock).
+            unsafe {
+                command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
+            }
+        }
         command
     }
 
@@ -252,6 +270,16 @@ impl Broker {
     /// Stops it gracefully with `SIGTERM`.
     pub async fn stop(self) -> Vec<String> {
         self.stop_with("TERM").await
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the broker is running")
+    }
+
+    /// Every line it logged so far.
+    pub fn log(&self) -> &[String] {
+        &self.log
     }
 
     /// Whether the process is still running.

@@ -35,6 +35,8 @@
 //!   restarts.
 //! - [`stall`]: a disk that stops answering: requests time out
 //!   (`--request-timeout-secs`) and the broker recovers with the disk.
+//! - [`files`]: file descriptors and names: 10,000 durable topics under an
+//!   open-file limit of 1024, and the longest topic name across a restart.
 
 mod broker;
 mod client;
@@ -43,6 +45,7 @@ mod crash;
 #[path = "../support/executable.rs"]
 mod executable;
 mod faults;
+mod files;
 mod mounts;
 mod restart;
 mod segments;

@@ -21,7 +21,10 @@ use std::{
 
 use bytes::{BufMut, Bytes};
 
-use super::frame::{FRAME_HEADER_LEN, FrameHeader, Reader, frame};
+use super::{
+    frame::{FRAME_HEADER_LEN, FrameHeader, Reader, frame},
+    handles::{FileHandles, Mode},
+};
 use crate::store::{CommitMode, ConsumerId, log::ConsumerRecord};
 
 /// The file name in a topic's directory.
@@ -34,19 +37,28 @@ const DELETE: u8 = 2;
 const COMPACT_SLACK: u64 = 1024;
 const COMPACT_FACTOR: u64 = 4;
 
-/// The open `consumers.log` and the live states it holds.
+/// A topic's `consumers.log` (opened through the shared file handles) and
+/// the live states it holds.
 #[derive(Debug)]
 pub(super) struct ConsumersFile {
     /// The file's path.
     pub path: PathBuf,
-    /// The open file.
-    pub file: Arc<File>,
+    /// Its id in the shared file handles.
+    handle: u64,
+    /// The shared file handles it is opened through.
+    handles: Arc<FileHandles>,
     /// Bytes written.
     pub len: u64,
     /// Bytes made durable by the last fsync.
     pub synced_len: u64,
     records: u64,
     live: HashMap<ConsumerId, ConsumerRecord>,
+}
+
+impl Drop for ConsumersFile {
+    fn drop(&mut self) {
+        self.handles.forget(self.handle);
+    }
 }
 
 fn encode(kind: u8, id: &ConsumerId, consumer: Option<&ConsumerRecord>) -> Result<Bytes, String> {
@@ -105,30 +117,52 @@ fn open_rw(path: &Path, create: bool) -> io::Result<File> {
 }
 
 impl ConsumersFile {
-    /// Creates an empty `consumers.log` in `dir`.
-    pub fn create(dir: &Path) -> io::Result<Self> {
-        let path = dir.join(FILE);
-        let file = Arc::new(open_rw(&path, true)?);
-        Ok(Self {
-            path,
-            file,
+    /// The empty `consumers.log` of a new topic in `dir`, whose file exists
+    /// (empty); it is opened on first use.
+    pub fn new_empty(dir: &Path, handles: &Arc<FileHandles>) -> Self {
+        Self {
+            path: dir.join(FILE),
+            handle: handles.id(),
+            handles: handles.clone(),
             len: 0,
             synced_len: 0,
             records: 0,
             live: HashMap::new(),
-        })
+        }
+    }
+
+    /// Creates an empty `consumers.log` in `dir`.
+    pub fn create(dir: &Path, handles: &Arc<FileHandles>) -> io::Result<Self> {
+        let consumers = Self::new_empty(dir, handles);
+        let file = handles.open_with(|| open_rw(&consumers.path, true))?;
+        handles.insert(consumers.handle, file, Mode::ReadWrite);
+        Ok(consumers)
+    }
+
+    /// Closes the file if it is open (it is opened again on use).
+    pub fn close_file(&self) {
+        self.handles.forget(self.handle);
+    }
+
+    /// The open file, through the shared file handles.
+    pub fn file(&self) -> io::Result<Arc<File>> {
+        self.handles.get(self.handle, &self.path, Mode::ReadWrite)
     }
 
     /// Opens and replays `dir`'s `consumers.log` (created if missing),
     /// cutting a torn tail. The consumers it holds, manual-mode ones back at
     /// their committed offset.
-    pub fn open(dir: &Path, topic: &str) -> io::Result<(Self, Vec<ConsumerRecord>)> {
+    pub fn open(
+        dir: &Path,
+        topic: &str,
+        handles: &Arc<FileHandles>,
+    ) -> io::Result<(Self, Vec<ConsumerRecord>)> {
         let path = dir.join(FILE);
         if !path.exists() {
-            return Ok((Self::create(dir)?, Vec::new()));
+            return Ok((Self::create(dir, handles)?, Vec::new()));
         }
-        let bytes = fs::read(&path)?;
-        let file = Arc::new(open_rw(&path, false)?);
+        let bytes = handles.open_with(|| fs::read(&path))?;
+        let handle = handles.id();
         let (mut position, mut records) = (0usize, 0u64);
         let mut live = HashMap::new();
         let damage = loop {
@@ -161,7 +195,9 @@ impl ConsumersFile {
                 topic, file = %path.display(), position, bytes_cut = bytes.len() - position,
                 "consumer states: cutting a torn tail ({reason})"
             );
-            file.set_len(position as u64)?;
+            handles
+                .get(handle, &path, Mode::ReadWrite)?
+                .set_len(position as u64)?;
         }
         let consumers = live
             .values()
@@ -176,7 +212,8 @@ impl ConsumersFile {
         let len = position as u64;
         let consumers_file = Self {
             path,
-            file,
+            handle,
+            handles: handles.clone(),
             len,
             synced_len: len,
             records,
@@ -201,8 +238,9 @@ impl ConsumersFile {
     ) -> io::Result<()> {
         let kind = if state.is_some() { PUT } else { DELETE };
         let bytes = encode(kind, id, state).map_err(io::Error::other)?;
-        if let Err(error) = self.file.write_all_at(&bytes, self.len) {
-            let _ = self.file.set_len(self.len);
+        let file = self.file()?;
+        if let Err(error) = file.write_all_at(&bytes, self.len) {
+            let _ = file.set_len(self.len);
             return Err(error);
         }
         self.len += bytes.len() as u64;
@@ -227,7 +265,7 @@ impl ConsumersFile {
         for (id, state) in &self.live {
             bytes.extend_from_slice(&encode(PUT, id, Some(state)).map_err(io::Error::other)?);
         }
-        let file = open_rw(&temp, true)?;
+        let file = self.handles.open_with(|| open_rw(&temp, true))?;
         file.write_all_at(&bytes, 0)?;
         if fsync {
             file.sync_all()?;
@@ -236,7 +274,8 @@ impl ConsumersFile {
         if fsync {
             File::open(dir)?.sync_all()?;
         }
-        self.file = Arc::new(file);
+        // The cached handle is of the file renamed over: replace it.
+        self.handles.insert(self.handle, file, Mode::ReadWrite);
         self.len = bytes.len() as u64;
         self.synced_len = if fsync { self.len } else { 0 };
         self.records = self.live.len() as u64;
@@ -246,7 +285,7 @@ impl ConsumersFile {
     /// Cuts what the last fsync did not cover (after a failed fsync).
     pub fn rollback(&mut self) {
         if self.dirty() {
-            if let Err(error) = self.file.set_len(self.synced_len) {
+            if let Err(error) = self.file().and_then(|file| file.set_len(self.synced_len)) {
                 tracing::error!(file = %self.path.display(), %error, "cannot cut unsynced consumer states");
             }
             self.len = self.synced_len;
@@ -257,6 +296,10 @@ impl ConsumersFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn handles() -> Arc<FileHandles> {
+        Arc::new(FileHandles::new(8))
+    }
 
     fn state(id: &str, offset: u64, committed: u64, mode: CommitMode) -> ConsumerRecord {
         ConsumerRecord {
@@ -277,7 +320,7 @@ mod tests {
     #[test]
     fn replay_keeps_the_last_state_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let mut file = ConsumersFile::create(dir.path()).unwrap();
+        let mut file = ConsumersFile::create(dir.path(), &handles()).unwrap();
         let a = state("a", 5, 5, CommitMode::Auto);
         let b = state("b", 9, 4, CommitMode::Manual);
         file.record(&a.id, Some(&state("a", 1, 1, CommitMode::Auto)), false)
@@ -294,7 +337,7 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2]);
         fs::write(&path, bytes).unwrap();
-        let (file, states) = ConsumersFile::open(dir.path(), "t").unwrap();
+        let (file, states) = ConsumersFile::open(dir.path(), "t", &handles()).unwrap();
         let manual_back_at_committed = state("b", 4, 4, CommitMode::Manual);
         assert_eq!(sorted(states), vec![a, manual_back_at_committed]);
         assert_eq!(file.len, good_len);
@@ -304,14 +347,14 @@ mod tests {
     #[test]
     fn compaction_keeps_only_live_states() {
         let dir = tempfile::tempdir().unwrap();
-        let mut file = ConsumersFile::create(dir.path()).unwrap();
+        let mut file = ConsumersFile::create(dir.path(), &handles()).unwrap();
         for offset in 0..3000 {
             let a = state("a", offset, offset, CommitMode::Auto);
             file.record(&a.id, Some(&a), false).unwrap();
         }
         assert!(file.records < 1100, "{}", file.records);
         drop(file);
-        let (_, states) = ConsumersFile::open(dir.path(), "t").unwrap();
+        let (_, states) = ConsumersFile::open(dir.path(), "t", &handles()).unwrap();
         assert_eq!(states, vec![state("a", 2999, 2999, CommitMode::Auto)]);
     }
 }

@@ -162,11 +162,20 @@ impl LogInner {
         self.consumers.rollback();
     }
 
+    /// Closes its open files (the topic is being deleted); they would be
+    /// opened again on use.
+    pub fn close_files(&mut self) {
+        for segment in &self.segments {
+            segment.close_file();
+        }
+        self.consumers.close_file();
+    }
+
     /// Seals the active segment and starts the next one; on failure the
     /// active segment stays active (the next append retries).
     fn roll(&mut self, factory: &Shared, dir: &std::path::Path) {
         let end = self.end();
-        match Segment::create(dir, end, factory.next_cache_id()) {
+        match Segment::create(dir, end, factory.next_cache_id(), &factory.handles) {
             Ok(next) => {
                 self.active().seal();
                 self.segments.push_back(next);
@@ -302,9 +311,10 @@ impl TopicLog for DiskLog {
         let segment = inner.active();
         segment.write(&frame, fail_after).map_err(|error| {
             Error::Unavailable(format!(
-                "cannot append to topic \"{}\": writing {}: {error}",
+                "cannot append to topic \"{}\": writing {}: {}",
                 shared.topic,
-                segment.path.display()
+                segment.path.display(),
+                crate::open_files::describe(error)
             ))
         })?;
         let payload = frame.slice(FRAME_HEADER_LEN as usize..);
@@ -391,7 +401,10 @@ impl TopicLog for DiskLog {
 
     fn delete(&mut self) -> Result<()> {
         self.shared.meta.close();
-        self.lock().deleted = true;
+        let mut inner = self.lock();
+        inner.deleted = true;
+        inner.close_files();
+        drop(inner);
         self.shared.synced.notify_waiters();
         self.shared
             .factory

@@ -4,7 +4,7 @@
 //! # On-disk layout
 //! ```text
 //! <data-dir>/gostream.lock                     exclusive lock, held while the log is open
-//! <data-dir>/topics/<topic>/meta               the topic's settings (one frame), replaced atomically
+//! <data-dir>/topics/<topic>/meta               the topic's settings (one frame, with its full name), replaced atomically
 //! <data-dir>/topics/<topic>/consumers.log      consumer states, one frame per change
 //! <data-dir>/topics/<topic>/<base:020>.log       a segment: frames of record batches
 //! <data-dir>/topics/<topic>/<base:020>.index     sparse offset index of a sealed segment
@@ -12,6 +12,12 @@
 //! <data-dir>/staging/                          topics being created (then renamed into topics/)
 //! <data-dir>/trash/                            topics being deleted (renamed here, then removed)
 //! ```
+//! A topic's directory is named after the topic, except that a name longer
+//! than 128 bytes is shortened to its first 100 characters, `~` and 16 hex
+//! digits of a hash of the whole name (`~` cannot occur in a topic name, so
+//! such a directory never takes a real name); the full name is in `meta`,
+//! and recovery takes it from there. Directories of long names written
+//! before this rule, named in full, are recovered as they are.
 //! A segment's name is the offset of its first message, in 20 digits. Every
 //! file is a sequence of frames `len u32 | crc32c(payload) u32 | payload`,
 //! integers little-endian. A segment frame holds one published batch:
@@ -24,9 +30,11 @@
 //! The active (last) segment is appended to with one positioned write per
 //! batch; once it reaches `segment_bytes` it is sealed (its index files are
 //! written) and a new one starts, so a batch is never split. Retention
-//! deletes whole segments, oldest first. Only the active segment keeps its
-//! file open; a sealed one is opened for each read that misses the cache,
-//! so a topic of many segments holds few file descriptors. Reads find their segment and a
+//! deletes whole segments, oldest first. Segment files (active and sealed)
+//! and `consumers.log` files are opened on demand through one bounded cache
+//! of file handles shared by every topic (`--max-open-files`, see
+//! [`handles`]), so an idle topic holds no file descriptor and the number of
+//! topics is not bounded by the open-file limit. Reads find their segment and a
 //! sparse index entry by binary search, then scan at most about
 //! `index_interval_bytes`; every frame read from disk is checksum-checked
 //! and a bad one is `DATA_LOSS` naming the topic, segment file, position and
@@ -75,6 +83,7 @@
 mod cache;
 mod consumers;
 mod frame;
+mod handles;
 mod index;
 mod log;
 mod meta;
@@ -88,6 +97,7 @@ mod sync;
 mod tests;
 
 use std::{
+    borrow::Cow,
     fs::{self, File, OpenOptions, TryLockError},
     path::{Path, PathBuf},
     sync::{
@@ -99,9 +109,13 @@ use std::{
 pub use self::log::DiskLog;
 pub use options::{DiskOptions, FsyncPolicy};
 
-use self::{cache::FrameCache, consumers::ConsumersFile, log::LogShared, segment::Segment};
+use self::{
+    cache::FrameCache, consumers::ConsumersFile, handles::FileHandles, log::LogShared,
+    segment::Segment,
+};
 use crate::{
     error::{Error, Result},
+    open_files,
     store::{
         TopicName,
         log::{LogFactory, Recovered, TopicMeta},
@@ -112,6 +126,8 @@ use crate::{
 struct Shared {
     options: DiskOptions,
     cache: FrameCache,
+    /// The open files of every topic.
+    handles: Arc<FileHandles>,
     topics: PathBuf,
     staging: PathBuf,
     trash: PathBuf,
@@ -142,16 +158,18 @@ impl Shared {
 
     fn fsync_dir(&self, dir: &Path) -> std::io::Result<()> {
         if self.options.fsync.syncs() {
-            File::open(dir)?.sync_all()?;
+            self.handles.open_with(|| File::open(dir))?.sync_all()?;
         }
         Ok(())
     }
 
     /// Deletes a topic's directory: renamed into `trash/`, then removed.
     fn remove_topic_dir(&self, topic: &TopicName, dir: &Path) -> Result<()> {
-        let trash = self
-            .trash
-            .join(format!("{topic}.{}", uuid::Uuid::new_v4().simple()));
+        let trash = self.trash.join(format!(
+            "{}.{}",
+            dir_name(topic),
+            uuid::Uuid::new_v4().simple()
+        ));
         fs::rename(dir, &trash).map_err(|error| {
             Error::Unavailable(format!(
                 "cannot delete topic \"{topic}\": renaming {} to {}: {error}",
@@ -182,6 +200,28 @@ impl std::fmt::Debug for DiskLogs {
             .field("options", &self.shared.options)
             .finish_non_exhaustive()
     }
+}
+
+/// Topic names longer than this many bytes get a shortened directory name.
+const DIR_NAME_MAX: usize = 128;
+/// The characters of a long name its directory name keeps.
+const DIR_NAME_PREFIX: usize = 100;
+
+/// The name of `topic`'s directory under `topics/`: the topic's name, or
+/// for a name longer than [`DIR_NAME_MAX`] bytes, its first
+/// [`DIR_NAME_PREFIX`] characters, `~` and 16 hex digits of a 64-bit
+/// FNV-1a hash of the whole name (at most 117 bytes, so it and the staging
+/// and trash names built from it fit any file system's name limit).
+fn dir_name(topic: &TopicName) -> Cow<'_, str> {
+    let name = topic.as_str();
+    if name.len() <= DIR_NAME_MAX {
+        return Cow::Borrowed(name);
+    }
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    // Topic names are ASCII, so a byte index is a character boundary.
+    Cow::Owned(format!("{}~{hash:016x}", &name[..DIR_NAME_PREFIX]))
 }
 
 fn unavailable(what: &str, path: &Path, error: impl std::fmt::Display) -> Error {
@@ -232,8 +272,14 @@ impl DiskLogs {
         fresh_dir(&dir.join("staging"))?;
         fresh_dir(&dir.join("trash"))?;
         fs::create_dir_all(&topics).map_err(|e| unavailable("cannot create", &topics, e))?;
+        let capacity = options.open_files_capacity();
+        tracing::info!(
+            max_open_files = capacity,
+            "the durable log keeps at most this many segment and consumer files open"
+        );
         let shared = Arc::new(Shared {
             cache: FrameCache::new(options.cache_bytes),
+            handles: Arc::new(FileHandles::new(capacity)),
             staging: dir.join("staging"),
             trash: dir.join("trash"),
             topics,
@@ -266,24 +312,32 @@ impl LogFactory for DiskLogs {
         let shared = &self.shared;
         let name = &meta.name;
         let fail = |what: &str, path: &Path, error: std::io::Error| {
+            let error = open_files::describe(error);
             Error::Unavailable(format!(
                 "cannot create topic \"{name}\": {what} {}: {error}",
                 path.display()
             ))
         };
+        let dir_name = dir_name(name);
         let staging = shared
             .staging
-            .join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
-        let target = shared.topics.join(name.as_str());
+            .join(format!("{dir_name}.{}", uuid::Uuid::new_v4().simple()));
+        let target = shared.topics.join(dir_name.as_ref());
         fs::create_dir(&staging).map_err(|e| fail("creating", &staging, e))?;
         let build = || -> std::io::Result<()> {
             let bytes = meta::encode(meta).map_err(std::io::Error::other)?;
-            meta::write(&staging, &bytes, shared.options.fsync.syncs())?;
-            File::create(segment::file_path(&staging, 0, "log"))?;
-            File::create(staging.join(consumers::FILE))?;
+            let handles = &shared.handles;
+            handles.open_with(|| meta::write(&staging, &bytes, shared.options.fsync.syncs()))?;
+            handles.open_with(|| File::create(segment::file_path(&staging, 0, "log")))?;
+            handles.open_with(|| File::create(staging.join(consumers::FILE)))?;
             shared.fsync_dir(&staging)
         };
-        build().map_err(|e| fail("writing", &staging, e))?;
+        if let Err(error) = build() {
+            // Nothing of it is left behind (and what is, `staging/` loses
+            // at the next start).
+            let _ = fs::remove_dir_all(&staging);
+            return Err(fail("writing", &staging, error));
+        }
         if target.exists() {
             let _ = fs::remove_dir_all(&staging);
             return Err(Error::Internal(format!(
@@ -292,13 +346,14 @@ impl LogFactory for DiskLogs {
             )));
         }
         fs::rename(&staging, &target).map_err(|e| fail("renaming into", &target, e))?;
-        shared
-            .fsync_dir(&shared.topics)
-            .map_err(|e| fail("fsync of", &shared.topics, e))?;
-        let segment = Segment::create(&target, 0, shared.next_cache_id())
-            .map_err(|e| fail("opening a segment in", &target, e))?;
-        let consumers = ConsumersFile::create(&target)
-            .map_err(|e| fail("opening the consumers of", &target, e))?;
+        if let Err(error) = shared.fsync_dir(&shared.topics) {
+            // The topic is not created: its directory must not come back.
+            let _ = shared.remove_topic_dir(name, &target);
+            return Err(fail("fsync of", &shared.topics, error));
+        }
+        // Its files are opened on first use, through the shared handles.
+        let segment = Segment::new_active(&target, 0, shared.next_cache_id(), &shared.handles);
+        let consumers = ConsumersFile::new_empty(&target, &shared.handles);
         let log = Arc::new(LogShared::new(
             name.clone(),
             target,

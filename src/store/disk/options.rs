@@ -79,6 +79,10 @@ pub struct DiskOptions {
     /// One sparse index entry per this many bytes of log: a read scans at
     /// most about this much before it reaches its offset.
     pub index_interval_bytes: u64,
+    /// The most segment and `consumers.log` files kept open, shared by every
+    /// topic (`--max-open-files`); the others are opened on demand. 0: half
+    /// the open-file soft limit when the log is opened, at least 64.
+    pub max_open_files: usize,
 }
 
 impl DiskOptions {
@@ -90,7 +94,8 @@ impl DiskOptions {
     pub const DEFAULT_INDEX_INTERVAL_BYTES: u64 = 4096;
 
     /// Defaults for a log in `dir`: fsync always, 64 MiB segments, a 64 MiB
-    /// cache, an index entry per 4 KiB.
+    /// cache, an index entry per 4 KiB, and open files sized from the
+    /// open-file limit (`max_open_files` 0).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -98,7 +103,14 @@ impl DiskOptions {
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             cache_bytes: Self::DEFAULT_CACHE_BYTES,
             index_interval_bytes: Self::DEFAULT_INDEX_INTERVAL_BYTES,
+            max_open_files: 0,
         }
+    }
+
+    /// The open files it keeps: `max_open_files`, or when 0, half the soft
+    /// open-file limit now (at least 64).
+    pub fn open_files_capacity(&self) -> usize {
+        crate::open_files::store_capacity(self.max_open_files, crate::open_files::soft_limit())
     }
 }
 

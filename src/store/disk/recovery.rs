@@ -12,6 +12,7 @@ use std::{
 use super::{
     DiskLog, Shared,
     consumers::ConsumersFile,
+    dir_name,
     log::LogShared,
     meta,
     segment::{self, Segment},
@@ -23,9 +24,30 @@ use crate::{
 
 fn unavailable(topic: &TopicName, path: &Path, error: io::Error) -> Error {
     Error::Unavailable(format!(
-        "cannot recover topic \"{topic}\": {}: {error}",
-        path.display()
+        "cannot recover topic \"{topic}\": {}: {}",
+        path.display(),
+        crate::open_files::describe(error)
     ))
+}
+
+/// What a directory under `topics/` is named after.
+enum DirName {
+    /// A topic name in full.
+    Full(TopicName),
+    /// A long topic name, shortened (see [`dir_name`]).
+    Shortened(String),
+}
+
+/// What the directory name `name` is, if it can be a topic's.
+fn parse_dir_name(name: &str) -> Option<DirName> {
+    if let Ok(topic) = TopicName::parse("topic", name) {
+        return Some(DirName::Full(topic));
+    }
+    let (prefix, hash) = name.split_once('~')?;
+    let shortened = TopicName::parse("topic", prefix).is_ok()
+        && hash.len() == 16
+        && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    shortened.then(|| DirName::Shortened(name.to_owned()))
 }
 
 /// Recovers every topic under `<data-dir>/topics`, in order of name.
@@ -44,14 +66,14 @@ pub(super) fn recover_all(shared: &Arc<Shared>) -> Result<Vec<Recovered<DiskLog>
     let mut recovered = Vec::with_capacity(dirs.len());
     for dir in dirs {
         let name = dir.file_name().and_then(|name| name.to_str()).unwrap_or("");
-        let topic = match TopicName::parse("topic", name) {
-            Ok(topic) if dir.is_dir() => topic,
+        let expected = match parse_dir_name(name) {
+            Some(expected) if dir.is_dir() => expected,
             _ => {
                 tracing::warn!(path = %dir.display(), "not a topic directory; left alone");
                 continue;
             }
         };
-        recovered.push(recover_topic(shared, topic, dir)?);
+        recovered.push(recover_topic(shared, expected, dir)?);
     }
     Ok(recovered)
 }
@@ -73,34 +95,45 @@ fn segment_bases(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(bases)
 }
 
+/// Recovers the topic in `dir`, named `expected`: its full name is read
+/// from its `meta`, which must agree with the directory's name.
 fn recover_topic(
     shared: &Arc<Shared>,
-    topic: TopicName,
+    expected: DirName,
     dir: PathBuf,
 ) -> Result<Recovered<DiskLog>> {
+    let shown = match &expected {
+        DirName::Full(topic) => topic.to_string(),
+        DirName::Shortened(name) => name.clone(),
+    };
     let meta = meta::read(&dir).map_err(|why| Error::DataLoss {
-        topic: topic.to_string(),
+        topic: shown.clone(),
         offset: 0,
-        message: format!("topic \"{topic}\": cannot read its settings: {why}"),
+        message: format!("topic \"{shown}\": cannot read its settings: {why}"),
     })?;
-    if meta.name != topic {
+    let agrees = match &expected {
+        DirName::Full(topic) => meta.name == *topic,
+        DirName::Shortened(name) => dir_name(&meta.name) == name.as_str(),
+    };
+    if !agrees {
         return Err(Error::DataLoss {
-            topic: topic.to_string(),
+            topic: shown.clone(),
             offset: 0,
             message: format!(
-                "topic \"{topic}\": its settings in {} name topic \"{}\"",
+                "topic \"{shown}\": its settings in {} name topic \"{}\"",
                 dir.display(),
                 meta.name
             ),
         });
     }
+    let topic = meta.name.clone();
     for leftover in ["meta.tmp", "consumers.log.tmp"] {
         let _ = fs::remove_file(dir.join(leftover));
     }
     let mut bases = segment_bases(&dir).map_err(|e| unavailable(&topic, &dir, e))?;
     if bases.is_empty() {
         tracing::warn!(%topic, "the topic has no segment; it starts empty at offset 0");
-        Segment::create(&dir, 0, 0).map_err(|e| unavailable(&topic, &dir, e))?;
+        Segment::create(&dir, 0, 0, &shared.handles).map_err(|e| unavailable(&topic, &dir, e))?;
         bases.push(0);
     }
     // An empty last segment is what a crash during a roll can leave: the
@@ -130,8 +163,8 @@ fn recover_topic(
             None => active(shared, &topic, &dir, base)?,
         });
     }
-    let (consumers, states) =
-        ConsumersFile::open(&dir, topic.as_str()).map_err(|e| unavailable(&topic, &dir, e))?;
+    let (consumers, states) = ConsumersFile::open(&dir, topic.as_str(), &shared.handles)
+        .map_err(|e| unavailable(&topic, &dir, e))?;
     let log = Arc::new(LogShared::new(
         topic,
         dir,
@@ -150,8 +183,9 @@ fn recover_topic(
 /// The active segment: scanned, cut at its first bad frame.
 fn active(shared: &Shared, topic: &TopicName, dir: &Path, base: u64) -> Result<Segment> {
     let interval = shared.options.index_interval_bytes;
-    let (mut segment, damage) = Segment::scan(dir, base, shared.next_cache_id(), interval)
-        .map_err(|e| unavailable(topic, &segment::file_path(dir, base, "log"), e))?;
+    let (mut segment, damage) =
+        Segment::scan(dir, base, shared.next_cache_id(), interval, &shared.handles)
+            .map_err(|e| unavailable(topic, &segment::file_path(dir, base, "log"), e))?;
     let path = segment.path.clone();
     segment.unseal().map_err(|e| unavailable(topic, &path, e))?;
     if let Some(damage) = damage {
@@ -181,24 +215,26 @@ fn sealed(
     let file_len = fs::metadata(&path)
         .map_err(|e| unavailable(topic, &path, e))?
         .len();
-    let loaded = Segment::from_index(dir, base, shared.next_cache_id(), file_len).and_then(|s| {
-        if s.end == next_base {
-            Ok(s)
-        } else {
-            Err(format!(
-                "it ends at offset {}, the next segment starts at {next_base}",
-                s.end
-            ))
-        }
-    });
+    let loaded = Segment::from_index(dir, base, shared.next_cache_id(), file_len, &shared.handles)
+        .and_then(|s| {
+            if s.end == next_base {
+                Ok(s)
+            } else {
+                Err(format!(
+                    "it ends at offset {}, the next segment starts at {next_base}",
+                    s.end
+                ))
+            }
+        });
     let why = match loaded {
         Ok(segment) => return Ok(segment),
         Err(why) => why,
     };
     tracing::info!(%topic, segment = %path.display(), reason = %why, "rebuilding the segment's index");
     let interval = shared.options.index_interval_bytes;
-    let (mut segment, damage) = Segment::scan(dir, base, shared.next_cache_id(), interval)
-        .map_err(|e| unavailable(topic, &path, e))?;
+    let (mut segment, damage) =
+        Segment::scan(dir, base, shared.next_cache_id(), interval, &shared.handles)
+            .map_err(|e| unavailable(topic, &path, e))?;
     segment.sealed = true;
     let sound = damage.is_none() && segment.end == next_base;
     if let Some(damage) = damage {

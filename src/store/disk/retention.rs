@@ -80,17 +80,20 @@ pub(super) fn apply(
 fn start_empty_segment(shared: &LogShared, inner: &mut LogInner) -> Result<()> {
     let factory: &Shared = &shared.factory;
     let end = inner.end();
-    let next = Segment::create(&shared.dir, end, factory.next_cache_id()).map_err(|error| {
-        Error::Unavailable(format!(
-            "cannot apply retention to topic \"{}\": creating a segment in {}: {error}",
-            shared.topic,
-            shared.dir.display()
-        ))
-    })?;
+    let next = Segment::create(&shared.dir, end, factory.next_cache_id(), &factory.handles)
+        .map_err(|error| {
+            Error::Unavailable(format!(
+                "cannot apply retention to topic \"{}\": creating a segment in {}: {error}",
+                shared.topic,
+                shared.dir.display()
+            ))
+        })?;
     inner.segments.push_back(next);
     inner.sync.dir_changes += 1;
     if factory.options.fsync.syncs() {
-        std::fs::File::open(&shared.dir)
+        factory
+            .handles
+            .open_with(|| std::fs::File::open(&shared.dir))
             .and_then(|dir| dir.sync_all())
             .map_err(|error| {
                 Error::Unavailable(format!(

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use super::{
     cache::FrameCache,
     frame::{BATCH_HEADER_LEN, BatchHeader, FRAME_HEADER_LEN, FrameHeader, decode_records},
+    handles::{FileHandles, Mode},
     index::{self, IndexEntry, SealedIndex},
 };
 
@@ -73,8 +74,16 @@ pub(super) struct Segment {
     pub synced: Checkpoint,
     /// Its `.log` file.
     pub path: PathBuf,
-    /// The open file of the active segment.
-    file: Option<Arc<File>>,
+    /// Its id in the shared file handles.
+    handle: u64,
+    /// The shared file handles its file is opened through.
+    handles: Arc<FileHandles>,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        self.handles.forget(self.handle);
+    }
 }
 
 /// `<dir>/<base, 20 digits>.<ext>`.
@@ -82,17 +91,17 @@ pub(super) fn file_path(dir: &Path, base: u64, ext: &str) -> PathBuf {
     dir.join(format!("{base:020}.{ext}"))
 }
 
-fn open_rw(path: &Path, create: bool) -> io::Result<File> {
+fn create_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
-        .create(create)
-        .truncate(create)
+        .create(true)
+        .truncate(true)
         .open(path)
 }
 
 impl Segment {
-    fn empty(dir: &Path, base: u64, cache_id: u64) -> Self {
+    fn empty(dir: &Path, base: u64, cache_id: u64, handles: &Arc<FileHandles>) -> Self {
         Self {
             base,
             end: base,
@@ -109,26 +118,45 @@ impl Segment {
                 index_len: 0,
             },
             path: file_path(dir, base, "log"),
-            file: None,
+            handle: handles.id(),
+            handles: handles.clone(),
         }
     }
 
     /// Creates an empty active segment at `base` (replacing any file there).
-    pub fn create(dir: &Path, base: u64, cache_id: u64) -> io::Result<Self> {
-        let mut segment = Self::empty(dir, base, cache_id);
-        segment.file = Some(Arc::new(open_rw(&segment.path, true)?));
+    pub fn create(
+        dir: &Path,
+        base: u64,
+        cache_id: u64,
+        handles: &Arc<FileHandles>,
+    ) -> io::Result<Self> {
+        let segment = Self::empty(dir, base, cache_id, handles);
+        let file = handles.open_with(|| create_file(&segment.path))?;
+        handles.insert(segment.handle, file, Mode::ReadWrite);
         Ok(segment)
     }
 
+    /// The empty active segment at `base` of a new topic, whose file exists
+    /// (empty); it is opened on first use.
+    pub fn new_active(dir: &Path, base: u64, cache_id: u64, handles: &Arc<FileHandles>) -> Self {
+        Self::empty(dir, base, cache_id, handles)
+    }
+
     /// A sealed segment described by its index files, if they check out.
-    pub fn from_index(dir: &Path, base: u64, cache_id: u64, file_len: u64) -> Result<Self, String> {
+    pub fn from_index(
+        dir: &Path,
+        base: u64,
+        cache_id: u64,
+        file_len: u64,
+        handles: &Arc<FileHandles>,
+    ) -> Result<Self, String> {
         let sealed = index::load(
             &file_path(dir, base, "index"),
             &file_path(dir, base, "timeindex"),
             base,
             file_len,
         )?;
-        let mut segment = Self::empty(dir, base, cache_id);
+        let mut segment = Self::empty(dir, base, cache_id, handles);
         segment.end = sealed.end_offset;
         segment.len = sealed.segment_len;
         segment.record_bytes = sealed.record_bytes;
@@ -146,9 +174,10 @@ impl Segment {
         base: u64,
         cache_id: u64,
         interval: u64,
+        handles: &Arc<FileHandles>,
     ) -> io::Result<(Self, Option<Damage>)> {
-        let mut segment = Self::empty(dir, base, cache_id);
-        let file = File::open(&segment.path)?;
+        let mut segment = Self::empty(dir, base, cache_id, handles);
+        let file = handles.open_with(|| File::open(&segment.path))?;
         let file_len = file.metadata()?.len();
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let damage = loop {
@@ -233,25 +262,27 @@ impl Segment {
         self.last_time_ns = batch.publish_time_ns;
     }
 
-    /// Its file: the active segment keeps its file open; a sealed one is
-    /// opened (read-only) for each use, so a topic of many segments holds
-    /// few file descriptors.
-    pub fn file(&mut self) -> io::Result<Arc<File>> {
-        if let Some(file) = &self.file {
-            return Ok(file.clone());
-        }
-        if self.sealed {
-            return Ok(Arc::new(File::open(&self.path)?));
-        }
-        let file = Arc::new(open_rw(&self.path, false)?);
-        self.file = Some(file.clone());
-        Ok(file)
+    /// Its file, through the shared file handles: kept open while it is
+    /// among the most recently used, opened again when it was closed
+    /// (read-only once sealed).
+    pub fn file(&self) -> io::Result<Arc<File>> {
+        let mode = if self.sealed {
+            Mode::Read
+        } else {
+            Mode::ReadWrite
+        };
+        self.handles.get(self.handle, &self.path, mode)
+    }
+
+    /// Closes its file if it is open (it is opened again on use).
+    pub fn close_file(&self) {
+        self.handles.forget(self.handle);
     }
 
     /// Makes it the active segment again (after its tail was cut).
     pub fn unseal(&mut self) -> io::Result<()> {
         self.sealed = false;
-        self.file = Some(Arc::new(open_rw(&self.path, false)?));
+        self.file()?;
         remove_index_files(&self.path);
         Ok(())
     }
@@ -284,7 +315,8 @@ impl Segment {
     /// before use at start-up).
     pub fn seal(&mut self) {
         self.sealed = true;
-        self.file = None;
+        // Closes the writable handle; reads open the file read-only.
+        self.handles.forget(self.handle);
         let sealed = SealedIndex {
             segment_len: self.len,
             end_offset: self.end,
@@ -325,7 +357,7 @@ impl Segment {
 
     /// The checked payload of the frame at `position`, from the cache or
     /// from the file.
-    pub fn frame_at(&mut self, cache: &FrameCache, position: u64) -> Result<Bytes, FrameFault> {
+    pub fn frame_at(&self, cache: &FrameCache, position: u64) -> Result<Bytes, FrameFault> {
         if let Some(payload) = cache.get(self.cache_id, position) {
             return Ok(payload);
         }

@@ -106,15 +106,27 @@ fn snapshot(inner: &mut LogInner, dir: &std::path::Path) -> Snapshot {
         }
     }
     let consumers = &inner.consumers;
+    let consumers = if consumers.dirty() {
+        match consumers.file() {
+            Ok(file) => Some((consumers.len, file)),
+            Err(error) => {
+                unopened.get_or_insert(format!(
+                    "cannot open {} to fsync it: {error}",
+                    consumers.path.display()
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let sync = &inner.sync;
     Snapshot {
         epoch: sync.epoch,
         target: sync.written,
         dir_changes: sync.dir_changes,
         segments,
-        consumers: consumers
-            .dirty()
-            .then(|| (consumers.len, consumers.file.clone())),
+        consumers,
         dir: (sync.dir_changes > sync.dir_synced).then(|| dir.to_path_buf()),
         unopened,
         #[cfg(test)]
@@ -141,6 +153,7 @@ fn sync_files(snapshot: &Snapshot) -> std::result::Result<(), String> {
     }
     if let Some(dir) = &snapshot.dir {
         File::open(dir)
+            .map_err(crate::open_files::describe)
             .and_then(|dir| dir.sync_all())
             .map_err(|error| format!("fsync of {} failed: {error}", dir.display()))?;
     }

@@ -2,6 +2,7 @@
 //! commit; recovery and faults in their own files.
 
 mod faults;
+mod files;
 mod recovery;
 
 use std::{
