@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::harness::{MIB, Setup, create_topic, json_u64, publish, watch_rss};
+use crate::harness::{MIB, RssWatch, Setup, create_topic, json_u64, publish};
 
 /// The memory cap of the test.
 const CAP: u64 = 256 * MIB;
@@ -42,11 +42,11 @@ async fn slack_left_by_retention_is_reclaimed_or_counted() {
     // One round before the baseline, so the allocator's and the
     // connection's own buffers are not counted as the attack's.
     fill(channel.clone(), "warm-up".to_owned()).await;
-    let baseline = broker.rss();
+    let bound = 96 * MIB;
+    let watch = RssWatch::start(&broker, bound, "200 topics of 1 byte after 2 × 900 KiB");
     let reported_before = json_u64(&broker.rest_broker().await, "memoryBytes")
         .expect("GET /v1/broker reports memoryBytes");
 
-    let bound = 96 * MIB;
     let mut next = 0;
     while next < TOPICS {
         let mut round = JoinSet::new();
@@ -59,16 +59,9 @@ async fn slack_left_by_retention_is_reclaimed_or_counted() {
                 std::panic::resume_unwind(e.into_panic());
             }
         }
-        watch_rss(&broker, baseline, bound, Duration::ZERO, "filling topics").await;
+        watch.check();
     }
-    let growth = watch_rss(
-        &broker,
-        baseline,
-        bound,
-        Duration::from_millis(500),
-        "200 topics of 1 byte after 2 × 900 KiB",
-    )
-    .await;
+    let growth = watch.hold(Duration::from_millis(500)).await;
     let report = broker.rest_broker().await;
     let reported = json_u64(&report, "memoryBytes").expect("memoryBytes");
     let max = json_u64(&report, "maxMemoryBytes").expect("maxMemoryBytes");

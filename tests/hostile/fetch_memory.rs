@@ -18,8 +18,8 @@ use gostream::pb::gostream::v1::FetchRequest;
 use tokio::{io::AsyncWriteExt as _, time::Instant};
 
 use crate::harness::{
-    MIB, PATIENCE, Setup, attacker, connect_from, consumers, create_consumer, create_topic,
-    json_u64, publish, watch_rss, within,
+    MIB, PATIENCE, RssWatch, Setup, attacker, connect_from, consumers, create_consumer,
+    create_topic, json_u64, publish, within,
 };
 
 /// The memory cap of the test.
@@ -49,7 +49,8 @@ async fn unread_fetch_responses_stay_within_the_memory_budget() {
     for i in 0..20 {
         create_consumer(&channel, topic, &format!("c{i}")).await;
     }
-    let baseline = broker.rss();
+    let bound = CAP * 3 / 2 + 64 * MIB;
+    let watch = RssWatch::start(&broker, bound, "20 unread fetches of 60 MB");
 
     // The attack: 20 fetches of everything, never read.
     let mut attackers = Vec::new();
@@ -64,15 +65,7 @@ async fn unread_fetch_responses_stay_within_the_memory_budget() {
             .expect("send the fetch");
         attackers.push(stream);
     }
-    let bound = CAP * 3 / 2 + 64 * MIB;
-    let peak = watch_rss(
-        &broker,
-        baseline,
-        bound,
-        Duration::from_secs(4),
-        "20 unread fetches of 60 MB",
-    )
-    .await;
+    watch.hold(Duration::from_secs(4)).await;
     broker.assert_serving("while 20 fetches are unread").await;
     let report = broker.rest_broker().await;
     let responses = json_u64(&report, "responseMemoryBytes")
@@ -87,14 +80,7 @@ async fn unread_fetch_responses_stay_within_the_memory_budget() {
         responses <= max_responses,
         "responses in flight pass their share: {report}"
     );
-    watch_rss(
-        &broker,
-        baseline,
-        bound,
-        Duration::from_millis(200),
-        "20 unread fetches of 60 MB",
-    )
-    .await;
+    let peak = watch.hold(Duration::from_millis(200)).await;
     drop(attackers);
 
     // A reader asking for everything gets at most --max-fetch-bytes (but
@@ -136,7 +122,7 @@ async fn unread_fetch_responses_stay_within_the_memory_budget() {
     );
     eprintln!(
         "fetch attack: {stored} MB stored, RSS baseline {} MiB, peak growth {} MiB (bound {} MiB)",
-        baseline / MIB,
+        watch.baseline() / MIB,
         peak / MIB,
         bound / MIB
     );

@@ -20,7 +20,10 @@ use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
     process::Stdio,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -246,14 +249,13 @@ impl Broker {
 
     /// Its resident memory (`VmRSS`), in bytes.
     pub fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .unwrap_or_else(|e| panic!("read /proc/{}/status: {e}", self.pid));
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .unwrap_or_else(|| panic!("no VmRSS in /proc/{}/status:\n{status}", self.pid))
+        rss_of(self.pid).unwrap_or_else(|| {
+            panic!(
+                "no VmRSS in /proc/{}/status: the broker exited; log:\n{}",
+                self.pid,
+                self.log()
+            )
+        })
     }
 
     /// How many file descriptors it has open.
@@ -634,32 +636,96 @@ pub fn frame(flag: u8, payload: &[u8]) -> Vec<u8> {
     [&[flag][..], &len.to_be_bytes(), payload].concat()
 }
 
-/// Samples the broker's RSS every 100 ms for `length`, failing the test as
-/// soon as it grows more than `bound` over `baseline` (so an attack that
-/// does succeed stops early instead of taking the host's memory). Returns
-/// the peak growth.
-pub async fn watch_rss(
-    broker: &Broker,
+/// The resident memory of a process, in bytes (`VmRSS`); `None` once it
+/// has exited.
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+/// A watch on the broker's RSS during an attack: a task samples it every
+/// 50 ms and keeps the peak growth over the baseline taken at the start.
+/// [`RssWatch::check`] fails the test once the peak passed the bound. If
+/// the growth reaches twice the bound the broker is killed at once, so an
+/// attack that works cannot take the host's memory while the test is busy
+/// elsewhere.
+pub struct RssWatch {
     baseline: u64,
     bound: u64,
-    length: Duration,
-    what: &str,
-) -> u64 {
-    let end = Instant::now() + length;
-    let mut peak = 0;
-    loop {
-        let growth = broker.rss().saturating_sub(baseline);
-        peak = peak.max(growth);
-        assert!(
-            growth <= bound,
-            "{what}: RSS grew by {} MiB over the baseline of {} MiB, more than the bound of {} MiB",
-            growth / MIB,
-            baseline / MIB,
-            bound / MIB
-        );
-        if Instant::now() >= end {
-            return peak;
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+    what: String,
+}
+
+impl RssWatch {
+    /// Starts watching `broker` from its RSS now.
+    pub fn start(broker: &Broker, bound: u64, what: &str) -> Self {
+        let baseline = broker.rss();
+        let peak = Arc::new(AtomicU64::new(0));
+        let pid = broker.pid;
+        let task = {
+            let peak = Arc::clone(&peak);
+            tokio::spawn(async move {
+                while let Some(rss) = rss_of(pid) {
+                    let growth = rss.saturating_sub(baseline);
+                    peak.fetch_max(growth, Ordering::Relaxed);
+                    if growth > 2 * bound {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        Self {
+            baseline,
+            bound,
+            peak,
+            task,
+            what: what.to_owned(),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// The peak growth so far, failing the test if it passed the bound.
+    pub fn check(&self) -> u64 {
+        let peak = self.peak.load(Ordering::Relaxed);
+        assert!(
+            peak <= self.bound,
+            "{}: RSS grew by {} MiB over the baseline of {} MiB, more than the bound of {} MiB",
+            self.what,
+            peak / MIB,
+            self.baseline / MIB,
+            self.bound / MIB
+        );
+        peak
+    }
+
+    /// Checks every 100 ms for `length`; returns the peak growth.
+    pub async fn hold(&self, length: Duration) -> u64 {
+        let end = Instant::now() + length;
+        loop {
+            let peak = self.check();
+            if Instant::now() >= end {
+                return peak;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The RSS before the attack, in bytes.
+    pub fn baseline(&self) -> u64 {
+        self.baseline
+    }
+}
+
+impl Drop for RssWatch {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

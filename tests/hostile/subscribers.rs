@@ -19,8 +19,8 @@ use tokio::{io::AsyncWriteExt as _, time::Instant};
 use tonic::transport::Endpoint;
 
 use crate::harness::{
-    MIB, PATIENCE, Setup, attacker, connect_from, consumers, create_consumer, create_topic,
-    json_u64, publish, watch_rss, within,
+    MIB, PATIENCE, RssWatch, Setup, attacker, connect_from, consumers, create_consumer,
+    create_topic, json_u64, publish, within,
 };
 
 /// The memory cap of the test.
@@ -36,7 +36,8 @@ async fn stalled_subscribers_are_paced_within_the_memory_budget() {
     let topic = "feed";
     create_topic(&channel, topic, Some(64)).await;
     create_consumer(&channel, topic, "reader").await;
-    let baseline = broker.rss();
+    let bound = CAP * 3 / 2 + 64 * MIB;
+    let watch = RssWatch::start(&broker, bound, "100 stalled subscribers");
 
     let mut sse = Vec::new();
     for _ in 0..50 {
@@ -76,7 +77,6 @@ async fn stalled_subscribers_are_paced_within_the_memory_budget() {
     // Let every subscription reach the broker before publishing.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let bound = CAP * 3 / 2 + 64 * MIB;
     let began = Instant::now();
     let mut published = 0u64;
     for batch in 0..48u32 {
@@ -94,9 +94,11 @@ async fn stalled_subscribers_are_paced_within_the_memory_budget() {
         let answer = tokio::time::timeout(Duration::from_secs(5), publish(&channel, topic, values))
             .await
             .unwrap_or_else(|_| {
+                watch.check();
                 panic!("publish #{batch} under 100 stalled subscribers took over 5 s")
             });
         if let Err(status) = answer {
+            watch.check();
             panic!(
                 "publish #{batch} under 100 stalled subscribers failed after {:?}: {:?} {}",
                 sent.elapsed(),
@@ -105,27 +107,13 @@ async fn stalled_subscribers_are_paced_within_the_memory_budget() {
             );
         }
         published += 1;
-        watch_rss(
-            &broker,
-            baseline,
-            bound,
-            Duration::ZERO,
-            "100 stalled subscribers",
-        )
-        .await;
+        watch.check();
     }
-    let peak = watch_rss(
-        &broker,
-        baseline,
-        bound,
-        Duration::from_secs(1),
-        "100 stalled subscribers",
-    )
-    .await;
+    let peak = watch.hold(Duration::from_secs(1)).await;
     eprintln!(
         "stalled subscribers: {published} MiB published in {:?}, RSS baseline {} MiB, peak growth {} MiB (bound {} MiB)",
         began.elapsed(),
-        baseline / MIB,
+        watch.baseline() / MIB,
         peak / MIB,
         bound / MIB
     );
