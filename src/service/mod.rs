@@ -1,6 +1,7 @@
 //! The gRPC services: `gostream.v1` and the GoStream-compatible `gostream`
 //! package, both adapters over one [`Store`](crate::store::Store).
 
+pub mod admission;
 pub mod convert;
 pub mod legacy;
 pub mod retention;
