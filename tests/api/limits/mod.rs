@@ -6,3 +6,4 @@
 mod concurrency;
 mod connections;
 mod counts;
+mod memory;
