@@ -314,6 +314,17 @@ pub struct Config {
         value_name = "COUNT"
     )]
     pub max_open_files: usize,
+    /// The most record bytes (keys, values, headers) one Fetch response or
+    /// one Subscribe batch carries; a request asking for more is served this
+    /// much (the first message is returned even when larger). At least
+    /// --max-message-bytes.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_FETCH_BYTES",
+        default_value_t = 4 * 1024 * 1024,
+        value_name = "BYTES"
+    )]
+    pub max_fetch_bytes: usize,
 
     /// The most topics the broker holds; CreateTopic past it is
     /// RESOURCE_EXHAUSTED / 429.
@@ -436,6 +447,7 @@ impl Default for Config {
             http2_keepalive_timeout_ms: 10_000,
             max_connections_per_address: 1000,
             max_open_files: 0,
+            max_fetch_bytes: 4 * 1024 * 1024,
             max_topics: 10_000,
             max_consumers_per_topic: 1_000,
             log_level: "info".to_owned(),
@@ -461,6 +473,12 @@ impl Config {
             return Err(format!(
                 "--max-request-bytes ({}) must be larger than --max-message-bytes ({}), so a request can carry a message of the largest size",
                 self.max_request_bytes, self.max_message_bytes
+            ));
+        }
+        if self.max_fetch_bytes < self.max_message_bytes {
+            return Err(format!(
+                "--max-fetch-bytes ({}) must be at least --max-message-bytes ({}), so a read can carry a message of the largest size",
+                self.max_fetch_bytes, self.max_message_bytes
             ));
         }
         if self.sse_keep_alive_secs == 0 {
@@ -544,6 +562,7 @@ impl Config {
             },
             max_topics: self.max_topics,
             max_consumers_per_topic: self.max_consumers_per_topic,
+            max_fetch_bytes: self.max_fetch_bytes,
         }
     }
 
@@ -657,6 +676,16 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .contains("--max-request-bytes")
+        );
+        let fetch_below_message = Config {
+            max_fetch_bytes: 1024 * 1024 - 1,
+            ..Config::default()
+        };
+        assert!(
+            fetch_below_message
+                .validate()
+                .unwrap_err()
+                .contains("--max-fetch-bytes")
         );
         let grpc_off = Config {
             grpc_addr: Listen::Off,

@@ -22,6 +22,15 @@ pub async fn run(mut clients: Clients, out: &mut Printer) -> Result<(), Failure>
         ("bytes", broker.size_bytes.to_string()),
         ("memory bytes", broker.memory_bytes.to_string()),
         ("max memory bytes", broker.max_memory_bytes.to_string()),
+        ("response bytes", broker.response_memory_bytes.to_string()),
+        (
+            "subscription bytes",
+            broker.subscription_memory_bytes.to_string(),
+        ),
+        (
+            "max response bytes",
+            broker.max_response_memory_bytes.to_string(),
+        ),
         ("default max messages", limit(retention.max_messages)),
         ("default max bytes", limit(retention.max_bytes)),
         ("default max age", age(retention.max_age)),

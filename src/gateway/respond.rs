@@ -16,7 +16,10 @@ use tonic::Status;
 use tonic_types::StatusExt as _;
 
 use super::{Limits, binding::Binding};
-use crate::error::{Error, http_status};
+use crate::{
+    error::{Error, http_status},
+    store::ResponseHandoff,
+};
 
 /// A failure of the gateway itself (the request could not be turned into a
 /// call) or of the call: a gRPC status and the HTTP status to answer with.
@@ -132,12 +135,19 @@ pub fn json_bytes_response(status: StatusCode, bytes: impl Into<axum::body::Body
     response
 }
 
-/// A unary reply as a response.
+/// A unary reply as a response. The memory a reply holds for its answer
+/// (a [`ResponseHandoff`], from Fetch) goes with it, for the transport.
 pub fn unary<T: Serialize>(reply: Result<tonic::Response<T>, Status>) -> Response {
     match reply {
         // Straight from the message: fields in proto order.
-        Ok(response) => match serde_json::to_vec(response.get_ref()) {
-            Ok(body) => json_bytes_response(StatusCode::OK, body),
+        Ok(reply) => match serde_json::to_vec(reply.get_ref()) {
+            Ok(body) => {
+                let mut response = json_bytes_response(StatusCode::OK, body);
+                if let Some(handoff) = reply.extensions().get::<ResponseHandoff>() {
+                    response.extensions_mut().insert(handoff.clone());
+                }
+                response
+            }
             Err(error) => internal(&error),
         },
         Err(status) => ApiError::from(status).into_response(),

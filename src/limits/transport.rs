@@ -41,7 +41,7 @@ use super::tracker::{ConnectionInfo, ConnectionState};
 use crate::{
     error::Error,
     gateway::ApiError,
-    store::{ResponseKind, ResponseReservation},
+    store::{ResponseHandoff, ResponseKind, ResponseReservation},
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -96,7 +96,10 @@ where
         Box::pin(async move {
             let response = response.await?;
             let (mut parts, body) = response.into_parts();
-            let reservation = parts.extensions.remove::<Arc<ResponseReservation>>();
+            let reservation = parts
+                .extensions
+                .remove::<ResponseHandoff>()
+                .and_then(|handoff| handoff.take());
             Ok(http::Response::from_parts(
                 parts,
                 TrackedBody {
@@ -138,7 +141,7 @@ pub struct TrackedBody<B> {
     kind: ResponseKind,
     /// What the service reserved for this response before it was built;
     /// dropped once the body's own bytes are counted.
-    reservation: Option<Arc<ResponseReservation>>,
+    reservation: Option<ResponseReservation>,
     yielded: u64,
     ended: bool,
 }

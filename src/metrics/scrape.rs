@@ -25,7 +25,7 @@ use super::{Metrics, PREFIX, TopicLabels};
 use crate::{
     error::{Error, Result},
     gateway::ApiError,
-    store::{ConsumerInfo, Store, StoreStats, TopicInfo},
+    store::{ConsumerInfo, MemoryBudget, Store, StoreStats, TopicInfo},
 };
 
 /// The content type of a scrape: the OpenMetrics text format, which
@@ -103,6 +103,8 @@ fn store_up(mut registry: Registry, up: bool) -> Registry {
 /// What the store holds, read at one scrape.
 struct Snapshot {
     stats: StoreStats,
+    /// The memory budget, for its responses in flight.
+    budget: MemoryBudget,
     topics: Vec<(TopicInfo, Vec<ConsumerInfo>)>,
 }
 
@@ -126,7 +128,11 @@ impl Snapshot {
             }
         }
         let stats = store.stats().await?;
-        Ok(Self { stats, topics })
+        Ok(Self {
+            stats,
+            budget: store.memory_budget(),
+            topics,
+        })
     }
 
     /// A registry of this snapshot's gauges, with each topic's open
@@ -227,8 +233,20 @@ impl Snapshot {
         broker_gauge(
             &mut registry,
             "max_memory",
-            "The memory cap for messages",
+            "The memory cap for messages and the responses in flight",
             self.stats.max_memory_bytes,
+        );
+        broker_gauge(
+            &mut registry,
+            "response_memory",
+            "Memory held for responses built and not yet written to their clients (Fetch answers, Subscribe batches), subscriptions included",
+            self.budget.response_bytes(),
+        );
+        broker_gauge(
+            &mut registry,
+            "subscription_memory",
+            "The part of the response memory held for Subscribe streams",
+            self.budget.subscription_bytes(),
         );
         let topics = Gauge::<i64>::default();
         topics.set(signed(self.stats.topic_count));

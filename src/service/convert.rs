@@ -12,7 +12,7 @@ use crate::{
     error::{Error, Result},
     pb::gostream::v1 as pb,
     store::{
-        self, CommitMode, ConsumerId, ConsumerInfo, MAX_WAIT, Message, Position, Record, TopicInfo,
+        CommitMode, ConsumerId, ConsumerInfo, MAX_WAIT, Message, Position, Record, TopicInfo,
         TopicName,
     },
 };
@@ -233,11 +233,6 @@ pub fn consumer(info: ConsumerInfo) -> pb::Consumer {
         ack_timeout: Some(pb_duration(info.ack_timeout)),
         create_time: Some(timestamp(info.create_time_ns)),
     }
-}
-
-/// The read limits of a request: 0 means the default.
-pub fn read_limits(field: &str, max_messages: u32, max_bytes: u64) -> Result<store::ReadLimits> {
-    store::ReadLimits::from_request(field, max_messages, max_bytes)
 }
 
 #[cfg(test)]

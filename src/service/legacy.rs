@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{admission, convert};
 use crate::{
     auth::{Action, Auth},
     error::{Error, Result},
@@ -240,11 +240,15 @@ impl ConsumerService for Legacy {
         let request = request.into_inner();
         let topic = topic_name(request.topicname)?;
         let id = convert::consumer_id("consumerid", request.consumerid)?;
+        let budget = self.store.memory_budget();
         let one = ReadLimits {
             max_messages: 1,
-            ..ReadLimits::default()
+            max_bytes: budget.clamp_read_bytes(ReadLimits::DEFAULT_BYTES),
         };
+        // Room for the answer first: with none, nothing is read.
+        let reservation = admission::reserve(&budget, &one)?;
         let batch = self.store.fetch(&topic, &id, one, Duration::ZERO).await?;
+        let handoff = admission::settle(&budget, reservation, &batch);
         let Some(message) = batch.messages.into_iter().next() else {
             // GoStream answers a fetch past the last message with an error.
             let info = self.store.get_topic(&topic).await?;
@@ -256,8 +260,10 @@ impl ConsumerService for Legacy {
             }
             .into());
         };
-        Ok(Response::new(pb::FetchResponse {
+        let mut response = Response::new(pb::FetchResponse {
             message: String::from_utf8_lossy(&message.record.value).into_owned(),
-        }))
+        });
+        response.extensions_mut().insert(handoff);
+        Ok(response)
     }
 }

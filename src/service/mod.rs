@@ -2,6 +2,7 @@
 //! package, both adapters over one [`Store`](crate::store::Store), and
 //! [`wire`]: bad wire input answered as the client's error.
 
+pub mod admission;
 pub mod convert;
 pub mod legacy;
 pub mod retention;

@@ -11,7 +11,7 @@ use futures_util::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::{convert, retention};
+use super::{admission, convert, retention};
 use crate::{
     auth::{self, Action, Auth},
     error::{Error, Result},
@@ -159,6 +159,7 @@ impl BrokerService for V1 {
     ) -> Reply<pb::GetBrokerResponse> {
         self.auth.authorize(&request, Action::GetBroker)?;
         let stats = self.store.stats().await?;
+        let budget = self.store.memory_budget();
         ok(pb::GetBrokerResponse {
             broker: Some(pb::Broker {
                 storage: stats.kind.to_owned(),
@@ -168,6 +169,9 @@ impl BrokerService for V1 {
                 memory_bytes: stats.memory_bytes,
                 max_memory_bytes: stats.max_memory_bytes,
                 default_retention: Some(retention::policy(stats.default_retention)),
+                response_memory_bytes: budget.response_bytes(),
+                subscription_memory_bytes: budget.subscription_bytes(),
+                max_response_memory_bytes: budget.max_response_bytes(),
             }),
         })
     }
@@ -282,19 +286,30 @@ impl ConsumerService for V1 {
             .check(&request, Action::Fetch, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
-        let limits = convert::read_limits("max_messages", request.max_messages, request.max_bytes)?;
+        let budget = self.store.memory_budget();
+        let limits = admission::read_limits(
+            &budget,
+            "max_messages",
+            request.max_messages,
+            request.max_bytes,
+        )?;
         let wait = convert::max_wait("max_wait", request.max_wait.as_ref())?;
+        // Room for the answer first: with none, nothing is read.
+        let reservation = admission::reserve(&budget, &limits)?;
         // A long-poll in flight at shutdown answers with what there is now.
         let batch = tokio::select! {
             batch = self.store.fetch(&topic, &id, limits, wait) => batch?,
             () = self.shutdown.cancelled() => self.store.fetch(&topic, &id, limits, Duration::ZERO).await?,
         };
-        ok(pb::FetchResponse {
+        let handoff = admission::settle(&budget, reservation, &batch);
+        let mut response = Response::new(pb::FetchResponse {
             messages: batch.messages.into_iter().map(convert::message).collect(),
             next_offset: batch.next_offset,
             end_offset: batch.end_offset,
             skipped_messages: batch.skipped,
-        })
+        });
+        response.extensions_mut().insert(handoff);
+        Ok(response)
     }
 
     async fn commit(&self, request: Request<pb::CommitRequest>) -> Reply<pb::CommitResponse> {
@@ -334,7 +349,8 @@ impl ConsumerService for V1 {
             .check(&request, Action::Subscribe, &request.get_ref().topic)?;
         let request = request.into_inner();
         let topic = convert::topic_name("topic", request.topic)?;
-        let limits = convert::read_limits("max_messages", request.max_messages, 0)?;
+        let budget = self.store.memory_budget();
+        let limits = admission::read_limits(&budget, "max_messages", request.max_messages, 0)?;
         // Errors a client can act on (no such topic or consumer, a bad start)
         // fail the call itself rather than the stream.
         let from = if request.consumer.is_empty() {
@@ -350,6 +366,7 @@ impl ConsumerService for V1 {
             SubscribeFrom::Consumer(convert::consumer_id("consumer", request.consumer)?)
         };
         let messages = self.store.subscribe(&topic, from, limits).await?;
+        let messages = subscription::paced(messages, budget);
         let stream = subscription::until_shutdown(messages, self.shutdown.clone()).map(|batch| {
             batch
                 .map(|batch| pb::SubscribeResponse {

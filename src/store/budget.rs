@@ -19,12 +19,20 @@
 //! memory the log needs. A publish sees the responses in flight: stored
 //! plus responses never passes the cap because of a publish.
 //!
+//! The budget also carries `--max-fetch-bytes`
+//! ([`MemoryBudget::max_fetch_bytes`]), the most record bytes one Fetch
+//! response or Subscribe batch carries, so the services, which reach the
+//! budget through their store, clamp each read to it before reserving room
+//! for its answer.
+//!
 //! The handle is cheap to clone; every clone is the same budget.
 
 use std::sync::{
-    Arc,
+    Arc, Mutex, PoisonError,
     atomic::{AtomicU64, Ordering},
 };
+
+use super::StoreLimits;
 
 /// The share of the cap that responses in flight may take: one part in
 /// this many.
@@ -40,6 +48,7 @@ pub struct MemoryBudget {
 struct Inner {
     max_bytes: u64,
     max_response_bytes: u64,
+    max_fetch_bytes: u64,
     /// Bytes of responses built and not yet written to a socket.
     responses: AtomicU64,
     /// The part of `responses` that belongs to subscriptions (gRPC streams
@@ -57,8 +66,19 @@ pub enum ResponseKind {
 }
 
 impl MemoryBudget {
-    /// A budget of `max_bytes` (`u64::MAX`: no cap).
+    /// A budget of `max_bytes` (`u64::MAX`: no cap), with the default
+    /// most bytes per read.
     pub fn new(max_bytes: u64) -> Self {
+        Self::with_max_fetch_bytes(max_bytes, StoreLimits::DEFAULT.max_fetch_bytes as u64)
+    }
+
+    /// The budget `limits` set: their memory cap and most bytes per read.
+    pub fn for_limits(limits: &StoreLimits) -> Self {
+        Self::with_max_fetch_bytes(limits.max_memory_bytes, limits.max_fetch_bytes as u64)
+    }
+
+    /// A budget of `max_bytes` whose reads carry at most `max_fetch_bytes`.
+    pub fn with_max_fetch_bytes(max_bytes: u64, max_fetch_bytes: u64) -> Self {
         let max_response_bytes = if max_bytes == u64::MAX {
             u64::MAX
         } else {
@@ -68,6 +88,7 @@ impl MemoryBudget {
             inner: Arc::new(Inner {
                 max_bytes,
                 max_response_bytes,
+                max_fetch_bytes,
                 responses: AtomicU64::new(0),
                 subscriptions: AtomicU64::new(0),
             }),
@@ -87,6 +108,32 @@ impl MemoryBudget {
     /// The most that responses in flight may hold.
     pub fn max_response_bytes(&self) -> u64 {
         self.inner.max_response_bytes
+    }
+
+    /// The most record bytes one Fetch response or Subscribe batch carries
+    /// (`--max-fetch-bytes`); a request asking for more is served this much.
+    pub fn max_fetch_bytes(&self) -> u64 {
+        self.inner.max_fetch_bytes
+    }
+
+    /// The most record bytes a read may return now that it must fit in the
+    /// response share: `requested`, at most [`Self::max_fetch_bytes`] and
+    /// [`Self::max_response_bytes`] (at least 1).
+    pub fn clamp_read_bytes(&self, requested: usize) -> usize {
+        let most = self
+            .inner
+            .max_fetch_bytes
+            .min(self.inner.max_response_bytes)
+            .max(1);
+        requested.min(usize::try_from(most).unwrap_or(usize::MAX))
+    }
+
+    /// Whether the response share is full: a subscription waits before
+    /// reading its next batch. Never while nothing is held, so a lone
+    /// reader always progresses.
+    pub fn responses_full(&self) -> bool {
+        let held = self.response_bytes();
+        held > 0 && held >= self.inner.max_response_bytes
     }
 
     /// Bytes of responses (subscriptions included) built and not yet
@@ -190,6 +237,35 @@ impl ResponseReservation {
     }
 }
 
+/// A [`ResponseReservation`] carried in a response's extensions (which
+/// hold only `Clone` values): the service puts it in when it answers, and
+/// the transport that writes the body takes it with [`Self::take`], holding
+/// it until the bytes are written. If nobody takes it, it is given back
+/// when the last clone is dropped (with the response's head).
+#[derive(Debug, Clone)]
+pub struct ResponseHandoff(Arc<Mutex<Option<ResponseReservation>>>);
+
+impl ResponseHandoff {
+    /// Carries `reservation`.
+    pub fn new(reservation: ResponseReservation) -> Self {
+        Self(Arc::new(Mutex::new(Some(reservation))))
+    }
+
+    /// The reservation, for the first caller; `None` afterwards.
+    pub fn take(&self) -> Option<ResponseReservation> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// The bytes it still carries (0 once taken).
+    pub fn bytes(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, ResponseReservation::bytes)
+    }
+}
+
 impl Drop for ResponseReservation {
     fn drop(&mut self) {
         if self.bytes > 0 {
@@ -230,6 +306,45 @@ mod tests {
             (budget.response_bytes(), budget.subscription_bytes()),
             (0, 0)
         );
+    }
+
+    #[test]
+    fn reads_are_clamped_to_the_fetch_limit_and_the_response_share() {
+        let budget = MemoryBudget::with_max_fetch_bytes(400, 1000);
+        assert_eq!(budget.clamp_read_bytes(usize::MAX), 100);
+        assert_eq!(budget.clamp_read_bytes(7), 7);
+        let budget = MemoryBudget::with_max_fetch_bytes(u64::MAX, 1000);
+        assert_eq!(budget.clamp_read_bytes(100_000_000_000), 1000);
+        let tiny = MemoryBudget::new(3);
+        assert_eq!(
+            tiny.clamp_read_bytes(50),
+            1,
+            "a read always returns a message"
+        );
+        assert!(!tiny.responses_full(), "nothing held: a reader may go on");
+    }
+
+    #[test]
+    fn a_handoff_gives_its_reservation_once() {
+        let budget = MemoryBudget::new(400);
+        let held = budget
+            .try_reserve_response(30, ResponseKind::Unary)
+            .expect("fits");
+        let handoff = ResponseHandoff::new(held);
+        let copy = handoff.clone();
+        assert_eq!(copy.bytes(), 30);
+        let taken = copy.take().expect("the first taker gets it");
+        assert!(handoff.take().is_none());
+        assert_eq!(budget.response_bytes(), 30);
+        drop(taken);
+        assert_eq!(budget.response_bytes(), 0);
+        let untaken = ResponseHandoff::new(
+            budget
+                .try_reserve_response(20, ResponseKind::Unary)
+                .expect("fits"),
+        );
+        drop(untaken);
+        assert_eq!(budget.response_bytes(), 0, "given back when dropped");
     }
 
     #[test]

@@ -27,9 +27,13 @@
 //! defaults) is applied; [`Store::enforce_retention`] applies it by age to
 //! every topic (the server runs it every second). A reader whose offset fell
 //! below the start offset moves up to it and is told how many messages it
-//! skipped. The engine adds up what every log holds in memory; an append
-//! that would pass `max_memory_bytes` first has the age sweep free what it
-//! can, and is refused with `RESOURCE_EXHAUSTED` if that is not enough.
+//! skipped. The engine adds up what every log holds in memory and owns the
+//! broker's [`MemoryBudget`] (`max_memory_bytes`, shared with the transports
+//! for the responses they hold); an append whose cost would take the stored
+//! figure past [`MemoryBudget::room_for_stored`] first has retention make
+//! room, then tries a tight append (a chunk sized to the batch), then has
+//! the age sweep free what it can, and is refused with `RESOURCE_EXHAUSTED`
+//! if that is not enough.
 
 mod consumer;
 mod topic;
@@ -48,9 +52,9 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MessageStream, Page, Position, PublishAck,
-    ReadLimits, Record, RetentionOverrides, RetentionPolicy, RetentionUpdate, Store, StoreLimits,
-    StoreStats, SubscribeFrom, TopicInfo, TopicName,
+    Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MemoryBudget, MessageStream, Page, Position,
+    PublishAck, ReadLimits, Record, RetentionOverrides, RetentionPolicy, RetentionUpdate, Store,
+    StoreLimits, StoreStats, SubscribeFrom, TopicInfo, TopicName,
     log::{LogFactory, Recovered, TopicLog, TopicMeta},
     types::Clock,
 };
@@ -68,6 +72,8 @@ pub struct Engine<F: LogFactory> {
     /// What every log holds in memory, added up (the factory's shared memory
     /// is read from it when asked).
     memory: Arc<AtomicU64>,
+    /// The broker's memory budget: the cap, and the responses in flight.
+    budget: MemoryBudget,
 }
 
 impl<F: LogFactory> std::fmt::Debug for Engine<F> {
@@ -106,6 +112,7 @@ impl<F: LogFactory> Engine<F> {
         Self {
             factory,
             topics: RwLock::new(topics),
+            budget: MemoryBudget::for_limits(&limits),
             limits,
             clock,
             memory,
@@ -153,9 +160,14 @@ impl<F: LogFactory> Engine<F> {
         result
     }
 
-    /// Takes `cost` bytes of the memory cap, if they fit.
+    /// Takes `cost` bytes of the memory cap, if they fit beside the
+    /// responses in flight. An append that needs no memory (room in an open
+    /// chunk) always fits.
     fn reserve(&self, cost: u64) -> bool {
-        let cap = self.limits.max_memory_bytes;
+        if cost == 0 {
+            return true;
+        }
+        let cap = self.budget.room_for_stored();
         self.memory
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
                 held.checked_add(cost).filter(|&total| total <= cap)
@@ -168,8 +180,12 @@ impl<F: LogFactory> Engine<F> {
     }
 
     fn memory_exhausted(&self, cost: u64) -> Error {
+        let responses = match self.budget.response_bytes() {
+            0 => String::new(),
+            bytes => format!(" and {bytes} bytes of responses waiting for their clients"),
+        };
         Error::ResourceExhausted(format!(
-            "the broker holds {} bytes of messages in memory; this publish needs {cost} more, over the memory cap of {} bytes (--max-memory-bytes). Lower the retention of topics or raise the cap",
+            "the broker holds {} bytes of messages in memory{responses}; this publish needs {cost} more, over the memory cap of {} bytes (--max-memory-bytes). Lower the retention of topics or raise the cap",
             self.memory.load(Ordering::Relaxed),
             self.limits.max_memory_bytes
         ))
@@ -204,23 +220,37 @@ impl<F: LogFactory> Engine<F> {
         let Some(batch) = records.take() else {
             return Err(Error::Internal("publish retried without records".into()));
         };
-        let cost = state.log.append_cost(&batch);
+        let mut cost = state.log.append_cost(&batch);
         let now = self.clock.now_ns();
+        let mut tight = false;
         if !self.reserve(cost) {
             // The retention this append triggers anyway (a topic at its
             // count or size limit) makes room first.
             let policy = state.retention.effective(&self.limits.default_retention);
             let ahead = make_room_for(&policy, &batch);
             self.tracked(&mut state, |s| s.log.apply_retention(&ahead, now))?;
+            self.tracked(&mut state, |s| s.log.reclaim());
+            cost = state.log.append_cost(&batch);
             if !self.reserve(cost) {
-                *records = Some(batch);
-                return Ok(None);
+                // No room set aside for later appends: just the batch.
+                cost = state.log.tight_append_cost(&batch);
+                tight = true;
+                if !self.reserve(cost) {
+                    *records = Some(batch);
+                    return Ok(None);
+                }
             }
         }
         let publish_time_ns = now.max(state.log.last_publish_time_ns());
         let first_offset = state.log.end_offset();
         let count = batch.len() as u64;
-        let appended = self.tracked(&mut state, |s| s.log.append(&batch, publish_time_ns));
+        let appended = self.tracked(&mut state, |s| {
+            if tight {
+                s.log.append_tight(&batch, publish_time_ns)
+            } else {
+                s.log.append(&batch, publish_time_ns)
+            }
+        });
         // The reservation gives way to what the log really took (tracked).
         self.release(cost);
         let durability = appended?;
@@ -592,6 +622,10 @@ impl<F: LogFactory> Store for Engine<F> {
     async fn close(&self) -> Result<()> {
         self.factory.flush()
     }
+
+    fn memory_budget(&self) -> MemoryBudget {
+        self.budget.clone()
+    }
 }
 
 impl<F: LogFactory> Engine<F> {
@@ -625,5 +659,85 @@ impl<F: LogFactory> Engine<F> {
         };
         durability.wait().await?;
         Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::store::{MemoryStore, ResponseKind};
+
+    fn record(size: usize) -> Record {
+        Record {
+            value: Bytes::from(vec![b'x'; size]),
+            ..Record::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_publish_is_refused_while_responses_hold_the_room() {
+        let store = MemoryStore::new(StoreLimits {
+            max_memory_bytes: 64 * 1024,
+            ..StoreLimits::DEFAULT
+        });
+        let topic = TopicName::parse("name", "t").expect("a name");
+        store
+            .create_topic(topic.clone(), RetentionOverrides::default())
+            .await
+            .expect("create");
+        let budget = store.memory_budget();
+        assert_eq!(budget.max_bytes(), 64 * 1024);
+        store
+            .publish(&topic, vec![record(100)])
+            .await
+            .expect("room");
+        // Responses take their whole share, and more is forced (bytes a
+        // transport already holds): what is left is less than a chunk.
+        let held = budget
+            .try_reserve_response(16 * 1024, ResponseKind::Unary)
+            .expect("the share is free");
+        let forced = budget.force_reserve_response(45 * 1024, ResponseKind::Subscription);
+        // The open chunk still has room: no new memory is needed.
+        store
+            .publish(&topic, vec![record(100)])
+            .await
+            .expect("fits in the open chunk");
+        let error = store
+            .publish(&topic, vec![record(8000)])
+            .await
+            .expect_err("a new chunk does not fit beside the responses");
+        let Error::ResourceExhausted(message) = error else {
+            panic!("{error:?}")
+        };
+        assert!(message.contains("--max-memory-bytes"), "{message}");
+        assert!(message.contains("bytes of responses waiting"), "{message}");
+        drop((held, forced));
+        store
+            .publish(&topic, vec![record(8000)])
+            .await
+            .expect("room once the responses are written");
+    }
+
+    #[tokio::test]
+    async fn the_budget_carries_the_store_limits() {
+        let store = MemoryStore::new(StoreLimits {
+            max_memory_bytes: 1 << 20,
+            max_fetch_bytes: 12345,
+            ..StoreLimits::DEFAULT
+        });
+        let budget = store.memory_budget();
+        assert_eq!(
+            (
+                budget.max_bytes(),
+                budget.max_response_bytes(),
+                budget.max_fetch_bytes()
+            ),
+            (1 << 20, 1 << 18, 12345)
+        );
+        // Every call returns the same budget.
+        let _held = budget.force_reserve_response(7, ResponseKind::Unary);
+        assert_eq!(store.memory_budget().response_bytes(), 7);
     }
 }

@@ -116,14 +116,36 @@ pub trait TopicLog: Send + 'static {
     /// Bytes (keys, values and headers) of the messages held.
     fn size_bytes(&self) -> u64;
 
-    /// Memory this log holds for its messages: payloads and bookkeeping for
-    /// the in-memory log; indexes for the durable log (its read cache is the
+    /// Memory this log holds for its messages: the allocated capacity of
+    /// its chunks and their indexes for the in-memory log (what it pins,
+    /// not payload bytes); indexes for the durable log (its read cache is the
     /// factory's, see [`LogFactory::shared_memory_bytes`]).
     fn memory_bytes(&self) -> u64;
 
     /// The memory an append of `records` would add to [`Self::memory_bytes`]
     /// (an estimate is fine; it is what the memory cap is checked against).
     fn append_cost(&self, records: &[Record]) -> u64;
+
+    /// The least memory an append of `records` can take: what
+    /// [`Self::append_tight`] adds. The engine falls back to it when
+    /// [`Self::append_cost`] does not fit under the memory cap. By default
+    /// the same as [`Self::append_cost`].
+    fn tight_append_cost(&self, records: &[Record]) -> u64 {
+        self.append_cost(records)
+    }
+
+    /// Appends like [`Self::append`], adding no more memory than
+    /// [`Self::tight_append_cost`] (no room is set aside for later appends).
+    /// By default [`Self::append`].
+    fn append_tight(&mut self, records: &[Record], publish_time_ns: u64) -> Result<Durability> {
+        self.append(records, publish_time_ns)
+    }
+
+    /// Gives back memory that retention left unused and that only a copy
+    /// can free (the in-memory log compacts its oldest chunk if at least
+    /// half of it was dropped). The engine calls it when an append does not
+    /// fit under the memory cap. By default nothing.
+    fn reclaim(&mut self) {}
 
     /// Publish time of the oldest message held, if any.
     fn oldest_publish_time_ns(&self) -> Option<u64>;

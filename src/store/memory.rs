@@ -19,15 +19,32 @@
 //! chunk is frozen into [`Bytes`], and reads from it hand out slices of it
 //! without copying; a read from the chunk still being filled copies what it
 //! returns (once per read, not per message). Retention drops messages one by
-//! one, exactly; a chunk's memory goes back when its last message is dropped.
+//! one, exactly; a chunk's memory goes back when its last message is dropped,
+//! and a topic left empty holds no chunk at all.
 //!
 //! # Memory figure
-//! [`TopicLog::memory_bytes`] counts, per message held, its frame and its
-//! index entry, so it moves exactly with what is published and dropped. Not
-//! counted: the unused tail of each topic's open chunk (at most half of it),
-//! the dropped messages of a chunk that still holds others, and the slack of
-//! a frozen chunk (at most an eighth: a chunk frozen with more unused room is
-//! shrunk first).
+//! [`TopicLog::memory_bytes`] counts what the topic pins: the allocated
+//! capacity of every chunk (the open one's unused room included) and of
+//! every chunk's index. [`TopicLog::append_cost`] is what an append adds to
+//! it: index growth, and the whole capacity of a chunk the append opens.
+//!
+//! Retention drops messages from the front, so only the oldest chunk can be
+//! partly dropped. When a drop leaves it holding less than a quarter of its
+//! capacity, and it is larger than a first chunk, its live frames are copied
+//! into a frozen chunk of exactly their size and the large one is freed
+//! (reclaiming slack): a topic with `maxMessages = 1` that received two
+//! messages of 900 KiB and then one of 1 byte holds a few dozen bytes, not
+//! the 1 MiB chunk the last two shared. A copy is at most a quarter of the
+//! chunk it replaces, and happens only after retention dropped the other
+//! three quarters, so appends stay O(1) amortized; an append that drops
+//! nothing never copies.
+//!
+//! At the memory cap the engine first has the oldest chunk compacted if at
+//! least half of it was dropped ([`TopicLog::reclaim`]; the copy is at most
+//! what was dropped), then may ask for a tight append
+//! ([`TopicLog::append_tight`]): a chunk opened then fits the batch exactly.
+//! So a topic whose retention frees a message for each one published mostly
+//! keeps taking publishes at the cap.
 //!
 //! Consumers and settings live in the engine; nothing is persisted, so every
 //! write is as durable as this backend promises the moment it is made.
@@ -92,6 +109,8 @@ const TIME_BYTES: usize = 8;
 const MAX_FRAME_BYTES: usize = u32::MAX as usize / 2;
 /// Bytes of a message's index entry.
 const INDEX_BYTES: usize = size_of::<u32>();
+/// The fewest index entries a chunk's index grows to.
+const MIN_INDEX_ENTRIES: usize = 4;
 
 /// One topic's messages, in memory.
 #[derive(Debug, Default)]
@@ -120,14 +139,20 @@ enum Data {
     /// Being filled; never grows past its capacity, so it never moves.
     Open(Vec<u8>),
     /// Full: read by slicing.
-    Frozen(Bytes),
+    Frozen {
+        /// The frames.
+        bytes: Bytes,
+        /// The bytes allocated for them (`Bytes` keeps a `Vec`'s unused
+        /// room).
+        capacity: usize,
+    },
 }
 
 impl Data {
     fn bytes(&self) -> &[u8] {
         match self {
             Data::Open(vec) => vec,
-            Data::Frozen(bytes) => bytes,
+            Data::Frozen { bytes, .. } => bytes,
         }
     }
 }
@@ -162,14 +187,61 @@ impl Chunk {
     fn room(&self) -> usize {
         match &self.data {
             Data::Open(vec) => vec.capacity() - vec.len(),
-            Data::Frozen(_) => 0,
+            Data::Frozen { .. } => 0,
         }
     }
 
+    /// The bytes allocated for its frames.
     fn capacity(&self) -> usize {
         match &self.data {
             Data::Open(vec) => vec.capacity(),
-            Data::Frozen(bytes) => bytes.len(),
+            Data::Frozen { capacity, .. } => *capacity,
+        }
+    }
+
+    /// The memory it pins: its frames' allocation and its index's.
+    fn memory(&self) -> u64 {
+        (self.capacity() + self.ends.capacity() * INDEX_BYTES) as u64
+    }
+
+    /// Bytes of its frames from frame `first` on.
+    fn live_bytes(&self, first: usize) -> usize {
+        match self.ends.last() {
+            Some(&end) if first < self.ends.len() => end as usize - self.frame_range(first).start,
+            _ => 0,
+        }
+    }
+
+    /// Appends a frame's end to the index, growing it by doubling (or to
+    /// `exact` more entries, for a tight append). Returns the index bytes
+    /// added.
+    fn push_end(&mut self, end: u32, exact: Option<usize>) -> u64 {
+        let before = self.ends.capacity();
+        if self.ends.len() == before {
+            let more = exact.unwrap_or_else(|| index_growth(before));
+            self.ends.reserve_exact(more.max(1));
+        }
+        self.ends.push(end);
+        ((self.ends.capacity() - before) * INDEX_BYTES) as u64
+    }
+
+    /// Frames `first..` copied into a frozen chunk of exactly their size.
+    fn compacted(&self, first: usize) -> Chunk {
+        let from = self.frame_range(first).start;
+        let live = self.live_bytes(first);
+        let mut vec = Vec::with_capacity(live);
+        vec.extend_from_slice(&self.data.bytes()[from..from + live]);
+        // Positions are below u32::MAX, and so is `from`.
+        let shift = from as u32;
+        let mut ends = Vec::with_capacity(self.ends.len() - first);
+        ends.extend(self.ends[first..].iter().map(|&end| end - shift));
+        Chunk {
+            base: self.base + first as u64,
+            data: Data::Frozen {
+                capacity: vec.capacity(),
+                bytes: Bytes::from(vec),
+            },
+            ends,
         }
     }
 
@@ -181,7 +253,11 @@ impl Chunk {
             if vec.capacity() - vec.len() > vec.capacity() / 8 {
                 vec.shrink_to_fit();
             }
-            self.data = Data::Frozen(Bytes::from(vec));
+            let capacity = vec.capacity();
+            self.data = Data::Frozen {
+                bytes: Bytes::from(vec),
+                capacity,
+            };
             self.ends.shrink_to_fit();
         }
     }
@@ -193,7 +269,7 @@ impl Chunk {
         let start = self.frame_range(first).start;
         let end = self.ends[first + count - 1] as usize;
         match &self.data {
-            Data::Frozen(bytes) => (bytes.slice(start..end), start),
+            Data::Frozen { bytes, .. } => (bytes.slice(start..end), start),
             Data::Open(vec) => (Bytes::copy_from_slice(&vec[start..end]), start),
         }
     }
@@ -254,9 +330,20 @@ fn frame_len(record: &Record) -> usize {
         + headers
 }
 
-/// What one message costs: its frame and its index entry.
-fn cost(record: &Record) -> u64 {
-    (frame_len(record) + INDEX_BYTES) as u64
+/// The entries an index of `capacity` entries grows by when full: it
+/// doubles.
+fn index_growth(capacity: usize) -> usize {
+    capacity.max(MIN_INDEX_ENTRIES)
+}
+
+/// The capacity of the chunk opened after one of `last` bytes (none: the
+/// topic's first), for a frame of `len` bytes.
+fn next_chunk_capacity(last: Option<usize>, len: usize) -> usize {
+    let grown = match last {
+        Some(last) => (last.saturating_mul(2)).clamp(FIRST_CHUNK_BYTES, MAX_CHUNK_BYTES),
+        None => FIRST_CHUNK_BYTES,
+    };
+    grown.max(len)
 }
 
 fn encode(out: &mut Vec<u8>, record: &Record, publish_time_ns: u64) {
@@ -363,48 +450,146 @@ impl MemoryLog {
             return Ok(false);
         };
         let size = decode(frame)?.size;
-        let cost = (frame.len() + INDEX_BYTES) as u64;
         self.start_offset += 1;
         self.size_bytes -= size as u64;
-        self.memory_bytes -= cost;
-        if self
+        if self.start_offset == self.end_offset() {
+            // Empty: nothing is kept for what may come.
+            self.chunks.clear();
+            self.memory_bytes = 0;
+        } else if self
             .chunks
             .front()
-            .is_some_and(|chunk| chunk.end() <= self.start_offset && self.chunks.len() > 1)
+            .is_some_and(|chunk| chunk.end() <= self.start_offset)
+            && let Some(chunk) = self.chunks.pop_front()
         {
-            self.chunks.pop_front();
-        }
-        if self.start_offset == self.end_offset() {
-            // Empty: the open chunk's room is kept for what comes next.
-            if let Some(chunk) = self.chunks.back_mut()
-                && let Data::Open(vec) = &mut chunk.data
-            {
-                vec.clear();
-                chunk.ends.clear();
-                chunk.base = self.start_offset;
-            }
+            self.memory_bytes -= chunk.memory();
         }
         Ok(true)
     }
 
-    /// The open chunk, with room for a frame of `len` bytes.
-    fn open_chunk(&mut self, len: usize) -> &mut Chunk {
+    /// Gives back the slack retention left in the oldest chunk: its live
+    /// frames move into a frozen chunk of their size when they fill less
+    /// than a quarter of it and it is larger than a first chunk (`pressed`:
+    /// when they fill at most half of it, whatever its size).
+    fn compact_front(&mut self, pressed: bool) {
+        let Some(chunk) = self.chunks.front() else {
+            return;
+        };
+        let Ok(first) = usize::try_from(self.start_offset - chunk.base) else {
+            return;
+        };
+        let capacity = chunk.capacity();
+        let live = chunk.live_bytes(first);
+        let worth = if pressed {
+            live <= capacity / 2
+        } else {
+            capacity > FIRST_CHUNK_BYTES && live < capacity / 4
+        };
+        if first == 0 || first >= chunk.ends.len() || !worth {
+            return;
+        }
+        let compacted = chunk.compacted(first);
+        self.memory_bytes = self.memory_bytes - chunk.memory() + compacted.memory();
+        self.chunks[0] = compacted;
+    }
+
+    /// The index of the open chunk, with room for a frame of `len` bytes; a
+    /// chunk it opens has room for `tight` bytes exactly when that is set.
+    fn open_chunk(&mut self, len: usize, tight: Option<usize>) -> usize {
         let end = self.end_offset();
         let fits = self.chunks.back().is_some_and(|chunk| chunk.room() >= len);
         if !fits {
-            let capacity = match self.chunks.back_mut() {
-                Some(last) => {
-                    let grown = (last.capacity() * 2).clamp(FIRST_CHUNK_BYTES, MAX_CHUNK_BYTES);
-                    last.freeze();
-                    grown
-                }
-                None => FIRST_CHUNK_BYTES,
+            let last = self.chunks.back_mut().map(|last| {
+                let (capacity, before) = (last.capacity(), last.memory());
+                last.freeze();
+                (capacity, before - last.memory())
+            });
+            if let Some((_, freed)) = last {
+                self.memory_bytes -= freed;
+            }
+            let capacity = match tight {
+                Some(bytes) => bytes.max(len),
+                None => next_chunk_capacity(last.map(|(capacity, _)| capacity), len),
             };
-            self.chunks.push_back(Chunk::new(end, capacity.max(len)));
+            let chunk = Chunk::new(end, capacity);
+            self.memory_bytes += chunk.memory();
+            self.chunks.push_back(chunk);
         }
-        // Just made sure there is one.
-        let last = self.chunks.len() - 1;
-        &mut self.chunks[last]
+        self.chunks.len() - 1
+    }
+
+    /// What appending `records` adds to the memory figure: index growth
+    /// and every chunk it opens (sized to fit the rest of the batch
+    /// exactly when `tight`).
+    fn cost_of(&self, records: &[Record], tight: bool) -> u64 {
+        let mut room = self.chunks.back().map_or(0, Chunk::room);
+        let mut capacity = self.chunks.back().map(Chunk::capacity);
+        let (mut entries, mut index) = self
+            .chunks
+            .back()
+            .map_or((0, 0), |chunk| (chunk.ends.len(), chunk.ends.capacity()));
+        let mut cost = 0;
+        for (i, record) in records.iter().enumerate() {
+            let len = frame_len(record);
+            if room < len {
+                let opened = if tight {
+                    records[i..].iter().map(frame_len).sum()
+                } else {
+                    next_chunk_capacity(capacity, len)
+                };
+                cost += opened as u64;
+                (room, capacity, entries, index) = (opened, Some(opened), 0, 0);
+            }
+            room -= len;
+            if entries == index {
+                let more = if tight {
+                    records.len() - i
+                } else {
+                    index_growth(index)
+                };
+                cost += (more * INDEX_BYTES) as u64;
+                index += more;
+            }
+            entries += 1;
+        }
+        cost
+    }
+
+    fn append_records(
+        &mut self,
+        records: &[Record],
+        publish_time_ns: u64,
+        tight: bool,
+    ) -> Result<Durability> {
+        self.last_publish_ns = self.last_publish_ns.max(publish_time_ns);
+        // Checked first, so that a batch is appended whole or not at all.
+        if let Some(len) = records
+            .iter()
+            .map(frame_len)
+            .find(|&len| len > MAX_FRAME_BYTES)
+        {
+            return Err(Error::invalid(
+                "records",
+                format!("a record of {len} bytes is too large for a topic in memory"),
+            ));
+        }
+        for (i, record) in records.iter().enumerate() {
+            let len = frame_len(record);
+            let rest = || records[i..].iter().map(frame_len).sum::<usize>();
+            let index = self.open_chunk(len, tight.then(rest));
+            let exact = tight.then(|| records.len() - i);
+            let chunk = &mut self.chunks[index];
+            let Data::Open(vec) = &mut chunk.data else {
+                return Err(Error::Internal("no open chunk to append to".into()));
+            };
+            encode(vec, record, publish_time_ns);
+            // Chunks hold less than MAX_FRAME_BYTES * 2, which fits.
+            let end = vec.len() as u32;
+            let grown = chunk.push_end(end, exact);
+            self.memory_bytes += grown;
+            self.size_bytes += record.size() as u64;
+        }
+        Ok(Durability::done())
     }
 }
 
@@ -426,7 +611,15 @@ impl TopicLog for MemoryLog {
     }
 
     fn append_cost(&self, records: &[Record]) -> u64 {
-        records.iter().map(cost).sum()
+        self.cost_of(records, false)
+    }
+
+    fn tight_append_cost(&self, records: &[Record]) -> u64 {
+        self.cost_of(records, true)
+    }
+
+    fn append_tight(&mut self, records: &[Record], publish_time_ns: u64) -> Result<Durability> {
+        self.append_records(records, publish_time_ns, true)
     }
 
     fn oldest_publish_time_ns(&self) -> Option<u64> {
@@ -438,31 +631,11 @@ impl TopicLog for MemoryLog {
     }
 
     fn append(&mut self, records: &[Record], publish_time_ns: u64) -> Result<Durability> {
-        self.last_publish_ns = self.last_publish_ns.max(publish_time_ns);
-        // Checked first, so that a batch is appended whole or not at all.
-        if let Some(len) = records
-            .iter()
-            .map(frame_len)
-            .find(|&len| len > MAX_FRAME_BYTES)
-        {
-            return Err(Error::invalid(
-                "records",
-                format!("a record of {len} bytes is too large for a topic in memory"),
-            ));
-        }
-        for record in records {
-            let len = frame_len(record);
-            let chunk = self.open_chunk(len);
-            let Data::Open(vec) = &mut chunk.data else {
-                return Err(Error::Internal("no open chunk to append to".into()));
-            };
-            encode(vec, record, publish_time_ns);
-            // Chunks hold less than MAX_FRAME_BYTES * 2, which fits.
-            chunk.ends.push(vec.len() as u32);
-            self.size_bytes += record.size() as u64;
-            self.memory_bytes += (len + INDEX_BYTES) as u64;
-        }
-        Ok(Durability::done())
+        self.append_records(records, publish_time_ns, false)
+    }
+
+    fn reclaim(&mut self) {
+        self.compact_front(true);
     }
 
     fn read(&mut self, from: u64, limits: ReadLimits) -> Result<Vec<Message>> {
@@ -568,6 +741,9 @@ impl TopicLog for MemoryLog {
                 .is_some_and(|t| t < oldest_kept)
                 && self.drop_oldest()?
             {}
+        }
+        if self.start_offset != before {
+            self.compact_front(false);
         }
         Ok(self.start_offset - before)
     }
@@ -683,7 +859,11 @@ mod tests {
         );
         let size: usize = expected.iter().map(Record::size).sum();
         assert_eq!(log.size_bytes(), size as u64);
-        assert_eq!(log.memory_bytes(), log.append_cost(&expected));
+        assert_eq!(log.memory_bytes(), pinned(&log));
+        assert!(
+            log.memory_bytes() <= MemoryLog::default().append_cost(&expected),
+            "what a fresh log predicts for the whole batch bounds what it took"
+        );
         for from in [0, 1, 4095, 4999, 5000, 12_345, 19_999, 20_000] {
             let got = read_all(&mut log, from);
             assert_eq!(got.len() as u64, 20_000 - from);
@@ -765,7 +945,10 @@ mod tests {
         };
         assert_eq!(log.apply_retention(&one, 0).unwrap(), 49_999);
         assert_eq!(log.chunks.len(), 1);
-        assert_eq!(log.memory_bytes(), cost(&record(100)));
+        // The last 1 MiB chunk was compacted to the one frame it holds.
+        let frame = (frame_len(&record(100)) + INDEX_BYTES) as u64;
+        assert_eq!(log.memory_bytes(), frame);
+        assert_eq!(log.memory_bytes(), pinned(&log));
         assert_eq!((log.start_offset(), log.end_offset()), (49_999, 50_000));
         let by_age = RetentionPolicy {
             max_age: std::time::Duration::from_nanos(1),
@@ -773,9 +956,11 @@ mod tests {
         };
         assert_eq!(log.apply_retention(&by_age, u64::MAX).unwrap(), 1);
         assert_eq!((log.memory_bytes(), log.size_bytes()), (0, 0));
+        assert!(log.chunks.is_empty(), "an empty topic holds no chunk");
         assert_eq!((log.start_offset(), log.end_offset()), (50_000, 50_000));
         let _ = log.append(&[record(10)], 1).unwrap();
         assert_eq!(read_all(&mut log, 50_000)[0].offset, 50_000);
+        assert_eq!(log.memory_bytes(), pinned(&log));
     }
 
     #[test]
@@ -801,19 +986,144 @@ mod tests {
         assert!(get_varint(&[0x80, 0x80], &mut 0).is_err());
     }
 
+    /// What the log's chunks pin, added up afresh.
+    fn pinned(log: &MemoryLog) -> u64 {
+        log.chunks.iter().map(Chunk::memory).sum()
+    }
+
+    fn one_message() -> RetentionPolicy {
+        RetentionPolicy {
+            max_messages: 1,
+            ..RetentionPolicy::UNLIMITED
+        }
+    }
+
     #[test]
-    fn memory_counts_payload_and_bookkeeping_and_is_given_back() {
+    fn memory_counts_the_capacity_messages_pin() {
         let mut log = MemoryLog::default();
         let batch = vec![record(100), record(50)];
         let expected = log.append_cost(&batch);
+        // A first chunk, and an index of four entries.
+        assert_eq!(expected, (FIRST_CHUNK_BYTES + 4 * INDEX_BYTES) as u64);
         let _ = log.append(&batch, 1).unwrap();
         assert_eq!(log.memory_bytes(), expected);
-        assert!(expected > 150);
-        let all = RetentionPolicy {
-            max_messages: 1,
+        assert_eq!(log.append_cost(&[record(10)]), 0, "the open chunk has room");
+        log.apply_retention(&one_message(), 0).unwrap();
+        assert_eq!(
+            log.memory_bytes(),
+            expected,
+            "a first chunk is not worth compacting"
+        );
+        // Filling the open chunk: the next append opens one twice its size.
+        while log.chunks[0].room() >= frame_len(&record(100)) {
+            let cost = log.append_cost(&[record(100)]);
+            let before = log.memory_bytes();
+            let _ = log.append(&[record(100)], 2).unwrap();
+            assert_eq!(log.memory_bytes() - before, cost);
+        }
+        let cost = log.append_cost(&[record(100)]);
+        assert!(cost >= 2 * FIRST_CHUNK_BYTES as u64, "{cost}");
+        let before = log.memory_bytes();
+        let _ = log.append(&[record(100)], 3).unwrap();
+        // Freezing the full chunk gave back some of its index.
+        assert!(log.memory_bytes() - before <= cost);
+        assert_eq!(log.memory_bytes(), pinned(&log));
+    }
+
+    #[test]
+    fn retention_gives_back_the_slack_of_a_large_chunk() {
+        let mut log = MemoryLog::default();
+        let one = one_message();
+        let mut pinned_after = Vec::new();
+        for size in [900 * 1024, 900 * 1024, 1] {
+            let _ = log.append(&[record(size)], 1).unwrap();
+            log.apply_retention(&one, 0).unwrap();
+            assert_eq!(log.memory_bytes(), pinned(&log));
+            pinned_after.push(log.memory_bytes());
+        }
+        // The second message opened a 1 MiB chunk; the 1-byte message went
+        // into it, and once the 900 KiB one was dropped the chunk was
+        // compacted to the 1-byte message's frame.
+        assert!(
+            pinned_after[1] >= MAX_CHUNK_BYTES as u64,
+            "{pinned_after:?}"
+        );
+        let frame = (frame_len(&record(1)) + INDEX_BYTES) as u64;
+        assert_eq!(pinned_after[2], frame, "{pinned_after:?}");
+        assert_eq!(read_all(&mut log, 0)[0].record, record(1));
+        assert_eq!(log.start_offset(), 2);
+        // The next append opens a first-size chunk.
+        assert_eq!(
+            log.append_cost(&[record(1)]),
+            (FIRST_CHUNK_BYTES + 4 * INDEX_BYTES) as u64
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_offsets_times_and_contents() {
+        let mut log = MemoryLog::default();
+        let mut expected = Vec::new();
+        for i in 0..3000u64 {
+            let record = rich(i, 200 + (i % 50) as usize);
+            expected.push(record.clone());
+            let _ = log.append(&[record], 10 * i).unwrap();
+        }
+        // Keep a few messages, all in the newest (large, open) chunk.
+        let keep = RetentionPolicy {
+            max_messages: 40,
             ..RetentionPolicy::UNLIMITED
         };
-        log.apply_retention(&all, 0).unwrap();
-        assert_eq!(log.memory_bytes(), cost(&record(50)));
+        let before = log.memory_bytes();
+        assert_eq!(log.apply_retention(&keep, 0).unwrap(), 2960);
+        assert_eq!(log.chunks.len(), 1);
+        assert!(matches!(log.chunks[0].data, Data::Frozen { .. }));
+        assert!(
+            log.memory_bytes() < before / 20,
+            "{before} -> {}",
+            log.memory_bytes()
+        );
+        assert_eq!(log.memory_bytes(), pinned(&log));
+        for from in [2960, 2961, 2999, 3000] {
+            let got = read_all(&mut log, from);
+            assert_eq!(got.len() as u64, 3000 - from);
+            for (message, offset) in got.iter().zip(from..) {
+                assert_eq!(message.offset, offset);
+                assert_eq!(message.record, expected[offset as usize]);
+                assert_eq!(message.publish_time_ns, 10 * offset);
+            }
+        }
+        assert_eq!(log.offset_at_time(10 * 2970).unwrap(), 2970);
+        assert_eq!(log.oldest_publish_time_ns(), Some(10 * 2960));
+        // Appends go on after the compacted chunk.
+        let _ = log.append(&[record(5)], 100_000).unwrap();
+        assert_eq!(read_all(&mut log, 3000)[0].record, record(5));
+        assert_eq!(log.memory_bytes(), pinned(&log));
+    }
+
+    #[test]
+    fn a_tight_append_takes_just_the_batch() {
+        let mut log = MemoryLog::default();
+        let _ = log.append(&[record(10)], 1).unwrap();
+        while log.chunks[0].room() >= frame_len(&record(10)) {
+            let _ = log.append(&[record(10)], 1).unwrap();
+        }
+        let batch = vec![record(300), record(20)];
+        let frames = frame_len(&batch[0]) + frame_len(&batch[1]);
+        let cost = log.tight_append_cost(&batch);
+        assert_eq!(cost, (frames + 2 * INDEX_BYTES) as u64);
+        assert!(cost < log.append_cost(&batch));
+        let before = log.memory_bytes();
+        let _ = log.append_tight(&batch, 2).unwrap();
+        assert!(log.memory_bytes() - before <= cost);
+        assert_eq!(log.memory_bytes(), pinned(&log));
+        assert_eq!(log.chunks.back().map(Chunk::room), Some(0));
+        let got = read_all(&mut log, 0);
+        assert_eq!(
+            got[got.len() - 2..]
+                .iter()
+                .map(|m| &m.record)
+                .collect::<Vec<_>>(),
+            [&batch[0], &batch[1]]
+        );
     }
 }

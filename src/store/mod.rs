@@ -32,7 +32,7 @@ use std::{pin::Pin, time::Duration};
 use async_trait::async_trait;
 use futures_util::Stream;
 
-pub use budget::{MemoryBudget, ResponseKind, ResponseReservation};
+pub use budget::{MemoryBudget, ResponseHandoff, ResponseKind, ResponseReservation};
 pub use disk::{DiskLog, DiskLogs, DiskOptions, DurableStore, FsyncPolicy};
 pub use engine::Engine;
 pub use memory::MemoryStore;

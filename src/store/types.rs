@@ -375,9 +375,11 @@ pub struct Page<T> {
 pub struct StoreLimits {
     /// The largest record (key + value + headers), in bytes.
     pub max_message_bytes: usize,
-    /// The most memory the store may hold for messages (payloads and their
-    /// bookkeeping; with a durable log, its indexes). An append that would
-    /// pass it, when retention cannot free room, is refused.
+    /// The memory cap (`--max-memory-bytes`): what the store holds for
+    /// messages (in memory: the chunks and indexes they pin; with a durable
+    /// log, its indexes) plus the responses in flight (see
+    /// [`MemoryBudget`](super::MemoryBudget)). An append that would pass it,
+    /// when retention cannot free room, is refused.
     pub max_memory_bytes: u64,
     /// The retention of a topic that does not set its own.
     pub default_retention: RetentionPolicy,
@@ -385,17 +387,22 @@ pub struct StoreLimits {
     pub max_topics: usize,
     /// The most consumers one topic has.
     pub max_consumers_per_topic: usize,
+    /// The most record bytes one Fetch response or Subscribe batch carries
+    /// (`--max-fetch-bytes`): the services clamp what a request asks for
+    /// to it (see [`MemoryBudget::max_fetch_bytes`](super::MemoryBudget::max_fetch_bytes)).
+    pub max_fetch_bytes: usize,
 }
 
 impl StoreLimits {
     /// 1 MiB records, no memory cap, unlimited retention, 10,000 topics of
-    /// 1,000 consumers each.
+    /// 1,000 consumers each, 4 MiB per read.
     pub const DEFAULT: Self = Self {
         max_message_bytes: 1024 * 1024,
         max_memory_bytes: u64::MAX,
         default_retention: RetentionPolicy::UNLIMITED,
         max_topics: 10_000,
         max_consumers_per_topic: 1_000,
+        max_fetch_bytes: 4 * 1024 * 1024,
     };
 }
 

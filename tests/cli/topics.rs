@@ -150,8 +150,27 @@ async fn broker_shows_the_totals() {
     );
     assert!(lines(&text).contains(&"topics:               1"), "{text}");
     assert!(lines(&text).contains(&"messages:             1"), "{text}");
+    // Nothing is waiting to be written to a client.
+    assert!(lines(&text).contains(&"response bytes:       0"), "{text}");
+    assert!(lines(&text).contains(&"subscription bytes:   0"), "{text}");
+    assert!(
+        lines(&text)
+            .iter()
+            .any(|line| line.starts_with("max response bytes:   ")),
+        "{text}"
+    );
     let json = broker.json(&["broker"]).await;
     assert_eq!(json[0]["storage"], "memory");
     assert_eq!(json[0]["topicCount"], "1");
     assert_eq!(json[0]["sizeBytes"], "3");
+    assert_eq!(json[0]["responseMemoryBytes"], "0");
+    let max: u64 = json[0]["maxResponseMemoryBytes"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("the most responses may hold");
+    let cap: u64 = json[0]["maxMemoryBytes"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("the memory cap");
+    assert_eq!(max, cap / 4, "a quarter of the cap");
 }

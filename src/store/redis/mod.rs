@@ -151,6 +151,9 @@ struct Inner {
     kind: &'static str,
     waiters: Arc<Waiters>,
     limits: StoreLimits,
+    /// This broker's budget: the responses it holds for its clients (the
+    /// messages are Redis' memory, checked against its own figures).
+    budget: super::MemoryBudget,
     clock: Clock,
     stop: CancellationToken,
     health: Mutex<Option<(std::time::Instant, Result<()>)>>,
@@ -185,6 +188,7 @@ impl RedisStore {
             prefix: options.key_prefix,
             kind,
             waiters: Arc::new(Waiters::default()),
+            budget: super::MemoryBudget::for_limits(&limits),
             limits,
             clock,
             stop: CancellationToken::new(),

@@ -481,6 +481,10 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    fn memory_budget(&self) -> crate::store::MemoryBudget {
+        self.inner.budget.clone()
+    }
+
     async fn health(&self) -> Result<()> {
         self.inner.health().await
     }

@@ -7,3 +7,4 @@ mod concurrency;
 mod connections;
 mod counts;
 mod defences;
+mod memory;

@@ -228,6 +228,13 @@ async fn known_traffic_is_counted_exactly() {
         MAX_MEMORY_BYTES as f64
     );
     assert!(samples.value("gostream_memory_bytes", &[]) >= 35.0);
+    // Every answer was written: no response memory is held (the gauges
+    // are there, beside the memory gauge).
+    assert_eq!(samples.value("gostream_response_memory_bytes", &[]), 0.0);
+    assert_eq!(
+        samples.value("gostream_subscription_memory_bytes", &[]),
+        0.0
+    );
 
     // Every request, once, with its code.
     let expected = [

@@ -2,7 +2,8 @@
 //! memory figure of `stats`, for a store that holds its messages in memory.
 //!
 //! These scenarios fill the cap with messages, so they hold only where
-//! messages are what the memory figure counts. The durable log counts its
+//! messages are what the memory figure counts (in memory: the chunks and
+//! indexes they pin, so it grows a chunk at a time). The durable log counts its
 //! indexes and its read cache instead, and the cache has a size of its own;
 //! so only the in-memory backend runs them (see `memory_cap_suite!`).
 
@@ -91,7 +92,11 @@ pub(super) async fn memory_held_is_counted_and_given_back(store: Arc<dyn Store>)
     );
     publish_one(&*store, &t).await.expect("publish");
     let two = memory_bytes(&*store).await;
-    assert_eq!(two, 2 * one, "two equal messages cost twice one");
+    assert!(two >= one, "a second message costs nothing or more: {two}");
+    assert!(
+        two <= 2 * one,
+        "a second message costs no more than the first: {two}"
+    );
 
     update(
         &*store,
@@ -102,10 +107,9 @@ pub(super) async fn memory_held_is_counted_and_given_back(store: Arc<dyn Store>)
         },
     )
     .await;
-    assert_eq!(
-        memory_bytes(&*store).await,
-        one,
-        "retention gives memory back"
+    assert!(
+        memory_bytes(&*store).await <= two,
+        "retention never adds memory"
     );
     store.delete_topic(&t).await.expect("delete");
     assert_eq!(memory_bytes(&*store).await, 0, "deletion gives memory back");
@@ -146,7 +150,13 @@ pub(super) async fn a_batch_over_the_cap_is_refused_whole(store: Arc<dyn Store>)
     let t = new_topic(&*store, "t").await;
     let batch =
         |count: u64| -> Vec<Record> { (0..count).map(|_| record_of_size(RECORD_BYTES)).collect() };
-    assert_over_the_cap(store.publish(&t, batch(fits + 1)).await);
+    // More records than the cap holds bytes for, however tightly packed.
+    assert!(fits < cap() / RECORD_BYTES as u64 + 1);
+    assert_over_the_cap(
+        store
+            .publish(&t, batch(cap() / RECORD_BYTES as u64 + 1))
+            .await,
+    );
     assert_eq!(
         extent(&store.get_topic(&t).await.expect("get")),
         (0, 0, 0, 0)
@@ -234,30 +244,33 @@ pub(super) async fn a_topic_at_its_count_limit_keeps_taking_publishes_at_the_cap
     let fits = fill(&*store, &probe).await;
     store.delete_topic(&probe).await.expect("delete");
 
-    // A topic that keeps as many messages as the cap holds: each publish
-    // drops its oldest message, so what it holds never grows.
+    // A topic that keeps half as many messages as the cap holds: each
+    // publish drops its oldest message, and the chunks retention empties
+    // (or leaves mostly empty) are given back, so what it pins stays under
+    // the cap however long it runs. (Memory is counted a chunk at a time, so
+    // a ring of all that fits would pin a chunk more than the cap.)
+    let keep = fits / 2;
     let ring = new_topic_with(
         &*store,
         "ring",
         RetentionOverrides {
-            max_messages: Some(fits),
+            max_messages: Some(keep),
             ..RetentionOverrides::default()
         },
     )
     .await;
-    for _ in 0..fits {
-        publish_one(&*store, &ring).await.expect("publish");
-    }
-    let held = memory_bytes(&*store).await;
-    for offset in fits..2 * fits {
-        let ack = publish_one(&*store, &ring)
-            .await
-            .expect("a publish that retention makes room for");
+    let rounds = 20 * fits;
+    for offset in 0..rounds {
+        let ack = publish_one(&*store, &ring).await.unwrap_or_else(|e| {
+            panic!(
+                "a publish that retention makes room for, offset {offset} of a ring of {keep}: {e}"
+            )
+        });
         assert_eq!(ack.first_offset, offset);
-        assert_eq!(memory_bytes(&*store).await, held);
+        assert!(memory_bytes(&*store).await <= cap());
     }
     assert_eq!(
         extent(&store.get_topic(&ring).await.expect("get")),
-        (fits, 2 * fits, fits, fits * RECORD_BYTES as u64)
+        (rounds - keep, rounds, keep, keep * RECORD_BYTES as u64)
     );
 }

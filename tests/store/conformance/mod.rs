@@ -98,7 +98,6 @@ const RETENTION_DEFAULTS: StoreLimits = StoreLimits {
     ..LIMITS
 };
 
-/// [`LIMITS`] with a memory cap of 4 KiB: a few records of 1000 bytes fit.
 /// Room for two topics of two consumers each, for [`counts`].
 const TWO_OF_EACH: StoreLimits = StoreLimits {
     max_topics: 2,
@@ -106,8 +105,10 @@ const TWO_OF_EACH: StoreLimits = StoreLimits {
     ..LIMITS
 };
 
+/// [`LIMITS`] with a memory cap of 64 KiB: a few dozen records of 1000
+/// bytes fit, in chunks of 4, 8, 16 and 32 KiB.
 const MEMORY_CAP: StoreLimits = StoreLimits {
-    max_memory_bytes: 4096,
+    max_memory_bytes: 64 * 1024,
     ..LIMITS
 };
 

@@ -1,0 +1,229 @@
+//! `--max-fetch-bytes` and the response share of `--max-memory-bytes`: a
+//! Fetch asking for more than the limit is served the limit; a Fetch that
+//! finds the response share full is RESOURCE_EXHAUSTED / 429 (retry later),
+//! and is served again once the responses are written; GetBroker reports
+//! the responses in flight.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use gostream::{
+    config::Config,
+    pb::gostream::v1::{
+        CreateConsumerRequest, CreateTopicRequest, FetchRequest, GetBrokerRequest, PublishRequest,
+        Record, SubscribeRequest, broker_service_client::BrokerServiceClient,
+        consumer_service_client::ConsumerServiceClient,
+    },
+};
+use serde_json::Value;
+use tonic::{Code, transport::Channel};
+
+use crate::common::{TestServer, assert_error, within};
+
+async fn topic_of(server: &TestServer, topic: &str, sizes: &[usize], consumers: &[&str]) {
+    within(
+        "create",
+        server.topics().await.create_topic(CreateTopicRequest {
+            name: topic.into(),
+            retention: None,
+        }),
+    )
+    .await
+    .expect("create");
+    let records = sizes
+        .iter()
+        .map(|&size| Record {
+            value: Bytes::from(vec![b'x'; size]),
+            ..Record::default()
+        })
+        .collect();
+    within(
+        "publish",
+        server.publisher().await.publish(PublishRequest {
+            topic: topic.into(),
+            records,
+        }),
+    )
+    .await
+    .expect("publish");
+    for consumer in consumers {
+        within(
+            "consumer",
+            server
+                .consumers()
+                .await
+                .create_consumer(CreateConsumerRequest {
+                    topic: topic.into(),
+                    consumer_id: (*consumer).into(),
+                    ..Default::default()
+                }),
+        )
+        .await
+        .expect("consumer");
+    }
+}
+
+#[tokio::test]
+async fn a_fetch_asking_for_more_than_max_fetch_bytes_is_served_that_much() {
+    let server = TestServer::start_with(Config {
+        max_message_bytes: 1000,
+        max_fetch_bytes: 3000,
+        ..Config::default()
+    })
+    .await;
+    topic_of(&server, "t", &[1000; 10], &["grpc", "rest"]).await;
+    let fetched = within(
+        "fetch",
+        server.consumers().await.fetch(FetchRequest {
+            topic: "t".into(),
+            consumer: "grpc".into(),
+            max_messages: 100,
+            max_bytes: 100_000_000_000,
+            max_wait: None,
+        }),
+    )
+    .await
+    .expect("a clamped fetch, not an error")
+    .into_inner();
+    assert_eq!(fetched.messages.len(), 3, "3000 bytes of 1000-byte records");
+    assert_eq!(fetched.next_offset, 3);
+
+    let reply = reqwest::Client::new()
+        .post(server.rest("/v1/topics/t/consumers/rest:fetch"))
+        .json(&serde_json::json!({"maxMessages": 100, "maxBytes": "100000000000"}))
+        .send()
+        .await
+        .expect("REST fetch");
+    assert_eq!(reply.status(), 200);
+    let body: Value = reply.json().await.expect("JSON");
+    assert_eq!(body["messages"].as_array().map(Vec::len), Some(3), "{body}");
+
+    // A Subscribe batch is clamped the same way.
+    let mut stream = within(
+        "subscribe from the start",
+        server.consumers().await.subscribe(SubscribeRequest {
+            topic: "t".into(),
+            start: Some(gostream::pb::gostream::v1::Position {
+                position: Some(gostream::pb::gostream::v1::position::Position::Offset(0)),
+            }),
+            consumer: String::new(),
+            max_messages: 100,
+        }),
+    )
+    .await
+    .expect("subscribe")
+    .into_inner();
+    let batch = within("a batch", stream.message())
+        .await
+        .expect("a batch")
+        .expect("not the end");
+    assert_eq!(batch.messages.len(), 3);
+}
+
+/// The broker's response figures, over gRPC.
+async fn responses(broker: &mut BrokerServiceClient<Channel>) -> (u64, u64, u64) {
+    let broker = within("get broker", broker.get_broker(GetBrokerRequest {}))
+        .await
+        .expect("get broker")
+        .into_inner()
+        .broker
+        .expect("a broker");
+    (
+        broker.response_memory_bytes,
+        broker.subscription_memory_bytes,
+        broker.max_response_memory_bytes,
+    )
+}
+
+#[tokio::test]
+async fn a_fetch_is_refused_while_unread_responses_fill_their_share() {
+    const CAP: u64 = 4 << 20;
+    const RECORD: usize = 600_000;
+    let server = TestServer::start_with(Config {
+        max_memory_bytes: Some(CAP),
+        ..Config::default()
+    })
+    .await;
+    topic_of(&server, "t", &[RECORD, RECORD], &["c"]).await;
+    let mut broker = BrokerServiceClient::new(server.channel().await);
+    assert_eq!(responses(&mut broker).await, (0, 0, CAP / 4));
+
+    // A subscriber that reads nothing, on a connection with a small window:
+    // its first batch (one record) stays unwritten, counted.
+    let small_window = Channel::from_shared(server.grpc_url())
+        .expect("url")
+        .initial_stream_window_size(Some(65_535))
+        .initial_connection_window_size(Some(65_535))
+        .connect()
+        .await
+        .expect("connect");
+    let stalled = within(
+        "subscribe",
+        ConsumerServiceClient::new(small_window).subscribe(SubscribeRequest {
+            topic: "t".into(),
+            start: Some(gostream::pb::gostream::v1::Position {
+                position: Some(gostream::pb::gostream::v1::position::Position::Offset(0)),
+            }),
+            consumer: String::new(),
+            max_messages: 100,
+        }),
+    )
+    .await
+    .expect("subscribe");
+    within("the batch to be held", async {
+        loop {
+            let (held, subscriptions, _) = responses(&mut broker).await;
+            if subscriptions >= RECORD as u64 {
+                assert!(held >= subscriptions);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // 600,000 of 1 MiB are held: a Fetch for 500,000 bytes finds no room.
+    let fetch = FetchRequest {
+        topic: "t".into(),
+        consumer: "c".into(),
+        max_messages: 1,
+        max_bytes: 500_000,
+        max_wait: None,
+    };
+    let refused = assert_error(
+        within("fetch", server.consumers().await.fetch(fetch.clone())).await,
+        Code::ResourceExhausted,
+        "RESOURCE_EXHAUSTED",
+    );
+    assert!(
+        refused
+            .message()
+            .contains("a quarter of --max-memory-bytes")
+            && refused.message().contains("retry later"),
+        "{refused:?}"
+    );
+    let reply = reqwest::Client::new()
+        .post(server.rest("/v1/topics/t/consumers/c:fetch"))
+        .json(&serde_json::json!({"maxMessages": 1, "maxBytes": "500000"}))
+        .send()
+        .await
+        .expect("REST fetch");
+    assert_eq!(reply.status(), 429);
+
+    // Once the subscriber is gone, its batch is given back and the Fetch
+    // is served, from the consumer's untouched offset.
+    drop(stalled);
+    let fetched = within("room again", async {
+        loop {
+            match server.consumers().await.fetch(fetch.clone()).await {
+                Ok(reply) => return reply.into_inner(),
+                Err(status) if status.code() == Code::ResourceExhausted => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(status) => panic!("{status:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(fetched.messages[0].offset, 0);
+}
