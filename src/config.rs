@@ -271,6 +271,18 @@ pub struct Config {
     )]
     pub idle_timeout_ms: u64,
 
+    /// A connection holding responses its client does not read (the
+    /// socket takes none of their bytes) for this long is closed, and the
+    /// memory they hold given back: a stalled reader cannot keep the
+    /// broker's response memory from others.
+    #[arg(
+        long,
+        env = "GOSTREAM_WRITE_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_name = "MS"
+    )]
+    pub write_timeout_ms: u64,
+
     /// gRPC listener, HTTP/2: a PING is sent after this long without
     /// frames from the peer.
     #[arg(
@@ -443,6 +455,7 @@ impl Default for Config {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             idle_timeout_ms: 60_000,
+            write_timeout_ms: 10_000,
             http2_keepalive_interval_ms: 20_000,
             http2_keepalive_timeout_ms: 10_000,
             max_connections_per_address: 1000,
@@ -498,6 +511,7 @@ impl Config {
             (self.header_timeout_ms as usize, "--header-timeout-ms"),
             (self.body_timeout_ms as usize, "--body-timeout-ms"),
             (self.idle_timeout_ms as usize, "--idle-timeout-ms"),
+            (self.write_timeout_ms as usize, "--write-timeout-ms"),
             (
                 self.http2_keepalive_interval_ms as usize,
                 "--http2-keepalive-interval-ms",

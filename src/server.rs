@@ -221,6 +221,7 @@ impl Served {
             timeouts: Timeouts {
                 header: Duration::from_millis(config.header_timeout_ms),
                 idle: Duration::from_millis(config.idle_timeout_ms),
+                write: Duration::from_millis(config.write_timeout_ms),
             },
         }
     }

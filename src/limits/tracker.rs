@@ -40,13 +40,17 @@ pub struct Timeouts {
     pub header: Duration,
     /// `--idle-timeout-ms`.
     pub idle: Duration,
+    /// `--write-timeout-ms`: the longest a connection holding unwritten
+    /// responses may go without the socket taking a byte of them.
+    pub write: Duration,
 }
 
 impl Timeouts {
     /// How often the sweeper looks: a quarter of the smallest timeout, at
     /// most [`MAX_SWEEP_INTERVAL`], at least a millisecond.
     pub fn sweep_interval(&self) -> Duration {
-        (self.header.min(self.idle) / 4).clamp(Duration::from_millis(1), MAX_SWEEP_INTERVAL)
+        (self.header.min(self.idle).min(self.write) / 4)
+            .clamp(Duration::from_millis(1), MAX_SWEEP_INTERVAL)
     }
 }
 
@@ -120,6 +124,9 @@ pub struct ConnectionState {
     /// (`NONE`: none yet).
     first_byte_since_idle_ms: AtomicU64,
     received_since_idle: AtomicU64,
+    /// When the socket last took response bytes, or when responses began
+    /// to wait for it after none did.
+    last_written_ms: AtomicU64,
     wire: AtomicU8,
     closed: AtomicBool,
     close_when_idle: AtomicBool,
@@ -151,6 +158,7 @@ impl ConnectionState {
             last_activity_ms: AtomicU64::new(now),
             first_byte_since_idle_ms: AtomicU64::new(NONE),
             received_since_idle: AtomicU64::new(0),
+            last_written_ms: AtomicU64::new(now),
             wire: AtomicU8::new(0),
             closed: AtomicBool::new(false),
             close_when_idle: AtomicBool::new(false),
@@ -272,7 +280,9 @@ impl ConnectionState {
         if bytes == 0 {
             return;
         }
-        self.last_activity_ms.store(self.now(), Ordering::Relaxed);
+        let now = self.now();
+        self.last_activity_ms.store(now, Ordering::Relaxed);
+        self.last_written_ms.store(now, Ordering::Relaxed);
         if self.unwritten.load(Ordering::Acquire) > 0 {
             self.release_unwritten(bytes as u64);
         }
@@ -329,7 +339,10 @@ impl ConnectionState {
             Some((last_kind, last)) if *last_kind == kind => last.absorb(reservation),
             _ => responses.held.push_back((kind, reservation)),
         }
-        self.unwritten.fetch_add(bytes, Ordering::AcqRel);
+        if self.unwritten.fetch_add(bytes, Ordering::AcqRel) == 0 {
+            // The write-stall clock starts when responses begin to wait.
+            self.last_written_ms.store(self.now(), Ordering::Relaxed);
+        }
     }
 
     /// Gives back up to `bytes` of what response bodies yielded (written,
@@ -374,7 +387,16 @@ impl ConnectionState {
 
     /// Why the sweeper should close this connection now, if it should.
     fn overdue(&self, now_ms: u64, timeouts: Timeouts) -> Option<&'static str> {
-        if self.is_closed() || self.in_flight() > 0 {
+        if self.is_closed() {
+            return None;
+        }
+        if self.unwritten() > 0
+            && now_ms.saturating_sub(self.last_written_ms.load(Ordering::Relaxed))
+                >= millis(timeouts.write)
+        {
+            return Some("responses not read within --write-timeout-ms");
+        }
+        if self.in_flight() > 0 {
             return None;
         }
         if self.close_when_idle.load(Ordering::Acquire) && self.unwritten() == 0 {
@@ -701,6 +723,7 @@ mod tests {
         let timeouts = Timeouts {
             header: Duration::from_millis(100),
             idle: Duration::from_millis(1000),
+            write: Duration::from_secs(60),
         };
         let a = registry.admit(ip(1)).unwrap();
         // A fresh connection that sent nothing: the header timeout runs
@@ -735,11 +758,39 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_whose_responses_are_not_read_is_overdue_even_in_flight() {
+        let registry = registry(10, 10);
+        let timeouts = Timeouts {
+            header: Duration::from_secs(60),
+            idle: Duration::from_secs(60),
+            write: Duration::from_millis(100),
+        };
+        let a = registry.admit(ip(1)).unwrap();
+        a.request_started();
+        a.yielded(1000, ResponseKind::Subscription);
+        let waiting_since = a.last_written_ms.load(Ordering::Relaxed);
+        assert_eq!(a.overdue(waiting_since + 99, timeouts), None);
+        // The socket takes some: the clock starts again.
+        a.on_written(10);
+        let written = a.last_written_ms.load(Ordering::Relaxed);
+        assert_eq!(a.overdue(written + 99, timeouts), None);
+        assert!(
+            a.overdue(written + 100, timeouts)
+                .is_some_and(|why| why.contains("--write-timeout-ms"))
+        );
+        // Nothing waiting to be written: no write timeout, however long.
+        a.on_written(990);
+        assert_eq!(a.unwritten(), 0);
+        assert_eq!(a.overdue(written + 10_000, timeouts), None);
+    }
+
+    #[test]
     fn the_sweeper_closes_overdue_connections() {
         let registry = registry(10, 10);
         let timeouts = Timeouts {
             header: Duration::ZERO,
             idle: Duration::from_secs(60),
+            write: Duration::from_secs(60),
         };
         let a = registry.admit(ip(1)).unwrap();
         let b = registry.admit(ip(1)).unwrap();

@@ -366,7 +366,7 @@ impl ConsumerService for V1 {
             SubscribeFrom::Consumer(convert::consumer_id("consumer", request.consumer)?)
         };
         let messages = self.store.subscribe(&topic, from, limits).await?;
-        let messages = subscription::paced(messages, budget);
+        let messages = subscription::paced(messages, budget, limits.max_bytes);
         let stream = subscription::until_shutdown(messages, self.shutdown.clone()).map(|batch| {
             batch
                 .map(|batch| pb::SubscribeResponse {

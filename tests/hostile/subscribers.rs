@@ -9,8 +9,10 @@
 //! 160 MiB; afterwards `GET /v1/broker` reports `subscriptionMemoryBytes` ≤
 //! `responseMemoryBytes` and at most the responses' share plus one batch
 //! of `--max-fetch-bytes` (4 MiB: the batch that may be in flight past the
-//! check). A legitimate subscriber then receives a new message within 5 s,
-//! and a consumer's Fetch is answered.
+//! check). The stalled connections hold the response share until
+//! `--write-timeout-ms` (1 s here) closes them; a legitimate subscriber
+//! then receives a new message within 5 s, and a consumer's Fetch is
+//! answered.
 
 use std::time::Duration;
 
@@ -31,7 +33,11 @@ const MAX_FETCH_BYTES: u64 = 4 * MIB;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_subscribers_are_paced_within_the_memory_budget() {
-    let mut broker = Setup::new().flag("--max-memory-bytes", CAP).start().await;
+    let mut broker = Setup::new()
+        .flag("--max-memory-bytes", CAP)
+        .flag("--write-timeout-ms", 1000)
+        .start()
+        .await;
     let channel = broker.channel().await;
     let topic = "feed";
     create_topic(&channel, topic, Some(64)).await;
@@ -130,8 +136,9 @@ async fn stalled_subscribers_are_paced_within_the_memory_budget() {
         "stalled subscriptions hold more than their share: {report}"
     );
 
-    // A legitimate subscriber and a legitimate fetcher, while the 100 are
-    // still held.
+    // A legitimate subscriber and a legitimate fetcher, while the 100
+    // clients still hold their sockets (the broker closes them once they
+    // have not read for --write-timeout-ms).
     let reader = broker.channel().await;
     let mut live = within(
         "a legitimate Subscribe",
