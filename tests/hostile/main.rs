@@ -15,10 +15,9 @@
 //! process still runs and serves a GetBroker (gRPC) and a `GET /v1/broker`
 //! (REST) on new connections within 2 s.
 //!
-//! The settings added by the hardening (`--idle-timeout-ms`,
-//! `--header-timeout-ms`, `--body-timeout-ms`,
-//! `--max-connections-per-address`, …) are given through their `GOSTREAM_*`
-//! variables: a broker without them still starts, and fails on the attack.
+//! Some settings (`--idle-timeout-ms`, `--header-timeout-ms`,
+//! `--body-timeout-ms`, `--max-connections-per-address`) are given through
+//! their `GOSTREAM_*` variables, which the broker reads like the flags.
 //!
 //! # Layout
 //! - [`harness`]: start a broker ([`harness::Setup`]: flags, settings,
