@@ -157,7 +157,24 @@ async fn the_longest_topic_name_is_published_to_and_read_back_after_a_restart() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_descriptors_a_call_names_the_open_file_limit_and_later_ones_succeed() {
     let dir = TempDir::new().expect("temp dir");
-    let launch = Launch::new(dir.path(), &["--fsync", "always"]).with_open_file_limit(LIMIT);
+    // Connection limits and timeouts out of the way: the flood below must
+    // hold its descriptors, not be evicted or timed out.
+    let launch = Launch::new(
+        dir.path(),
+        &[
+            "--fsync",
+            "always",
+            "--max-connections",
+            "100000",
+            "--max-connections-per-address",
+            "100000",
+            "--header-timeout-ms",
+            "600000",
+            "--idle-timeout-ms",
+            "600000",
+        ],
+    )
+    .with_open_file_limit(LIMIT);
     let broker = launch.start().await;
     create_topic(&broker, "before").await;
     let rest_addr = broker.rest_url().trim_start_matches("http://").to_owned();

@@ -158,6 +158,50 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     broker.assert_serving("after the idle connections").await;
 }
 
+/// The frame types in a run of HTTP/2 frames sent by the server.
+fn h2_frame_types(mut bytes: &[u8]) -> Vec<u8> {
+    let mut types = Vec::new();
+    while bytes.len() >= 9 {
+        let length =
+            usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        types.push(bytes[3]);
+        bytes = &bytes[(9 + length).min(bytes.len())..];
+    }
+    types
+}
+
+/// A dead HTTP/2 peer: after its preface the client answers nothing, PINGs
+/// included. With
+/// `--http2-keepalive-interval-ms 200 --http2-keepalive-timeout-ms 200`
+/// the broker pings it and closes it within 1.5 s; the idle timeout (60 s)
+/// plays no part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_http2_peer_is_closed_by_keepalive_pings() {
+    let mut broker = Setup::new()
+        .flag("--http2-keepalive-interval-ms", 200)
+        .flag("--http2-keepalive-timeout-ms", 200)
+        .setting("GOSTREAM_IDLE_TIMEOUT_MS", 60_000)
+        .start()
+        .await;
+    let mut stream = connect_from(attacker(2), broker.grpc, None).await;
+    stream
+        .write_all(H2_PREFACE)
+        .await
+        .expect("send the preface");
+    let received = read_until_closed(&mut stream, Duration::from_millis(1500)).await;
+    assert!(
+        received.closed,
+        "a peer that answers no PING was still connected after {:?}",
+        received.after
+    );
+    let types = h2_frame_types(&received.bytes);
+    assert!(
+        types.contains(&0x6),
+        "the broker closed the connection without pinging it first: frame types {types:?}"
+    );
+    broker.assert_serving("after the dead peer").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_polls_and_subscriptions_are_not_idle() {
     let mut broker = Setup::new()
