@@ -33,7 +33,7 @@
 //! deletes whole segments, oldest first. Segment files (active and sealed)
 //! and `consumers.log` files are opened on demand through one bounded cache
 //! of file handles shared by every topic (`--max-open-files`, see
-//! [`handles`]), so an idle topic holds no file descriptor and the number of
+//! `handles`), so an idle topic holds no file descriptor and the number of
 //! topics is not bounded by the open-file limit. Reads find their segment and a
 //! sparse index entry by binary search, then scan at most about
 //! `index_interval_bytes`; every frame read from disk is checksum-checked
