@@ -294,12 +294,23 @@ impl ConsumerService for V1 {
             request.max_bytes,
         )?;
         let wait = convert::max_wait("max_wait", request.max_wait.as_ref())?;
-        // Room for the answer first: with none, nothing is read.
-        let reservation = admission::reserve(&budget, &limits)?;
-        // A long-poll in flight at shutdown answers with what there is now.
-        let batch = tokio::select! {
-            batch = self.store.fetch(&topic, &id, limits, wait) => batch?,
-            () = self.shutdown.cancelled() => self.store.fetch(&topic, &id, limits, Duration::ZERO).await?,
+        // Room for the answer first: with none, nothing is read. A long-poll
+        // holds it only while the store is read, not while it waits.
+        let (batch, reservation) = if wait.is_zero() {
+            let reservation = admission::reserve(&budget, &limits)?;
+            (
+                self.store.fetch(&topic, &id, limits, wait).await?,
+                reservation,
+            )
+        } else {
+            // A long-poll in flight at shutdown answers with what there is now.
+            let read = async {
+                tokio::select! {
+                    batch = self.store.fetch(&topic, &id, limits, wait) => batch,
+                    () = self.shutdown.cancelled() => self.store.fetch(&topic, &id, limits, Duration::ZERO).await,
+                }
+            };
+            admission::long_poll(&budget, &limits, wait, read).await?
         };
         let handoff = admission::settle(&budget, reservation, &batch);
         let mut response = Response::new(pb::FetchResponse {

@@ -219,8 +219,11 @@ async fn the_per_address_limit_evicts_idle_connections_and_refuses_busy_ones() {
     let addr = server.rest_addr;
 
     // Idle connections of one address make room for its next one.
+    // (Apart in time, so "longest idle" names one of them.)
     let mut first = connect_from(loopback(2), addr).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let _second = connect_from(loopback(2), addr).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let mut third = connect_from(loopback(2), addr).await;
     assert!(is_closed(&mut first, TIMEOUT).await, "the longest idle");
     third

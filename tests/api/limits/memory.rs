@@ -20,6 +20,8 @@ use tonic::{Code, transport::Channel};
 
 use crate::common::{TestServer, assert_error, within};
 
+/// Creates `topic` holding records of `sizes` (none: an empty topic) and
+/// its `consumers`.
 async fn topic_of(server: &TestServer, topic: &str, sizes: &[usize], consumers: &[&str]) {
     within(
         "create",
@@ -30,22 +32,24 @@ async fn topic_of(server: &TestServer, topic: &str, sizes: &[usize], consumers: 
     )
     .await
     .expect("create");
-    let records = sizes
+    let records: Vec<Record> = sizes
         .iter()
         .map(|&size| Record {
             value: Bytes::from(vec![b'x'; size]),
             ..Record::default()
         })
         .collect();
-    within(
-        "publish",
-        server.publisher().await.publish(PublishRequest {
-            topic: topic.into(),
-            records,
-        }),
-    )
-    .await
-    .expect("publish");
+    if !records.is_empty() {
+        within(
+            "publish",
+            server.publisher().await.publish(PublishRequest {
+                topic: topic.into(),
+                records,
+            }),
+        )
+        .await
+        .expect("publish");
+    }
     for consumer in consumers {
         within(
             "consumer",
@@ -230,4 +234,77 @@ async fn a_fetch_is_refused_while_unread_responses_fill_their_share() {
     })
     .await;
     assert_eq!(fetched.messages[0].offset, 0);
+}
+
+#[tokio::test]
+async fn waiting_long_polls_hold_no_response_memory() {
+    const CAP: u64 = 4 << 20;
+    let server = TestServer::start_with(Config {
+        max_memory_bytes: Some(CAP),
+        ..Config::default()
+    })
+    .await;
+    topic_of(&server, "empty", &[], &["w0", "w1", "w2", "w3", "w4"]).await;
+    topic_of(&server, "full", &[1000], &["reader"]).await;
+    // Five long-polls, each asking for the whole response share (1 MiB),
+    // wait on an empty topic.
+    let mut waiting = Vec::new();
+    for i in 0..5 {
+        let mut consumers = server.consumers().await;
+        waiting.push(tokio::spawn(async move {
+            consumers
+                .fetch(FetchRequest {
+                    topic: "empty".into(),
+                    consumer: format!("w{i}"),
+                    max_messages: 0,
+                    max_bytes: CAP,
+                    max_wait: Some(pbjson_types::Duration {
+                        seconds: 2,
+                        nanos: 0,
+                    }),
+                })
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut broker = BrokerServiceClient::new(server.channel().await);
+    assert_eq!(
+        responses(&mut broker).await.0,
+        0,
+        "waiting long-polls hold nothing"
+    );
+    // So a Fetch elsewhere is served, not refused.
+    let fetched = within(
+        "fetch beside the long-polls",
+        server.consumers().await.fetch(FetchRequest {
+            topic: "full".into(),
+            consumer: "reader".into(),
+            max_messages: 0,
+            max_bytes: CAP,
+            max_wait: None,
+        }),
+    )
+    .await
+    .expect("room for a Fetch while five long-polls wait");
+    assert_eq!(fetched.into_inner().messages.len(), 1);
+    // A message for each waiter: they all answer.
+    within(
+        "publish",
+        server.publisher().await.publish(PublishRequest {
+            topic: "empty".into(),
+            records: vec![Record {
+                value: Bytes::from_static(b"now"),
+                ..Record::default()
+            }],
+        }),
+    )
+    .await
+    .expect("publish");
+    for waiter in waiting {
+        let answer = within("a long-poll's answer", waiter)
+            .await
+            .expect("the task")
+            .expect("the long-poll is answered");
+        assert_eq!(answer.into_inner().messages.len(), 1);
+    }
 }
