@@ -129,18 +129,12 @@ async fn malformed_grpc_bodies_are_invalid_argument() {
         .await,
     );
     // None of them created a topic.
-    for name in ["wire-truncated", "wire-compressed"] {
-        let got = topics(&channel)
-            .get_topic(GetTopicRequest {
-                name: name.to_owned(),
-            })
-            .await;
-        assert_eq!(
-            got.map(|_| ()).map_err(|s| s.code()),
-            Err(tonic::Code::NotFound),
-            "{name} was created"
-        );
-    }
+    assert_not_created(
+        &channel,
+        &["wire-truncated", "wire-compressed"],
+        "was created",
+    )
+    .await;
     broker.assert_serving("after malformed gRPC bodies").await;
 }
 
@@ -308,18 +302,12 @@ async fn a_duplicate_json_key_is_400_naming_it() {
         "the message names the key: {message:?}"
     );
     let channel = broker.channel().await;
-    for name in ["dup-first", "dup-second"] {
-        let got = topics(&channel)
-            .get_topic(GetTopicRequest {
-                name: name.to_owned(),
-            })
-            .await;
-        assert_eq!(
-            got.map(|_| ()).map_err(|s| s.code()),
-            Err(tonic::Code::NotFound),
-            "{name} was created from a body with a duplicate key"
-        );
-    }
+    assert_not_created(
+        &channel,
+        &["dup-first", "dup-second"],
+        "was created from a body with a duplicate key",
+    )
+    .await;
     broker.assert_serving("after a duplicate key").await;
 }
 
@@ -394,4 +382,21 @@ async fn a_412_names_the_consumer_without_debug_formatting() {
     );
     assert!(message.contains('m'), "{message:?}");
     broker.assert_serving("after a 412").await;
+}
+
+/// Asserts that none of `names` exists: the rejected request `why` created
+/// nothing.
+async fn assert_not_created(channel: &tonic::transport::Channel, names: &[&str], why: &str) {
+    for name in names {
+        let got = topics(channel)
+            .get_topic(GetTopicRequest {
+                name: (*name).to_owned(),
+            })
+            .await;
+        assert_eq!(
+            got.map(|_| ()).map_err(|s| s.code()),
+            Err(tonic::Code::NotFound),
+            "{name} {why}"
+        );
+    }
 }
