@@ -26,12 +26,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use gostream::{
-    limits::DeadlineStore,
-    store::{
-        Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, Record, RetentionOverrides,
-        Store, StoreLimits, TopicName,
-    },
+use gostream::limits::DeadlineStore;
+use gostream_store::{
+    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, Record, RetentionOverrides, Store,
+    StoreLimits, TopicName,
 };
 
 /// The workload.
@@ -70,7 +68,7 @@ fn parse_args() -> Workload {
 
 /// Publishes for the workload's duration; returns messages per second.
 async fn run(store: Arc<dyn Store>, workload: Workload) -> f64 {
-    let topic = TopicName::parse("topic", "bench").expect("a valid name");
+    let topic = TopicName::parse("bench").expect("a valid name");
     store
         .create_topic(topic.clone(), RetentionOverrides::default())
         .await

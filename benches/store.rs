@@ -21,7 +21,7 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gostream::store::{
+use gostream_store::{
     MemoryStore, ReadLimits, Record, RetentionOverrides, Store, StoreLimits, TopicName,
 };
 use tokio::runtime::Runtime;
@@ -45,7 +45,7 @@ fn store() -> Arc<MemoryStore> {
 }
 
 fn name(name: &str) -> TopicName {
-    TopicName::parse("topic", name.to_owned()).expect("a valid topic name")
+    TopicName::parse(name.to_owned()).expect("a valid topic name")
 }
 
 fn records(count: usize) -> Vec<Record> {

@@ -6,9 +6,11 @@ use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Args, ValueEnum};
 
+use gostream_redis::RedisTarget;
+
 use crate::{
     auth::{Public, TokenLines},
-    store::{FsyncPolicy, RedisTarget, RetentionPolicy, StoreLimits},
+    store::{FsyncPolicy, RetentionPolicy, StoreLimits},
 };
 
 /// Where the broker keeps topics: in this process (`memory`, or a durable

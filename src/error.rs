@@ -1,21 +1,27 @@
-//! The one error type of the broker.
+//! The transport edge's error: every failure a client can see, and the one
+//! place that maps it to a gRPC code, an HTTP status and an `ErrorInfo`
+//! reason (AIP-193), so gRPC, grpc-web and REST report the same failure the
+//! same way.
 //!
-//! Every failure a client can see is a variant of [`Error`]. Each variant
-//! names its gRPC code, its HTTP status and a stable reason string (the
-//! `ErrorInfo.reason` of Google's AIP-193), so gRPC, grpc-web and REST report
-//! the same failure the same way. [`Error::to_status`] builds the
-//! `tonic::Status`, with `google.rpc.ErrorInfo` (and `BadRequest` for invalid
-//! arguments) in its details.
+//! The store speaks the domain ([`StoreError`]: which topic, which
+//! consumer, which offset, which limit); the server's own failures (a
+//! missing token, a slow client, a full connection table) are the other
+//! variants. [`Error::to_status`] builds the `tonic::Status`, with
+//! `google.rpc.ErrorInfo` (and `BadRequest` for invalid arguments) in its
+//! details; the REST gateway answers with [`Error::http_status`] and the
+//! same JSON shape. The table of codes, statuses and reasons is in the
+//! API document (`docs/api.md`, "Errors").
 
 use std::collections::HashMap;
 
+pub use gostream_store::Error as StoreError;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// The `ErrorInfo.domain` of every error GoStream returns.
 pub const ERROR_DOMAIN: &str = "gostream";
 
-/// A broker result.
+/// A request's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in a request.
@@ -31,59 +37,15 @@ pub enum Error {
         description: String,
     },
 
-    /// gRPC `NOT_FOUND`, HTTP 404.
-    #[error("topic \"{0}\" does not exist")]
-    TopicNotFound(String),
+    /// A failure of the broker's rules or its storage; its code follows
+    /// the variant (see [`Error::code`]). A store's `Invalid` never appears
+    /// here: the service layer turns it into [`Error::InvalidArgument`]
+    /// naming the request field.
+    #[error(transparent)]
+    Store(StoreError),
 
-    /// gRPC `ALREADY_EXISTS`, HTTP 409.
-    #[error("topic \"{0}\" already exists")]
-    TopicAlreadyExists(String),
-
-    /// gRPC `NOT_FOUND`, HTTP 404.
-    #[error("consumer \"{consumer}\" does not exist on topic \"{topic}\"")]
-    ConsumerNotFound {
-        /// The topic that was searched.
-        topic: String,
-        /// The consumer id that was not found.
-        consumer: String,
-    },
-
-    /// gRPC `ALREADY_EXISTS`, HTTP 409.
-    #[error("consumer \"{consumer}\" already exists on topic \"{topic}\"")]
-    ConsumerAlreadyExists {
-        /// The topic.
-        topic: String,
-        /// The consumer id that is taken.
-        consumer: String,
-    },
-
-    /// An offset outside the messages a topic holds.
-    /// gRPC `OUT_OF_RANGE`, HTTP 416.
-    #[error(
-        "offset {offset} is out of range: topic \"{topic}\" holds offsets {start} to {end} (end exclusive)"
-    )]
-    OffsetOutOfRange {
-        /// The topic.
-        topic: String,
-        /// The offset asked for.
-        offset: u64,
-        /// The topic's start offset (oldest held).
-        start: u64,
-        /// The topic's end offset (next to be assigned).
-        end: u64,
-    },
-
-    /// The request is valid but the resource is not in a state that allows it.
-    /// gRPC `FAILED_PRECONDITION`, HTTP 412.
-    #[error("{message}")]
-    FailedPrecondition {
-        /// Stable reason, e.g. `COMMIT_BEYOND_DELIVERED`.
-        reason: &'static str,
-        /// What is wrong and how to fix it.
-        message: String,
-    },
-
-    /// A broker limit was reached. gRPC `RESOURCE_EXHAUSTED`, HTTP 429.
+    /// A limit of the server was reached (connections, memory for
+    /// responses, subscriptions). gRPC `RESOURCE_EXHAUSTED`, HTTP 429.
     #[error("{0}")]
     ResourceExhausted(String),
 
@@ -92,23 +54,10 @@ pub enum Error {
     #[error("{0}")]
     RequestTimeout(String),
 
-    /// The broker cannot serve the request now (e.g. it is shutting down).
-    /// gRPC `UNAVAILABLE`, HTTP 503.
+    /// The broker cannot serve the request now (it is shutting down, or a
+    /// connection cap is reached). gRPC `UNAVAILABLE`, HTTP 503.
     #[error("{0}")]
     Unavailable(String),
-
-    /// Stored data failed its checksum: a message cannot be read back as it
-    /// was written. gRPC `DATA_LOSS`, HTTP 500. The message names the topic,
-    /// the file and the offset; the data is never skipped silently.
-    #[error("{message}")]
-    DataLoss {
-        /// The topic.
-        topic: String,
-        /// The first offset that cannot be read.
-        offset: u64,
-        /// What is damaged, where.
-        message: String,
-    },
 
     /// The request carries no valid token (auth is on). gRPC
     /// `UNAUTHENTICATED`, HTTP 401. The message says what to send.
@@ -140,14 +89,10 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
-            Self::TopicNotFound(_) | Self::ConsumerNotFound { .. } => Code::NotFound,
-            Self::TopicAlreadyExists(_) | Self::ConsumerAlreadyExists { .. } => Code::AlreadyExists,
-            Self::OffsetOutOfRange { .. } => Code::OutOfRange,
-            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::Store(error) => store_code(error),
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::RequestTimeout(_) => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
-            Self::DataLoss { .. } => Code::DataLoss,
             Self::Unauthenticated(_) => Code::Unauthenticated,
             Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Internal(_) => Code::Internal,
@@ -167,16 +112,10 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::InvalidArgument { .. } => "INVALID_ARGUMENT",
-            Self::TopicNotFound(_) => "TOPIC_NOT_FOUND",
-            Self::TopicAlreadyExists(_) => "TOPIC_ALREADY_EXISTS",
-            Self::ConsumerNotFound { .. } => "CONSUMER_NOT_FOUND",
-            Self::ConsumerAlreadyExists { .. } => "CONSUMER_ALREADY_EXISTS",
-            Self::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
-            Self::FailedPrecondition { reason, .. } => reason,
+            Self::Store(error) => store_reason(error),
             Self::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
             Self::RequestTimeout(_) => "REQUEST_TIMEOUT",
             Self::Unavailable(_) => "UNAVAILABLE",
-            Self::DataLoss { .. } => "DATA_LOSS",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::PermissionDenied(_) => "PERMISSION_DENIED",
             Self::Internal(_) => "INTERNAL",
@@ -188,29 +127,8 @@ impl Error {
     pub fn metadata(&self) -> HashMap<String, String> {
         let pairs: Vec<(&str, String)> = match self {
             Self::InvalidArgument { field, .. } => vec![("field", field.clone())],
-            Self::TopicNotFound(topic) | Self::TopicAlreadyExists(topic) => {
-                vec![("topic", topic.clone())]
-            }
-            Self::ConsumerNotFound { topic, consumer }
-            | Self::ConsumerAlreadyExists { topic, consumer } => {
-                vec![("topic", topic.clone()), ("consumer", consumer.clone())]
-            }
-            Self::OffsetOutOfRange {
-                topic,
-                offset,
-                start,
-                end,
-            } => vec![
-                ("topic", topic.clone()),
-                ("offset", offset.to_string()),
-                ("start_offset", start.to_string()),
-                ("end_offset", end.to_string()),
-            ],
-            Self::DataLoss { topic, offset, .. } => {
-                vec![("topic", topic.clone()), ("offset", offset.to_string())]
-            }
-            Self::FailedPrecondition { .. }
-            | Self::ResourceExhausted(_)
+            Self::Store(error) => store_metadata(error),
+            Self::ResourceExhausted(_)
             | Self::RequestTimeout(_)
             | Self::Unavailable(_)
             | Self::Unauthenticated(_)
@@ -223,22 +141,93 @@ impl Error {
             .collect()
     }
 
-    /// The `tonic::Status` for this error, carrying `google.rpc.ErrorInfo`
-    /// (and `google.rpc.BadRequest` for an invalid argument) in its details.
-    pub fn to_status(&self) -> tonic::Status {
-        let message = match self {
-            Self::Internal(detail) => {
+    /// The message a client sees: the error's own, except for internal
+    /// failures, which are logged and reported generically.
+    fn client_message(&self) -> String {
+        match self {
+            Self::Internal(detail) | Self::Store(StoreError::Internal(detail)) => {
                 tracing::error!(error = %detail, "internal error");
                 "internal error".to_owned()
             }
             other => other.to_string(),
-        };
+        }
+    }
+
+    /// The `tonic::Status` for this error, carrying `google.rpc.ErrorInfo`
+    /// (and `google.rpc.BadRequest` for an invalid argument) in its details.
+    pub fn to_status(&self) -> tonic::Status {
         let mut details =
             ErrorDetails::with_error_info(self.reason(), ERROR_DOMAIN, self.metadata());
         if let Self::InvalidArgument { field, description } = self {
             details.add_bad_request_violation(field.clone(), description.clone());
         }
-        tonic::Status::with_error_details(self.code(), message, details)
+        tonic::Status::with_error_details(self.code(), self.client_message(), details)
+    }
+}
+
+/// The gRPC code of a store failure.
+fn store_code(error: &StoreError) -> Code {
+    match error {
+        StoreError::Invalid { .. } => Code::InvalidArgument,
+        StoreError::TopicNotFound(_) | StoreError::ConsumerNotFound { .. } => Code::NotFound,
+        StoreError::TopicAlreadyExists(_) | StoreError::ConsumerAlreadyExists { .. } => {
+            Code::AlreadyExists
+        }
+        StoreError::OffsetOutOfRange { .. } => Code::OutOfRange,
+        StoreError::FailedPrecondition { .. } => Code::FailedPrecondition,
+        StoreError::ResourceExhausted(_) => Code::ResourceExhausted,
+        StoreError::Unavailable(_) => Code::Unavailable,
+        StoreError::DataLoss { .. } => Code::DataLoss,
+        StoreError::Internal(_) => Code::Internal,
+    }
+}
+
+/// The `ErrorInfo.reason` of a store failure.
+fn store_reason(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Invalid { .. } => "INVALID_ARGUMENT",
+        StoreError::TopicNotFound(_) => "TOPIC_NOT_FOUND",
+        StoreError::TopicAlreadyExists(_) => "TOPIC_ALREADY_EXISTS",
+        StoreError::ConsumerNotFound { .. } => "CONSUMER_NOT_FOUND",
+        StoreError::ConsumerAlreadyExists { .. } => "CONSUMER_ALREADY_EXISTS",
+        StoreError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
+        StoreError::FailedPrecondition { reason, .. } => reason,
+        StoreError::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
+        StoreError::Unavailable(_) => "UNAVAILABLE",
+        StoreError::DataLoss { .. } => "DATA_LOSS",
+        StoreError::Internal(_) => "INTERNAL",
+    }
+}
+
+/// The `ErrorInfo.metadata` pairs of a store failure.
+fn store_metadata(error: &StoreError) -> Vec<(&'static str, String)> {
+    match error {
+        StoreError::TopicNotFound(topic) | StoreError::TopicAlreadyExists(topic) => {
+            vec![("topic", topic.clone())]
+        }
+        StoreError::ConsumerNotFound { topic, consumer }
+        | StoreError::ConsumerAlreadyExists { topic, consumer } => {
+            vec![("topic", topic.clone()), ("consumer", consumer.clone())]
+        }
+        StoreError::OffsetOutOfRange {
+            topic,
+            offset,
+            start,
+            end,
+        } => vec![
+            ("topic", topic.clone()),
+            ("offset", offset.to_string()),
+            ("start_offset", start.to_string()),
+            ("end_offset", end.to_string()),
+        ],
+        StoreError::DataLoss { topic, offset, .. } => {
+            vec![("topic", topic.clone()), ("offset", offset.to_string())]
+        }
+        StoreError::Invalid { .. }
+        | StoreError::FailedPrecondition { .. }
+        | StoreError::ResourceExhausted(_)
+        | StoreError::Unavailable(_)
+        | StoreError::Internal(_) => Vec::new(),
     }
 }
 
@@ -266,7 +255,7 @@ pub fn http_status(code: Code) -> http::StatusCode {
 }
 
 /// The canonical name of a gRPC code, as the gRPC specification spells it
-/// (`NOT_FOUND`): for metrics labels and the command-line client's errors.
+/// (`NOT_FOUND`): for metrics labels and log lines.
 pub fn code_name(code: Code) -> &'static str {
     match code {
         Code::Ok => "OK",
@@ -300,7 +289,7 @@ mod tests {
     use super::*;
     use http::StatusCode;
 
-    /// Every variant's code, HTTP status and reason, as design.md section 5
+    /// Every variant's code, HTTP status and reason, as the API document
     /// lists them.
     #[test]
     fn every_variant_maps_to_its_code_status_and_reason() {
@@ -312,51 +301,51 @@ mod tests {
                 "INVALID_ARGUMENT",
             ),
             (
-                Error::TopicNotFound("t".into()),
+                Error::Store(StoreError::TopicNotFound("t".into())),
                 Code::NotFound,
                 StatusCode::NOT_FOUND,
                 "TOPIC_NOT_FOUND",
             ),
             (
-                Error::TopicAlreadyExists("t".into()),
+                Error::Store(StoreError::TopicAlreadyExists("t".into())),
                 Code::AlreadyExists,
                 StatusCode::CONFLICT,
                 "TOPIC_ALREADY_EXISTS",
             ),
             (
-                Error::ConsumerNotFound {
+                Error::Store(StoreError::ConsumerNotFound {
                     topic: "t".into(),
                     consumer: "c".into(),
-                },
+                }),
                 Code::NotFound,
                 StatusCode::NOT_FOUND,
                 "CONSUMER_NOT_FOUND",
             ),
             (
-                Error::ConsumerAlreadyExists {
+                Error::Store(StoreError::ConsumerAlreadyExists {
                     topic: "t".into(),
                     consumer: "c".into(),
-                },
+                }),
                 Code::AlreadyExists,
                 StatusCode::CONFLICT,
                 "CONSUMER_ALREADY_EXISTS",
             ),
             (
-                Error::OffsetOutOfRange {
+                Error::Store(StoreError::OffsetOutOfRange {
                     topic: "t".into(),
                     offset: 9,
                     start: 0,
                     end: 3,
-                },
+                }),
                 Code::OutOfRange,
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "OFFSET_OUT_OF_RANGE",
             ),
             (
-                Error::FailedPrecondition {
+                Error::Store(StoreError::FailedPrecondition {
                     reason: "COMMIT_BEYOND_DELIVERED",
                     message: "m".into(),
-                },
+                }),
                 Code::FailedPrecondition,
                 StatusCode::PRECONDITION_FAILED,
                 "COMMIT_BEYOND_DELIVERED",
@@ -380,11 +369,11 @@ mod tests {
                 "UNAVAILABLE",
             ),
             (
-                Error::DataLoss {
+                Error::Store(StoreError::DataLoss {
                     topic: "t".into(),
                     offset: 7,
                     message: "checksum".into(),
-                },
+                }),
                 Code::DataLoss,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "DATA_LOSS",
@@ -435,12 +424,12 @@ mod tests {
 
     #[test]
     fn error_info_names_the_resource_and_values_at_fault() {
-        let status = Error::OffsetOutOfRange {
+        let status = Error::Store(StoreError::OffsetOutOfRange {
             topic: "orders".into(),
             offset: 9,
             start: 2,
             end: 5,
-        }
+        })
         .to_status();
         let details = status.get_error_details();
         let metadata = &details.error_info().expect("error info").metadata;
@@ -448,10 +437,10 @@ mod tests {
         assert_eq!(metadata["offset"], "9");
         assert_eq!(metadata["start_offset"], "2");
         assert_eq!(metadata["end_offset"], "5");
-        let status = Error::ConsumerNotFound {
+        let status = Error::Store(StoreError::ConsumerNotFound {
             topic: "orders".into(),
             consumer: "billing".into(),
-        }
+        })
         .to_status();
         let details = status.get_error_details();
         let metadata = &details.error_info().expect("error info").metadata;

@@ -37,14 +37,15 @@ pub mod error;
 pub mod gateway;
 pub mod limits;
 pub mod metrics;
-pub mod open_files;
 pub mod pb;
 pub mod server;
 pub mod service;
-pub mod store;
 pub mod subscription;
 pub mod telemetry;
 pub mod tls;
+
+pub use gostream_store as store;
+pub use gostream_store::open_files;
 
 /// The README's Rust example compiles as a doctest, so it stays true.
 #[cfg(doctest)]

@@ -27,6 +27,8 @@ use tower_http::{
 };
 use tracing::Level;
 
+use gostream_redis::{RedisOptions, RedisStore};
+
 use crate::{
     auth::{self, Auth, Public},
     config::{Config, Listen, StoreSetting},
@@ -44,10 +46,7 @@ use crate::{
         gostream::{self as legacy_pb, v1 as v1_pb},
     },
     service::{Legacy, V1},
-    store::{
-        Clock, DiskOptions, DurableStore, MemoryBudget, MemoryStore, RedisOptions, RedisStore,
-        Store,
-    },
+    store::{Clock, DiskOptions, DurableStore, MemoryBudget, MemoryStore, Store},
     tls::{self, Tls},
 };
 

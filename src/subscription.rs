@@ -26,10 +26,7 @@ use std::{
 use futures_util::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    error::Result,
-    store::{Batch, MemoryBudget, MessageStream, ResponseKind},
-};
+use crate::store::{Batch, MemoryBudget, MessageStream, ResponseKind, Result};
 
 /// How often a subscription waiting for room in the response share looks
 /// again.

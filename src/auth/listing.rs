@@ -1,10 +1,7 @@
 //! Lists filtered to what a caller may see.
 
 use super::{Action, Caller};
-use crate::{
-    error::Result,
-    store::{Page, Store, TopicInfo, TopicName},
-};
+use crate::store::{Page, Result, Store, TopicInfo, TopicName};
 
 /// A page of up to `size` topics after `after` that `caller` may list:
 /// the store's pages, filtered, read until the page is full or the topics

@@ -266,7 +266,8 @@ mod tests {
 
     #[test]
     fn a_status_becomes_code_message_and_typed_details() {
-        let status = Error::TopicNotFound("orders".into()).to_status();
+        let status =
+            Error::Store(crate::error::StoreError::TopicNotFound("orders".into())).to_status();
         let json = status_json(&status);
         assert!(json.starts_with("{\"code\":5,\"message\":"), "{json}");
         let body: Value = serde_json::from_str(&json).unwrap();

@@ -21,12 +21,12 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use async_trait::async_trait;
 
 use crate::{
-    error::{Error, Result},
     store::{
         Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MessageStream, Page, Position, PublishAck,
         ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store, StoreStats, SubscribeFrom,
         TopicInfo, TopicName,
     },
+    store::{Error, Result},
 };
 
 type Call<T> = Pin<Box<dyn Future<Output = Result<T>> + Send>>;
@@ -340,7 +340,7 @@ mod tests {
         let error = store.within(Duration::ZERO, blocked).await.unwrap_err();
         assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
         // The one runtime thread is free: other calls are answered.
-        let name = TopicName::parse("t", "t").unwrap();
+        let name = TopicName::parse("t").unwrap();
         store
             .create_topic(name.clone(), RetentionOverrides::default())
             .await

@@ -23,7 +23,7 @@ use prometheus_client::{
 
 use super::{Metrics, PREFIX, TopicLabels};
 use crate::{
-    error::{Error, Result},
+    error::{Error, Result, StoreError},
     gateway::ApiError,
     store::{ConsumerInfo, MemoryBudget, Store, StoreStats, TopicInfo},
 };
@@ -119,7 +119,7 @@ impl Snapshot {
                 // A topic deleted since it was listed is left out.
                 match consumers(store, &topic).await {
                     Ok(consumers) => topics.push((topic, consumers)),
-                    Err(Error::TopicNotFound(_)) => {}
+                    Err(Error::Store(StoreError::TopicNotFound(_))) => {}
                     Err(error) => return Err(error),
                 }
             }

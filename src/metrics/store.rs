@@ -16,13 +16,10 @@ use futures_util::Stream;
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
 use super::{Metrics, TopicLabels};
-use crate::{
-    error::Result,
-    store::{
-        Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MessageStream, Page, Position, PublishAck,
-        ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store, StoreStats, SubscribeFrom,
-        TopicInfo, TopicName,
-    },
+use crate::store::{
+    Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MessageStream, Page, Position, PublishAck,
+    ReadLimits, Record, Result, RetentionOverrides, RetentionUpdate, Store, StoreStats,
+    SubscribeFrom, TopicInfo, TopicName,
 };
 
 /// A [`Store`] counting messages and bytes in (publish) and out (read,

@@ -40,7 +40,7 @@ pub fn read_limits(
     max_messages: u32,
     max_bytes: u64,
 ) -> Result<ReadLimits> {
-    let mut limits = ReadLimits::from_request(field, max_messages, max_bytes)?;
+    let mut limits = ReadLimits::new(max_messages, max_bytes).map_err(super::at_field(field))?;
     limits.max_bytes = budget.clamp_read_bytes(limits.max_bytes);
     Ok(limits)
 }
@@ -73,7 +73,7 @@ pub async fn long_poll(
     budget: &MemoryBudget,
     limits: &ReadLimits,
     wait: Duration,
-    read: impl Future<Output = Result<Batch>>,
+    read: impl Future<Output = crate::store::Result<Batch>>,
 ) -> Result<(Batch, ResponseReservation)> {
     let wanted = limits.max_bytes as u64;
     let began = Instant::now();
@@ -97,7 +97,9 @@ pub async fn long_poll(
             };
             first = false;
             return match read.as_mut().poll(cx) {
-                Poll::Ready(batch) => Poll::Ready(batch.map(|batch| (batch, reservation))),
+                Poll::Ready(batch) => {
+                    Poll::Ready(batch.map(|batch| (batch, reservation)).map_err(Error::from))
+                }
                 // Waiting for messages: the room goes back until they come.
                 Poll::Pending => Poll::Pending,
             };

@@ -113,12 +113,12 @@ pub fn max_wait(field: &str, d: Option<&PbDuration>) -> Result<Duration> {
 
 /// A topic name from a request field.
 pub fn topic_name(field: &str, value: String) -> Result<TopicName> {
-    TopicName::parse(field, value)
+    TopicName::parse(value).map_err(super::at_field(field))
 }
 
 /// A consumer id from a request field.
 pub fn consumer_id(field: &str, value: String) -> Result<ConsumerId> {
-    ConsumerId::parse(field, value)
+    ConsumerId::parse(value).map_err(super::at_field(field))
 }
 
 /// The `topic` and `consumer` fields that name a consumer.

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use super::{admission, convert};
 use crate::{
     auth::{Action, Auth},
+    error::StoreError,
     error::{Error, Result},
     pb::gostream::{
         self as pb, consumer_service_server::ConsumerService,
@@ -86,8 +87,8 @@ impl ProducerService for Legacy {
             .await
         {
             Ok(_) => "topic created",
-            Err(Error::TopicAlreadyExists(_)) => "topic already created",
-            Err(error) => return Err(error.into()),
+            Err(StoreError::TopicAlreadyExists(_)) => "topic already created",
+            Err(error) => return Err(Error::from(error).into()),
         };
         Ok(Response::new(pb::CreateTopicResponse {
             ok: true,
@@ -102,7 +103,7 @@ impl ProducerService for Legacy {
         self.auth
             .check(&request, Action::DeleteTopic, &request.get_ref().topicname)?;
         let name = topic_name(request.into_inner().topicname)?;
-        self.store.delete_topic(&name).await?;
+        self.store.delete_topic(&name).await.map_err(Error::from)?;
         Ok(Response::new(pb::DeleteTopicResponse {
             ok: true,
             message: "deleted".to_owned(),
@@ -138,12 +139,7 @@ impl ProducerService for Legacy {
             .store
             .publish(&topic, vec![record])
             .await
-            .map_err(|error| match error {
-                Error::InvalidArgument { description, .. } => {
-                    Error::invalid("message", description)
-                }
-                other => other,
-            })?;
+            .map_err(super::at_field("message"))?;
         Ok(Response::new(pb::PublishResponse {
             accepted: true,
             message: "published".to_owned(),
@@ -175,10 +171,10 @@ impl ConsumerService for Legacy {
         };
         let (consumerid, message) = match self.store.create_consumer(&topic, spec).await {
             Ok(info) => (info.id.to_string(), "consumer created"),
-            Err(Error::ConsumerAlreadyExists { consumer, .. }) => {
+            Err(StoreError::ConsumerAlreadyExists { consumer, .. }) => {
                 (consumer, "consumer already created")
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(Error::from(error).into()),
         };
         Ok(Response::new(pb::CreateConsumerResponse {
             ok: true,
@@ -204,8 +200,8 @@ impl ConsumerService for Legacy {
                 {
                     Ok(page) => page,
                     // Deleted while we walked: it has no consumers any more.
-                    Err(Error::TopicNotFound(_)) => break,
-                    Err(error) => return Err(error.into()),
+                    Err(StoreError::TopicNotFound(_)) => break,
+                    Err(error) => return Err(Error::from(error).into()),
                 };
                 after = page.items.last().map(|c| c.id.clone());
                 consumers.extend(page.items.into_iter().map(|c| c.id.to_string()));
@@ -228,7 +224,11 @@ impl ConsumerService for Legacy {
         let request = request.into_inner();
         let topic = topic_name(request.topicname)?;
         let id = convert::consumer_id("consumerid", request.consumerid)?;
-        let consumer = self.store.get_consumer(&topic, &id).await?;
+        let consumer = self
+            .store
+            .get_consumer(&topic, &id)
+            .await
+            .map_err(Error::from)?;
         Ok(Response::new(pb::GetOffsetResponse {
             offset: i32::try_from(consumer.offset).unwrap_or(i32::MAX),
         }))
@@ -247,17 +247,21 @@ impl ConsumerService for Legacy {
         };
         // Room for the answer first: with none, nothing is read.
         let reservation = admission::reserve(&budget, &one)?;
-        let batch = self.store.fetch(&topic, &id, one, Duration::ZERO).await?;
+        let batch = self
+            .store
+            .fetch(&topic, &id, one, Duration::ZERO)
+            .await
+            .map_err(Error::from)?;
         let handoff = admission::settle(&budget, reservation, &batch);
         let Some(message) = batch.messages.into_iter().next() else {
             // GoStream answers a fetch past the last message with an error.
-            let info = self.store.get_topic(&topic).await?;
-            return Err(Error::OffsetOutOfRange {
+            let info = self.store.get_topic(&topic).await.map_err(Error::from)?;
+            return Err(Error::Store(StoreError::OffsetOutOfRange {
                 topic: topic.to_string(),
                 offset: batch.next_offset,
                 start: info.start_offset,
                 end: info.end_offset,
-            }
+            })
             .into());
         };
         let mut response = Response::new(pb::FetchResponse {

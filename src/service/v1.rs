@@ -83,7 +83,11 @@ impl TopicService for V1 {
         let request = request.into_inner();
         let name = convert::topic_name("name", request.name)?;
         let retention = retention::overrides("retention", request.retention)?;
-        let topic = self.store.create_topic(name, retention).await?;
+        let topic = self
+            .store
+            .create_topic(name, retention)
+            .await
+            .map_err(Error::from)?;
         ok(pb::CreateTopicResponse {
             topic: Some(convert::topic(topic)),
         })
@@ -96,7 +100,7 @@ impl TopicService for V1 {
         self.auth
             .check(&request, Action::GetTopic, &request.get_ref().name)?;
         let name = convert::topic_name("name", request.into_inner().name)?;
-        let topic = self.store.get_topic(&name).await?;
+        let topic = self.store.get_topic(&name).await.map_err(Error::from)?;
         ok(pb::GetTopicResponse {
             topic: Some(convert::topic(topic)),
         })
@@ -110,7 +114,11 @@ impl TopicService for V1 {
             .check(&request, Action::UpdateTopic, update_topic_name(&request))?;
         let request = request.into_inner();
         let (name, update) = retention::update(request.topic, request.update_mask)?;
-        let topic = self.store.update_topic(&name, update).await?;
+        let topic = self
+            .store
+            .update_topic(&name, update)
+            .await
+            .map_err(Error::from)?;
         ok(pb::UpdateTopicResponse {
             topic: Some(convert::topic(topic)),
         })
@@ -131,7 +139,8 @@ impl TopicService for V1 {
             after.as_ref(),
             convert::page_size(request.page_size),
         )
-        .await?;
+        .await
+        .map_err(Error::from)?;
         let next_page_token = next_page_token(&page, |t| t.name.as_str());
         ok(pb::ListTopicsResponse {
             topics: page.items.into_iter().map(convert::topic).collect(),
@@ -146,7 +155,7 @@ impl TopicService for V1 {
         self.auth
             .check(&request, Action::DeleteTopic, &request.get_ref().name)?;
         let name = convert::topic_name("name", request.into_inner().name)?;
-        self.store.delete_topic(&name).await?;
+        self.store.delete_topic(&name).await.map_err(Error::from)?;
         ok(pb::DeleteTopicResponse {})
     }
 }
@@ -158,7 +167,7 @@ impl BrokerService for V1 {
         request: Request<pb::GetBrokerRequest>,
     ) -> Reply<pb::GetBrokerResponse> {
         self.auth.authorize(&request, Action::GetBroker)?;
-        let stats = self.store.stats().await?;
+        let stats = self.store.stats().await.map_err(Error::from)?;
         let budget = self.store.memory_budget();
         ok(pb::GetBrokerResponse {
             broker: Some(pb::Broker {
@@ -185,7 +194,11 @@ impl PublisherService for V1 {
         let request = request.into_inner();
         let topic = convert::topic_name("topic", request.topic)?;
         let records = request.records.into_iter().map(convert::record).collect();
-        let ack = self.store.publish(&topic, records).await?;
+        let ack = self
+            .store
+            .publish(&topic, records)
+            .await
+            .map_err(Error::from)?;
         ok(pb::PublishResponse {
             first_offset: ack.first_offset,
             count: ack.count,
@@ -223,7 +236,11 @@ impl ConsumerService for V1 {
             commit_mode,
             ack_timeout,
         };
-        let consumer = self.store.create_consumer(&topic, spec).await?;
+        let consumer = self
+            .store
+            .create_consumer(&topic, spec)
+            .await
+            .map_err(Error::from)?;
         ok(pb::CreateConsumerResponse {
             consumer: Some(convert::consumer(consumer)),
         })
@@ -237,7 +254,11 @@ impl ConsumerService for V1 {
             .check(&request, Action::GetConsumer, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
-        let consumer = self.store.get_consumer(&topic, &id).await?;
+        let consumer = self
+            .store
+            .get_consumer(&topic, &id)
+            .await
+            .map_err(Error::from)?;
         ok(pb::GetConsumerResponse {
             consumer: Some(convert::consumer(consumer)),
         })
@@ -261,7 +282,8 @@ impl ConsumerService for V1 {
                 after.as_ref(),
                 convert::page_size(request.page_size),
             )
-            .await?;
+            .await
+            .map_err(Error::from)?;
         let next_page_token = next_page_token(&page, |c| c.id.as_str());
         ok(pb::ListConsumersResponse {
             consumers: page.items.into_iter().map(convert::consumer).collect(),
@@ -277,7 +299,10 @@ impl ConsumerService for V1 {
             .check(&request, Action::DeleteConsumer, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
-        self.store.delete_consumer(&topic, &id).await?;
+        self.store
+            .delete_consumer(&topic, &id)
+            .await
+            .map_err(Error::from)?;
         ok(pb::DeleteConsumerResponse {})
     }
 
@@ -299,7 +324,10 @@ impl ConsumerService for V1 {
         let (batch, reservation) = if wait.is_zero() {
             let reservation = admission::reserve(&budget, &limits)?;
             (
-                self.store.fetch(&topic, &id, limits, wait).await?,
+                self.store
+                    .fetch(&topic, &id, limits, wait)
+                    .await
+                    .map_err(Error::from)?,
                 reservation,
             )
         } else {
@@ -328,7 +356,11 @@ impl ConsumerService for V1 {
             .check(&request, Action::Commit, &request.get_ref().topic)?;
         let request = request.into_inner();
         let (topic, id) = convert::consumer_ref(request.topic, request.consumer)?;
-        let consumer = self.store.commit(&topic, &id, request.offset).await?;
+        let consumer = self
+            .store
+            .commit(&topic, &id, request.offset)
+            .await
+            .map_err(Error::from)?;
         ok(pb::CommitResponse {
             consumer: Some(convert::consumer(consumer)),
         })
@@ -347,7 +379,11 @@ impl ConsumerService for V1 {
             return Err(Error::invalid("position", "a position to seek to is required").into());
         }
         let position = convert::position("position", request.position, Position::Earliest)?;
-        let consumer = self.store.seek(&topic, &id, position).await?;
+        let consumer = self
+            .store
+            .seek(&topic, &id, position)
+            .await
+            .map_err(Error::from)?;
         ok(pb::SeekResponse {
             consumer: Some(convert::consumer(consumer)),
         })
@@ -376,7 +412,11 @@ impl ConsumerService for V1 {
             }
             SubscribeFrom::Consumer(convert::consumer_id("consumer", request.consumer)?)
         };
-        let messages = self.store.subscribe(&topic, from, limits).await?;
+        let messages = self
+            .store
+            .subscribe(&topic, from, limits)
+            .await
+            .map_err(Error::from)?;
         let messages = subscription::paced(messages, budget, limits.max_bytes);
         let stream = subscription::until_shutdown(messages, self.shutdown.clone()).map(|batch| {
             batch
@@ -384,7 +424,7 @@ impl ConsumerService for V1 {
                     messages: batch.messages.into_iter().map(convert::message).collect(),
                     skipped_messages: batch.skipped,
                 })
-                .map_err(Status::from)
+                .map_err(|error| Status::from(Error::from(error)))
         });
         ok(Box::pin(stream))
     }

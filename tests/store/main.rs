@@ -2,7 +2,7 @@
 //! backend of [`Store`] must pass, and a model-based test of the in-memory
 //! store.
 //!
-//! [`Store`]: gostream::store::Store
+//! [`Store`]: gostream_store::Store
 //!
 //! # Layout
 //! - [`conformance`]: every rule the `Store` trait documents, scenario by

@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
-use gostream::store::{CommitMode, Position, Store};
+use gostream_store::{CommitMode, Position, Store};
 use tokio::time::timeout;
 
 use super::support::{new_consumer, new_topic, offsets, read_all, records, spec, up_to, values};

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gostream::store::{CommitMode, Position, Store};
+use gostream_store::{CommitMode, Position, Store};
 
 use super::support::{
     consumer, consumer_not_found, expect_err, fetch, ids, listed_ids, new_consumer, new_topic,

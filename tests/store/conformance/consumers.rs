@@ -3,9 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gostream::{
-    error::Error,
-    store::{CommitMode, ConsumerSpec, MAX_ACK_TIMEOUT, Position, Store},
+use gostream_store::{
+    Error, Subject, {CommitMode, ConsumerSpec, MAX_ACK_TIMEOUT, Position, Store},
 };
 
 use super::support::{
@@ -320,7 +319,7 @@ pub(super) async fn manual_ack_timeout_must_be_positive_and_at_most_an_hour(stor
             store
                 .create_consumer(&t, with_timeout("m", bad, CommitMode::Manual))
                 .await,
-            "ack_timeout",
+            Subject::AckTimeout,
         );
     }
     assert!(listed_ids(&*store, &t).await.is_empty());

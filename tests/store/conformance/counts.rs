@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use gostream::{
-    error::Error,
-    store::{CommitMode, Position, Store},
+use gostream_store::{
+    Error, {CommitMode, Position, Store},
 };
 
 use super::support::{consumer, expect_err, new_consumer, new_topic, spec, topic};

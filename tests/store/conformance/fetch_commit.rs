@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gostream::store::{CommitMode, Position, ReadLimits, Store};
+use gostream_store::{CommitMode, Position, ReadLimits, Store};
 
 use super::support::{
     assert_failed_precondition, consumer, consumer_not_found, expect_err, fetch, new_consumer,

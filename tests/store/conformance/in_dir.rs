@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gostream::{
-    error::Result,
-    store::{
+use gostream_store::{
+    Result,
+    {
         Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MessageStream, Page, Position, PublishAck,
         ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store, StoreStats, SubscribeFrom,
         TopicInfo, TopicName,

@@ -3,9 +3,8 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use gostream::{
-    error::{Error, Result},
-    store::{Batch, CommitMode, ConsumerId, MAX_WAIT, Position, Store, TopicName},
+use gostream_store::{
+    {Batch, CommitMode, ConsumerId, MAX_WAIT, Position, Store, TopicName}, {Error, Result},
 };
 use tokio::{
     task::JoinHandle,
@@ -248,7 +247,7 @@ pub(super) async fn waits_are_capped_at_max_wait(store: Arc<dyn Store>) {
                     "{what} asked to wait {too_long:?} waited {waited:?}, past MAX_WAIT ({MAX_WAIT:?})"
                 );
             }
-            Err(Error::InvalidArgument { description, .. }) => assert!(!description.is_empty()),
+            Err(Error::Invalid { description, .. }) => assert!(!description.is_empty()),
             Err(other) => {
                 panic!("{what}: expected an empty batch or InvalidArgument, got {other:?}")
             }

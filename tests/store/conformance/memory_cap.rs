@@ -9,9 +9,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gostream::{
-    error::Error,
-    store::{PublishAck, Record, RetentionOverrides, RetentionUpdate, Store, TopicName},
+use gostream_store::{
+    Error, {PublishAck, Record, RetentionOverrides, RetentionUpdate, Store, TopicName},
 };
 
 use super::{
@@ -27,7 +26,7 @@ fn cap() -> u64 {
     MEMORY_CAP.max_memory_bytes
 }
 
-async fn publish_one(store: &dyn Store, topic: &TopicName) -> gostream::error::Result<PublishAck> {
+async fn publish_one(store: &dyn Store, topic: &TopicName) -> gostream_store::Result<PublishAck> {
     store
         .publish(topic, vec![record_of_size(RECORD_BYTES)])
         .await
@@ -36,7 +35,7 @@ async fn publish_one(store: &dyn Store, topic: &TopicName) -> gostream::error::R
 /// Asserts the publish was refused for the memory cap, with a message that
 /// names the cap and the flag that sets it.
 #[track_caller]
-fn assert_over_the_cap(result: gostream::error::Result<PublishAck>) {
+fn assert_over_the_cap(result: gostream_store::Result<PublishAck>) {
     match result {
         Err(Error::ResourceExhausted(message)) => {
             assert!(

@@ -75,9 +75,9 @@ mod topics;
 
 use std::{sync::Arc, time::Duration};
 
-use gostream::store::{
-    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, RedisOptions, RedisStore,
-    RedisTarget, RetentionPolicy, Store, StoreLimits,
+use gostream_redis::{RedisOptions, RedisStore, RedisTarget};
+use gostream_store::{
+    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, RetentionPolicy, Store, StoreLimits,
 };
 
 /// The limits every store under test is configured with, unless its

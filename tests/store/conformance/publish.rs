@@ -4,7 +4,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
-use gostream::store::{PublishAck, Record, Store};
+use gostream_store::{PublishAck, Record, Store, Subject};
 
 use super::{
     LIMITS,
@@ -100,7 +100,7 @@ pub(super) async fn publish_accounts_messages_and_bytes(store: Arc<dyn Store>) {
 pub(super) async fn publish_rejects_an_empty_batch(store: Arc<dyn Store>) {
     let t = new_topic(&*store, "t").await;
     publish(&*store, &t, &["a"]).await;
-    assert_invalid_argument(store.publish(&t, Vec::new()).await, "records");
+    assert_invalid_argument(store.publish(&t, Vec::new()).await, Subject::Records);
     let info = store.get_topic(&t).await.expect("get");
     assert_eq!(
         (info.end_offset, info.message_count, info.size_bytes),
@@ -119,7 +119,7 @@ pub(super) async fn publish_with_an_oversize_record_appends_nothing(store: Arc<d
         record_of_size(LIMITS.max_message_bytes + 1),
         record("never"),
     ];
-    assert_invalid_argument(store.publish(&t, batch).await, "records[2]");
+    assert_invalid_argument(store.publish(&t, batch).await, Subject::Record(2));
     assert_eq!(
         store.get_topic(&t).await.expect("get"),
         before,
@@ -132,7 +132,7 @@ pub(super) async fn publish_with_an_oversize_record_appends_nothing(store: Arc<d
         record_of_size(LIMITS.max_message_bytes * 2),
         record_of_size(LIMITS.max_message_bytes * 3),
     ];
-    assert_invalid_argument(store.publish(&t, batch).await, "records[0]");
+    assert_invalid_argument(store.publish(&t, batch).await, Subject::Record(0));
 
     // Keys and headers count toward the limit.
     let keyed = Record {
@@ -141,13 +141,16 @@ pub(super) async fn publish_with_an_oversize_record_appends_nothing(store: Arc<d
     };
     assert_invalid_argument(
         store.publish(&t, vec![record("a"), keyed]).await,
-        "records[1]",
+        Subject::Record(1),
     );
     let with_header = Record {
         headers: HashMap::from([("h".to_owned(), String::new())]),
         ..record_of_size(LIMITS.max_message_bytes)
     };
-    assert_invalid_argument(store.publish(&t, vec![with_header]).await, "records[0]");
+    assert_invalid_argument(
+        store.publish(&t, vec![with_header]).await,
+        Subject::Record(0),
+    );
 
     assert_eq!(
         store.get_topic(&t).await.expect("get"),

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use gostream::store::{Batch, Position, ReadLimits, Record, Store, TopicName};
+use gostream_store::{Batch, Position, ReadLimits, Record, Store, TopicName};
 
 use super::support::{
     assert_out_of_range, expect_err, new_topic, offsets, publish, record, time_after_last_publish,

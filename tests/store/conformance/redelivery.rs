@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gostream::store::{
+use gostream_store::{
     CommitMode, ConsumerId, ConsumerSpec, MAX_ACK_TIMEOUT, Position, Store, TopicName,
 };
 use tokio::time::{Instant, advance};

@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gostream::store::{
+use gostream_store::{
     CommitMode, Position, RetentionOverrides, RetentionPolicy, RetentionUpdate, Store,
     SubscribeFrom, TopicInfo,
 };

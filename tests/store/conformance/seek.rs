@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use gostream::store::{CommitMode, Position, Store};
+use gostream_store::{CommitMode, Position, Store};
 
 use super::support::{
     assert_failed_precondition, assert_out_of_range, consumer, consumer_not_found, expect_err,

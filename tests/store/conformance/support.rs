@@ -7,23 +7,24 @@ use std::{fmt::Debug, time::Duration};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use gostream::{
-    error::{Error, Result},
-    store::{
+use gostream_store::{
+    Subject,
+    {
         Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, Message, MessageStream,
         Position, PublishAck, ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store,
         TopicInfo, TopicName,
     },
+    {Error, Result},
 };
 
 use crate::clock::now_ns;
 
 pub(super) fn topic(name: &str) -> TopicName {
-    TopicName::parse("topic", name).expect("a valid topic name")
+    TopicName::parse(name).expect("a valid topic name")
 }
 
 pub(super) fn consumer(id: &str) -> ConsumerId {
-    ConsumerId::parse("consumer", id).expect("a valid consumer id")
+    ConsumerId::parse(id).expect("a valid consumer id")
 }
 
 /// A record with only a value.
@@ -92,18 +93,21 @@ pub(super) fn expect_err<T: Debug>(result: Result<T>) -> Error {
     }
 }
 
-/// Asserts `InvalidArgument` naming `field`, with a description.
+/// Asserts `Invalid` about `expected`, with a description.
 #[track_caller]
-pub(super) fn assert_invalid_argument<T: Debug>(result: Result<T>, expected_field: &str) {
+pub(super) fn assert_invalid_argument<T: Debug>(result: Result<T>, expected: Subject) {
     match expect_err(result) {
-        Error::InvalidArgument { field, description } => {
-            assert_eq!(field, expected_field);
+        Error::Invalid {
+            subject,
+            description,
+        } => {
+            assert_eq!(subject, expected);
             assert!(
                 !description.is_empty(),
-                "the error should say what is wrong with {field}"
+                "the error should say what is wrong with the {subject}"
             );
         }
-        other => panic!("expected InvalidArgument for {expected_field}, got {other:?}"),
+        other => panic!("expected Invalid about the {expected}, got {other:?}"),
     }
 }
 

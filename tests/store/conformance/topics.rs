@@ -2,9 +2,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use gostream::{
-    error::Error,
-    store::{CommitMode, Position, PublishAck, Store},
+use gostream_store::{
+    Error, {CommitMode, Position, PublishAck, Store},
 };
 
 use super::support::{

@@ -22,9 +22,8 @@ mod step;
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use gostream::{
-    error::Result,
-    store::{CommitMode, MAX_ACK_TIMEOUT, MemoryStore, ReadLimits, Record, Store, StoreLimits},
+use gostream_store::{
+    Result, {CommitMode, MAX_ACK_TIMEOUT, MemoryStore, ReadLimits, Record, Store, StoreLimits},
 };
 use proptest::prelude::*;
 

@@ -4,7 +4,7 @@
 use std::{collections::HashMap, fmt::Debug};
 
 use bytes::Bytes;
-use gostream::store::{CommitMode, ReadLimits, Record};
+use gostream_store::{CommitMode, ReadLimits, Record};
 use proptest::{collection::vec, option, prelude::*};
 
 use super::{CONSUMERS, MAX_MESSAGE_BYTES, TOPICS};

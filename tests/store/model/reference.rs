@@ -3,12 +3,13 @@
 
 use std::{collections::BTreeMap, fmt::Debug, time::Duration};
 
-use gostream::{
-    error::{Error, Result},
-    store::{
+use gostream_store::{
+    Subject,
+    {
         Batch, CommitMode, ConsumerId, ConsumerInfo, Message, Page, Position, PublishAck,
         ReadLimits, Record, TopicInfo, TopicName,
     },
+    {Error, Result},
 };
 
 use super::{ACK_TIMEOUT, MAX_MESSAGE_BYTES};
@@ -53,10 +54,10 @@ pub(super) fn record_bytes(record: &Record) -> usize {
             .sum::<usize>()
 }
 
-pub(super) fn invalid(field: impl Into<String>) -> Error {
+pub(super) fn invalid(subject: Subject) -> Error {
     // Descriptions are prose; results are compared with them blanked.
-    Error::InvalidArgument {
-        field: field.into(),
+    Error::Invalid {
+        subject,
         description: String::new(),
     }
 }
@@ -78,7 +79,7 @@ impl ModelTopic {
                 .map(|m| record_bytes(&m.record) as u64)
                 .sum(),
             create_time_ns: self.create_time_ns,
-            retention: gostream::store::RetentionPolicy::UNLIMITED,
+            retention: gostream_store::RetentionPolicy::UNLIMITED,
         }
     }
 
@@ -229,13 +230,13 @@ impl Model {
         published_within: (u64, u64),
     ) -> Result<PublishAck> {
         if records.is_empty() {
-            return Err(invalid("records"));
+            return Err(invalid(Subject::Records));
         }
         if let Some(i) = records
             .iter()
             .position(|r| record_bytes(r) > MAX_MESSAGE_BYTES)
         {
-            return Err(invalid(format!("records[{i}]")));
+            return Err(invalid(Subject::Record(i)));
         }
         let topic = self.topic_mut(name)?;
         let first_offset = topic.end();

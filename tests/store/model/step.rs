@@ -3,9 +3,8 @@
 
 use std::{fmt::Debug, time::Duration};
 
-use gostream::{
-    error::{Error, Result},
-    store::{ConsumerId, ConsumerSpec, Position, Store, TopicName},
+use gostream_store::{
+    {ConsumerId, ConsumerSpec, Position, Store, TopicName}, {Error, Result},
 };
 
 use super::{
@@ -16,18 +15,18 @@ use super::{
 use crate::clock::now_ns;
 
 pub(super) fn topic_name(index: usize) -> TopicName {
-    TopicName::parse("topic", TOPICS[index]).expect("a valid topic name")
+    TopicName::parse(TOPICS[index]).expect("a valid topic name")
 }
 
 pub(super) fn consumer_id(index: usize) -> ConsumerId {
-    ConsumerId::parse("consumer", CONSUMERS[index]).expect("a valid consumer id")
+    ConsumerId::parse(CONSUMERS[index]).expect("a valid consumer id")
 }
 
 /// Errors with their prose blanked: the model predicts variants and fields,
 /// not wording.
 pub(super) fn normalize(error: Error) -> Error {
     match error {
-        Error::InvalidArgument { field, .. } => invalid(field),
+        Error::Invalid { subject, .. } => invalid(subject),
         Error::FailedPrecondition { reason, .. } => Error::FailedPrecondition {
             reason,
             message: String::new(),
@@ -183,7 +182,7 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
                     info.id.clone()
                 }
                 // The store failed; any fresh id gives the model's verdict.
-                (None, Err(_)) => ConsumerId::parse("id", "not-generated").expect("a valid id"),
+                (None, Err(_)) => ConsumerId::parse("not-generated").expect("a valid id"),
             };
             check(
                 actual,

@@ -1,0 +1,581 @@
+//! The calls to Redis behind the store: running a script on a topic's
+//! keys with the arguments every script takes, reading the answers, turning
+//! the errors scripts raise into the broker's, and the loop that waits for
+//! a message (or a redelivery) between tries.
+
+use gostream_store::check_records;
+use std::{sync::PoisonError, time::Duration};
+
+use bytes::Bytes;
+use redis::{RedisError, Script, Value};
+use tokio::time::Instant;
+
+use super::{
+    HEALTH_TTL, Inner, MEMORY_TTL, Memory,
+    codec::{self, Items},
+    scripts::SCRIPTS,
+};
+use gostream_store::{
+    error::{Error, Result},
+    {
+        Batch, CommitMode, ConsumerId, ConsumerInfo, MAX_WAIT, Message, Position, PublishAck,
+        ReadLimits, Record, RetentionOverrides, TopicInfo, TopicName,
+    },
+};
+
+/// What a script's error reply means, with what the caller knows.
+pub(super) struct Ctx<'a> {
+    topic: &'a TopicName,
+    consumer: Option<&'a ConsumerId>,
+    offset: u64,
+}
+
+impl<'a> Ctx<'a> {
+    pub(super) fn topic(topic: &'a TopicName) -> Self {
+        Self {
+            topic,
+            consumer: None,
+            offset: 0,
+        }
+    }
+
+    pub(super) fn consumer(topic: &'a TopicName, consumer: &'a ConsumerId) -> Self {
+        Self {
+            topic,
+            consumer: Some(consumer),
+            offset: 0,
+        }
+    }
+
+    pub(super) fn at(self, offset: u64) -> Self {
+        Self { offset, ..self }
+    }
+
+    /// The broker error a script raised, if it is one.
+    pub(super) fn rule(&self, error: &RedisError) -> Option<Error> {
+        let code = error.code()?;
+        let numbers: Vec<u64> = error
+            .detail()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map_while(|word| word.parse().ok())
+            .collect();
+        let number = |i: usize| numbers.get(i).copied().unwrap_or_default();
+        let consumer = self.consumer.map(ConsumerId::to_string).unwrap_or_default();
+        Some(match code {
+            "GSNOTFOUND" => Error::TopicNotFound(self.topic.to_string()),
+            "GSEXISTS" => Error::TopicAlreadyExists(self.topic.to_string()),
+            "GSNOCONSUMER" => Error::ConsumerNotFound {
+                topic: self.topic.to_string(),
+                consumer,
+            },
+            "GSCEXISTS" => Error::ConsumerAlreadyExists {
+                topic: self.topic.to_string(),
+                consumer,
+            },
+            "GSRANGE" => Error::OffsetOutOfRange {
+                topic: self.topic.to_string(),
+                offset: self.offset,
+                start: number(0),
+                end: number(1),
+            },
+            "GSLIMIT" => Error::ResourceExhausted(format!(
+                "cannot create consumer \"{consumer}\": topic {:?} has {} consumers, its limit (--max-consumers-per-topic); delete a consumer first",
+                self.topic.as_str(),
+                number(0)
+            )),
+            "GSBEYOND" => Error::FailedPrecondition {
+                reason: "COMMIT_BEYOND_DELIVERED",
+                message: format!(
+                    "cannot commit offset {}: consumer \"{consumer}\" has been given only the messages below offset {}",
+                    self.offset,
+                    number(0)
+                ),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// A position as the scripts take it: a kind and a value.
+pub(super) fn position_args(position: Position) -> [Bytes; 2] {
+    let (kind, value) = match position {
+        Position::Earliest => ("earliest", String::new()),
+        Position::Latest => ("latest", String::new()),
+        Position::Offset(offset) => ("offset", offset.to_string()),
+        Position::Time(ns) => ("time", codec::padded_ns(ns)),
+    };
+    [Bytes::from_static(kind.as_bytes()), Bytes::from(value)]
+}
+
+pub(super) fn position_offset(position: Position) -> u64 {
+    match position {
+        Position::Offset(offset) => offset,
+        _ => 0,
+    }
+}
+
+pub(super) fn arg(value: impl ToString) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
+pub(super) fn duration_ns(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+pub(super) fn optional_arg(value: Option<u64>) -> Bytes {
+    value.map_or_else(Bytes::new, arg)
+}
+
+/// A read's or fetch's answer, before it is known whether to wait.
+pub(super) struct Answer {
+    generation: String,
+    ready: bool,
+    skipped: u64,
+    next_offset: u64,
+    end_offset: u64,
+    /// Microseconds since the epoch when a redelivery falls due.
+    due_us: Option<u64>,
+    messages: Vec<Message>,
+}
+
+impl Inner {
+    pub(super) fn key(&self, topic: &TopicName, part: &str) -> String {
+        format!("{}:{{{}}}:{part}", self.prefix, topic.as_str())
+    }
+
+    pub(super) fn keys(&self, topic: &TopicName) -> [String; 5] {
+        ["meta", "log", "consumers", "consumer-ids", "outstanding"]
+            .map(|part| self.key(topic, part))
+    }
+
+    pub(super) fn index(&self) -> String {
+        format!("{}:topics", self.prefix)
+    }
+
+    pub(super) fn channel(&self) -> String {
+        format!("{}:changes", self.prefix)
+    }
+
+    /// Runs one command (not a script) and maps its failure.
+    pub(super) async fn command<T>(&self, cmd: redis::Cmd) -> Result<T>
+    where
+        T: redis::FromRedisValue + Send + 'static,
+    {
+        self.link
+            .run(move |link, wanted| async move {
+                let mut conn = link.conn().await?;
+                wanted.check()?;
+                cmd.query_async(&mut conn).await
+            })
+            .await
+            .map_err(|e| self.failed(self.link.error(&e)))
+    }
+
+    /// Notes a failure: one that says Redis is unavailable is what health
+    /// checks report until the next check.
+    pub(super) fn failed(&self, error: Error) -> Error {
+        if let Error::Unavailable(_) = &error {
+            *self.health.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((std::time::Instant::now(), Err(error.clone())));
+        }
+        error
+    }
+
+    /// Runs `script` on `ctx.topic`'s keys, with the arguments every script
+    /// takes (the generation `generation` — `""` for any —, the time
+    /// `now_ns`, the default retention) followed by `args`.
+    pub(super) async fn eval(
+        &self,
+        script: &'static Script,
+        ctx: Ctx<'_>,
+        generation: &str,
+        now_ns: u64,
+        args: Vec<Bytes>,
+    ) -> Result<Value> {
+        let keys = self.keys(ctx.topic);
+        let defaults = self.limits.default_retention;
+        let mut all = Vec::with_capacity(6 + args.len());
+        all.extend([
+            Bytes::from(generation.to_owned()),
+            Bytes::from(codec::padded_ns(now_ns)),
+            arg(now_ns / 1000),
+            arg(defaults.max_messages),
+            arg(defaults.max_bytes),
+            arg(duration_ns(defaults.max_age)),
+        ]);
+        all.extend(args);
+        self.link
+            .run(move |link, wanted| async move {
+                let mut conn = link.conn().await?;
+                let mut evalsha = redis::cmd("EVALSHA");
+                evalsha.arg(script.get_hash()).arg(keys.len());
+                for key in &keys {
+                    evalsha.arg(key);
+                }
+                for arg in &all {
+                    evalsha.arg(&arg[..]);
+                }
+                wanted.check()?;
+                match evalsha.query_async::<Value>(&mut conn).await {
+                    // Not loaded yet on that server (or it restarted):
+                    // load it and try again, unless the caller is gone.
+                    Err(error)
+                        if error.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        wanted.check()?;
+                        script.load_async(&mut conn).await?;
+                        wanted.check()?;
+                        evalsha.query_async(&mut conn).await
+                    }
+                    answer => answer,
+                }
+            })
+            .await
+            .map_err(|e| {
+                ctx.rule(&e)
+                    .unwrap_or_else(|| self.failed(self.link.error(&e)))
+            })
+    }
+
+    pub(super) fn topic_info(&self, name: &TopicName, value: Value) -> Result<(TopicInfo, String)> {
+        let mut items = Items::new(value, "a topic")?;
+        let generation = items.text()?;
+        let create_time_ns = items.number()?;
+        let start_offset = items.number()?;
+        let end_offset = items.number()?;
+        let size_bytes = items.number()?;
+        let overrides = RetentionOverrides {
+            max_messages: items.optional()?,
+            max_bytes: items.optional()?,
+            max_age: items.optional()?.map(Duration::from_nanos),
+        };
+        Ok((
+            TopicInfo {
+                name: name.clone(),
+                start_offset,
+                end_offset,
+                message_count: end_offset.saturating_sub(start_offset),
+                size_bytes,
+                create_time_ns,
+                retention: overrides.effective(&self.limits.default_retention),
+            },
+            generation,
+        ))
+    }
+
+    pub(super) fn consumer_info(topic: &TopicName, value: Value) -> Result<ConsumerInfo> {
+        let mut items = Items::new(value, "a consumer")?;
+        let id = items.text()?;
+        let id = ConsumerId::parse(id)
+            .map_err(|e| Error::Internal(format!("a consumer id in Redis is invalid: {e}")))?;
+        let offset = items.number()?;
+        let committed_offset = items.number()?;
+        let lag = items.number()?;
+        let commit_mode = match items.text()?.as_str() {
+            "m" => CommitMode::Manual,
+            _ => CommitMode::Auto,
+        };
+        let ack_timeout = Duration::from_nanos(items.number()?);
+        let create_time_ns = items.number()?;
+        Ok(ConsumerInfo {
+            topic: topic.clone(),
+            id,
+            offset,
+            committed_offset,
+            lag,
+            commit_mode,
+            ack_timeout: match commit_mode {
+                CommitMode::Auto => Duration::ZERO,
+                CommitMode::Manual => ack_timeout,
+            },
+            create_time_ns,
+        })
+    }
+
+    pub(super) async fn get_topic_with(
+        &self,
+        name: &TopicName,
+        generation: &str,
+    ) -> Result<(TopicInfo, String)> {
+        let value = self
+            .eval(
+                &SCRIPTS.get_topic,
+                Ctx::topic(name),
+                generation,
+                self.clock.now_ns(),
+                Vec::new(),
+            )
+            .await?;
+        self.topic_info(name, value)
+    }
+
+    /// Every topic name in the index, in order.
+    pub(super) async fn all_topic_names(&self) -> Result<Vec<String>> {
+        self.command(
+            redis::cmd("ZRANGE")
+                .arg(self.index())
+                .arg(0)
+                .arg(-1)
+                .clone(),
+        )
+        .await
+    }
+
+    /// Redis' memory figures, at most [`MEMORY_TTL`] old.
+    pub(super) async fn memory(&self) -> Result<Memory> {
+        if let Some((at, memory)) = *self.memory.lock().unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < MEMORY_TTL
+        {
+            return Ok(memory);
+        }
+        let value: Value = self
+            .command(redis::cmd("INFO").arg("memory").clone())
+            .await?;
+        let texts: Vec<String> = match value {
+            Value::Map(nodes) => nodes
+                .into_iter()
+                .filter_map(|(_, info)| codec::text(info, "INFO").ok())
+                .collect(),
+            other => vec![codec::text(other, "INFO")?],
+        };
+        let mut memory = Memory::default();
+        for text in &texts {
+            for line in text.lines() {
+                let Some((name, value)) = line.trim().split_once(':') else {
+                    continue;
+                };
+                match name {
+                    "used_memory" => memory.used += value.parse::<u64>().unwrap_or(0),
+                    "maxmemory" => memory.max += value.parse::<u64>().unwrap_or(0),
+                    "maxmemory_policy" if value != "noeviction" => {
+                        tracing::warn!(
+                            addr = %self.link.addr,
+                            policy = value,
+                            "Redis may evict keys (maxmemory-policy is not noeviction): topics can lose messages and consumers; set maxmemory-policy noeviction"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        *self.memory.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((std::time::Instant::now(), memory));
+        Ok(memory)
+    }
+
+    /// Refuses a publish when Redis holds as much as it may: its
+    /// `maxmemory`, or `--max-memory-bytes` when that is not set.
+    pub(super) async fn check_memory(&self) -> Result<()> {
+        let cap = self.limits.max_memory_bytes;
+        let memory = self.memory().await?;
+        let (cap, setting) = match memory.max {
+            0 if cap == u64::MAX => return Ok(()),
+            0 => (cap, "--max-memory-bytes"),
+            max => (max, "Redis' maxmemory"),
+        };
+        if memory.used >= cap {
+            return Err(Error::ResourceExhausted(format!(
+                "Redis at {} holds {} bytes, at its memory cap of {cap} bytes ({setting}). Lower the retention of topics or raise the cap",
+                self.link.addr, memory.used
+            )));
+        }
+        Ok(())
+    }
+
+    /// One try of an ephemeral read.
+    pub(super) async fn read_once(
+        &self,
+        topic: &TopicName,
+        generation: &str,
+        offset: u64,
+        limits: ReadLimits,
+        now_ns: u64,
+    ) -> Result<Answer> {
+        let value = self
+            .eval(
+                &SCRIPTS.read,
+                Ctx::topic(topic).at(offset),
+                generation,
+                now_ns,
+                vec![arg(offset), arg(limits.max_messages), arg(limits.max_bytes)],
+            )
+            .await?;
+        let mut items = Items::new(value, "a read")?;
+        Ok(Answer {
+            generation: items.text()?,
+            ready: true,
+            skipped: items.number()?,
+            next_offset: items.number()?,
+            end_offset: items.number()?,
+            due_us: None,
+            messages: codec::messages(items.next()?)?,
+        })
+    }
+
+    /// One try of a fetch; `last` makes an empty batch the answer.
+    pub(super) async fn fetch_once(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        generation: &str,
+        limits: ReadLimits,
+        last: bool,
+        now_ns: u64,
+    ) -> Result<Answer> {
+        let value = self
+            .eval(
+                &SCRIPTS.fetch,
+                Ctx::consumer(topic, id),
+                generation,
+                now_ns,
+                vec![
+                    arg(id),
+                    arg(limits.max_messages),
+                    arg(limits.max_bytes),
+                    Bytes::from_static(if last { b"1" } else { b"0" }),
+                ],
+            )
+            .await?;
+        let mut items = Items::new(value, "a fetch")?;
+        Ok(Answer {
+            generation: items.text()?,
+            ready: items.number()? == 1,
+            skipped: items.number()?,
+            next_offset: items.number()?,
+            end_offset: items.number()?,
+            due_us: u64::try_from(items.signed()?).ok(),
+            messages: codec::messages(items.next()?)?,
+        })
+    }
+
+    /// A read (`consumer` None) or fetch, waiting up to `wait` (capped at
+    /// [`MAX_WAIT`]) for a message, pinned to the topic's generation once
+    /// known. Returns the batch and the generation.
+    pub(super) async fn wait_for(
+        &self,
+        topic: &TopicName,
+        consumer: Option<&ConsumerId>,
+        offset: u64,
+        limits: ReadLimits,
+        wait: Duration,
+        generation: &str,
+    ) -> Result<(Batch, String)> {
+        let deadline = Instant::now() + wait.min(MAX_WAIT);
+        let mut last = wait.is_zero();
+        let mut generation = generation.to_owned();
+        let mut skipped = 0;
+        loop {
+            // Watch before reading: a change after the read still wakes.
+            let mut changes = self.waiters.watch(topic.as_str());
+            let (now, now_ns) = (Instant::now(), self.clock.now_ns());
+            let answer = match consumer {
+                None => {
+                    self.read_once(topic, &generation, offset, limits, now_ns)
+                        .await?
+                }
+                Some(id) => {
+                    self.fetch_once(topic, id, &generation, limits, last, now_ns)
+                        .await?
+                }
+            };
+            generation = answer.generation;
+            // A fetch moves the consumer past what it skipped, once; a read
+            // moves nothing, so each try says the same.
+            skipped = match consumer {
+                Some(_) => skipped + answer.skipped,
+                None => answer.skipped,
+            };
+            if answer.ready && (!answer.messages.is_empty() || last) {
+                let batch = Batch {
+                    messages: answer.messages,
+                    skipped,
+                    next_offset: answer.next_offset,
+                    end_offset: answer.end_offset,
+                };
+                return Ok((batch, generation));
+            }
+            let wake = match answer.due_us {
+                Some(due_us) => {
+                    let wait_us = due_us.saturating_sub(now_ns / 1000);
+                    (now + Duration::from_micros(wait_us)).min(deadline)
+                }
+                None => deadline,
+            };
+            if tokio::time::timeout_at(wake, changes.changed())
+                .await
+                .is_err()
+                && wake >= deadline
+            {
+                last = true;
+            }
+        }
+    }
+
+    pub(super) async fn publish(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+    ) -> Result<PublishAck> {
+        check_records(&records, self.limits.max_message_bytes)?;
+        self.check_memory().await?;
+        let count = records.len() as u64;
+        let mut args = Vec::with_capacity(2 + 4 * records.len());
+        args.push(Bytes::from(self.channel()));
+        args.push(Bytes::from(topic.to_string()));
+        for record in records {
+            args.push(arg(record.size()));
+            args.push(record.key);
+            args.push(record.value);
+            args.push(Bytes::from(codec::encode_headers(&record.headers)));
+        }
+        let value = self
+            .eval(
+                &SCRIPTS.publish,
+                Ctx::topic(topic),
+                "",
+                self.clock.now_ns(),
+                args,
+            )
+            .await?;
+        self.waiters.wake(topic.as_str());
+        Ok(PublishAck {
+            first_offset: codec::number(value, "a publish")?,
+            count,
+        })
+    }
+
+    pub(super) async fn consumer_call(
+        &self,
+        script: &'static Script,
+        topic: &TopicName,
+        id: &ConsumerId,
+        offset: u64,
+        args: Vec<Bytes>,
+    ) -> Result<ConsumerInfo> {
+        let value = self
+            .eval(
+                script,
+                Ctx::consumer(topic, id).at(offset),
+                "",
+                self.clock.now_ns(),
+                args,
+            )
+            .await?;
+        Self::consumer_info(topic, value)
+    }
+
+    /// Answers `PING` (cached for [`HEALTH_TTL`]).
+    pub(super) async fn health(&self) -> Result<()> {
+        if let Some((at, health)) = &*self.health.lock().unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < HEALTH_TTL
+        {
+            return health.clone();
+        }
+        let health = self.command::<Value>(redis::cmd("PING")).await.map(drop);
+        *self.health.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((std::time::Instant::now(), health.clone()));
+        health
+    }
+}

@@ -1,0 +1,245 @@
+//! The Redis backend (`--store redis://…` or `redis-cluster://…`):
+//! [`RedisStore`] keeps every topic, message and consumer in Redis, so any
+//! number of GoStream nodes serve the same topics and hold no state of
+//! their own.
+//!
+//! # Mapping
+//! Every key of a topic carries the topic's name as its hash tag, so one
+//! topic lives in one cluster slot and every script runs on one node:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides |
+//! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1`; fields `t` (publish time), `s` (size), `k`, `v` and, with headers, `h` |
+//! | `<prefix>:{<topic>}:consumers` | hash | consumer id → offset, committed offset, mode, ack timeout, creation time |
+//! | `<prefix>:{<topic>}:consumer-ids` | sorted set | consumer ids, for listing in order |
+//! | `<prefix>:{<topic>}:outstanding` | hash | consumer id → deliveries not yet committed (manual mode) |
+//! | `<prefix>:topics` | sorted set | every topic name (ListTopics) |
+//! | `<prefix>:changes` | pub/sub channel | the name of each topic that changed |
+//!
+//! Topic names are `[A-Za-z0-9._-]`, so they never hold a brace and are
+//! used in the tag as they are.
+//!
+//! # Rules
+//! Every call on a topic is one Lua script (`lua/`) on that topic's
+//! keys: the publish script reads the end offset, adds each record with
+//! its explicit ID, moves the end, applies count, size and age retention
+//! and publishes a change notice, atomically; the fetch script reads and
+//! advances a consumer in one step, so two nodes fetching for one consumer
+//! never hand out the same message. Times come from the node's [`Clock`]
+//! and are passed in: publish times never decrease along a topic (the
+//! script keeps the latest). A topic's generation (random, set at creation)
+//! lets a subscription notice that its topic was deleted and re-created.
+//!
+//! The topic index lives outside the topics' slots: creation writes the
+//! topic, then the index; deletion removes the topic, then its index entry
+//! (and puts it back if the topic was re-created meanwhile). Between the
+//! two steps (or when Redis fails between them) a listing may miss a new
+//! topic or name a deleted one, which it then skips.
+//!
+//! # Waiting
+//! Long-polls and subscriptions wait on pub/sub notices, never by polling:
+//! every script that appends to a topic, deletes it or deletes a consumer
+//! `PUBLISH`es the topic's name on `<prefix>:changes`; each node keeps one
+//! pub/sub connection subscribed to it (in a cluster, classic pub/sub
+//! reaches every node, so one connection to a seed node hears all) and
+//! wakes the waiters of that topic. A waiter registers before it reads, so
+//! no change is lost between its read and its wait; after the pub/sub
+//! connection is re-established every waiter is woken.
+//!
+//! # Layout
+//! - `store`: the [`Store`](gostream_store::Store) trait's calls, each a script on
+//!   the topic's keys (plus the topic index).
+//! - `calls`: running a script, reading its answer, mapping its errors, and
+//!   the wait between tries of a long-poll.
+//! - `lua/`: the scripts (a shared prelude and one body per call);
+//!   `scripts` compiles them in.
+//! - `codec`: how a message is stored in a stream entry, and answers read.
+//! - `link`: the connections (standalone or cluster), timeouts, where
+//!   commands run, and what a Redis failure means to a client.
+//! - `wake`: the change notices that wake waiting readers.
+//! - `target`: the `--store` URL.
+//!
+//! # Failures
+//! A Redis that cannot be reached, times out or is down answers
+//! `UNAVAILABLE` naming Redis and its address; the connection is made again
+//! by the next call once Redis is back. [`Store::health`](gostream_store::Store::health) pings Redis
+//! (at most once a second).
+
+mod calls;
+mod codec;
+mod link;
+mod scripts;
+mod store;
+mod target;
+mod wake;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+
+pub use target::RedisTarget;
+
+use self::{link::Link, wake::Waiters};
+use gostream_store::error::{Error, Result};
+use gostream_store::{Clock, StoreLimits};
+
+/// The key prefix of a store that sets none.
+pub const DEFAULT_KEY_PREFIX: &str = "gostream";
+
+/// How to reach Redis and where in it the broker's keys live.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// The server or cluster.
+    pub target: RedisTarget,
+    /// The first part of every key (and of the change channel), so several
+    /// brokers can share one Redis: `gostream` unless set.
+    pub key_prefix: String,
+    /// Run Redis I/O on a runtime of the store's own, waiting for each
+    /// command on tokio's blocking pool. For tests that pause tokio's
+    /// clock: a paused runtime with nothing to do jumps to its next timer,
+    /// even while a command is on the wire; a blocking task holds it back.
+    pub own_runtime: bool,
+}
+
+impl RedisOptions {
+    /// `target` with the default key prefix, on the caller's runtime.
+    pub fn new(target: RedisTarget) -> Self {
+        Self {
+            target,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            own_runtime: false,
+        }
+    }
+}
+
+/// A [`Store`](gostream_store::Store) in Redis (standalone or Redis Cluster). Cheap to share:
+/// clones use the same connections.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("addr", &self.inner.link.addr)
+            .field("key_prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Redis' memory figures, as `INFO memory` reports them (added up over a
+/// cluster's nodes).
+#[derive(Debug, Clone, Copy, Default)]
+struct Memory {
+    used: u64,
+    /// `maxmemory`; 0 when not set.
+    max: u64,
+}
+
+/// How long a health check or a memory figure is reused.
+const HEALTH_TTL: Duration = Duration::from_secs(1);
+const MEMORY_TTL: Duration = Duration::from_millis(100);
+
+struct Inner {
+    link: Arc<Link>,
+    prefix: String,
+    kind: &'static str,
+    waiters: Arc<Waiters>,
+    limits: StoreLimits,
+    /// This broker's budget: the responses it holds for its clients (the
+    /// messages are Redis' memory, checked against its own figures).
+    budget: gostream_store::MemoryBudget,
+    clock: Clock,
+    stop: CancellationToken,
+    health: Mutex<Option<(std::time::Instant, Result<()>)>>,
+    memory: Mutex<Option<(std::time::Instant, Memory)>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl RedisStore {
+    /// A store over the Redis `options` names, enforcing `limits` and
+    /// reading the time from `clock`. Nothing is connected yet: the first
+    /// call connects, and a Redis that is down is reported by the calls
+    /// (and [`Store::health`](gostream_store::Store::health)) until it is back. Must be called within a
+    /// tokio runtime (it starts the listener of change notices).
+    pub fn open(options: RedisOptions, limits: StoreLimits, clock: Clock) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Internal(
+                "the Redis store must be opened within a tokio runtime".into(),
+            ));
+        }
+        let link = Arc::new(Link::open(&options.target, options.own_runtime)?);
+        let (kind, urls) = match &options.target {
+            RedisTarget::Standalone { url } => ("redis", vec![url.clone()]),
+            RedisTarget::Cluster { nodes } => ("redis-cluster", nodes.clone()),
+        };
+        let inner = Arc::new(Inner {
+            link: link.clone(),
+            prefix: options.key_prefix,
+            kind,
+            waiters: Arc::new(Waiters::default()),
+            budget: gostream_store::MemoryBudget::for_limits(&limits),
+            limits,
+            clock,
+            stop: CancellationToken::new(),
+            health: Mutex::new(None),
+            memory: Mutex::new(None),
+        });
+        link.spawn(wake::listen(
+            urls,
+            inner.channel(),
+            Arc::downgrade(&inner.waiters),
+            inner.stop.clone(),
+        ));
+        Ok(Self { inner })
+    }
+
+    /// Deletes every key of this store's prefix (tests: a fresh store).
+    /// Slow (SCAN) on a large database.
+    pub async fn clear(&self) -> Result<()> {
+        let pattern = format!("{}:*", self.inner.prefix);
+        self.inner
+            .link
+            .run(move |link, wanted| async move {
+                let mut conn = link.conn().await?;
+                wanted.check()?;
+                let keys: Vec<String> = match &mut conn {
+                    link::Conn::Single(single) => {
+                        use redis::AsyncCommands as _;
+                        let mut found = Vec::new();
+                        let mut iter = single.scan_match::<_, String>(&pattern).await?;
+                        while let Some(key) = futures_util::StreamExt::next(&mut iter).await {
+                            found.push(key?);
+                        }
+                        found
+                    }
+                    link::Conn::Cluster(_) => {
+                        // KEYS reaches every primary of the cluster.
+                        redis::cmd("KEYS")
+                            .arg(&pattern)
+                            .query_async(&mut conn)
+                            .await?
+                    }
+                };
+                for key in keys {
+                    redis::cmd("DEL")
+                        .arg(&key)
+                        .query_async::<()>(&mut conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| self.inner.link.error(&e))
+    }
+}

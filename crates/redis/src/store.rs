@@ -1,0 +1,491 @@
+//! [`Store`] for [`RedisStore`]: each call is a script on the topic's keys
+//! (see [`calls`](super::calls)), plus the topic index for creation,
+//! listing and deletion.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{
+    Inner, RedisStore,
+    calls::{Ctx, arg, duration_ns, optional_arg, position_args, position_offset},
+    codec::{self, Items},
+    scripts::SCRIPTS,
+};
+use gostream_store::{
+    error::{Error, Result},
+    {
+        Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, MAX_WAIT, MessageStream, Page,
+        Position, PublishAck, ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store,
+        StoreStats, SubscribeFrom, TopicInfo, TopicName,
+    },
+};
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn create_topic(
+        &self,
+        name: TopicName,
+        retention: RetentionOverrides,
+    ) -> Result<TopicInfo> {
+        let inner = &self.inner;
+        let count: u64 = inner
+            .command(redis::cmd("ZCARD").arg(inner.index()).clone())
+            .await?;
+        if count >= inner.limits.max_topics as u64 {
+            return Err(Error::ResourceExhausted(format!(
+                "cannot create topic {:?}: the broker holds {count} topics, its limit (--max-topics); delete a topic first",
+                name.as_str(),
+            )));
+        }
+        let generation = uuid::Uuid::new_v4().simple().to_string();
+        let now = inner.clock.now_ns();
+        let created = inner
+            .eval(
+                &SCRIPTS.create_topic,
+                Ctx::topic(&name),
+                &generation,
+                now,
+                vec![
+                    arg(now),
+                    optional_arg(retention.max_messages),
+                    optional_arg(retention.max_bytes),
+                    optional_arg(retention.max_age.map(duration_ns)),
+                ],
+            )
+            .await;
+        // The index entry, also for a topic that exists (it heals an entry
+        // a failed creation left out).
+        let indexed = inner
+            .command::<()>(
+                redis::cmd("ZADD")
+                    .arg(inner.index())
+                    .arg(0)
+                    .arg(name.as_str())
+                    .clone(),
+            )
+            .await;
+        let (info, _) = inner.topic_info(&name, created?)?;
+        indexed?;
+        Ok(info)
+    }
+
+    async fn get_topic(&self, name: &TopicName) -> Result<TopicInfo> {
+        Ok(self.inner.get_topic_with(name, "").await?.0)
+    }
+
+    async fn update_topic(&self, name: &TopicName, update: RetentionUpdate) -> Result<TopicInfo> {
+        let change = |setting: Option<Option<u64>>| match setting {
+            None => Bytes::from_static(b"keep"),
+            Some(None) => Bytes::from_static(b"default"),
+            Some(Some(value)) => arg(value),
+        };
+        let value = self
+            .inner
+            .eval(
+                &SCRIPTS.update_topic,
+                Ctx::topic(name),
+                "",
+                self.inner.clock.now_ns(),
+                vec![
+                    change(update.max_messages),
+                    change(update.max_bytes),
+                    change(update.max_age.map(|age| age.map(duration_ns))),
+                ],
+            )
+            .await?;
+        Ok(self.inner.topic_info(name, value)?.0)
+    }
+
+    async fn list_topics(
+        &self,
+        after: Option<&TopicName>,
+        limit: usize,
+    ) -> Result<Page<TopicInfo>> {
+        let inner = &self.inner;
+        let limit = limit.min(100_000);
+        let min = after.map_or_else(|| "-".to_owned(), |after| format!("({after}"));
+        let names: Vec<String> = inner
+            .command(
+                redis::cmd("ZRANGEBYLEX")
+                    .arg(inner.index())
+                    .arg(min)
+                    .arg("+")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit + 1)
+                    .clone(),
+            )
+            .await?;
+        let more = names.len() > limit;
+        let mut items = Vec::with_capacity(limit.min(names.len()));
+        for name in names.into_iter().take(limit) {
+            let Ok(name) = TopicName::parse(name) else {
+                continue;
+            };
+            match self.get_topic(&name).await {
+                Ok(info) => items.push(info),
+                // Deleted after the index was read (or an entry a failed
+                // deletion left behind).
+                Err(Error::TopicNotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(Page { items, more })
+    }
+
+    async fn delete_topic(&self, name: &TopicName) -> Result<()> {
+        let inner = &self.inner;
+        inner
+            .eval(
+                &SCRIPTS.delete_topic,
+                Ctx::topic(name),
+                "",
+                inner.clock.now_ns(),
+                vec![Bytes::from(inner.channel()), Bytes::from(name.to_string())],
+            )
+            .await?;
+        inner.waiters.wake(name.as_str());
+        inner
+            .command::<()>(
+                redis::cmd("ZREM")
+                    .arg(inner.index())
+                    .arg(name.as_str())
+                    .clone(),
+            )
+            .await?;
+        // Re-created between the two steps: it stays listed.
+        let exists: bool = inner
+            .command(redis::cmd("EXISTS").arg(inner.key(name, "meta")).clone())
+            .await?;
+        if exists {
+            inner
+                .command::<()>(
+                    redis::cmd("ZADD")
+                        .arg(inner.index())
+                        .arg(0)
+                        .arg(name.as_str())
+                        .clone(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
+        self.inner.publish(topic, records).await
+    }
+
+    async fn resolve(&self, topic: &TopicName, position: Position) -> Result<u64> {
+        let value = self
+            .inner
+            .eval(
+                &SCRIPTS.resolve,
+                Ctx::topic(topic).at(position_offset(position)),
+                "",
+                self.inner.clock.now_ns(),
+                position_args(position).to_vec(),
+            )
+            .await?;
+        let mut items = Items::new(value, "a position")?;
+        let _generation = items.text()?;
+        items.number()
+    }
+
+    async fn read(
+        &self,
+        topic: &TopicName,
+        offset: u64,
+        limits: ReadLimits,
+        wait: Duration,
+    ) -> Result<Batch> {
+        Ok(self
+            .inner
+            .wait_for(topic, None, offset, limits, wait, "")
+            .await?
+            .0)
+    }
+
+    async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
+        spec.check()?;
+        let id = spec.id.unwrap_or_else(ConsumerId::generate);
+        let [kind, value] = position_args(spec.start);
+        let mode = match spec.commit_mode {
+            CommitMode::Auto => "a",
+            CommitMode::Manual => "m",
+        };
+        let now = self.inner.clock.now_ns();
+        self.inner
+            .consumer_call(
+                &SCRIPTS.create_consumer,
+                topic,
+                &id,
+                position_offset(spec.start),
+                vec![
+                    arg(&id),
+                    kind,
+                    value,
+                    Bytes::from_static(mode.as_bytes()),
+                    arg(duration_ns(spec.ack_timeout)),
+                    arg(now),
+                    arg(self.inner.limits.max_consumers_per_topic),
+                ],
+            )
+            .await
+    }
+
+    async fn get_consumer(&self, topic: &TopicName, id: &ConsumerId) -> Result<ConsumerInfo> {
+        self.inner
+            .consumer_call(&SCRIPTS.get_consumer, topic, id, 0, vec![arg(id)])
+            .await
+    }
+
+    async fn list_consumers(
+        &self,
+        topic: &TopicName,
+        after: Option<&ConsumerId>,
+        limit: usize,
+    ) -> Result<Page<ConsumerInfo>> {
+        let limit = limit.min(100_000);
+        let value = self
+            .inner
+            .eval(
+                &SCRIPTS.list_consumers,
+                Ctx::topic(topic),
+                "",
+                self.inner.clock.now_ns(),
+                vec![after.map_or_else(Bytes::new, arg), arg(limit + 1)],
+            )
+            .await?;
+        let mut items = codec::array(value, "consumers")?
+            .into_iter()
+            .map(|value| Inner::consumer_info(topic, value))
+            .collect::<Result<Vec<_>>>()?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, more })
+    }
+
+    async fn delete_consumer(&self, topic: &TopicName, id: &ConsumerId) -> Result<()> {
+        let inner = &self.inner;
+        inner
+            .eval(
+                &SCRIPTS.delete_consumer,
+                Ctx::consumer(topic, id),
+                "",
+                inner.clock.now_ns(),
+                vec![
+                    Bytes::from(inner.channel()),
+                    Bytes::from(topic.to_string()),
+                    arg(id),
+                ],
+            )
+            .await?;
+        // Fetches waiting on the consumer fail now.
+        inner.waiters.wake(topic.as_str());
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        limits: ReadLimits,
+        wait: Duration,
+    ) -> Result<Batch> {
+        Ok(self
+            .inner
+            .wait_for(topic, Some(id), 0, limits, wait, "")
+            .await?
+            .0)
+    }
+
+    async fn commit(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        offset: u64,
+    ) -> Result<ConsumerInfo> {
+        self.inner
+            .consumer_call(
+                &SCRIPTS.commit,
+                topic,
+                id,
+                offset,
+                vec![arg(id), arg(offset)],
+            )
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &TopicName,
+        from: SubscribeFrom,
+        limits: ReadLimits,
+    ) -> Result<MessageStream> {
+        let inner = self.inner.clone();
+        let (_, generation) = inner.get_topic_with(topic, "").await?;
+        // Checked (and pinned) now: unknown consumers and out-of-range
+        // positions fail the call, not the stream.
+        let mut cursor = match from {
+            SubscribeFrom::Position(position) => {
+                let value = inner
+                    .eval(
+                        &SCRIPTS.resolve,
+                        Ctx::topic(topic).at(position_offset(position)),
+                        &generation,
+                        inner.clock.now_ns(),
+                        position_args(position).to_vec(),
+                    )
+                    .await?;
+                let mut items = Items::new(value, "a position")?;
+                let _generation = items.text()?;
+                Err(items.number()?)
+            }
+            SubscribeFrom::Consumer(id) => {
+                inner
+                    .eval(
+                        &SCRIPTS.get_consumer,
+                        Ctx::consumer(topic, &id),
+                        &generation,
+                        inner.clock.now_ns(),
+                        vec![arg(&id)],
+                    )
+                    .await?;
+                Ok(id)
+            }
+        };
+        let topic = topic.clone();
+        Ok(Box::pin(async_stream::stream! {
+            let mut skipped = 0;
+            loop {
+                let batch = match &cursor {
+                    Err(offset) => {
+                        inner.wait_for(&topic, None, *offset, limits, MAX_WAIT, &generation).await
+                    }
+                    Ok(id) => {
+                        inner.wait_for(&topic, Some(id), 0, limits, MAX_WAIT, &generation).await
+                    }
+                };
+                match batch {
+                    Ok((mut batch, _)) => {
+                        if let Err(offset) = &mut cursor {
+                            *offset = batch.next_offset;
+                        }
+                        skipped += batch.skipped;
+                        if !batch.messages.is_empty() {
+                            batch.skipped = std::mem::take(&mut skipped);
+                            yield Ok(batch);
+                        }
+                    }
+                    Err(error) => {
+                        yield Err(error);
+                        break;
+                    }
+                }
+            }
+        }))
+    }
+
+    async fn seek(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        position: Position,
+    ) -> Result<ConsumerInfo> {
+        let [kind, value] = position_args(position);
+        self.inner
+            .consumer_call(
+                &SCRIPTS.seek,
+                topic,
+                id,
+                position_offset(position),
+                vec![arg(id), kind, value],
+            )
+            .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        let inner = &self.inner;
+        let memory = inner.memory().await?;
+        let mut stats = StoreStats {
+            kind: inner.kind,
+            topic_count: 0,
+            message_count: 0,
+            size_bytes: 0,
+            memory_bytes: memory.used,
+            max_memory_bytes: match memory.max {
+                0 => inner.limits.max_memory_bytes,
+                max => max,
+            },
+            default_retention: inner.limits.default_retention,
+        };
+        let names = inner.all_topic_names().await?;
+        for chunk in names.chunks(64) {
+            let infos = futures_util::future::join_all(chunk.iter().filter_map(|name| {
+                let name = TopicName::parse(name.as_str()).ok()?;
+                Some(async move { self.get_topic(&name).await })
+            }))
+            .await;
+            for info in infos {
+                match info {
+                    Ok(info) => {
+                        stats.topic_count += 1;
+                        stats.message_count += info.message_count;
+                        stats.size_bytes += info.size_bytes;
+                    }
+                    Err(Error::TopicNotFound(_)) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    async fn enforce_retention(&self) -> Result<u64> {
+        let inner = &self.inner;
+        let names = inner.all_topic_names().await?;
+        let now = inner.clock.now_ns();
+        let mut dropped = 0;
+        for chunk in names.chunks(64) {
+            let results = futures_util::future::join_all(chunk.iter().filter_map(|name| {
+                let name = TopicName::parse(name.as_str()).ok()?;
+                Some(async move {
+                    let value = inner
+                        .eval(
+                            &SCRIPTS.enforce_retention,
+                            Ctx::topic(&name),
+                            "",
+                            now,
+                            Vec::new(),
+                        )
+                        .await?;
+                    codec::number(value, "retention")
+                })
+            }))
+            .await;
+            for result in results {
+                match result {
+                    Ok(n) => dropped += n,
+                    Err(Error::TopicNotFound(_)) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
+    async fn close(&self) -> Result<()> {
+        // Redis holds everything; nothing is buffered here.
+        Ok(())
+    }
+
+    fn memory_budget(&self) -> gostream_store::MemoryBudget {
+        self.inner.budget.clone()
+    }
+
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
+}

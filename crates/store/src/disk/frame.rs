@@ -1,0 +1,322 @@
+//! The frame and record-batch codec.
+//!
+//! Every file the durable log writes is a sequence of frames:
+//! `len u32 | crc32c(payload) u32 | payload`. A segment's frames hold record
+//! batches: `version u8 = 1 | base_offset u64 | count u32 |
+//! publish_time_ns u64 | records`, each record `key_len u32 | key |
+//! value_len u32 | value | header_count u32 | (name_len u32 | name |
+//! value_len u32 | value)*`. All integers are little-endian. Decoding is
+//! zero-copy: keys and values are `Bytes` slices of the frame.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::{Headers, Record};
+
+/// Bytes before a frame's payload: its length and its checksum.
+pub(super) const FRAME_HEADER_LEN: u64 = 8;
+/// Bytes of a batch payload before its records.
+pub(super) const BATCH_HEADER_LEN: usize = 21;
+/// The batch format version written.
+const BATCH_VERSION: u8 = 1;
+
+/// A frame's header, read before its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct FrameHeader {
+    /// Payload length.
+    pub len: u32,
+    /// CRC32C of the payload.
+    pub crc: u32,
+}
+
+impl FrameHeader {
+    /// Parses the 8 header bytes.
+    pub fn parse(bytes: [u8; 8]) -> Self {
+        let [a, b, c, d, e, f, g, h] = bytes;
+        Self {
+            len: u32::from_le_bytes([a, b, c, d]),
+            crc: u32::from_le_bytes([e, f, g, h]),
+        }
+    }
+
+    /// Whether `payload` is what this header describes.
+    pub fn matches(&self, payload: &[u8]) -> bool {
+        payload.len() == self.len as usize && crc32c::crc32c(payload) == self.crc
+    }
+}
+
+/// `payload` framed: length, checksum, payload.
+pub(super) fn frame(payload: &[u8]) -> Result<Bytes, String> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| format!("a frame of {} bytes is over 4 GiB", payload.len()))?;
+    let mut out = BytesMut::with_capacity(payload.len() + FRAME_HEADER_LEN as usize);
+    out.put_u32_le(len);
+    out.put_u32_le(crc32c::crc32c(payload));
+    out.put_slice(payload);
+    Ok(out.freeze())
+}
+
+/// A batch's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BatchHeader {
+    /// Offset of its first record.
+    pub base_offset: u64,
+    /// Records in it.
+    pub count: u32,
+    /// Publish time of every record in it.
+    pub publish_time_ns: u64,
+}
+
+impl BatchHeader {
+    /// The offset after its last record.
+    pub fn next_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.count)
+    }
+
+    /// Parses the header of a batch payload.
+    pub fn parse(payload: &[u8]) -> Result<Self, String> {
+        let mut reader = Reader::new(payload);
+        let version = reader.u8()?;
+        if version != BATCH_VERSION {
+            return Err(format!("unknown batch version {version}"));
+        }
+        let header = Self {
+            base_offset: reader.u64()?,
+            count: reader.u32()?,
+            publish_time_ns: reader.u64()?,
+        };
+        if header.count == 0 {
+            return Err("empty batch".to_owned());
+        }
+        Ok(header)
+    }
+}
+
+/// The frame of a batch of `records` at `base_offset`, and the bytes the
+/// records hold ([`Record::size`]).
+pub(super) fn encode_batch(
+    records: &[Record],
+    base_offset: u64,
+    publish_time_ns: u64,
+) -> Result<(Bytes, u64), String> {
+    let count = u32::try_from(records.len())
+        .map_err(|_| format!("a batch of {} records is too many", records.len()))?;
+    let mut payload_len = BATCH_HEADER_LEN;
+    let mut record_bytes = 0u64;
+    for record in records {
+        payload_len += 12 + record.size() + 8 * record.headers.len();
+        record_bytes += record.size() as u64;
+    }
+    let mut payload = Vec::with_capacity(payload_len);
+    payload.put_u8(BATCH_VERSION);
+    payload.put_u64_le(base_offset);
+    payload.put_u32_le(count);
+    payload.put_u64_le(publish_time_ns);
+    for record in records {
+        put_bytes(&mut payload, &record.key)?;
+        put_bytes(&mut payload, &record.value)?;
+        put_len(&mut payload, record.headers.len())?;
+        for (name, value) in &record.headers {
+            put_bytes(&mut payload, name.as_bytes())?;
+            put_bytes(&mut payload, value.as_bytes())?;
+        }
+    }
+    Ok((frame(&payload)?, record_bytes))
+}
+
+/// The records of a batch payload whose header is `header`; keys and values
+/// are slices of `payload`.
+pub(super) fn decode_records(payload: &Bytes, header: &BatchHeader) -> Result<Vec<Record>, String> {
+    let mut reader = Reader::new(payload);
+    reader.skip(BATCH_HEADER_LEN)?;
+    let mut records = Vec::with_capacity(header.count as usize);
+    for index in 0..header.count {
+        let record = (|| -> Result<Record, String> {
+            let key = reader.slice(payload)?;
+            let value = reader.slice(payload)?;
+            let header_count = reader.u32()?;
+            let mut headers = Headers::with_capacity(header_count.min(1024) as usize);
+            for _ in 0..header_count {
+                let name = reader.string()?;
+                let value = reader.string()?;
+                headers.insert(name, value);
+            }
+            Ok(Record {
+                key,
+                value,
+                headers,
+            })
+        })()
+        .map_err(|error| format!("record {index} of the batch: {error}"))?;
+        records.push(record);
+    }
+    if reader.remaining() != 0 {
+        return Err(format!(
+            "{} unexpected bytes after the batch's records",
+            reader.remaining()
+        ));
+    }
+    Ok(records)
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) -> Result<(), String> {
+    let len = u32::try_from(len).map_err(|_| format!("a field of {len} bytes is over 4 GiB"))?;
+    out.put_u32_le(len);
+    Ok(())
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), String> {
+    put_len(out, bytes.len())?;
+    out.put_slice(bytes);
+    Ok(())
+}
+
+/// Reads little-endian fields from a payload, failing on truncation.
+pub(super) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.remaining() < n {
+            return Err(format!(
+                "truncated: needs {n} bytes at position {}, {} left",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        let out = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    /// Skips `n` bytes.
+    pub fn skip(&mut self, n: usize) -> Result<(), String> {
+        self.take(n).map(|_| ())
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    /// A little-endian u32.
+    pub fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    /// A little-endian u64.
+    pub fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// A length-prefixed byte string, borrowed.
+    pub fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+
+    /// A length-prefixed byte string, as a zero-copy slice of `whole`
+    /// (the buffer this reader reads).
+    pub fn slice(&mut self, whole: &Bytes) -> Result<Bytes, String> {
+        let len = self.u32()? as usize;
+        let start = self.pos;
+        self.take(len)?;
+        Ok(whole.slice(start..start + len))
+    }
+
+    /// A length-prefixed UTF-8 string.
+    pub fn string(&mut self) -> Result<String, String> {
+        let bytes = self.bytes()?;
+        String::from_utf8(bytes.to_vec()).map_err(|error| format!("a string is not UTF-8: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, value: &str, headers: &[(&str, &str)]) -> Record {
+        Record {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::copy_from_slice(value.as_bytes()),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    fn split(frame: &Bytes) -> (FrameHeader, Bytes) {
+        let mut header = [0u8; 8];
+        header.copy_from_slice(&frame[..8]);
+        (FrameHeader::parse(header), frame.slice(8..))
+    }
+
+    #[test]
+    fn batches_round_trip() {
+        let records = vec![
+            record("k1", "hello", &[("trace", "abc"), ("ünï", "cödé")]),
+            record("", "", &[]),
+            record("k3", &"x".repeat(10_000), &[]),
+        ];
+        let (frame, bytes) = encode_batch(&records, 42, 1_700_000_000_000).unwrap();
+        assert_eq!(bytes, records.iter().map(|r| r.size() as u64).sum::<u64>());
+        let (header, payload) = split(&frame);
+        assert!(header.matches(&payload));
+        let batch = BatchHeader::parse(&payload).unwrap();
+        assert_eq!(
+            batch,
+            BatchHeader {
+                base_offset: 42,
+                count: 3,
+                publish_time_ns: 1_700_000_000_000
+            }
+        );
+        assert_eq!(batch.next_offset(), 45);
+        assert_eq!(decode_records(&payload, &batch).unwrap(), records);
+    }
+
+    #[test]
+    fn a_flipped_bit_fails_the_checksum() {
+        let (frame, _) = encode_batch(&[record("k", "v", &[])], 0, 1).unwrap();
+        let (header, payload) = split(&frame);
+        let mut damaged = payload.to_vec();
+        damaged[BATCH_HEADER_LEN + 4] ^= 0x01;
+        assert!(!header.matches(&damaged));
+        assert!(!header.matches(&payload[..payload.len() - 1]));
+    }
+
+    #[test]
+    fn truncated_or_garbled_payloads_are_errors_not_panics() {
+        let (frame, _) = encode_batch(&[record("key", "value", &[("h", "v")])], 7, 1).unwrap();
+        let payload = frame.slice(8..);
+        let header = BatchHeader::parse(&payload).unwrap();
+        for cut in 0..payload.len() {
+            let short = payload.slice(..cut);
+            let result = BatchHeader::parse(&short).and_then(|h| decode_records(&short, &h));
+            assert!(result.is_err(), "cut at {cut}");
+        }
+        let mut long = payload.to_vec();
+        long.push(0);
+        assert!(decode_records(&Bytes::from(long), &header).is_err());
+        assert!(BatchHeader::parse(&[2u8; BATCH_HEADER_LEN]).is_err());
+        assert!(BatchHeader::parse(&[0u8; BATCH_HEADER_LEN]).is_err());
+    }
+}

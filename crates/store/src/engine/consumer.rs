@@ -1,0 +1,236 @@
+//! A consumer's position and the rules that move it: deliveries, commits,
+//! seeks, redelivery in manual mode, and catching up with retention.
+
+use std::{collections::VecDeque, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::{
+    CommitMode, ConsumerId, ConsumerInfo, TopicName,
+    error::{Error, Result},
+    log::ConsumerRecord,
+};
+
+/// The most delivery records a manual-mode consumer keeps.
+pub(super) const MAX_OUTSTANDING: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub(super) struct ConsumerState {
+    pub(super) offset: u64,
+    pub(super) committed: u64,
+    commit_mode: CommitMode,
+    ack_timeout: Duration,
+    create_time_ns: u64,
+    /// Manual mode: the deliveries not yet fully committed, oldest first, as
+    /// (offset after the delivered batch, when it was delivered). Redelivery
+    /// is due an ack timeout after the oldest one. At most
+    /// [`MAX_OUTSTANDING`] entries: past that, a new delivery joins the
+    /// newest entry and keeps its (earlier) time, which can only make a
+    /// redelivery come sooner, never later.
+    outstanding: VecDeque<(u64, Instant)>,
+}
+
+impl ConsumerState {
+    pub(super) fn new(
+        offset: u64,
+        commit_mode: CommitMode,
+        ack_timeout: Duration,
+        create_time_ns: u64,
+    ) -> Self {
+        Self {
+            offset,
+            committed: offset,
+            commit_mode,
+            ack_timeout,
+            create_time_ns,
+            outstanding: VecDeque::new(),
+        }
+    }
+
+    /// A consumer as it was persisted. In manual mode what was delivered
+    /// but not committed is delivered again.
+    pub(super) fn from_record(record: &ConsumerRecord) -> Self {
+        let offset = match record.commit_mode {
+            CommitMode::Auto => record.offset.max(record.committed),
+            CommitMode::Manual => record.committed,
+        };
+        Self {
+            offset,
+            committed: record.committed,
+            ..Self::new(
+                offset,
+                record.commit_mode,
+                record.ack_timeout,
+                record.create_time_ns,
+            )
+        }
+    }
+
+    /// What a restart must find: in manual mode only the committed offset
+    /// matters, since uncommitted deliveries are delivered again.
+    pub(super) fn persisted(&self) -> (u64, u64) {
+        match self.commit_mode {
+            CommitMode::Auto => (self.offset, self.committed),
+            CommitMode::Manual => (self.committed, self.committed),
+        }
+    }
+
+    pub(super) fn record(&self, id: &ConsumerId) -> ConsumerRecord {
+        let (offset, committed) = self.persisted();
+        ConsumerRecord {
+            id: id.clone(),
+            offset,
+            committed,
+            commit_mode: self.commit_mode,
+            ack_timeout: self.ack_timeout,
+            create_time_ns: self.create_time_ns,
+        }
+    }
+
+    /// The consumer as clients see it in a topic holding `start..end`: one
+    /// left behind by retention reports where it resumes (what its next read
+    /// does to it).
+    pub(super) fn info(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        start: u64,
+        end: u64,
+    ) -> ConsumerInfo {
+        let committed = self.committed.max(start);
+        ConsumerInfo {
+            topic: topic.clone(),
+            id: id.clone(),
+            offset: self.offset.max(start),
+            committed_offset: committed,
+            lag: end.saturating_sub(committed),
+            commit_mode: self.commit_mode,
+            ack_timeout: match self.commit_mode {
+                CommitMode::Auto => Duration::ZERO,
+                CommitMode::Manual => self.ack_timeout,
+            },
+            create_time_ns: self.create_time_ns,
+        }
+    }
+
+    /// When the oldest outstanding delivery falls due for redelivery.
+    pub(super) fn redelivery_due(&self) -> Option<Instant> {
+        self.outstanding
+            .front()
+            .map(|&(_, at)| at + self.ack_timeout)
+    }
+
+    /// Moves the consumer up to `start` if retention removed messages it
+    /// had not read; returns how many it skipped.
+    pub(super) fn catch_up(&mut self, start: u64) -> u64 {
+        let skipped = start.saturating_sub(self.offset);
+        self.offset = self.offset.max(start);
+        self.committed = self.committed.max(start);
+        skipped
+    }
+
+    /// Brings the consumer in line with the log before a read: redelivers
+    /// what stayed uncommitted too long, and skips what retention removed.
+    /// Returns how many messages it skipped.
+    pub(super) fn prepare_read(&mut self, start: u64, now: Instant) -> u64 {
+        if self.redelivery_due().is_some_and(|due| now >= due) {
+            self.offset = self.committed;
+            self.outstanding.clear();
+        }
+        self.catch_up(start)
+    }
+
+    pub(super) fn commit(&mut self, id: &ConsumerId, offset: u64) -> Result<()> {
+        if offset > self.offset {
+            return Err(Error::FailedPrecondition {
+                reason: "COMMIT_BEYOND_DELIVERED",
+                message: format!(
+                    "cannot commit offset {offset}: consumer \"{id}\" has been given only the messages below offset {}",
+                    self.offset
+                ),
+            });
+        }
+        if offset > self.committed {
+            self.committed = offset;
+            while self
+                .outstanding
+                .front()
+                .is_some_and(|&(end, _)| end <= offset)
+            {
+                self.outstanding.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    /// Seek: both offsets move, and nothing is outstanding any more.
+    pub(super) fn move_to(&mut self, offset: u64) {
+        self.offset = offset;
+        self.committed = offset;
+        self.outstanding.clear();
+    }
+
+    pub(super) fn delivered(&mut self, count: usize, now: Instant) {
+        self.offset += count as u64;
+        match self.commit_mode {
+            CommitMode::Auto => self.committed = self.offset,
+            CommitMode::Manual => {
+                let full = self.outstanding.len() >= MAX_OUTSTANDING;
+                match self.outstanding.back_mut() {
+                    Some(newest) if full => newest.0 = self.offset,
+                    _ => self.outstanding.push_back((self.offset, now)),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manual_consumer() -> ConsumerState {
+        ConsumerState::new(0, CommitMode::Manual, Duration::from_secs(30), 0)
+    }
+
+    /// A manual consumer that fetches one message at a time and never
+    /// commits keeps a bounded record of its deliveries, and the bound can
+    /// only bring a redelivery forward: the oldest delivery still decides.
+    #[tokio::test(start_paused = true)]
+    async fn outstanding_deliveries_are_bounded() {
+        let mut consumer = manual_consumer();
+        let first = Instant::now();
+        for _ in 0..(3 * MAX_OUTSTANDING) {
+            consumer.delivered(1, Instant::now());
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(consumer.outstanding.len(), MAX_OUTSTANDING);
+        assert_eq!(
+            consumer.outstanding.back().map(|d| d.0),
+            Some(3 * MAX_OUTSTANDING as u64)
+        );
+        assert_eq!(
+            consumer.redelivery_due(),
+            Some(first + Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn a_manual_consumer_restarts_from_its_committed_offset() {
+        let mut consumer = manual_consumer();
+        consumer.delivered(5, Instant::now());
+        consumer.commit(&ConsumerId::generate(), 3).unwrap();
+        let record = consumer.record(&ConsumerId::generate());
+        assert_eq!((record.offset, record.committed), (3, 3));
+        let back = ConsumerState::from_record(&record);
+        assert_eq!((back.offset, back.committed), (3, 3));
+    }
+
+    #[test]
+    fn catching_up_counts_what_was_skipped() {
+        let mut consumer = ConsumerState::new(2, CommitMode::Auto, Duration::ZERO, 0);
+        assert_eq!(consumer.catch_up(7), 5);
+        assert_eq!((consumer.offset, consumer.committed), (7, 7));
+        assert_eq!(consumer.catch_up(3), 0);
+    }
+}

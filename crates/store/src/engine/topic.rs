@@ -1,0 +1,295 @@
+//! One topic in the engine: its lock, what it holds, visibility, and the
+//! waiting reads (ephemeral reads, consumer fetches, subscriptions) that
+//! wake when it changes.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use tokio::{sync::watch, time::Instant};
+
+use super::consumer::ConsumerState;
+use crate::{
+    error::{Error, Result},
+    {
+        Batch, ConsumerId, MAX_WAIT, Message, MessageStream, Position, ReadLimits,
+        RetentionOverrides, RetentionPolicy, TopicInfo, TopicName,
+        log::{Durability, TopicLog, TopicMeta},
+    },
+};
+
+pub(super) struct Topic<L> {
+    pub(super) name: TopicName,
+    pub(super) create_time_ns: u64,
+    state: Mutex<TopicState<L>>,
+    /// Bumped after every append becomes visible and on deletion; waiters
+    /// subscribe to it while holding `state`, so no wake-up is lost.
+    pub(super) changed: watch::Sender<()>,
+}
+
+pub(super) struct TopicState<L> {
+    /// Set when the topic is deleted; holders of the `Arc` then fail.
+    pub(super) deleted: bool,
+    pub(super) log: L,
+    pub(super) retention: RetentionOverrides,
+    /// The end of what readers may see: appends as durable as promised.
+    visible_end: u64,
+    pub(super) consumers: BTreeMap<ConsumerId, ConsumerState>,
+}
+
+/// The outcome of one try of a waiting read.
+enum Attempt<T> {
+    /// Done, with this value.
+    Ready(T),
+    /// Nothing yet: wait for the topic to change, or until this time.
+    Wait(Option<Instant>),
+}
+
+/// Where a subscription stands.
+pub(super) enum Cursor {
+    Offset(u64),
+    Consumer(ConsumerId),
+}
+
+impl<L: TopicLog> TopicState<L> {
+    /// The end offset readers see.
+    pub(super) fn end(&self) -> u64 {
+        self.visible_end.max(self.log.start_offset())
+    }
+
+    /// Appends up to `end` are durable: readers may see them.
+    pub(super) fn make_visible(&mut self, end: u64) {
+        self.visible_end = self.visible_end.max(end.min(self.log.end_offset()));
+    }
+
+    pub(super) fn resolve(&mut self, topic: &TopicName, position: Position) -> Result<u64> {
+        let (start, end) = (self.log.start_offset(), self.end());
+        match position {
+            Position::Earliest => Ok(start),
+            Position::Latest => Ok(end),
+            Position::Offset(offset) if (start..=end).contains(&offset) => Ok(offset),
+            Position::Offset(offset) => Err(self.out_of_range(topic, offset)),
+            Position::Time(ns) => Ok(self.log.offset_at_time(ns)?.clamp(start, end)),
+        }
+    }
+
+    fn out_of_range(&self, topic: &TopicName, offset: u64) -> Error {
+        Error::OffsetOutOfRange {
+            topic: topic.to_string(),
+            offset,
+            start: self.log.start_offset(),
+            end: self.end(),
+        }
+    }
+
+    /// Visible messages from `from` (start..=end) up to `limits`.
+    fn collect(&mut self, from: u64, limits: ReadLimits) -> Result<Vec<Message>> {
+        let visible = self.end().saturating_sub(from);
+        if visible == 0 {
+            return Ok(Vec::new());
+        }
+        let limits = ReadLimits {
+            max_messages: limits
+                .max_messages
+                .min(usize::try_from(visible).unwrap_or(usize::MAX)),
+            ..limits
+        };
+        self.log.read(from, limits)
+    }
+}
+
+impl<L: TopicLog> Topic<L> {
+    pub(super) fn new(
+        meta: TopicMeta,
+        log: L,
+        consumers: BTreeMap<ConsumerId, ConsumerState>,
+    ) -> Self {
+        let visible_end = log.end_offset();
+        Self {
+            name: meta.name,
+            create_time_ns: meta.create_time_ns,
+            state: Mutex::new(TopicState {
+                deleted: false,
+                log,
+                retention: meta.retention,
+                visible_end,
+                consumers,
+            }),
+            changed: watch::Sender::new(()),
+        }
+    }
+
+    pub(super) fn lock(&self) -> Result<MutexGuard<'_, TopicState<L>>> {
+        // Nothing panics while holding the lock; recover rather than poison.
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.deleted {
+            return Err(Error::TopicNotFound(self.name.to_string()));
+        }
+        Ok(state)
+    }
+
+    pub(super) fn info(&self, state: &TopicState<L>, default: &RetentionPolicy) -> TopicInfo {
+        let start = state.log.start_offset();
+        let end = state.end();
+        TopicInfo {
+            name: self.name.clone(),
+            start_offset: start,
+            end_offset: end,
+            message_count: end - start,
+            size_bytes: state.log.size_bytes(),
+            create_time_ns: self.create_time_ns,
+            retention: state.retention.effective(default),
+        }
+    }
+
+    /// Runs `attempt` under the topic lock until it is ready, waiting for a
+    /// change to the topic in between, for at most `wait` (capped at
+    /// [`MAX_WAIT`]). The final attempt (at the deadline) is told so and must
+    /// be ready. An attempt that is not ready may name an earlier time to be
+    /// tried again at (a redelivery falling due).
+    async fn wait_for<T>(
+        &self,
+        wait: Duration,
+        mut attempt: impl FnMut(&mut TopicState<L>, Instant, bool) -> Result<Attempt<T>>,
+    ) -> Result<T> {
+        let deadline = Instant::now() + wait.min(MAX_WAIT);
+        let mut last = wait.is_zero();
+        loop {
+            let (mut changed, retry_at) = {
+                let mut state = self.lock()?;
+                match attempt(&mut state, Instant::now(), last)? {
+                    Attempt::Ready(value) => return Ok(value),
+                    Attempt::Wait(retry_at) => (self.changed.subscribe(), retry_at),
+                }
+            };
+            let wake = retry_at.map_or(deadline, |at| at.min(deadline));
+            if tokio::time::timeout_at(wake, changed.changed())
+                .await
+                .is_err()
+                && wake >= deadline
+            {
+                last = true;
+            }
+        }
+    }
+
+    /// [`Store::read`](crate::Store::read) on this topic.
+    pub(super) async fn read(
+        &self,
+        offset: u64,
+        limits: ReadLimits,
+        wait: Duration,
+    ) -> Result<Batch> {
+        self.wait_for(wait, |state, _now, last| {
+            if offset > state.end() {
+                return Err(state.out_of_range(&self.name, offset));
+            }
+            let start = state.log.start_offset();
+            let from = offset.max(start);
+            let messages = state.collect(from, limits)?;
+            if messages.is_empty() && !last {
+                return Ok(Attempt::Wait(None));
+            }
+            Ok(Attempt::Ready(Batch {
+                skipped: from - offset,
+                next_offset: from + messages.len() as u64,
+                end_offset: state.end(),
+                messages,
+            }))
+        })
+        .await
+    }
+
+    /// [`Store::fetch`](crate::Store::fetch) on this topic: the
+    /// consumer's advance is persisted, and the batch returned once durable.
+    pub(super) async fn fetch(
+        &self,
+        id: &ConsumerId,
+        limits: ReadLimits,
+        wait: Duration,
+    ) -> Result<Batch> {
+        let mut skipped = 0;
+        let (batch, durability) = self
+            .wait_for(wait, |state, now, last| {
+                let start = state.log.start_offset();
+                let end = state.end();
+                let mut consumer = state
+                    .consumers
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| consumer_not_found(&self.name, id))?;
+                let before = consumer.persisted();
+                skipped += consumer.prepare_read(start, now);
+                let messages = state.collect(consumer.offset, limits)?;
+                if messages.is_empty() && !last {
+                    let due = consumer.redelivery_due();
+                    state.consumers.insert(id.clone(), consumer);
+                    return Ok(Attempt::Wait(due));
+                }
+                if !messages.is_empty() {
+                    consumer.delivered(messages.len(), now);
+                }
+                // Persist before handing anything out, so a failed write
+                // delivers nothing.
+                let durability = if consumer.persisted() == before {
+                    Durability::done()
+                } else {
+                    state.log.save_consumer(&consumer.record(id))?
+                };
+                let batch = Batch {
+                    skipped,
+                    next_offset: consumer.offset,
+                    end_offset: end,
+                    messages,
+                };
+                state.consumers.insert(id.clone(), consumer);
+                Ok(Attempt::Ready((batch, durability)))
+            })
+            .await?;
+        durability.wait().await?;
+        Ok(batch)
+    }
+}
+
+pub(super) fn consumer_not_found(topic: &TopicName, id: &ConsumerId) -> Error {
+    Error::ConsumerNotFound {
+        topic: topic.to_string(),
+        consumer: id.to_string(),
+    }
+}
+
+/// The stream behind Subscribe: one read (or fetch) each time it is polled.
+/// Messages skipped because of retention are counted into the next batch.
+pub(super) fn subscription<L: TopicLog>(
+    handle: Arc<Topic<L>>,
+    mut cursor: Cursor,
+    limits: ReadLimits,
+) -> MessageStream {
+    Box::pin(async_stream::stream! {
+        let mut skipped = 0;
+        loop {
+            let batch = match &cursor {
+                Cursor::Offset(offset) => handle.read(*offset, limits, MAX_WAIT).await,
+                Cursor::Consumer(id) => handle.fetch(id, limits, MAX_WAIT).await,
+            };
+            match batch {
+                Ok(mut batch) => {
+                    if let Cursor::Offset(offset) = &mut cursor {
+                        *offset = batch.next_offset;
+                    }
+                    skipped += batch.skipped;
+                    if !batch.messages.is_empty() {
+                        batch.skipped = std::mem::take(&mut skipped);
+                        yield Ok(batch);
+                    }
+                }
+                Err(error) => {
+                    yield Err(error);
+                    break;
+                }
+            }
+        }
+    })
+}
