@@ -82,7 +82,9 @@ fn is_runnable_segment(segment: &str) -> bool {
         let command = rest.split_whitespace().next().unwrap_or_default();
         return CLIENT_COMMANDS.contains(&command);
     }
-    segment.starts_with("grpcurl ") || segment.starts_with("buf curl ") || segment.starts_with("curl ")
+    segment.starts_with("grpcurl ")
+        || segment.starts_with("buf curl ")
+        || segment.starts_with("curl ")
 }
 
 fn is_runnable(line: &str) -> bool {
@@ -238,7 +240,12 @@ fn run_stream(step: &Step, addr: &Addrs) -> String {
         .args(["-KILL", "--", &group])
         .status()
         .expect("run kill");
-    assert!(killed.success(), "{}: could not stop {}", step.at, step.command);
+    assert!(
+        killed.success(),
+        "{}: could not stop {}",
+        step.at,
+        step.command
+    );
     let output = child.wait_with_output().expect("collect output");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -265,9 +272,9 @@ fn matches(shown: &str, printed: &str) -> bool {
 
 /// Whether a document shows this command failing.
 fn shows_error(shown: &[String]) -> bool {
-    shown.iter().any(|l| {
-        l.starts_with("ERROR:") || l.starts_with("error:") || l.starts_with("{\"code\":")
-    })
+    shown
+        .iter()
+        .any(|l| l.starts_with("ERROR:") || l.starts_with("error:") || l.starts_with("{\"code\":"))
 }
 
 /// Runs one step and checks it against the document.
@@ -277,7 +284,10 @@ fn check(step: &Step, addr: &Addrs) {
         let out = run_stream(step, addr);
         assert!(!out.trim().is_empty(), "{at}: {line} streamed nothing");
         if line.contains("Subscribe") || line.contains(":subscribe") {
-            assert!(out.contains("\"messages\""), "{at}: {line} streamed no messages: {out}");
+            assert!(
+                out.contains("\"messages\""),
+                "{at}: {line} streamed no messages: {out}"
+            );
         }
         return;
     }
@@ -326,7 +336,10 @@ async fn every_document_works_top_to_bottom_against_a_fresh_broker() {
             .iter()
             .find(|(name, _)| name == doc)
             .map_or(0, |(_, steps)| {
-                steps.iter().filter(|s| s.command.starts_with(prefix)).count()
+                steps
+                    .iter()
+                    .filter(|s| s.command.starts_with(prefix))
+                    .count()
             })
     };
     // One example per API in the README; the API document shows them all.
@@ -381,14 +394,23 @@ fn the_documents_are_parsed_as_the_test_means() {
         commands,
         [
             ("doc.md:3", "grpcurl -plaintext localhost:9090 list"),
-            ("doc.md:5", "printf 'a\\n' | target/release/gostream publish t -"),
+            (
+                "doc.md:5",
+                "printf 'a\\n' | target/release/gostream publish t -"
+            ),
             ("doc.md:7", "curl -s     localhost:8080/healthz"),
-            ("doc.md:13", "target/release/gostream topics get nope"),
+            ("doc.md:14", "target/release/gostream topics get nope"),
         ]
     );
     assert!(shows_error(steps[3].shown.as_deref().expect("shown")));
-    assert!(matches("error: NOT_FOUND: …", "error: NOT_FOUND: topic \"nope\""));
-    assert!(matches("created:      …", "created:      2026-05-01T12:00:00Z"));
+    assert!(matches(
+        "error: NOT_FOUND: …",
+        "error: NOT_FOUND: topic \"nope\""
+    ));
+    assert!(matches(
+        "created:      …",
+        "created:      2026-05-01T12:00:00Z"
+    ));
     assert!(matches("a … c … e", "a b c d e"));
     assert!(!matches("a … c", "a b"));
     assert!(!matches("max age: 7d", "max age: 7d "));
