@@ -13,13 +13,13 @@ use crate::{
     store::{FsyncPolicy, RetentionPolicy, StoreLimits},
 };
 
-/// Where the broker keeps topics: in this process (`memory`, or a durable
-/// log with `--data-dir`), or in Redis.
+/// Where the broker keeps topics (`--store`): in this process, or in Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StoreSetting {
-    /// In this process: in memory, or in `--data-dir`.
+    /// In this process (`--store memory`): in memory, or in the disk log
+    /// when `--data-dir` is set.
     #[default]
-    Memory,
+    Local,
     /// In Redis (standalone or Redis Cluster); the node holds no state.
     Redis(RedisTarget),
 }
@@ -30,7 +30,7 @@ impl FromStr for StoreSetting {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("memory") {
-            return Ok(Self::Memory);
+            return Ok(Self::Local);
         }
         match RedisTarget::parse(s) {
             Some(target) => target.map(Self::Redis),
@@ -44,7 +44,7 @@ impl FromStr for StoreSetting {
 impl fmt::Display for StoreSetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Memory => f.write_str("memory"),
+            Self::Local => f.write_str("memory"),
             Self::Redis(target) => write!(f, "{target}"),
         }
     }
@@ -124,7 +124,7 @@ pub struct Config {
     pub max_request_bytes: usize,
 
     /// Where topics are kept: `memory` (in this process; with --data-dir,
-    /// in a durable log there), `redis://HOST:PORT[/DB]` (a Redis server)
+    /// in a disk log there), `redis://HOST:PORT[/DB]` (a Redis server)
     /// or `redis-cluster://HOST:PORT,HOST:PORT,...` (a Redis Cluster's seed
     /// nodes). With Redis, any number of nodes serve the same topics.
     #[arg(
@@ -146,7 +146,7 @@ pub struct Config {
     )]
     pub redis_key_prefix: String,
 
-    /// Keep messages in a durable log in this directory (created if
+    /// Keep messages in a disk log in this directory (created if
     /// missing). Not set: messages are kept in memory only.
     #[arg(long, env = "GOSTREAM_DATA_DIR", value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
@@ -316,7 +316,7 @@ pub struct Config {
     )]
     pub max_connections_per_address: usize,
     /// With --data-dir, the most segment and consumer-state files the
-    /// durable log keeps open, shared by all topics; others are opened when
+    /// disk log keeps open, shared by all topics; others are opened when
     /// used, so an idle topic holds no file descriptor. 0: half the
     /// open-file soft limit (which the broker raises to the hard limit at
     /// start), at least 64. Out of descriptors anyway, a call fails with
@@ -440,7 +440,7 @@ impl Default for Config {
             rest_addr: Listen::Addr("0.0.0.0:8080".to_owned()),
             max_message_bytes: 1024 * 1024,
             max_request_bytes: 8 * 1024 * 1024,
-            store: StoreSetting::Memory,
+            store: StoreSetting::Local,
             redis_key_prefix: "gostream".to_owned(),
             data_dir: None,
             fsync: FsyncPolicy::Always,
@@ -657,7 +657,7 @@ mod tests {
     fn store_settings_parse() {
         assert_eq!(
             "memory".parse::<StoreSetting>().unwrap(),
-            StoreSetting::Memory
+            StoreSetting::Local
         );
         let redis: StoreSetting = "redis://localhost:6379/1".parse().unwrap();
         assert_eq!(redis.to_string(), "redis://localhost:6379/1");

@@ -2,28 +2,15 @@
 //! producers publish batches of records to them, and named consumers read
 //! them from a tracked offset, over gRPC, grpc-web and REST.
 //!
-//! # Layout
-//! - [`pb`]: the code generated from `proto/` (the single source of truth).
-//! - [`store`]: the [`Store`](store::Store) trait, the domain types, every
-//!   broker rule, and the in-memory engine.
-//! - [`error`]: the one [`Error`](error::Error) type and its gRPC/HTTP mapping.
-//! - [`service`]: the tonic services (`gostream.v1` and the legacy
-//!   `gostream` package), adapters over the store.
-//! - [`gateway`]: the REST gateway, generated from the proto's HTTP rules:
-//!   JSON routes, Server-Sent Events, `/openapi.json`, `/healthz`.
-//! - [`subscription`]: the push stream behind Subscribe.
-//! - [`console`]: the web console (built from `web/`), embedded and served
-//!   at `/` on the REST listener; it calls the broker over grpc-web.
-//! - [`auth`]: bearer tokens, roles and topic grants; [`tls`]: TLS for both
-//!   listeners.
-//! - [`metrics`]: `/metrics` in the Prometheus text format: request counts
-//!   and latency, per-topic and per-consumer figures.
-//! - [`limits`]: the request timeout, concurrent requests and connections.
-//! - [`open_files`]: the open-file limit, raised at start-up and named when
-//!   the broker runs out of descriptors.
-//! - [`cli`]: the command-line client (`gostream topics|consumers|publish|consume|broker`).
-//! - [`bench`](mod@bench): `gostream bench`, throughput and latency against a baseline.
-//! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
+//! This package is the broker server: [`config`] (every setting),
+//! [`server`] (listeners, layers and shutdown), [`service`] (the tonic
+//! services, adapters over the store), [`gateway`] (the REST runtime; its
+//! routes are generated from the proto at build time), [`error`] (the
+//! transport edge: codes, statuses and reasons), and [`auth`], [`limits`],
+//! [`metrics`], [`tls`], [`console`], [`telemetry`]. The domain and the
+//! storage are the `gostream-store` crate (re-exported as [`store`]), the
+//! Redis backend `gostream-redis`. The layout of the whole workspace is
+//! described once, in the architecture document (`docs/architecture.md`).
 //!
 //! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
 //! tests run the same server in-process on port 0.

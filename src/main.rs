@@ -176,7 +176,7 @@ async fn serve(config: Config) -> Result<(), String> {
 }
 
 /// Raises the open-file soft limit to the hard limit and logs both: every
-/// connection and every open file of the durable log takes a descriptor.
+/// connection and every open file of the disk log takes a descriptor.
 fn raise_open_file_limit() {
     match open_files::raise() {
         Ok(limits) => tracing::info!(

@@ -10,7 +10,7 @@
 //!
 //! The library never binds a port or reads a signal by itself: the caller
 //! binds the listeners ([`Listeners::bind`], or port 0 in tests) and passes
-//! a shutdown future. When it completes, long-polls answer with what they
+//! a signal future. When it completes, long-polls answer with what they
 //! have, subscriptions end, in-flight calls finish, and [`run`] returns.
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
@@ -46,7 +46,7 @@ use crate::{
         gostream::{self as legacy_pb, v1 as v1_pb},
     },
     service::{Legacy, V1},
-    store::{Clock, DiskOptions, DurableStore, MemoryBudget, MemoryStore, Store},
+    store::{Clock, DiskOptions, DiskStore, MemoryBudget, MemoryStore, Store},
     tls::{self, Tls},
 };
 
@@ -272,7 +272,7 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// The store the settings ask for: in memory, a durable log in
+/// The store the settings ask for: in memory, a disk log in
 /// `--data-dir` (recovered before the listeners open), or Redis (connected
 /// on first use: a Redis that is down at start-up is reported by the health
 /// checks until it is back). Must be called within a tokio runtime.
@@ -302,25 +302,25 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
         ..DiskOptions::new(dir)
     };
     // The error names the directory and what is wrong with it.
-    let store = DurableStore::open(options, limits, Clock::System).map_err(|e| e.to_string())?;
+    let store = DiskStore::open(options, limits, Clock::System).map_err(|e| e.to_string())?;
     tracing::info!(
         data_dir = %dir.display(),
         fsync = %config.fsync,
-        "keeping messages in a durable log"
+        "keeping messages in a disk log"
     );
     Ok(Arc::new(store))
 }
 
-/// Runs the broker on `listeners` until `shutdown` completes, then shuts
+/// Runs the broker on `listeners` until `signal` completes, then shuts
 /// down gracefully and returns.
 pub async fn run(
     config: &Config,
     listeners: Listeners,
     store: Arc<dyn Store>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    signal: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let access = Access::from_config(config, &listeners)?;
-    let stopping = CancellationToken::new();
+    let shutdown = CancellationToken::new();
     // A store on disk can block in system calls; if asked, its calls run
     // off the threads that serve requests.
     let store: Arc<dyn Store> = Arc::new(DeadlineStore::new(
@@ -333,12 +333,12 @@ pub async fn run(
     let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
     // Responses waiting for their clients count on the store's memory budget.
     let budget = store.memory_budget();
-    let v1 = V1::new(store.clone(), stopping.clone()).with_auth(access.auth.clone());
+    let v1 = V1::new(store.clone(), shutdown.clone()).with_auth(access.auth.clone());
     let legacy = Legacy::new(store.clone()).with_auth(access.auth.clone());
     let retention = tokio::spawn(enforce_retention(
         store.clone(),
         RETENTION_INTERVAL,
-        stopping.clone(),
+        shutdown.clone(),
     ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -362,7 +362,7 @@ pub async fn run(
                     health_service,
                     &access,
                     &metrics,
-                    stopping.clone(),
+                    shutdown.clone(),
                 )
                 .await
             }
@@ -381,7 +381,7 @@ pub async fn run(
                         max_request_bytes: config.max_request_bytes,
                         sse_keep_alive: config.sse_keep_alive(),
                     },
-                    stopping: stopping.clone(),
+                    shutdown: shutdown.clone(),
                     store: store.clone(),
                 };
                 // `/metrics` joins the gateway's routes before the guard,
@@ -397,7 +397,7 @@ pub async fn run(
                     ))
                     .layer(metrics::RestMetricsLayer::new(metrics.clone()));
                 let served = Served::new(listener, Protocol::Rest, config, budget.clone());
-                serve_rest(config, served, router, &access, stopping.clone()).await
+                serve_rest(config, served, router, &access, shutdown.clone()).await
             }
             None => Ok(()),
         }
@@ -406,17 +406,17 @@ pub async fn run(
     // the other one stops too).
     let on_shutdown = async {
         tokio::select! {
-            () = shutdown => {}
-            () = stopping.cancelled() => {}
+            () = signal => {}
+            () = shutdown.cancelled() => {}
         }
         tracing::info!("shutting down: finishing in-flight calls");
         store_health.abort();
         set_health(&health, ServingStatus::NotServing).await;
-        stopping.cancel();
+        shutdown.cancel();
     };
     let servers = async {
         let result = tokio::try_join!(grpc, rest);
-        stopping.cancel();
+        shutdown.cancel();
         result
     };
     let (result, ()) = tokio::join!(servers, on_shutdown);
@@ -439,7 +439,11 @@ impl Access {
     /// Loads tokens and certificates; warns when a listener is reachable
     /// from other machines without authentication.
     fn from_config(config: &Config, listeners: &Listeners) -> Result<Self, ServerError> {
-        let auth = Auth::from_config(config).map_err(ServerError::Auth)?;
+        let auth = Auth::from_sources(
+            config.auth_tokens_file.as_deref(),
+            config.auth_tokens.as_ref(),
+        )
+        .map_err(ServerError::Auth)?;
         let tls = Tls::from_config(config).map_err(ServerError::Tls)?;
         let bound = [&listeners.grpc, &listeners.rest];
         for addr in bound
@@ -494,18 +498,18 @@ async fn follow_store_health(store: Arc<dyn Store>, health: HealthReporter, inte
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Applies every topic's retention every `interval` (retention by count
-/// and size is applied on append; age needs a clock), until `stopping`.
+/// and size is applied on append; age needs a clock), until `shutdown`.
 pub async fn enforce_retention(
     store: Arc<dyn Store>,
     interval: Duration,
-    stopping: CancellationToken,
+    shutdown: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            () = stopping.cancelled() => return,
+            () = shutdown.cancelled() => return,
         }
         match store.enforce_retention().await {
             Ok(0) => {}
@@ -516,7 +520,7 @@ pub async fn enforce_retention(
 }
 
 /// Serves gRPC, grpc-web, reflection and health on `served` until
-/// `stopping` is cancelled.
+/// `shutdown` is cancelled.
 async fn serve_grpc(
     config: &Config,
     served: Served,
@@ -526,7 +530,7 @@ async fn serve_grpc(
     >,
     access: &Access,
     metrics: &Metrics,
-    stopping: CancellationToken,
+    shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let limit = config.max_request_bytes;
     let gateway::BrokerServices { v1, legacy } = services;
@@ -598,7 +602,7 @@ async fn serve_grpc(
             reflection_v1alpha,
             reflection_token,
         ));
-    let until = stopping.cancelled_owned();
+    let until = shutdown.cancelled_owned();
     let _sweeper = served.sweep();
     let Served {
         listener, limit, ..
@@ -617,18 +621,18 @@ async fn serve_grpc(
     Ok(())
 }
 
-/// Serves the REST gateway's `router` on `served` until `stopping` is
+/// Serves the REST gateway's `router` on `served` until `shutdown` is
 /// cancelled.
 async fn serve_rest(
     config: &Config,
     served: Served,
     router: axum::Router,
     access: &Access,
-    stopping: CancellationToken,
+    shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let addr = local_addr(&served.listener);
     tracing::info!(%addr, tls = access.tls.is_some(), "REST gateway listening (JSON, Server-Sent Events, /openapi.json, /healthz, /metrics)");
-    let until = stopping.cancelled_owned();
+    let until = shutdown.cancelled_owned();
     let router = router
         .layer(axum::middleware::from_fn_with_state(
             Duration::from_millis(config.body_timeout_ms),

@@ -25,7 +25,7 @@ pub mod listing;
 pub mod pattern;
 pub mod tokens;
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::{fmt, path::Path, str::FromStr, sync::Arc};
 
 use tonic::{Request, Status, metadata::MetadataMap};
 
@@ -33,7 +33,7 @@ pub use grant::{Action, Grant, Role};
 pub use pattern::TopicPattern;
 pub use tokens::{Tokens, TokensBuilder};
 
-use crate::{config::Config, error::Error};
+use crate::error::Error;
 
 /// What a client must send, as error messages say it.
 const SEND: &str = "send the header `authorization: Bearer <token>`";
@@ -57,17 +57,18 @@ impl Auth {
         }
     }
 
-    /// The tokens of `--auth-tokens-file` and `--auth-tokens` (merged); off
-    /// when neither is set. The error names the file (or flag) and line.
-    pub fn from_config(config: &Config) -> Result<Self, String> {
+    /// The tokens of `file` (`--auth-tokens-file`) and `lines`
+    /// (`--auth-tokens`), merged; off when neither is set. The error names
+    /// the file (or flag) and line.
+    pub fn from_sources(file: Option<&Path>, lines: Option<&TokenLines>) -> Result<Self, String> {
         let mut builder = TokensBuilder::default();
-        if let Some(path) = &config.auth_tokens_file {
+        if let Some(path) = file {
             builder.add_file(path)?;
         }
-        if let Some(lines) = &config.auth_tokens {
+        if let Some(lines) = lines {
             builder.add_inline("--auth-tokens", lines.expose())?;
         }
-        let configured = config.auth_tokens_file.is_some() || config.auth_tokens.is_some();
+        let configured = file.is_some() || lines.is_some();
         if configured && builder.is_empty() {
             return Err(
                 "--auth-tokens-file / --auth-tokens hold no token: every request would be refused"

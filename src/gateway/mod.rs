@@ -97,7 +97,7 @@ pub struct Gateway<S> {
     /// Request and stream limits.
     pub limits: Limits,
     /// Cancelled when the broker begins to shut down.
-    pub stopping: CancellationToken,
+    pub shutdown: CancellationToken,
     /// The store, whose health `/healthz` reports.
     pub store: Arc<dyn Store>,
 }
@@ -186,7 +186,7 @@ fn cors() -> CorsLayer {
 /// broker shuts down or when its store cannot be reached (the message says
 /// why: "Redis at … is unavailable: …"). The process answers either way.
 async fn healthz<S>(State(gateway): State<Arc<Gateway<S>>>) -> Response {
-    if gateway.stopping.is_cancelled() {
+    if gateway.shutdown.is_cancelled() {
         return respond::json_bytes_response(
             StatusCode::SERVICE_UNAVAILABLE,
             r#"{"status":"NOT_SERVING","message":"the broker is shutting down"}"#,

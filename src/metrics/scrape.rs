@@ -227,7 +227,7 @@ impl Snapshot {
         broker_gauge(
             &mut registry,
             "memory",
-            "Memory the store holds for messages (with a durable log: its read cache and indexes)",
+            "Memory the store holds for messages (with a disk log: its read cache and indexes)",
             self.stats.memory_bytes,
         );
         broker_gauge(

@@ -14,7 +14,7 @@
 //! A long-poll (a Fetch with a wait) must not hold room while it waits, or
 //! a pool of waiting consumers would fill the share with nothing:
 //! [`long_poll`] reserves only while the store is polled (a read of the
-//! in-memory or durable log completes within the poll that finds
+//! in-memory or disk log completes within the poll that finds
 //! messages), gives the room back whenever the read is waiting, and keeps
 //! what the poll that read the batch took.
 

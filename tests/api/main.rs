@@ -19,7 +19,7 @@
 //! - [`readme`]: the README's command examples, run as written.
 //! - [`transports`]: one scenario suite run over gRPC, grpc-web and REST,
 //!   so the transports cannot drift apart.
-//! - [`storage`]: the server over its durable log, and its background
+//! - [`storage`]: the server over its disk log, and its background
 //!   retention.
 //! - [`limits`]: every limit exceeded over gRPC and REST, and the server
 //!   serving again afterwards.

@@ -102,7 +102,7 @@ impl Setup {
         self
     }
 
-    /// Keeps messages in a durable log in a fresh temporary directory.
+    /// Keeps messages in a disk log in a fresh temporary directory.
     pub fn durable(mut self) -> Self {
         self.durable = true;
         self

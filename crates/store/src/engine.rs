@@ -1,5 +1,5 @@
 //! The broker engine: every rule of the [`Store`] trait, once, over any
-//! topic storage ([`LogFactory`]). The in-memory store and the durable store
+//! topic storage ([`LogFactory`]). The in-memory store and the disk store
 //! are this engine over their logs, so they cannot disagree on a rule.
 //!
 //! # Layout

@@ -1,22 +1,17 @@
-//! The storage layer: the [`Store`] trait every backend implements, the
-//! domain types it speaks, and the in-memory engine.
+//! GoStream's domain and storage layer: the [`Store`] trait every backend
+//! implements, the domain types it speaks, the engine that holds every
+//! broker rule, and the logs it runs over (in memory, on disk, and one that
+//! keeps nothing for benchmarks).
 //!
 //! Every broker rule lives here, behind the trait: topic and consumer naming,
 //! offset assignment, consumer positions, commits and seeks, size limits,
-//! long-poll wake-ups. The gRPC services (v1 and the GoStream-compatible
-//! legacy API) and the REST gateway only convert between the wire and these
-//! types, so every transport and every backend behaves the same.
+//! long-poll wake-ups. The server's services only convert between the wire
+//! and these types, so every transport and every backend behaves the same.
+//! This crate knows nothing of gRPC or HTTP: its [`Error`] speaks of topics,
+//! consumers, offsets and limits, and the server maps it at its edge.
 //!
-//! # Layout
-//! - `types`: the domain types the trait speaks.
-//! - [`engine`]: [`Engine`], every rule of the trait, once, over any topic
-//!   storage.
-//! - [`log`]: the interface between the engine and a topic's storage.
-//! - [`memory`]: the in-memory log; [`MemoryStore`] (the default).
-//! - [`disk`]: the durable, segmented log; [`DurableStore`] (`--data-dir`).
-//!
-//! - [`redis`]: [`RedisStore`] (`--store redis://…`), which implements
-//!   the trait directly: Redis holds the state, Lua scripts hold the rules.
+//! Where this crate sits among the others, and what each module holds: the
+//! architecture document (`docs/architecture.md`).
 
 pub mod budget;
 pub mod discard;
@@ -34,7 +29,7 @@ use async_trait::async_trait;
 use futures_util::Stream;
 
 pub use budget::{MemoryBudget, ResponseHandoff, ResponseKind, ResponseReservation};
-pub use disk::{DiskLog, DiskLogs, DiskOptions, DurableStore, FsyncPolicy};
+pub use disk::{DiskLog, DiskLogs, DiskOptions, DiskStore, FsyncPolicy};
 pub use engine::Engine;
 pub use memory::MemoryStore;
 pub use types::*;

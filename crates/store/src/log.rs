@@ -10,7 +10,7 @@
 //! [`Durability`] that the engine awaits after releasing the lock.
 //!
 //! Two implementations: the in-memory log ([`super::memory`]) and the
-//! segmented durable log ([`super::disk`]).
+//! segmented disk log ([`super::disk`]).
 
 use std::{fmt, future::Future, pin::Pin, time::Duration};
 
@@ -118,7 +118,7 @@ pub trait TopicLog: Send + 'static {
 
     /// Memory this log holds for its messages: the allocated capacity of
     /// its chunks and their indexes for the in-memory log (what it pins,
-    /// not payload bytes); indexes for the durable log (its read cache is the
+    /// not payload bytes); indexes for the disk log (its read cache is the
     /// factory's, see [`LogFactory::shared_memory_bytes`]).
     fn memory_bytes(&self) -> u64;
 
@@ -173,7 +173,7 @@ pub trait TopicLog: Send + 'static {
 
     /// Drops the oldest messages until what is left obeys `policy` at
     /// `now_ns` (each limit of 0 is no limit). The in-memory log drops
-    /// exactly what passes a limit. The durable log drops whole segments,
+    /// exactly what passes a limit. The disk log drops whole segments,
     /// oldest first (the active one included, once every message in it must
     /// go), and only those it knows to lie wholly past a limit, so it keeps
     /// at least what the limits allow, up to a segment more; with one
@@ -199,14 +199,14 @@ pub trait LogFactory: Send + Sync + 'static {
     /// The logs it makes.
     type Log: TopicLog;
 
-    /// `memory` or `durable`, as GetBroker reports it.
+    /// `memory` or `disk`, as GetBroker reports it.
     fn kind(&self) -> &'static str;
 
     /// The storage of a new, empty topic, its metadata persisted (durably,
     /// under `--fsync always`) before this returns.
     fn create(&self, meta: &TopicMeta) -> Result<Self::Log>;
 
-    /// Memory held for all topics together (the durable log's read cache).
+    /// Memory held for all topics together (the disk log's read cache).
     fn shared_memory_bytes(&self) -> u64;
 
     /// Makes everything written durable (at a graceful shutdown).

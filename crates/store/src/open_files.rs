@@ -1,5 +1,5 @@
 //! The process's open-file limit (`RLIMIT_NOFILE`): raised to the hard
-//! limit at start-up, read to size the durable store's cache of file
+//! limit at start-up, read to size the disk store's cache of file
 //! handles, and named in the error a client gets when the broker runs out
 //! of descriptors anyway.
 
@@ -12,7 +12,7 @@ const EMFILE: i32 = 24;
 /// `ENFILE`: the system's open-file table is full.
 const ENFILE: i32 = 23;
 
-/// The fewest file handles the durable store keeps open when it sizes its
+/// The fewest file handles the disk store keeps open when it sizes its
 /// cache from the limit.
 pub const MIN_STORE_OPEN_FILES: usize = 64;
 
@@ -54,7 +54,7 @@ pub fn soft_limit() -> Option<u64> {
     Resource::NOFILE.get_soft().ok()
 }
 
-/// The file handles the durable store keeps open: `configured`, or when it
+/// The file handles the disk store keeps open: `configured`, or when it
 /// is 0, half the soft limit `soft` (the other half is left to connections),
 /// at least [`MIN_STORE_OPEN_FILES`].
 pub fn store_capacity(configured: usize, soft: Option<u64>) -> usize {

@@ -15,7 +15,7 @@ pub const MAX_NAME_LEN: usize = 249;
 
 /// Checks the naming rule shared by topics and consumers: 1 to 249 characters
 /// of `[A-Za-z0-9._-]`, and not `.` or `..` (so a name is always a safe path
-/// component for the durable log).
+/// component for the disk log).
 fn validate_name(subject: Subject, kind: &str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(subject, format!("a {kind} is required")));
@@ -491,7 +491,7 @@ impl RetentionUpdate {
 /// The broker-wide figures (GetBroker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Which backend: `memory` or `durable`.
+    /// Which backend: `memory` or `disk`.
     pub kind: &'static str,
     /// Topics held.
     pub topic_count: u64,
@@ -500,7 +500,7 @@ pub struct StoreStats {
     /// Bytes (keys, values, headers) held in every topic.
     pub size_bytes: u64,
     /// Memory the store holds for messages: payloads and bookkeeping in
-    /// memory; with a durable log, its read cache and indexes.
+    /// memory; with a disk log, its read cache and indexes.
     pub memory_bytes: u64,
     /// The memory cap ([`StoreLimits::max_memory_bytes`]).
     pub max_memory_bytes: u64,

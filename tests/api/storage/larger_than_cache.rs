@@ -122,7 +122,7 @@ async fn a_topic_many_times_the_cache_is_published_and_consumed_end_to_end() {
         .into_inner()
         .broker
         .expect("a broker");
-    assert_eq!(broker.storage, "durable");
+    assert_eq!(broker.storage, "disk");
     assert!(broker.size_bytes >= (BATCHES * PER_BATCH * VALUE_BYTES) as u64);
     assert!(
         broker.memory_bytes < broker.size_bytes / 8,

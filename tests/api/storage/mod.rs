@@ -1,4 +1,4 @@
-//! The server over its durable log (`--data-dir`) and its background
+//! The server over its disk log (`--data-dir`) and its background
 //! retention: a topic far larger than the read cache published and consumed
 //! end to end, the broker's memory staying at the cache and indexes, and
 //! messages dropped by age with no publish to trigger it.

@@ -3,7 +3,7 @@
 //!
 //! These scenarios fill the cap with messages, so they hold only where
 //! messages are what the memory figure counts (in memory: the chunks and
-//! indexes they pin, so it grows a chunk at a time). The durable log counts its
+//! indexes they pin, so it grows a chunk at a time). The disk log counts its
 //! indexes and its read cache instead, and the cache has a size of its own;
 //! so only the in-memory backend runs them (see `memory_cap_suite!`).
 

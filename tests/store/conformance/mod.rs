@@ -77,7 +77,7 @@ use std::{sync::Arc, time::Duration};
 
 use gostream_redis::{RedisOptions, RedisStore, RedisTarget};
 use gostream_store::{
-    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, RetentionPolicy, Store, StoreLimits,
+    Clock, DiskOptions, DiskStore, FsyncPolicy, MemoryStore, RetentionPolicy, Store, StoreLimits,
 };
 
 /// The limits every store under test is configured with, unless its
@@ -292,7 +292,7 @@ mod memory {
     memory_cap_suite!(store);
 }
 
-/// The durable log, in a fresh directory per test ([`in_dir::InDir`]), with
+/// The disk log, in a fresh directory per test ([`in_dir::InDir`]), with
 /// one batch per segment (so retention, which drops whole segments, drops
 /// exactly what a limit asks of the single-record batches the retention
 /// scenarios publish), a small read cache, and an fsync before every
@@ -301,7 +301,7 @@ mod memory {
 /// It does not run [`memory_cap`]: its memory figure counts indexes and
 /// its read cache, not the messages it holds.
 mod durable {
-    use super::{Arc, Clock, DiskOptions, DurableStore, FsyncPolicy, Store, StoreLimits};
+    use super::{Arc, Clock, DiskOptions, DiskStore, FsyncPolicy, Store, StoreLimits};
     use crate::conformance::in_dir::InDir;
 
     async fn store(limits: StoreLimits) -> Arc<dyn Store> {
@@ -312,17 +312,17 @@ mod durable {
                 fsync: FsyncPolicy::Always,
                 ..DiskOptions::new(dir.path())
             };
-            DurableStore::open(options, limits, Clock::tokio()).expect("open the durable store")
+            DiskStore::open(options, limits, Clock::tokio()).expect("open the disk store")
         }))
     }
 
     conformance_suite!(store);
 
-    /// GetBroker's `storage` tells the durable store from the in-memory one.
+    /// GetBroker's `storage` tells the disk store from the in-memory one.
     #[tokio::test]
     async fn stats_name_the_durable_kind() {
         let stats = store(super::LIMITS).await.stats().await.expect("stats");
-        assert_eq!(stats.kind, "durable");
+        assert_eq!(stats.kind, "disk");
     }
 }
 

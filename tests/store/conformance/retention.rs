@@ -4,7 +4,7 @@
 //! (`Batch::skipped`); and the broker-wide figures of `stats`.
 //!
 //! Messages are published one per batch wherever counts must be exact: the
-//! durable log drops whole segments, and the suite runs it with one batch
+//! disk log drops whole segments, and the suite runs it with one batch
 //! per segment.
 
 use std::{sync::Arc, time::Duration};
@@ -644,7 +644,7 @@ pub(super) async fn a_consumer_left_behind_reports_where_it_resumes(store: Arc<d
 pub(super) async fn stats_add_up_topics_messages_and_bytes(store: Arc<dyn Store>) {
     let empty = store.stats().await.expect("stats");
     assert!(
-        ["memory", "durable", "redis", "redis-cluster"].contains(&empty.kind),
+        ["memory", "disk", "redis", "redis-cluster"].contains(&empty.kind),
         "kind {:?}",
         empty.kind
     );

@@ -201,7 +201,7 @@ pub(super) async fn publish(store: &dyn Store, topic: &TopicName, values: &[&str
 }
 
 /// Publishes each value as a batch of its own, so that a log which drops
-/// whole batches (the durable log drops whole segments) drops exactly as
+/// whole batches (the disk log drops whole segments) drops exactly as
 /// many messages as a limit asks.
 pub(super) async fn publish_each(store: &dyn Store, topic: &TopicName, values: &[&str]) {
     for value in values {

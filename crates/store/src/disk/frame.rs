@@ -1,6 +1,6 @@
 //! The frame and record-batch codec.
 //!
-//! Every file the durable log writes is a sequence of frames:
+//! Every file the disk log writes is a sequence of frames:
 //! `len u32 | crc32c(payload) u32 | payload`. A segment's frames hold record
 //! batches: `version u8 = 1 | base_offset u64 | count u32 |
 //! publish_time_ns u64 | records`, each record `key_len u32 | key |

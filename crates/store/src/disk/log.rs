@@ -189,7 +189,7 @@ impl LogInner {
     }
 }
 
-/// The durable log of one topic. A cheap handle: the state is shared with
+/// The disk log of one topic. A cheap handle: the state is shared with
 /// pending durability waits and the factory's flusher.
 pub struct DiskLog {
     pub(super) shared: Arc<LogShared>,

@@ -1,4 +1,4 @@
-//! The durable log: every topic is a directory of segment files on disk,
+//! The disk log: every topic is a directory of segment files on disk,
 //! crash-safe, with a bounded read cache shared by all topics.
 //!
 //! # On-disk layout
@@ -187,7 +187,7 @@ impl Shared {
     }
 }
 
-/// The durable log factory: opens a data directory, recovers its topics and
+/// The disk log factory: opens a data directory, recovers its topics and
 /// creates new ones. Dropping it and every log it made releases the
 /// directory's lock.
 pub struct DiskLogs {
@@ -265,7 +265,7 @@ impl DiskLogs {
         let runtime = tokio::runtime::Handle::try_current();
         if matches!(options.fsync, FsyncPolicy::Interval(_)) && runtime.is_err() {
             return Err(Error::Internal(
-                "the durable log must be opened inside a tokio runtime".to_owned(),
+                "the disk log must be opened inside a tokio runtime".to_owned(),
             ));
         }
         let topics = dir.join("topics");
@@ -275,7 +275,7 @@ impl DiskLogs {
         let capacity = options.open_files_capacity();
         tracing::info!(
             max_open_files = capacity,
-            "the durable log keeps at most this many segment and consumer files open"
+            "the disk log keeps at most this many segment and consumer files open"
         );
         let shared = Arc::new(Shared {
             cache: FrameCache::new(options.cache_bytes),
@@ -305,7 +305,7 @@ impl LogFactory for DiskLogs {
     type Log = DiskLog;
 
     fn kind(&self) -> &'static str {
-        "durable"
+        "disk"
     }
 
     fn create(&self, meta: &TopicMeta) -> Result<DiskLog> {
@@ -380,11 +380,11 @@ impl LogFactory for DiskLogs {
     }
 }
 
-/// The durable store (`--data-dir`): the engine over [`DiskLogs`].
-pub type DurableStore = super::Engine<DiskLogs>;
+/// The disk store (`--data-dir`): the engine over [`DiskLogs`].
+pub type DiskStore = super::Engine<DiskLogs>;
 
-impl DurableStore {
-    /// Opens (or creates) the durable log in `options.dir`, recovering every
+impl DiskStore {
+    /// Opens (or creates) the disk log in `options.dir`, recovering every
     /// topic in it. Must be called inside a tokio runtime.
     pub fn open(
         options: DiskOptions,

@@ -1,9 +1,9 @@
-//! The durable log's settings: where it lives, when it fsyncs, how large its
+//! The disk log's settings: where it lives, when it fsyncs, how large its
 //! segments grow, how much it caches and how dense its sparse index is.
 
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
-/// When the durable log makes writes durable (`--fsync`).
+/// When the disk log makes writes durable (`--fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncPolicy {
     /// Every write is fsynced before it is acknowledged; concurrent writers
@@ -62,7 +62,7 @@ impl FromStr for FsyncPolicy {
     }
 }
 
-/// The durable log's settings.
+/// The disk log's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskOptions {
     /// The data directory (`--data-dir`); created if missing.

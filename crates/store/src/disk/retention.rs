@@ -47,7 +47,7 @@ pub(super) fn apply(
                 // By bytes: when all of its bytes are past the limit, or its
                 // one message is (a segment does not know the size of its
                 // newest message, so a larger one that straddles the limit
-                // stays: a durable topic keeps at least its limits).
+                // stays: a topic on disk keeps at least its limits).
                 || (excess_bytes > 0 && (oldest.record_bytes <= excess_bytes || count == 1))
                 || cutoff.is_some_and(|cutoff| oldest.last_time_ns < cutoff)
         };

@@ -1,4 +1,4 @@
-//! Tests of the durable log as a whole: append and read, retention, group
+//! Tests of the disk log as a whole: append and read, retention, group
 //! commit; recovery and faults in their own files.
 
 mod faults;
@@ -115,7 +115,7 @@ fn check_messages(messages: &[Message], from: u64, to: u64) {
 async fn appends_read_back_byte_identical_across_segments() {
     let dir = tempfile::tempdir().unwrap();
     let (logs, mut log) = filled(dir.path()).await;
-    assert_eq!(logs.kind(), "durable");
+    assert_eq!(logs.kind(), "disk");
     assert!(segment_files(dir.path(), "t", "log").len() > 5);
     assert_eq!((log.start_offset(), log.end_offset()), (0, 60));
     let all = read_all(&mut log);

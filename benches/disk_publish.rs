@@ -3,14 +3,14 @@
 //! publishers, measured in one run on one machine.
 //!
 //! ```sh
-//! cargo bench --bench durable_publish
-//! cargo bench --bench durable_publish -- --publishers 64 --seconds 5 --batch 1 --size 100
+//! cargo bench --bench disk_publish
+//! cargo bench --bench disk_publish -- --publishers 64 --seconds 5 --batch 1 --size 100
 //! ```
 //!
 //! Each configuration runs the same workload against the store itself (no
 //! network): `--publishers` tasks each publish batches of `--batch` records
 //! of `--size` bytes to one topic for `--seconds`, one request in flight per
-//! task. The durable store runs bare, and also as the server runs it (each
+//! task. The disk store runs bare, and also as the server runs it (each
 //! call on tokio's blocking pool, under the request timeout: "served").
 //! It prints messages per second for each, and the ratio to the
 //! in-memory store, which is the figure to quote: absolute numbers move with
@@ -28,7 +28,7 @@ use std::{
 use bytes::Bytes;
 use gostream::limits::DeadlineStore;
 use gostream_store::{
-    Clock, DiskOptions, DurableStore, FsyncPolicy, MemoryStore, Record, RetentionOverrides, Store,
+    Clock, DiskOptions, DiskStore, FsyncPolicy, MemoryStore, Record, RetentionOverrides, Store,
     StoreLimits, TopicName,
 };
 
@@ -109,8 +109,7 @@ fn durable(dir: &std::path::Path, fsync: FsyncPolicy) -> Arc<dyn Store> {
         ..DiskOptions::new(dir)
     };
     Arc::new(
-        DurableStore::open(options, StoreLimits::DEFAULT, Clock::System)
-            .expect("open the durable store"),
+        DiskStore::open(options, StoreLimits::DEFAULT, Clock::System).expect("open the disk store"),
     )
 }
 
@@ -137,7 +136,7 @@ fn main() {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let mut store = durable(dir.path(), fsync);
             if served {
-                // As the server runs a durable store: each call on the
+                // As the server runs a disk store: each call on the
                 // blocking pool, under the request timeout.
                 store = Arc::new(DeadlineStore::new(store, Duration::from_secs(30), true));
             }
