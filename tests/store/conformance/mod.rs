@@ -4,7 +4,7 @@
 //! # Layout
 //! Each scenario is a plain `async fn scenario(store: Arc<dyn Store>)` that
 //! gets an empty store and panics when a rule is broken. Scenarios know
-//! nothing about the backend they run on, so the in-memory store, the durable
+//! nothing about the backend they run on, so the in-memory store, the disk
 //! log and Redis all run the very same functions. They live by area, one
 //! module each ([`topics`], [`publish`], [`read`], [`consumers`],
 //! [`consumer_lookup`], [`counts`], [`fetch_commit`], [`redelivery`], [`seek`],
@@ -300,7 +300,7 @@ mod memory {
 ///
 /// It does not run [`memory_cap`]: its memory figure counts indexes and
 /// its read cache, not the messages it holds.
-mod durable {
+mod disk {
     use super::{Arc, Clock, DiskOptions, DiskStore, FsyncPolicy, Store, StoreLimits};
     use crate::conformance::in_dir::InDir;
 
@@ -320,7 +320,7 @@ mod durable {
 
     /// GetBroker's `storage` tells the disk store from the in-memory one.
     #[tokio::test]
-    async fn stats_name_the_durable_kind() {
+    async fn stats_name_the_disk_kind() {
         let stats = store(super::LIMITS).await.stats().await.expect("stats");
         assert_eq!(stats.kind, "disk");
     }
