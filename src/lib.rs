@@ -3,7 +3,8 @@
 //! them from a tracked offset, over gRPC, grpc-web and REST.
 //!
 //! # Layout
-//! - [`pb`]: the code generated from `proto/` (the single source of truth).
+//! - [`pb`]: the code generated from `proto/` (the single source of truth),
+//!   re-exported from the `gostream-api` crate.
 //! - [`store`]: the [`Store`](store::Store) trait, the domain types, every
 //!   broker rule, and the in-memory engine.
 //! - [`error`]: the one [`Error`](error::Error) type and its gRPC/HTTP mapping.
@@ -21,16 +22,14 @@
 //! - [`limits`]: the request timeout, concurrent requests and connections.
 //! - [`open_files`]: the open-file limit, raised at start-up and named when
 //!   the broker runs out of descriptors.
-//! - [`cli`]: the command-line client (`gostream topics|consumers|publish|consume|broker`).
-//! - [`bench`](mod@bench): `gostream bench`, throughput and latency against a baseline.
 //! - [`config`], [`server`], [`telemetry`]: flags, listeners and shutdown, logs.
 //!
-//! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
-//! tests run the same server in-process on port 0.
+//! The command-line client and `gostream bench` are the `gostream-client`
+//! crate; `main.rs` parses flags, runs a client command, or binds the
+//! listeners and calls [`server::run`]; tests run the same server
+//! in-process on port 0.
 
 pub mod auth;
-pub mod bench;
-pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
