@@ -10,13 +10,16 @@
 # `docker compose`.
 
 # --- build -------------------------------------------------------------------
-# The crate uses edition 2024 (Rust 1.89 or newer). No protoc is needed: build.rs
-# compiles proto/ with protox, in pure Rust.
+# The workspace uses edition 2024 (Rust 1.89 or newer). No protoc is needed: the
+# build scripts compile proto/ with protox, in pure Rust.
 FROM rust:1-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 COPY src ./src
+# The workspace's other members (crates/*): the generated API, the gateway
+# generator, the client, the stores.
+COPY crates ./crates
 # The manifest names the benchmark, and the binary embeds the web console's
 # built bundle (checked in, so no Node.js is needed here).
 COPY benches ./benches

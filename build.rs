@@ -1,15 +1,13 @@
-//! Compiles `proto/` into Rust: prost messages, tonic servers and clients,
-//! pbjson serde impls (the proto3 JSON mapping), the encoded descriptor set
-//! that gRPC reflection serves, and the REST gateway (routes and OpenAPI
-//! document) generated from the methods' `google.api.http` rules.
+//! Generates the REST gateway (routes and OpenAPI document) from the
+//! `google.api.http` rules of the methods in `proto/`, with the
+//! `gostream-gateway-gen` library. The Rust code of the protos themselves
+//! (messages, tonic services, serde) is the `gostream-api` crate's.
 //!
 //! protox parses the protos, so no system `protoc` is needed.
 
 use std::{env, fs, path::PathBuf};
 
-#[allow(dead_code)] // Parts are used only by the generator's own tests.
-#[path = "src/gateway/generate/mod.rs"]
-mod generate;
+use gostream_gateway_gen as generate;
 
 /// The API files; their imports are resolved under `proto/` (and protox's
 /// built-in copies of the well-known types).
@@ -19,36 +17,13 @@ const PROTOS: &[&str] = &["gostream/v1/gostream.proto", "gostream/gostream.proto
 const PACKAGES: &[&str] = &["gostream.v1", "gostream"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The generator is a build-dependency: cargo reruns this script when
+    // it changes.
     println!("cargo:rerun-if-changed=proto");
-    println!("cargo:rerun-if-changed=src/gateway/generate");
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
 
     let mut compiler = protox::Compiler::new(["proto"])?;
-    compiler
-        .include_imports(true)
-        .include_source_info(true)
-        .open_files(PROTOS)?;
-    let descriptors = compiler.file_descriptor_set();
-    let encoded = compiler.encode_file_descriptor_set();
-    fs::write(out_dir.join("gostream_descriptor.bin"), &encoded)?;
-
-    tonic_prost_build::configure()
-        .skip_protoc_run()
-        // Payloads stay `bytes::Bytes` from the socket to the store and back.
-        .bytes(".gostream")
-        // The well-known types come from pbjson-types, which carries their
-        // JSON mapping (RFC 3339 timestamps, "1.5s" durations).
-        .compile_well_known_types(true)
-        .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_fds(descriptors)?;
-
-    pbjson_build::Builder::new()
-        .register_descriptors(&encoded)?
-        .extern_path(".google.protobuf", "::pbjson_types")
-        // REST clients see every field, `"offset": "0"` included, as
-        // grpc-gateway does; unset message fields are still left out.
-        .emit_fields()
-        .build(&[".gostream"])?;
+    compiler.include_imports(true).open_files(PROTOS)?;
 
     let gateway = generate::generate(
         &compiler.descriptor_pool(),

@@ -6,18 +6,19 @@
 //! [`server`] (listeners, layers and shutdown), [`service`] (the tonic
 //! services, adapters over the store), [`gateway`] (the REST runtime; its
 //! routes are generated from the proto at build time), [`error`] (the
-//! transport edge: codes, statuses and reasons), and [`auth`], [`limits`],
-//! [`metrics`], [`tls`], [`console`], [`telemetry`]. The domain and the
-//! storage are the `gostream-store` crate (re-exported as [`store`]), the
-//! Redis backend `gostream-redis`. The layout of the whole workspace is
-//! described once, in the architecture document (`docs/architecture.md`).
+//! transport edge: codes, statuses and reasons), [`auth`], [`limits`],
+//! [`metrics`], [`tls`], [`console`] and [`telemetry`]. [`pb`] is the code
+//! generated from `proto/` (the `gostream-api` crate), [`store`] the domain
+//! and storage layer (the `gostream-store` crate); the Redis backend is the
+//! `gostream-redis` crate. The layout of the whole workspace is described
+//! once, in the architecture document (`docs/architecture.md`).
 //!
-//! `main.rs` only parses flags, binds the listeners and calls [`server::run`];
-//! tests run the same server in-process on port 0.
+//! The command-line client and `gostream bench` are the `gostream-client`
+//! crate; `main.rs` parses flags, runs a client command, or binds the
+//! listeners and calls [`server::run`]; tests run the same server
+//! in-process on port 0.
 
 pub mod auth;
-pub mod bench;
-pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;

@@ -1,8 +1,11 @@
 //! The `gostream` binary: with `serve` or no command, parses flags, binds
 //! the listeners, and runs the broker until SIGINT or SIGTERM; with a client
 //! command (`topics`, `consumers`, `publish`, `consume`, `broker`), runs it
-//! against a broker (see [`gostream::cli`]); with `bench`, measures one (see
-//! [`gostream::bench`]).
+//! against a broker (see [`gostream_client::cli`]); with `bench`, measures
+//! one (see [`gostream_client::bench`]), by default a broker it starts in
+//! process ([`bench_broker`]).
+
+mod bench_broker;
 
 use std::process::ExitCode;
 
@@ -10,13 +13,15 @@ use clap::{
     ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource,
 };
 use gostream::{
-    bench, cli,
     config::Config,
     open_files,
     server::{self, Listeners},
     telemetry,
 };
+use gostream_client::{bench, cli};
 use tokio_util::sync::CancellationToken;
+
+use crate::bench_broker::InProcessBroker;
 
 /// jemalloc instead of the system allocator: the broker allocates and frees
 /// buffers of every size per request on several threads, and with 10,000
@@ -77,7 +82,7 @@ fn main() -> ExitCode {
 /// Runs `gostream bench`; a bad combination of flags is a usage error
 /// (exit status 2), a failed run prints `error: ...` (exit status 1).
 fn run_bench(args: &bench::BenchArgs, client: &cli::Client, server_given: bool) -> ExitCode {
-    match bench::run(args, client, server_given) {
+    match bench::run(args, client, server_given, &InProcessBroker) {
         Ok(()) => ExitCode::SUCCESS,
         Err(bench::Failure::Usage(message)) => {
             let mut root = Cli::command();

@@ -1,28 +1,5 @@
-//! The code generated from `proto/` by `build.rs`: prost messages, tonic
-//! clients and servers, and pbjson serde impls (the proto3 JSON mapping).
+//! The code generated from `proto/`: the [`gostream_api`] crate, re-exported
+//! here so that the broker (and the REST routes `build.rs` generates) name
+//! it `crate::pb::...`.
 
-#![allow(missing_docs, clippy::all, clippy::pedantic)]
-
-/// `google.api`: the HTTP annotations the REST gateway is generated from.
-pub mod google {
-    /// `google.api`.
-    pub mod api {
-        include!(concat!(env!("OUT_DIR"), "/google.api.rs"));
-    }
-}
-
-/// `gostream` (the GoStream-compatible API) and `gostream.v1`.
-pub mod gostream {
-    include!(concat!(env!("OUT_DIR"), "/gostream.rs"));
-    include!(concat!(env!("OUT_DIR"), "/gostream.serde.rs"));
-
-    /// `gostream.v1`: the API.
-    pub mod v1 {
-        include!(concat!(env!("OUT_DIR"), "/gostream.v1.rs"));
-        include!(concat!(env!("OUT_DIR"), "/gostream.v1.serde.rs"));
-    }
-}
-
-/// The encoded `FileDescriptorSet` of every proto file, served by reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/gostream_descriptor.bin"));
+pub use gostream_api::{FILE_DESCRIPTOR_SET, google, gostream};

@@ -201,7 +201,11 @@ fn the_server_modules_import_each_other_without_a_cycle() {
     for (module, imports) in &mut graph {
         imports.retain(|name| name != module && modules.contains(name));
     }
-    assert_eq!(find_cycle(&graph), None, "modules import each other in a cycle");
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "modules import each other in a cycle"
+    );
 }
 
 #[test]

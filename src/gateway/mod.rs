@@ -1,7 +1,7 @@
 //! The REST gateway: the same RPCs as JSON over HTTP/1.1, with routes
 //! **generated from the proto's `google.api.http` rules** by `build.rs`
-//! (see [`generate`](self) in `src/gateway/generate/`, compiled into the
-//! build script). Adding an RPC with an HTTP rule is all it takes to get
+//! (with the `gostream-gateway-gen` crate, `crates/gateway-gen/`, a
+//! build-dependency). Adding an RPC with an HTTP rule is all it takes to get
 //! its route and its OpenAPI entry; no route here is written by hand.
 //!
 //! # Layout

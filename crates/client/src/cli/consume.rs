@@ -26,7 +26,7 @@ use super::{
     connect::Clients,
     output::{Printer, escape},
 };
-use crate::pb::gostream::v1::{
+use gostream_api::gostream::v1::{
     CommitMode, CommitRequest, CreateConsumerRequest, FetchRequest, GetConsumerRequest,
     GetTopicRequest, Message, SeekRequest, SubscribeRequest, Topic,
 };

@@ -4,9 +4,7 @@
 
 use std::{error::Error as _, fmt, io};
 
-use tonic::Status;
-
-use crate::error::code_name;
+use tonic::{Code, Status};
 
 /// Why a client command failed.
 #[derive(Debug)]
@@ -82,6 +80,30 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The canonical name of a gRPC status code, as the gRPC specification
+/// spells it (`NOT_FOUND`): what a failed call prints before its message.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 impl From<Status> for Failure {
     fn from(status: Status) -> Self {
         Self::Status(status)
@@ -100,9 +122,33 @@ impl From<io::Error> for Failure {
 
 #[cfg(test)]
 mod tests {
-    use tonic::Code;
-
     use super::*;
+
+    #[test]
+    fn every_code_has_its_canonical_name() {
+        let names = [
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        ];
+        for (number, name) in (0..).zip(names) {
+            assert_eq!(code_name(Code::from_i32(number)), name);
+        }
+    }
 
     #[test]
     fn a_status_is_reported_with_its_code_name() {

@@ -2,8 +2,8 @@
 //! additional binding, in declaration order, with the fields each binding
 //! takes from the path, the body and the query string.
 
-use crate::generate::model::{self, Body, Field, ValueKind};
 use crate::{find, shop_bindings, shop_pool};
+use gostream_gateway_gen::model::{self, Body, Field, ValueKind};
 
 /// A field as (proto name, JSON name, kind, repeated).
 type Row = (String, String, Option<ValueKind>, bool);

@@ -10,7 +10,7 @@ use std::{fmt, path::PathBuf};
 use bytes::Bytes;
 
 use super::{args::Transport, grpc::Grpc, rest::Rest};
-use crate::pb::gostream::v1::{FetchResponse, SubscribeResponse};
+use gostream_api::gostream::v1::{FetchResponse, SubscribeResponse};
 
 /// The broker a run measures, and how to reach it.
 #[derive(Debug, Clone)]

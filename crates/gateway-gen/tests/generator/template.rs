@@ -2,7 +2,7 @@
 //! `google.api.http` grammar, the reason it gives for a malformed one, and
 //! the axum route and OpenAPI path of each.
 
-use crate::generate::template::{Segment, Template, TemplateError, Variable};
+use gostream_gateway_gen::template::{Segment, Template, TemplateError, Variable};
 
 fn parse(template: &str) -> Template {
     Template::parse(template).unwrap_or_else(|e| panic!("{template} parses: {e}"))

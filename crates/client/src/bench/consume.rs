@@ -25,7 +25,7 @@ use super::{
     report::{Latencies, Outcome},
     workload::{Completion, Failures, Run},
 };
-use crate::pb::gostream::v1::Message;
+use gostream_api::gostream::v1::Message;
 
 /// How long readers may go without a message, once everything is
 /// published, before the run gives up and reports what is missing.

@@ -7,7 +7,7 @@ use std::{str::FromStr, time::Duration};
 
 use serde::Deserialize as _;
 
-use crate::pb::gostream::v1::{Boundary, Position, position};
+use gostream_api::gostream::v1::{Boundary, Position, position};
 
 /// A position in a topic: `earliest`, `latest`, an offset, or a time.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -10,7 +10,7 @@ use super::{
     connect::Clients,
     output::{Printer, age, limit, timestamp},
 };
-use crate::pb::gostream::v1::{
+use gostream_api::gostream::v1::{
     CreateTopicRequest, DeleteTopicRequest, GetTopicRequest, ListTopicsRequest, RetentionPolicy,
     Topic, UpdateTopicRequest,
 };

@@ -1,44 +1,42 @@
-//! A broker run inside the benchmark's process, as the binary runs it
-//! (`server::run`, every layer), on ephemeral loopback ports and on a tokio
-//! runtime of its own, so the client's tasks and the broker's never share
-//! worker threads.
+//! The broker `gostream bench` runs inside its own process (without
+//! `--server`, and for `--baseline`), as the binary runs it (`server::run`,
+//! every layer), on ephemeral loopback ports and on a tokio runtime of its
+//! own, so the client's tasks and the broker's never share worker threads.
+//! The benchmark lives in `gostream-client`, which does not depend on the
+//! server: [`InProcessBroker`] is the [`LocalBroker`] the binary hands it.
 
 use std::{net::SocketAddr, sync::Arc, thread};
 
-use tokio_util::sync::CancellationToken;
-
-use crate::{
+use gostream::{
     config::Config,
     server::{self, Listeners},
     store::{Store, discard::DiscardStore},
 };
+use gostream_client::bench::{Backend, LocalBroker, Running};
+use tokio_util::sync::CancellationToken;
 
-/// Which store the in-process broker serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// The store the default settings open: in memory.
-    Default,
-    /// [`DiscardStore`]: keeps nothing (the baseline).
-    Discard,
-}
+/// Starts in-process brokers for `gostream bench`: the memory store for
+/// [`Backend::Default`], [`DiscardStore`] for [`Backend::Discard`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InProcessBroker;
 
-impl Backend {
-    /// How reports name it.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Default => "in-process broker, memory store",
-            Self::Discard => "in-process broker, discard store",
-        }
+impl LocalBroker for InProcessBroker {
+    fn start(&self, backend: Backend) -> Result<Running, String> {
+        let broker = InProcess::start(backend)?;
+        Ok(Running::new(broker.grpc, broker.rest, move || {
+            broker.stop()
+        }))
     }
 }
 
-/// A broker running on its own threads until [`InProcess::stop`].
+/// A broker running on its own threads until [`InProcess::stop`] (or until
+/// it is dropped).
 #[derive(Debug)]
-pub struct InProcess {
+struct InProcess {
     /// The gRPC listener.
-    pub grpc: SocketAddr,
+    grpc: SocketAddr,
     /// The REST listener.
-    pub rest: SocketAddr,
+    rest: SocketAddr,
     stop: CancellationToken,
     thread: Option<thread::JoinHandle<Result<(), String>>>,
 }
@@ -46,7 +44,7 @@ pub struct InProcess {
 impl InProcess {
     /// Starts a broker with the default settings (logging off) over
     /// `backend`, and returns once it listens.
-    pub fn start(backend: Backend) -> Result<Self, String> {
+    fn start(backend: Backend) -> Result<Self, String> {
         let workers = thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -102,16 +100,8 @@ impl InProcess {
         }
     }
 
-    /// The URL of the listener `transport` uses.
-    pub fn url(&self, transport: super::args::Transport) -> String {
-        match transport {
-            super::args::Transport::Grpc => format!("http://{}", self.grpc),
-            super::args::Transport::Rest => format!("http://{}", self.rest),
-        }
-    }
-
     /// Shuts the broker down gracefully and waits for it.
-    pub fn stop(mut self) -> Result<(), String> {
+    fn stop(mut self) -> Result<(), String> {
         self.stop.cancel();
         match self.thread.take().map(thread::JoinHandle::join) {
             Some(Ok(result)) => result,

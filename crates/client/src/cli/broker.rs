@@ -5,7 +5,7 @@ use super::{
     connect::Clients,
     output::{Printer, age, limit},
 };
-use crate::pb::gostream::v1::GetBrokerRequest;
+use gostream_api::gostream::v1::GetBrokerRequest;
 
 /// Prints the broker: `name: value` lines, or the Broker as JSON.
 pub async fn run(mut clients: Clients, out: &mut Printer) -> Result<(), Failure> {

@@ -11,16 +11,17 @@ use tonic::{
     transport::{Certificate, ClientTlsConfig, Endpoint},
 };
 
+use gostream_api::gostream::v1::{
+    Boundary, CreateConsumerRequest, CreateTopicRequest, DeleteTopicRequest, FetchRequest,
+    FetchResponse, GetTopicRequest, Position, PublishRequest, Record, SubscribeRequest,
+    SubscribeResponse, consumer_service_client::ConsumerServiceClient, position,
+    publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
+};
+
 use super::client::{CallError, CallResult, Target};
-use crate::{
-    cli::connect::{BearerToken, Transport},
-    error::code_name,
-    pb::gostream::v1::{
-        Boundary, CreateConsumerRequest, CreateTopicRequest, DeleteTopicRequest, FetchRequest,
-        FetchResponse, GetTopicRequest, Position, PublishRequest, Record, SubscribeRequest,
-        SubscribeResponse, consumer_service_client::ConsumerServiceClient, position,
-        publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
-    },
+use crate::cli::{
+    connect::{BearerToken, Transport},
+    failure::code_name,
 };
 
 /// A gRPC connection: a client of each service the benchmark calls.

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use prost_reflect::DescriptorPool;
 
-use crate::generate::{
+use gostream_gateway_gen::{
     model::{self, Binding, Body, ModelError, ValueKind},
     openapi,
 };

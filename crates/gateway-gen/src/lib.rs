@@ -1,13 +1,16 @@
-//! The REST gateway generator, run by `build.rs` (this module is compiled
-//! into the build script, not into the library).
+//! The REST gateway generator of GoStream, run by the root package's
+//! `build.rs` (a build-dependency, not linked into the broker).
 //!
 //! It reads every method's `google.api.http` rule from the compiled
 //! descriptors ([`model`]), parses the path templates ([`template`]), and
 //! writes two files: the Rust code of the routes ([`emit`]), which the
-//! library includes as `gateway::routes`, and the OpenAPI document
+//! broker includes as `gateway::generated`, and the OpenAPI document
 //! ([`openapi`]), which the gateway serves at `/openapi.json`. Adding an RPC
 //! with an HTTP rule to a proto is all it takes to get its route and its
 //! OpenAPI entry.
+//!
+//! [`generate`] does both in one call; the modules are public so that the
+//! tests (`tests/generator/`) can check each step.
 
 pub mod emit;
 pub mod model;

@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::client::{CallError, CallResult, Target};
-use crate::pb::gostream::v1::{
+use gostream_api::gostream::v1::{
     FetchResponse, GetTopicResponse, PublishResponse, SubscribeResponse,
 };
 

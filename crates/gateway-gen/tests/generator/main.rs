@@ -1,9 +1,8 @@
-//! Unit tests of the REST gateway generator (`src/gateway/generate/`), the
-//! code `build.rs` runs on the protos to write the gateway's routes and its
-//! OpenAPI document. The generator is compiled into this crate the same way
-//! `build.rs` compiles it, and run on small descriptor fixtures under
+//! Tests of the REST gateway generator, the library the broker's `build.rs`
+//! runs on the protos to write the gateway's routes and its OpenAPI
+//! document. It runs here on small descriptor fixtures under
 //! `tests/generator/fixtures/`, whose imports of `google/api/*.proto`
-//! resolve from the repository's `proto/` directory.
+//! resolve from the workspace's `proto/` directory.
 //!
 //! # Layout
 //! - [`template`]: parsing path templates, and their axum and OpenAPI forms.
@@ -15,10 +14,6 @@
 //!   `Services` trait, and the router's grouping and dispatch order.
 //! - [`openapi`]: the generated OpenAPI 3.0 document.
 
-#[allow(dead_code)]
-#[path = "../../src/gateway/generate/mod.rs"]
-mod generate;
-
 mod bindings;
 mod cases;
 mod emit;
@@ -27,7 +22,7 @@ mod template;
 
 use std::{path::Path, sync::OnceLock};
 
-use generate::model::{self, Binding};
+use gostream_gateway_gen::model::{self, Binding};
 use prost_reflect::DescriptorPool;
 
 /// The files of the `shop.v1` fixture.
@@ -37,9 +32,11 @@ const SHOP: &[&str] = &["shop/v1/shop.proto"];
 /// imports.
 pub fn compile(files: &[&str]) -> DescriptorPool {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut compiler =
-        protox::Compiler::new([root.join("tests/generator/fixtures"), root.join("proto")])
-            .expect("the include paths exist");
+    let mut compiler = protox::Compiler::new([
+        root.join("tests/generator/fixtures"),
+        root.join("../../proto"),
+    ])
+    .expect("the include paths exist");
     compiler
         .include_imports(true)
         .open_files(files)
@@ -71,8 +68,8 @@ pub fn find<'a>(bindings: &'a [Binding], operation: &str) -> &'a Binding {
 
 /// The paths the generated code of the fixtures names types by, as
 /// `build.rs` sets them.
-pub fn paths() -> generate::Paths {
-    generate::Paths {
+pub fn paths() -> gostream_gateway_gen::Paths {
+    gostream_gateway_gen::Paths {
         root: "crate::pb".to_owned(),
         runtime: "crate::gateway::runtime".to_owned(),
         extern_paths: vec![(".google.protobuf".to_owned(), "::pbjson_types".to_owned())],
@@ -80,8 +77,8 @@ pub fn paths() -> generate::Paths {
 }
 
 /// The document facts of the fixtures.
-pub fn info() -> generate::Info {
-    generate::Info {
+pub fn info() -> gostream_gateway_gen::Info {
+    gostream_gateway_gen::Info {
         title: "Shop".to_owned(),
         version: "1.2.3".to_owned(),
         description: "A fixture API.".to_owned(),
@@ -90,7 +87,7 @@ pub fn info() -> generate::Info {
 
 #[test]
 fn generate_returns_the_source_the_document_and_one_route_per_binding() {
-    let generated = generate::generate(shop_pool(), &["shop.v1"], &paths(), &info())
+    let generated = gostream_gateway_gen::generate(shop_pool(), &["shop.v1"], &paths(), &info())
         .expect("the shop fixture generates");
     let bindings = shop_bindings();
     assert_eq!(generated.routes.len(), bindings.len());
@@ -107,10 +104,16 @@ fn generate_returns_the_source_the_document_and_one_route_per_binding() {
         "/v1/stores/{store_id}/shelves/{name}".to_owned(),
         "shop.v1.ShelfService.GetShelf_1".to_owned()
     )));
-    assert_eq!(generated.rust, generate::emit::rust(&bindings, &paths()));
+    assert_eq!(
+        generated.rust,
+        gostream_gateway_gen::emit::rust(&bindings, &paths())
+    );
     let document: serde_json::Value =
         serde_json::from_str(&generated.openapi).expect("the document is JSON");
-    assert_eq!(document, generate::openapi::document(&bindings, &info()));
+    assert_eq!(
+        document,
+        gostream_gateway_gen::openapi::document(&bindings, &info())
+    );
     assert!(
         generated.openapi.contains("\n  \"openapi\": \"3.0.3\""),
         "the document is pretty-printed"
@@ -120,7 +123,8 @@ fn generate_returns_the_source_the_document_and_one_route_per_binding() {
 #[test]
 fn generate_fails_with_the_model_error() {
     let pool = compile(&["cases/get_body.proto"]);
-    let error = generate::generate(&pool, &["cases.get_body"], &paths(), &info()).unwrap_err();
+    let error =
+        gostream_gateway_gen::generate(&pool, &["cases.get_body"], &paths(), &info()).unwrap_err();
     assert_eq!(
         error.to_string(),
         "cases.get_body.S.M: a GET binding cannot have a body"

@@ -12,7 +12,7 @@ use tonic::{
 };
 
 use super::{Client, Failure};
-use crate::pb::gostream::v1::{
+use gostream_api::gostream::v1::{
     broker_service_client::BrokerServiceClient, consumer_service_client::ConsumerServiceClient,
     publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
 };

@@ -11,7 +11,7 @@ use super::{
     connect::Clients,
     output::{Printer, timestamp},
 };
-use crate::pb::gostream::v1::{
+use gostream_api::gostream::v1::{
     CommitMode, Consumer, CreateConsumerRequest, DeleteConsumerRequest, GetConsumerRequest,
     ListConsumersRequest, SeekRequest,
 };

@@ -15,7 +15,7 @@ use clap::Args;
 use tokio::sync::mpsc;
 
 use super::{Failure, args::parse_header, connect::Clients, output::Printer};
-use crate::pb::gostream::v1::{PublishRequest, PublishResponse, Record};
+use gostream_api::gostream::v1::{PublishRequest, PublishResponse, Record};
 
 /// The most lines in one Publish request.
 pub const MAX_BATCH_MESSAGES: usize = 500;

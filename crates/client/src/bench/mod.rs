@@ -5,10 +5,10 @@
 //! beforehand, untimed) and `e2e` (publish to delivery at a target rate).
 //! Without `--server` the broker runs in this process, on its own tokio
 //! runtime (as many worker threads as the machine has cores) and ephemeral
-//! loopback ports, served exactly as the binary serves it; the client runs
-//! on another runtime, so the two never share worker threads. With
-//! `--baseline` the same workload first runs against a broker over
-//! [`DiscardStore`](crate::store::discard::DiscardStore), which keeps
+//! loopback ports, served exactly as the binary serves it (the binary
+//! provides it: a [`LocalBroker`]); the client runs on another runtime, so
+//! the two never share worker threads. With `--baseline` the same workload
+//! first runs against a broker over the discard store, which keeps
 //! nothing: the ceiling of the transports, the services and this client.
 //! Results are quoted as a ratio of it.
 //!
@@ -17,7 +17,7 @@
 //!
 //! # Layout
 //! - [`args`]: the flags.
-//! - [`inprocess`]: the in-process broker.
+//! - [`local`]: the in-process broker, as the binary provides it.
 //! - [`client`], [`grpc`], [`rest`]: the calls, over either API.
 //! - [`pace`]: the process clock, the budget and the `--rate` schedule.
 //! - [`workload`]: one run against one broker; [`produce`], [`consume`],
@@ -29,7 +29,7 @@ pub mod client;
 pub mod consume;
 pub mod e2e;
 pub mod grpc;
-pub mod inprocess;
+pub mod local;
 pub mod pace;
 pub mod produce;
 pub mod progress;
@@ -40,11 +40,11 @@ pub mod workload;
 use std::io::IsTerminal as _;
 
 pub use args::BenchArgs;
+pub use local::{Backend, LocalBroker, Running};
 
 use self::{
     args::{Amount, BaselineStore, Mode, Read, Transport},
     client::Target,
-    inprocess::{Backend, InProcess},
     progress::Progress,
     report::{Outcome, Report},
 };
@@ -62,9 +62,15 @@ pub enum Failure {
 
 /// Runs the benchmark `args` describes; `client` holds the global client
 /// flags (`--server`, `--token`, `--ca-cert`, `--json`), and `server_given`
-/// says whether `--server` was on the command line (otherwise the broker
-/// runs in process). Prints the report on stdout.
-pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result<(), Failure> {
+/// says whether `--server` was on the command line (otherwise `local`
+/// starts the broker in this process); `local` also starts the
+/// `--baseline` broker. Prints the report on stdout.
+pub fn run(
+    args: &BenchArgs,
+    client: &cli::Client,
+    server_given: bool,
+    local: &dyn LocalBroker,
+) -> Result<(), Failure> {
     args.validate().map_err(Failure::Usage)?;
     if server_given && args.transport == Transport::Rest && !client.server.starts_with("http://") {
         return Err(Failure::Usage(format!(
@@ -86,7 +92,13 @@ pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result
         BaselineStore::Memory => Backend::Default,
     };
     let baseline = if args.baseline {
-        Some(in_process(&runtime, args, baseline_backend, progress)?)
+        Some(in_process(
+            &runtime,
+            args,
+            local,
+            baseline_backend,
+            progress,
+        )?)
     } else {
         None
     };
@@ -102,7 +114,7 @@ pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result
             .map_err(Failure::Run)?;
         (result, client.server.clone())
     } else {
-        let result = in_process(&runtime, args, Backend::Default, progress)?;
+        let result = in_process(&runtime, args, local, Backend::Default, progress)?;
         (result, Backend::Default.describe().to_owned())
     };
 
@@ -135,14 +147,16 @@ pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result
     Ok(())
 }
 
-/// Runs the workload against a broker over `backend` started for it.
+/// Runs the workload against a broker over `backend` that `local` starts
+/// for it.
 fn in_process(
     runtime: &tokio::runtime::Runtime,
     args: &BenchArgs,
+    local: &dyn LocalBroker,
     backend: Backend,
     progress: Progress,
 ) -> Result<Outcome, Failure> {
-    let broker = InProcess::start(backend).map_err(Failure::Run)?;
+    let broker = local.start(backend).map_err(Failure::Run)?;
     let target = Target {
         transport: args.transport,
         url: broker.url(args.transport),

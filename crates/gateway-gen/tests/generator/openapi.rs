@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::generate::openapi;
 use crate::{info, shop_bindings};
+use gostream_gateway_gen::openapi;
 
 fn document() -> Value {
     openapi::document(&shop_bindings(), &info())

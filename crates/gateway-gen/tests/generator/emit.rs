@@ -2,8 +2,8 @@
 //! binding statics, the handlers, the `Services` trait, the router and its
 //! dispatchers), and `emit::snake_case`.
 
-use crate::generate::emit::{self, snake_case};
 use crate::{paths, shop_bindings};
+use gostream_gateway_gen::emit::{self, snake_case};
 
 fn source() -> String {
     emit::rust(&shop_bindings(), &paths())

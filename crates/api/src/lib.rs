@@ -1,0 +1,40 @@
+//! GoStream's API as Rust, generated from the workspace's `proto/` by this
+//! crate's `build.rs`: prost messages, tonic clients and servers, and pbjson
+//! serde impls (the proto3 JSON mapping). The broker serves these services;
+//! the command-line client calls them.
+//!
+//! - [`gostream::v1`]: the API (package `gostream.v1`).
+//! - [`gostream`]: the GoStream-compatible legacy package `gostream`.
+//! - [`google::api`]: the HTTP annotations the REST gateway is generated
+//!   from.
+//! - [`FILE_DESCRIPTOR_SET`]: every proto file, encoded, for gRPC
+//!   reflection.
+//!
+//! The well-known types (`google.protobuf.*`) are `pbjson_types`, which
+//! carry their JSON mapping.
+
+#![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+/// `google.api`: the HTTP annotations the REST gateway is generated from.
+pub mod google {
+    /// `google.api`.
+    pub mod api {
+        include!(concat!(env!("OUT_DIR"), "/google.api.rs"));
+    }
+}
+
+/// `gostream` (the GoStream-compatible API) and `gostream.v1`.
+pub mod gostream {
+    include!(concat!(env!("OUT_DIR"), "/gostream.rs"));
+    include!(concat!(env!("OUT_DIR"), "/gostream.serde.rs"));
+
+    /// `gostream.v1`: the API.
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/gostream.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/gostream.v1.serde.rs"));
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every proto file, served by reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/gostream_descriptor.bin"));
