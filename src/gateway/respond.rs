@@ -125,9 +125,12 @@ struct StatusBody<'a> {
     details: Vec<Value>,
 }
 
-/// `bytes` as an `application/json` response with `status`.
-pub fn json_bytes_response(status: StatusCode, bytes: impl Into<axum::body::Body>) -> Response {
-    let mut response = (status, bytes.into()).into_response();
+/// `json` as an `application/json` response with `status`, ended with a
+/// newline as a terminal expects (`curl` output ends on its own line).
+pub fn json_bytes_response(status: StatusCode, json: impl Into<Vec<u8>>) -> Response {
+    let mut bytes = json.into();
+    bytes.push(b'\n');
+    let mut response = (status, bytes).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

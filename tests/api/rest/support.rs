@@ -136,13 +136,21 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body as JSON; the content type must be `application/json`.
+    /// The body as JSON; the content type must be `application/json`, and
+    /// the body must end with a newline (a terminal's prompt then starts on
+    /// its own line after `curl`).
     #[track_caller]
     pub fn json(&self) -> Value {
         let content_type = self.header("content-type").unwrap_or_default();
         assert!(
             content_type.starts_with("application/json"),
             "content-type {content_type:?} (status {}, body {})",
+            self.status,
+            self.text()
+        );
+        assert!(
+            self.body.ends_with(b"\n"),
+            "the JSON body does not end with a newline (status {}): {:?}",
             self.status,
             self.text()
         );
