@@ -23,6 +23,8 @@ pub mod gostream {
     }
 }
 
+pub mod json;
+
 /// The encoded `FileDescriptorSet` of every proto file, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/gostream_descriptor.bin"));

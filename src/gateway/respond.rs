@@ -143,7 +143,7 @@ pub fn json_bytes_response(status: StatusCode, json: impl Into<Vec<u8>>) -> Resp
 pub fn unary<T: Serialize>(reply: Result<tonic::Response<T>, Status>) -> Response {
     match reply {
         // Straight from the message: fields in proto order.
-        Ok(reply) => match serde_json::to_vec(reply.get_ref()) {
+        Ok(reply) => match crate::pb::json::to_vec(reply.get_ref()) {
             Ok(body) => {
                 let mut response = json_bytes_response(StatusCode::OK, body);
                 if let Some(handoff) = reply.extensions().get::<ResponseHandoff>() {
@@ -182,7 +182,7 @@ where
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {
             match item {
-                Ok(message) => match serde_json::to_string(&message) {
+                Ok(message) => match crate::pb::json::to_string(&message) {
                     Ok(data) => yield Ok::<_, Infallible>(Event::default().data(data)),
                     Err(error) => {
                         tracing::error!(%error, "cannot write a stream message as JSON");
