@@ -204,7 +204,10 @@ async fn the_other_legacy_routes_list_count_publish_and_delete() {
     assert_eq!(named["consumerid"], "reader-1");
     assert_eq!(
         rest.get("/v1/consume/consumer", 200).await,
-        json!({ "consumers": ["reader-1"] })
+        json!({
+            "consumers": ["reader-1"],
+            "consumerTopics": [{ "consumerid": "reader-1", "topicname": topic }],
+        })
     );
 
     let offset = format!("/v1/consume/offset?topicname={topic}&consumerid=reader-1");
@@ -224,12 +227,48 @@ async fn the_other_legacy_routes_list_count_publish_and_delete() {
     );
     assert_eq!(
         rest.get("/v1/consume/consumer", 200).await,
-        json!({ "consumers": [] })
+        json!({ "consumers": [], "consumerTopics": [] })
     );
     rest.get_reply(&fetch)
         .await
         .error(404, 5)
         .assert_reason("TOPIC_NOT_FOUND");
+    within("stop", server.stop()).await;
+}
+
+#[tokio::test]
+async fn the_legacy_consumer_listing_names_each_consumers_topic() {
+    let server = TestServer::start().await;
+    let rest = Rest::new(&server);
+    for topic in ["listing-b", "listing-a"] {
+        rest.json_post("/v1/produce/topic", &json!({ "topicname": topic }), 200)
+            .await;
+    }
+    for (topic, id) in [
+        ("listing-b", "shared"),
+        ("listing-a", "shared"),
+        ("listing-a", "only-a"),
+    ] {
+        rest.json_post(
+            "/v1/consume/consumer",
+            &json!({ "topicname": topic, "consumerid": id }),
+            200,
+        )
+        .await;
+    }
+    // GoStream's list of ids stays as it was (each id once); beside it,
+    // each consumer with its topic, by topic then id.
+    assert_eq!(
+        rest.get("/v1/consume/consumer", 200).await,
+        json!({
+            "consumers": ["only-a", "shared"],
+            "consumerTopics": [
+                { "consumerid": "only-a", "topicname": "listing-a" },
+                { "consumerid": "shared", "topicname": "listing-a" },
+                { "consumerid": "shared", "topicname": "listing-b" },
+            ],
+        })
+    );
     within("stop", server.stop()).await;
 }
 
