@@ -79,7 +79,10 @@ pub fn run(args: &BenchArgs, client: &cli::Client, server_given: bool) -> Result
         .enable_all()
         .build()
         .map_err(|e| Failure::Run(format!("cannot start the client's runtime: {e}")))?;
-    let progress = Progress::new(!client.json && std::io::stderr().is_terminal());
+    let progress = Progress::new(
+        !client.json && std::io::stderr().is_terminal(),
+        args.message_size,
+    );
 
     let baseline_backend = match args.baseline_store {
         BaselineStore::Discard => Backend::Discard,
