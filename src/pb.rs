@@ -2,4 +2,4 @@
 //! here so that the broker (and the REST routes `build.rs` generates) name
 //! it `crate::pb::...`.
 
-pub use gostream_api::{FILE_DESCRIPTOR_SET, google, gostream};
+pub use gostream_api::{FILE_DESCRIPTOR_SET, google, gostream, json};

@@ -23,7 +23,10 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tower_http::{
     classify::{GrpcErrorsAsFailures, SharedClassifier},
     cors::{AllowOrigin, CorsLayer},
-    trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer},
+    trace::{
+        DefaultMakeSpan, DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, DefaultOnResponse,
+        TraceLayer,
+    },
 };
 use tracing::Level;
 
@@ -168,12 +171,20 @@ fn cors() -> CorsLayer {
 /// A span per request (method and path) and one info line for each request
 /// that fails, with its gRPC code and latency; successful requests are logged
 /// at debug level.
-fn request_log() -> TraceLayer<SharedClassifier<GrpcErrorsAsFailures>> {
+fn request_log() -> TraceLayer<
+    SharedClassifier<GrpcErrorsAsFailures>,
+    DefaultMakeSpan,
+    DefaultOnRequest,
+    DefaultOnResponse,
+    DefaultOnBodyChunk,
+    DefaultOnEos,
+    crate::telemetry::LogGrpcFailure,
+> {
     TraceLayer::new_for_grpc()
         .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
         .on_request(DefaultOnRequest::new().level(Level::DEBUG))
         .on_response(DefaultOnResponse::new().level(Level::DEBUG))
-        .on_failure(DefaultOnFailure::new().level(Level::INFO))
+        .on_failure(crate::telemetry::LogGrpcFailure)
 }
 
 /// The connections of `incoming` under `limit`: those it refuses are

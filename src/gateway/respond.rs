@@ -125,9 +125,12 @@ struct StatusBody<'a> {
     details: Vec<Value>,
 }
 
-/// `bytes` as an `application/json` response with `status`.
-pub fn json_bytes_response(status: StatusCode, bytes: impl Into<axum::body::Body>) -> Response {
-    let mut response = (status, bytes.into()).into_response();
+/// `json` as an `application/json` response with `status`, ended with a
+/// newline as a terminal expects (`curl` output ends on its own line).
+pub fn json_bytes_response(status: StatusCode, json: impl Into<Vec<u8>>) -> Response {
+    let mut bytes = json.into();
+    bytes.push(b'\n');
+    let mut response = (status, bytes).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -140,7 +143,7 @@ pub fn json_bytes_response(status: StatusCode, bytes: impl Into<axum::body::Body
 pub fn unary<T: Serialize>(reply: Result<tonic::Response<T>, Status>) -> Response {
     match reply {
         // Straight from the message: fields in proto order.
-        Ok(reply) => match serde_json::to_vec(reply.get_ref()) {
+        Ok(reply) => match crate::pb::json::to_vec(reply.get_ref()) {
             Ok(body) => {
                 let mut response = json_bytes_response(StatusCode::OK, body);
                 if let Some(handoff) = reply.extensions().get::<ResponseHandoff>() {
@@ -179,7 +182,7 @@ where
         let mut stream = std::pin::pin!(stream);
         while let Some(item) = stream.next().await {
             match item {
-                Ok(message) => match serde_json::to_string(&message) {
+                Ok(message) => match crate::pb::json::to_string(&message) {
                     Ok(data) => yield Ok::<_, Infallible>(Event::default().data(data)),
                     Err(error) => {
                         tracing::error!(%error, "cannot write a stream message as JSON");

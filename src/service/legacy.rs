@@ -188,7 +188,7 @@ impl ConsumerService for Legacy {
         request: Request<pb::GetConsumersRequest>,
     ) -> Reply<pb::GetConsumersResponse> {
         let caller = self.auth.authorize(&request, Action::ListConsumers)?;
-        let mut consumers = Vec::new();
+        let mut consumer_topics = Vec::new();
         let topics = self.all_topics().await?.into_iter();
         for topic in topics.filter(|t| caller.may(Action::ListConsumers, t.name.as_str())) {
             let mut after = None;
@@ -204,15 +204,27 @@ impl ConsumerService for Legacy {
                     Err(error) => return Err(Error::from(error).into()),
                 };
                 after = page.items.last().map(|c| c.id.clone());
-                consumers.extend(page.items.into_iter().map(|c| c.id.to_string()));
+                consumer_topics.extend(page.items.into_iter().map(|c| pb::ConsumerTopic {
+                    consumerid: c.id.to_string(),
+                    topicname: topic.name.to_string(),
+                }));
                 if !page.more {
                     break;
                 }
             }
         }
+        consumer_topics
+            .sort_by(|a, b| (&a.topicname, &a.consumerid).cmp(&(&b.topicname, &b.consumerid)));
+        let mut consumers: Vec<String> = consumer_topics
+            .iter()
+            .map(|c| c.consumerid.clone())
+            .collect();
         consumers.sort();
         consumers.dedup();
-        Ok(Response::new(pb::GetConsumersResponse { consumers }))
+        Ok(Response::new(pb::GetConsumersResponse {
+            consumers,
+            consumer_topics,
+        }))
     }
 
     async fn get_offset(

@@ -35,6 +35,12 @@ async fn consumers_in_text() {
         ],
         "{created}"
     );
+    // The creation time: RFC 3339 in UTC ending in Z, as over gRPC.
+    let time = lines(&created)[6]
+        .strip_prefix("created:")
+        .map(str::trim)
+        .unwrap_or_default();
+    assert!(time.contains('T') && time.ends_with('Z'), "{created}");
     let manual = broker
         .ok(&[
             "consumers",
@@ -95,6 +101,8 @@ async fn consumers_in_json() {
     assert_eq!(created[0]["offset"], "1");
     assert_eq!(created[0]["lag"], "2");
     assert_eq!(created[0]["commitMode"], "COMMIT_MODE_AUTO");
+    let time = created[0]["createTime"].as_str().unwrap_or_default();
+    assert!(time.contains('T') && time.ends_with('Z'), "{time:?}");
 
     // Without an id, the broker names it.
     let unnamed = broker.json(&["consumers", "create", "orders"]).await;

@@ -34,7 +34,9 @@ async fn publish_one_message_with_a_key_and_headers() {
     assert_eq!(read[1]["value"], "c2Vjb25k", "base64 of second");
     assert_eq!(read[1]["headers"]["source"], "cli");
     assert_eq!(read[1]["headers"]["n"], "2");
-    assert!(read[1]["publishTime"].is_string());
+    // RFC 3339 in UTC ending in Z, as over gRPC.
+    let time = read[1]["publishTime"].as_str().unwrap_or_default();
+    assert!(time.contains('T') && time.ends_with('Z'), "{time:?}");
 
     let text = broker.ok(&["consume", "p"]).await;
     assert_eq!(text, "0\t\thello world\n1\tk-1\tsecond\n");

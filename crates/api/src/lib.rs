@@ -9,6 +9,8 @@
 //!   from.
 //! - [`FILE_DESCRIPTOR_SET`]: every proto file, encoded, for gRPC
 //!   reflection.
+//! - [`json`]: the proto3 JSON of these messages as the broker and the
+//!   client write it (timestamps in UTC ending in `Z`).
 //!
 //! The well-known types (`google.protobuf.*`) are `pbjson_types`, which
 //! carry their JSON mapping.
@@ -34,6 +36,8 @@ pub mod gostream {
         include!(concat!(env!("OUT_DIR"), "/gostream.v1.serde.rs"));
     }
 }
+
+pub mod json;
 
 /// The encoded `FileDescriptorSet` of every proto file, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

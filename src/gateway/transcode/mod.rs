@@ -129,20 +129,20 @@ fn body_object(
             ),
         )),
         Body::All | Body::Field(_) if empty => Ok(Map::new()),
-        Body::All => {
-            check_json_content_type(headers)?;
-            match parse_json(bytes, "")? {
-                Value::Object(object) => Ok(object),
-                other => Err(ApiError::invalid(
-                    "body",
-                    format!("must be a JSON object, got {}", json_type(&other)),
-                )),
-            }
-        }
+        Body::All => match parse_body(headers, bytes, "")? {
+            Value::Object(object) => Ok(object),
+            other => Err(ApiError::invalid(
+                "body",
+                format!("must be a JSON object, got {}", json_type(&other)),
+            )),
+        },
         Body::Field(field) => {
-            check_json_content_type(headers)?;
             let mut root = Map::new();
-            set(&mut root, field.json_path, parse_json(bytes, field.json)?);
+            set(
+                &mut root,
+                field.json_path,
+                parse_body(headers, bytes, field.json)?,
+            );
             Ok(root)
         }
     }
@@ -172,30 +172,69 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// A body must be JSON: `application/json` or `application/<x>+json`
-/// (parameters such as `charset` allowed); no Content-Type is taken as JSON.
-fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// The body as JSON, by its Content-Type ([`body_type`]). A body declared
+/// as form data is taken as JSON when it parses as JSON: `curl -d '{...}'`
+/// declares form data unless told otherwise, and GoStream accepted it.
+fn parse_body(headers: &HeaderMap, bytes: &[u8], root: &str) -> Result<Value, ApiError> {
+    match body_type(headers)? {
+        BodyType::Json => parse_json(bytes, root),
+        BodyType::Form => match json::parse(bytes, root) {
+            Ok(value) => Ok(value),
+            Err(error) if json::is_duplicate(&error) => parse_json(bytes, root),
+            Err(error) => Err(unsupported_type(
+                headers,
+                &format!(
+                    "; a body sent as form data is accepted when it is JSON, and this one is not ({error})"
+                ),
+            )),
+        },
+    }
+}
+
+/// What a request body is declared as.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyType {
+    /// `application/json`, `application/<x>+json` (parameters such as
+    /// `charset` allowed), or no Content-Type.
+    Json,
+    /// `application/x-www-form-urlencoded`: JSON if it parses as JSON.
+    Form,
+}
+
+/// The body's declared type; any other than [`BodyType`]'s is `415`.
+fn body_type(headers: &HeaderMap) -> Result<BodyType, ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
+        return Ok(BodyType::Json);
     };
-    let text = value.to_str().unwrap_or("");
-    let essence = text
+    let essence = value
+        .to_str()
+        .unwrap_or("")
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let json = essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"));
-    if json {
-        Ok(())
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(BodyType::Json)
+    } else if essence == "application/x-www-form-urlencoded" {
+        Ok(BodyType::Form)
     } else {
-        Err(ApiError::invalid(
-            "Content-Type",
-            format!("must be application/json, got {text:?}"),
-        )
-        .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE))
+        Err(unsupported_type(headers, ""))
     }
+}
+
+/// `415`: the Content-Type must be JSON; `more` adds why.
+fn unsupported_type(headers: &HeaderMap, more: &str) -> ApiError {
+    let text = headers
+        .get(header::CONTENT_TYPE)
+        .map_or("", |v| v.to_str().unwrap_or(""));
+    ApiError::invalid(
+        "Content-Type",
+        format!("must be application/json, got {text:?}{more}"),
+    )
+    .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE)
 }
 
 /// Percent-decodes a path variable. A variable of one segment decodes

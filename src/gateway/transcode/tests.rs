@@ -245,24 +245,39 @@ fn headers_reach_the_service_as_metadata_except_framing_ones() {
 }
 
 #[test]
-fn only_json_bodies_are_accepted() {
+fn json_bodies_are_accepted_and_form_data_is_tried_as_json() {
     let mut headers = HeaderMap::new();
-    assert!(check_json_content_type(&headers).is_ok());
+    assert_eq!(body_type(&headers).unwrap(), BodyType::Json);
     for ok in [
         "application/json",
         "application/json; charset=utf-8",
         "application/merge+json",
     ] {
         headers.insert(header::CONTENT_TYPE, ok.parse().unwrap());
-        assert!(check_json_content_type(&headers).is_ok(), "{ok}");
+        assert_eq!(body_type(&headers).unwrap(), BodyType::Json, "{ok}");
     }
-    for bad in [
-        "text/plain",
-        "application/x-www-form-urlencoded",
-        "application/jsonx",
-    ] {
+    headers.insert(
+        header::CONTENT_TYPE,
+        "application/x-www-form-urlencoded".parse().unwrap(),
+    );
+    assert_eq!(body_type(&headers).unwrap(), BodyType::Form);
+    assert_eq!(
+        parse_body(&headers, br#"{"a": 1}"#, "").unwrap(),
+        serde_json::json!({"a": 1})
+    );
+    let error = parse_body(&headers, b"a=1", "").unwrap_err();
+    assert_eq!(error.http, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        error.status.message().contains("must be application/json"),
+        "{}",
+        error.status.message()
+    );
+    // JSON with a duplicate key is JSON, refused as such.
+    let error = parse_body(&headers, br#"{"a": 1, "a": 2}"#, "").unwrap_err();
+    assert_eq!(error.http, StatusCode::BAD_REQUEST);
+    for bad in ["text/plain", "application/jsonx", "multipart/form-data"] {
         headers.insert(header::CONTENT_TYPE, bad.parse().unwrap());
-        let error = check_json_content_type(&headers).unwrap_err();
+        let error = body_type(&headers).unwrap_err();
         assert_eq!(error.http, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
     }
 }

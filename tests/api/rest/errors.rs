@@ -164,10 +164,11 @@ async fn a_body_that_is_not_json_is_415_and_json_variants_are_accepted() {
     let rest = Rest::new(&server);
     let body = r#"{"name": "rest-err-type"}"#;
 
-    for content_type in [
-        "text/plain",
-        "application/x-www-form-urlencoded",
-        "application/xml",
+    for (content_type, body) in [
+        ("text/plain", body),
+        ("application/xml", body),
+        // Form data is taken as JSON only when it is JSON.
+        ("application/x-www-form-urlencoded", "name=rest-err-type"),
     ] {
         let reply = raw_post(&rest, "/v1/topics", Some(content_type), body).await;
         let error = reply.error(415, 3);
@@ -190,6 +191,11 @@ async fn a_body_that_is_not_json_is_415_and_json_variants_are_accepted() {
             Some("application/vnd.gostream+json"),
         ),
         ("rest-err-type-none", None),
+        // What `curl -d` sends without `-H`.
+        (
+            "rest-err-type-form",
+            Some("application/x-www-form-urlencoded"),
+        ),
     ];
     for (name, content_type) in accepted {
         let body = format!(r#"{{"name": "{name}"}}"#);

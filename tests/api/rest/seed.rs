@@ -91,6 +91,66 @@ async fn the_seed_rest_examples_work_as_typed() {
     within("stop", server.stop()).await;
 }
 
+/// A request as `curl -d 'BODY' URL` sends it without `-H`: curl declares
+/// the body as form data.
+async fn curl_d(rest: &Rest, path: &str, body: &str) -> Reply {
+    let request = rest
+        .request(Method::POST, path)
+        .header("user-agent", "curl/8.5.0")
+        .header("accept", "*/*")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_owned());
+    rest.send(request).await
+}
+
+#[tokio::test]
+async fn a_json_body_sent_by_curl_d_without_a_content_type_is_accepted() {
+    let server = TestServer::start().await;
+    let rest = Rest::new(&server);
+
+    // curl -d '{"topicname":"curl-d"}' localhost:8080/v1/produce/topic
+    let created = curl_d(&rest, "/v1/produce/topic", r#"{"topicname":"curl-d"}"#)
+        .await
+        .expect(200, "curl -d POST /v1/produce/topic");
+    assert_eq!(created["ok"], true, "{created}");
+    let published = curl_d(
+        &rest,
+        "/v1/produce/message",
+        r#"{"topicname":"curl-d","message":"hello"}"#,
+    )
+    .await
+    .expect(200, "curl -d POST /v1/produce/message");
+    assert_eq!(published["offset"], "0", "{published}");
+    let consumer = curl_d(
+        &rest,
+        "/v1/consume/consumer",
+        r#"{"topicname":"curl-d","consumerid":"c"}"#,
+    )
+    .await
+    .expect(200, "curl -d POST /v1/consume/consumer");
+    assert_eq!(consumer["consumerid"], "c", "{consumer}");
+    // The v1 routes take it too.
+    let publish = json!({ "records": [{ "value": b64("v1") }] }).to_string();
+    let v1 = curl_d(&rest, "/v1/topics/curl-d/messages", &publish)
+        .await
+        .expect(200, "curl -d POST /v1/topics/curl-d/messages");
+    assert_eq!(v1["firstOffset"], "1", "{v1}");
+
+    // Form data that is not JSON is refused, saying what to send.
+    let error = curl_d(&rest, "/v1/produce/topic", "topicname=curl-d-form")
+        .await
+        .error(415, 3);
+    assert!(
+        error.message.contains("must be application/json"),
+        "{error:?}"
+    );
+    assert_eq!(
+        rest.get("/v1/produce/topic", 200).await,
+        json!({ "topics": ["curl-d"] })
+    );
+    within("stop", server.stop()).await;
+}
+
 #[tokio::test]
 async fn the_other_legacy_routes_list_count_publish_and_delete() {
     let server = TestServer::start().await;
@@ -144,7 +204,10 @@ async fn the_other_legacy_routes_list_count_publish_and_delete() {
     assert_eq!(named["consumerid"], "reader-1");
     assert_eq!(
         rest.get("/v1/consume/consumer", 200).await,
-        json!({ "consumers": ["reader-1"] })
+        json!({
+            "consumers": ["reader-1"],
+            "consumerTopics": [{ "consumerid": "reader-1", "topicname": topic }],
+        })
     );
 
     let offset = format!("/v1/consume/offset?topicname={topic}&consumerid=reader-1");
@@ -164,12 +227,48 @@ async fn the_other_legacy_routes_list_count_publish_and_delete() {
     );
     assert_eq!(
         rest.get("/v1/consume/consumer", 200).await,
-        json!({ "consumers": [] })
+        json!({ "consumers": [], "consumerTopics": [] })
     );
     rest.get_reply(&fetch)
         .await
         .error(404, 5)
         .assert_reason("TOPIC_NOT_FOUND");
+    within("stop", server.stop()).await;
+}
+
+#[tokio::test]
+async fn the_legacy_consumer_listing_names_each_consumers_topic() {
+    let server = TestServer::start().await;
+    let rest = Rest::new(&server);
+    for topic in ["listing-b", "listing-a"] {
+        rest.json_post("/v1/produce/topic", &json!({ "topicname": topic }), 200)
+            .await;
+    }
+    for (topic, id) in [
+        ("listing-b", "shared"),
+        ("listing-a", "shared"),
+        ("listing-a", "only-a"),
+    ] {
+        rest.json_post(
+            "/v1/consume/consumer",
+            &json!({ "topicname": topic, "consumerid": id }),
+            200,
+        )
+        .await;
+    }
+    // GoStream's list of ids stays as it was (each id once); beside it,
+    // each consumer with its topic, by topic then id.
+    assert_eq!(
+        rest.get("/v1/consume/consumer", 200).await,
+        json!({
+            "consumers": ["only-a", "shared"],
+            "consumerTopics": [
+                { "consumerid": "only-a", "topicname": "listing-a" },
+                { "consumerid": "shared", "topicname": "listing-a" },
+                { "consumerid": "shared", "topicname": "listing-b" },
+            ],
+        })
+    );
     within("stop", server.stop()).await;
 }
 

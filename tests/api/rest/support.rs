@@ -136,13 +136,21 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body as JSON; the content type must be `application/json`.
+    /// The body as JSON; the content type must be `application/json`, and
+    /// the body must end with a newline (a terminal's prompt then starts on
+    /// its own line after `curl`).
     #[track_caller]
     pub fn json(&self) -> Value {
         let content_type = self.header("content-type").unwrap_or_default();
         assert!(
             content_type.starts_with("application/json"),
             "content-type {content_type:?} (status {}, body {})",
+            self.status,
+            self.text()
+        );
+        assert!(
+            self.body.ends_with(b"\n"),
+            "the JSON body does not end with a newline (status {}): {:?}",
             self.status,
             self.text()
         );
@@ -290,8 +298,8 @@ pub(super) async fn assert_waits<T>(task: &mut tokio::task::JoinHandle<T>, time:
     assert!(early.is_err(), "the request answered without waiting");
 }
 
-/// Asserts `value` is an RFC 3339 timestamp in UTC, as proto3 JSON writes
-/// a `google.protobuf.Timestamp`.
+/// Asserts `value` is an RFC 3339 timestamp in UTC ending in `Z`, as proto3
+/// JSON writes a `google.protobuf.Timestamp` (and gRPC clients show it).
 #[track_caller]
 pub(super) fn assert_utc_timestamp(value: &Value) {
     let text = value
@@ -301,10 +309,7 @@ pub(super) fn assert_utc_timestamp(value: &Value) {
         .split_once('T')
         .unwrap_or_else(|| panic!("{text:?} is not RFC 3339"));
     assert_eq!(date.len(), 10, "{text:?} is not RFC 3339");
-    assert!(
-        time.ends_with('Z') || time.ends_with("+00:00"),
-        "{text:?} is not in UTC"
-    );
+    assert!(time.ends_with('Z'), "{text:?} is not in UTC ending in Z");
 }
 
 /// POSTs `body` as typed, with `content_type` (none when `None`).

@@ -85,7 +85,10 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Failure::Run(format!("cannot start the client's runtime: {e}")))?;
-    let progress = Progress::new(!client.json && std::io::stderr().is_terminal());
+    let progress = Progress::new(
+        !client.json && std::io::stderr().is_terminal(),
+        args.message_size,
+    );
 
     let baseline_backend = match args.baseline_store {
         BaselineStore::Discard => Backend::Discard,

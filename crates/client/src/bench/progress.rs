@@ -10,18 +10,22 @@ use std::{
     time::Duration,
 };
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-/// Whether bars are drawn.
+/// Whether bars are drawn, and the size of the messages they count.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
     visible: bool,
+    message_bytes: u64,
 }
 
 impl Progress {
-    /// Bars drawn if `visible`.
-    pub fn new(visible: bool) -> Self {
-        Self { visible }
+    /// Bars drawn if `visible`, counting messages of `message_bytes`.
+    pub fn new(visible: bool, message_bytes: u64) -> Self {
+        Self {
+            visible,
+            message_bytes,
+        }
     }
 
     /// Starts a bar labelled `label` showing `count` out of `total` (or a
@@ -38,16 +42,16 @@ impl Progress {
             Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
                 .with_style(
                     ProgressStyle::with_template(
-                        "{prefix} [{bar:30}] {human_pos}/{human_len} ({per_sec}, {eta} left)",
+                        "{prefix} [{bar:30}] {human_pos}/{human_len} ({rate}, {eta} left)",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .with_key("rate", self.draw_rate())
                     .progress_chars("=> "),
                 ),
             None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template(
-                    "{prefix} {spinner} {human_pos} ({per_sec}, {elapsed})",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template("{prefix} {spinner} {human_pos} ({rate}, {elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                    .with_key("rate", self.draw_rate()),
             ),
         };
         bar.set_prefix(label.to_owned());
@@ -64,6 +68,36 @@ impl Progress {
             ticker: Some(ticker),
         }
     }
+}
+
+impl Progress {
+    /// The `{rate}` of a bar ([`rate`]).
+    fn draw_rate(&self) -> impl Fn(&ProgressState, &mut dyn std::fmt::Write) + Clone + 'static {
+        let message_bytes = self.message_bytes;
+        move |state, out| {
+            let _ = out.write_str(&rate(state.per_sec(), message_bytes));
+        }
+    }
+}
+
+/// A rate of messages of `message_bytes` as a reader wants it, as the
+/// report writes it: whole messages per second with thousands separated
+/// (one decimal below 100), and megabytes per second with one decimal
+/// (`12,345 msgs/s, 45.6 MB/s`).
+fn rate(per_sec: f64, message_bytes: u64) -> String {
+    let per_sec = if per_sec.is_finite() && per_sec > 0.0 {
+        per_sec
+    } else {
+        0.0
+    };
+    let messages = if per_sec < 100.0 {
+        format!("{per_sec:.1}")
+    } else {
+        // Saturates at u64::MAX, far above any rate.
+        HumanCount(per_sec.round() as u64).to_string()
+    };
+    let megabytes = per_sec * message_bytes as f64 / 1e6;
+    format!("{messages} msgs/s, {megabytes:.1} MB/s")
 }
 
 /// A bar being drawn; cleared by [`Phase::finish`] or when dropped.
@@ -83,5 +117,20 @@ impl Drop for Phase {
             ticker.abort();
         }
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_rounded_for_reading() {
+        assert_eq!(rate(12_345.678_9, 1024), "12,346 msgs/s, 12.6 MB/s");
+        assert_eq!(rate(1_234_567.0, 100), "1,234,567 msgs/s, 123.5 MB/s");
+        assert_eq!(rate(100.0, 0), "100 msgs/s, 0.0 MB/s");
+        assert_eq!(rate(45.6789, 1_000_000), "45.7 msgs/s, 45.7 MB/s");
+        assert_eq!(rate(0.0, 1024), "0.0 msgs/s, 0.0 MB/s");
+        assert_eq!(rate(f64::NAN, 1024), "0.0 msgs/s, 0.0 MB/s");
     }
 }

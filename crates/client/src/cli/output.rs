@@ -40,7 +40,7 @@ impl Printer {
 
     /// Prints `value` as one line of JSON.
     pub fn json_line<T: Serialize>(&mut self, value: &T) -> Result<(), Failure> {
-        serde_json::to_writer(&mut self.out, value).map_err(std::io::Error::from)?;
+        gostream_api::json::to_writer(&mut self.out, value).map_err(std::io::Error::from)?;
         self.out.write_all(b"\n")?;
         Ok(())
     }
@@ -123,10 +123,10 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
-/// A timestamp as RFC 3339 text (its proto3 JSON form), or `-` if unset.
+/// A timestamp as RFC 3339 text in UTC ending in `Z` (its proto3 JSON
+/// form), or `-` if unset.
 pub fn timestamp(time: Option<&pbjson_types::Timestamp>) -> String {
-    time.and_then(|t| serde_json::to_value(t).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
+    time.and_then(gostream_api::json::timestamp)
         .unwrap_or_else(|| "-".to_owned())
 }
 
@@ -167,7 +167,7 @@ mod tests {
             seconds: 1_714_564_800,
             nanos: 0,
         };
-        assert_eq!(timestamp(Some(&time)), "2024-05-01T12:00:00+00:00");
+        assert_eq!(timestamp(Some(&time)), "2024-05-01T12:00:00Z");
         assert_eq!(timestamp(None), "-");
     }
 }
