@@ -7,7 +7,8 @@
 //! services, adapters over the store), [`gateway`] (the REST runtime; its
 //! routes are generated from the proto at build time), [`error`] (the
 //! transport edge: codes, statuses and reasons), [`auth`], [`limits`],
-//! [`metrics`], [`tls`], [`console`] and [`telemetry`]. [`pb`] is the code
+//! [`metrics`], [`tls`], [`console`], [`telemetry`] and [`layers`] (CORS
+//! and the request log of both listeners). [`pb`] is the code
 //! generated from `proto/` (the `gostream-api` crate), [`store`] the domain
 //! and storage layer (the `gostream-store` crate); the Redis backend is the
 //! `gostream-redis` crate. The layout of the whole workspace is described
@@ -23,6 +24,7 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod gateway;
+pub mod layers;
 pub mod limits;
 pub mod metrics;
 pub mod pb;

@@ -15,20 +15,10 @@
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
-use http::{HeaderName, Method};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{server::NamedService, service::interceptor::InterceptedService, transport::Server};
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower_http::{
-    classify::{GrpcErrorsAsFailures, SharedClassifier},
-    cors::{AllowOrigin, CorsLayer},
-    trace::{
-        DefaultMakeSpan, DefaultOnBodyChunk, DefaultOnEos, DefaultOnRequest, DefaultOnResponse,
-        TraceLayer,
-    },
-};
-use tracing::Level;
 
 use gostream_redis::{RedisOptions, RedisStore};
 
@@ -134,57 +124,6 @@ async fn bind(what: &'static str, listen: &Listen) -> Result<Option<TcpListener>
             addr: addr.clone(),
             source,
         })
-}
-
-/// Headers a grpc-web client sends, allowed cross-origin.
-const GRPC_WEB_REQUEST_HEADERS: &[&str] = &[
-    "content-type",
-    "x-grpc-web",
-    "x-user-agent",
-    "grpc-timeout",
-    "authorization",
-    "connect-protocol-version",
-    "connect-timeout-ms",
-];
-
-/// Response headers a grpc-web client must be able to read cross-origin.
-const GRPC_WEB_RESPONSE_HEADERS: &[&str] =
-    &["grpc-status", "grpc-message", "grpc-status-details-bin"];
-
-/// CORS for browsers on any origin: grpc-web calls carry no cookies, so
-/// mirroring the origin grants nothing a non-browser client lacks.
-fn cors() -> CorsLayer {
-    let names = |names: &[&'static str]| {
-        names
-            .iter()
-            .map(|n| HeaderName::from_static(n))
-            .collect::<Vec<_>>()
-    };
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
-        .allow_headers(names(GRPC_WEB_REQUEST_HEADERS))
-        .expose_headers(names(GRPC_WEB_RESPONSE_HEADERS))
-        .max_age(Duration::from_secs(24 * 60 * 60))
-}
-
-/// A span per request (method and path) and one info line for each request
-/// that fails, with its gRPC code and latency; successful requests are logged
-/// at debug level.
-fn request_log() -> TraceLayer<
-    SharedClassifier<GrpcErrorsAsFailures>,
-    DefaultMakeSpan,
-    DefaultOnRequest,
-    DefaultOnResponse,
-    DefaultOnBodyChunk,
-    DefaultOnEos,
-    crate::telemetry::LogGrpcFailure,
-> {
-    TraceLayer::new_for_grpc()
-        .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-        .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-        .on_response(DefaultOnResponse::new().level(Level::DEBUG))
-        .on_failure(crate::telemetry::LogGrpcFailure)
 }
 
 /// The connections of `incoming` under `limit`: those it refuses are
@@ -565,7 +504,7 @@ async fn serve_grpc(
         // Outermost: a request is in flight on its connection until its
         // response has ended, and every response's bytes are accounted.
         .layer(ConnectionLayer)
-        .layer(cors())
+        .layer(crate::layers::grpc_web_cors())
         // Request metrics: grpc-web is told apart before GrpcWebLayer
         // rewrites it to gRPC, and counted after, with real trailers.
         .layer(tower::util::MapRequestLayer::new(metrics::mark_grpc_web))
@@ -575,7 +514,7 @@ async fn serve_grpc(
             config.body_timeout_ms,
         )))
         .layer(metrics::GrpcMetricsLayer::new(metrics.clone()))
-        .layer(request_log())
+        .layer(crate::layers::grpc_request_log())
         .layer(limits::grpc_concurrency_limit(
             config.max_concurrent_requests,
         ))

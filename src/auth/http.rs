@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use tonic::metadata::MetadataMap;
 
 use super::{Action, Auth, Public};
-use crate::{error::Error, gateway::ApiError};
+use crate::error::{ApiError, Error};
 
 #[derive(Clone)]
 struct Guard {

@@ -56,17 +56,11 @@ pub mod generated {
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, response::Response, routing::get};
-use http::{HeaderName, Method, StatusCode, header};
+use http::{Method, StatusCode};
 use tokio_util::sync::CancellationToken;
-use tower_http::{
-    classify::StatusInRangeAsFailures,
-    cors::{AllowOrigin, CorsLayer},
-    trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnRequest, DefaultOnResponse, TraceLayer},
-};
-use tracing::Level;
 
+pub use crate::error::ApiError;
 pub use binding::Binding;
-pub use respond::ApiError;
 
 use crate::{
     service::{Legacy, V1},
@@ -147,39 +141,12 @@ pub fn router<S: generated::Services>(gateway: Gateway<S>) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(fallback)
         .with_state(Arc::new(gateway))
-        .layer(
-            // Client errors are failures too: one info line each, as the
-            // gRPC listener logs each failed call with its code.
-            TraceLayer::new(StatusInRangeAsFailures::new(400..=599).into_make_classifier())
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
-                .on_failure(DefaultOnFailure::new().level(Level::INFO)),
-        )
-        .layer(cors())
-}
-
-/// CORS for browsers on any origin: requests carry no cookies (credentials
-/// are not allowed), so mirroring the origin grants nothing a non-browser
-/// client lacks.
-fn cors() -> CorsLayer {
-    let mut methods: Vec<Method> = bindings()
-        .iter()
-        .filter_map(|b| Method::from_bytes(b.method.as_bytes()).ok())
-        .collect();
-    methods.push(Method::GET);
-    methods.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    methods.dedup();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods(methods)
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            header::ACCEPT,
-            HeaderName::from_static("last-event-id"),
-        ])
-        .max_age(Duration::from_secs(24 * 60 * 60))
+        .layer(crate::layers::rest_request_log())
+        .layer(crate::layers::rest_cors(
+            bindings()
+                .iter()
+                .filter_map(|b| Method::from_bytes(b.method.as_bytes()).ok()),
+        ))
 }
 
 /// `200 {"status":"SERVING"}`, or `503` with `NOT_SERVING` while the
@@ -187,14 +154,14 @@ fn cors() -> CorsLayer {
 /// why: "Redis at … is unavailable: …"). The process answers either way.
 async fn healthz<S>(State(gateway): State<Arc<Gateway<S>>>) -> Response {
     if gateway.shutdown.is_cancelled() {
-        return respond::json_bytes_response(
+        return crate::error::json_bytes_response(
             StatusCode::SERVICE_UNAVAILABLE,
             r#"{"status":"NOT_SERVING","message":"the broker is shutting down"}"#,
         );
     }
     match gateway.store.health().await {
-        Ok(()) => respond::json_bytes_response(StatusCode::OK, r#"{"status":"SERVING"}"#),
-        Err(error) => respond::json_bytes_response(
+        Ok(()) => crate::error::json_bytes_response(StatusCode::OK, r#"{"status":"SERVING"}"#),
+        Err(error) => crate::error::json_bytes_response(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({"status": "NOT_SERVING", "message": error.to_string()}).to_string(),
         ),
@@ -202,7 +169,7 @@ async fn healthz<S>(State(gateway): State<Arc<Gateway<S>>>) -> Response {
 }
 
 async fn openapi() -> Response {
-    respond::json_bytes_response(StatusCode::OK, OPENAPI_JSON)
+    crate::error::json_bytes_response(StatusCode::OK, OPENAPI_JSON)
 }
 
 async fn fallback(request: axum::extract::Request) -> Response {

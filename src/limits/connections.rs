@@ -33,7 +33,10 @@ use tokio::{
 };
 
 use super::tracker::{Caps, ConnectionInfo, ConnectionRegistry, ConnectionState, Refusal, Wire};
-use crate::{error::Error, gateway::ApiError, store::MemoryBudget};
+use crate::{
+    error::{ApiError, Error},
+    store::MemoryBudget,
+};
 
 /// The most refusals served at once, per listener.
 pub const MAX_REFUSING: usize = 64;

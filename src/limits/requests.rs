@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
-use crate::{error::Error, gateway::ApiError};
+use crate::error::{ApiError, Error};
 
 fn refusal(max: usize) -> Error {
     Error::Unavailable(format!(

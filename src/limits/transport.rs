@@ -39,8 +39,7 @@ use tower::{Layer, Service};
 
 use super::tracker::{ConnectionInfo, ConnectionState};
 use crate::{
-    error::Error,
-    gateway::ApiError,
+    error::{ApiError, Error},
     store::{ResponseHandoff, ResponseKind, ResponseReservation},
 };
 

@@ -23,8 +23,7 @@ use prometheus_client::{
 
 use super::{Metrics, PREFIX, TopicLabels};
 use crate::{
-    error::{Error, Result, StoreError},
-    gateway::ApiError,
+    error::{ApiError, Error, Result, StoreError},
     store::{ConsumerInfo, MemoryBudget, Store, StoreStats, TopicInfo},
 };
 

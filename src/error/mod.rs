@@ -12,11 +12,15 @@
 //! same JSON shape. The table of codes, statuses and reasons is in the
 //! API document (`docs/api.md`, "Errors").
 
+mod rest;
+
 use std::collections::HashMap;
 
 pub use gostream_store::Error as StoreError;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
+
+pub use rest::{ApiError, json_bytes_response, status_json};
 
 /// The `ErrorInfo.domain` of every error GoStream returns.
 pub const ERROR_DOMAIN: &str = "gostream";
