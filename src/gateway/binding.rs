@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use serde_json::{Number, Value};
 
-use super::template::Template;
+use super::pattern::PathPattern;
 
 /// How a field's value is written in JSON, and parsed from the text of a
 /// path segment or query parameter.
@@ -89,7 +89,7 @@ pub struct Binding {
     /// Whether the RPC streams responses (served as Server-Sent Events).
     pub streaming: bool,
     /// The parsed template.
-    pub template: Template,
+    pub template: PathPattern,
     /// The path variables.
     pub path_fields: &'static [PathField],
     /// The body rule.

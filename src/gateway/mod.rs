@@ -9,7 +9,7 @@
 //!   rule, a handler per binding that transcodes the request and calls the
 //!   tonic service trait method (the same one the gRPC server calls), the
 //!   dispatchers, and the [`generated::Services`] trait.
-//! - [`template`]: matching a path against a binding's template (custom
+//! - [`pattern`]: matching a path against a binding's path pattern (custom
 //!   verbs share a segment with a variable, so the generated dispatcher
 //!   matches candidates itself).
 //! - [`binding`]: the binding description and the coercion of path and
@@ -23,16 +23,16 @@
 //! the same descriptors), with CORS for browsers on any origin.
 
 pub mod binding;
+pub mod pattern;
 pub mod respond;
-pub mod template;
 pub mod transcode;
 
 /// What the generated code uses, in one place.
 pub mod runtime {
     pub use super::{
         binding::{Binding, Body, Field, Kind, PathField},
+        pattern::{Captures, PathPattern, PatternSegment},
         respond::{no_route, server_stream, unary},
-        template::{Captures, Segment, Template},
         transcode::transcode,
     };
 

@@ -216,9 +216,9 @@ fn binding_static(out: &mut String, i: usize, binding: &Binding) {
         .segments
         .iter()
         .map(|s| match s {
-            Segment::Literal(l) => format!("rt::Segment::Literal({l:?})"),
-            Segment::Any => "rt::Segment::Any".to_owned(),
-            Segment::Rest => "rt::Segment::Rest".to_owned(),
+            Segment::Literal(l) => format!("rt::PatternSegment::Literal({l:?})"),
+            Segment::Any => "rt::PatternSegment::Any".to_owned(),
+            Segment::Rest => "rt::PatternSegment::Rest".to_owned(),
         })
         .collect();
     let path_fields: Vec<String> = binding
@@ -249,7 +249,7 @@ fn binding_static(out: &mut String, i: usize, binding: &Binding) {
          \x20   method: {method:?},\n\
          \x20   path: {path:?},\n\
          \x20   streaming: {streaming},\n\
-         \x20   template: rt::Template {{ segments: &[{segments}], verb: {verb:?} }},\n\
+         \x20   template: rt::PathPattern {{ segments: &[{segments}], verb: {verb:?} }},\n\
          \x20   path_fields: &[{path_fields}],\n\
          \x20   body: {body},\n\
          \x20   query: &[{query}],\n\

@@ -18,7 +18,7 @@ mod json;
 use super::{
     ApiError, Limits,
     binding::{Binding, Body, Field},
-    template::{Captures, Segment},
+    pattern::{Captures, PatternSegment},
 };
 
 /// The request message of `binding` from `request`, with its headers as
@@ -36,7 +36,7 @@ pub async fn transcode<T: DeserializeOwned>(
     for path_field in binding.path_fields {
         let raw = captures.span(path_field.start, path_field.end, &binding.template);
         let single = path_field.end - path_field.start == 1
-            && binding.template.segments.get(path_field.start) == Some(&Segment::Any);
+            && binding.template.segments.get(path_field.start) == Some(&PatternSegment::Any);
         let text = decode_path(&raw, single).ok_or_else(|| {
             ApiError::invalid(
                 path_field.field.proto,

@@ -3,7 +3,7 @@
 use super::*;
 use crate::gateway::{
     binding::{Kind, PathField},
-    template::Template,
+    pattern::{PathPattern, PatternSegment},
 };
 use crate::pb::gostream::{GetTopicsResponse, v1 as pb};
 
@@ -14,10 +14,10 @@ const TOPIC: Field = Field {
     kind: Kind::String,
     repeated: false,
 };
-const SEGMENTS: &[Segment] = &[
-    Segment::Literal("v1"),
-    Segment::Literal("topics"),
-    Segment::Any,
+const SEGMENTS: &[PatternSegment] = &[
+    PatternSegment::Literal("v1"),
+    PatternSegment::Literal("topics"),
+    PatternSegment::Any,
 ];
 const fn binding(body: Body, query: &'static [Field]) -> Binding {
     Binding {
@@ -25,7 +25,7 @@ const fn binding(body: Body, query: &'static [Field]) -> Binding {
         method: "POST",
         path: "/v1/topics/{topic}",
         streaming: false,
-        template: Template {
+        template: PathPattern {
             segments: SEGMENTS,
             verb: None,
         },
@@ -138,7 +138,7 @@ async fn query_parameters_are_coerced_nested_and_repeated() {
     }];
     const R: Binding = Binding {
         path_fields: &[],
-        template: Template {
+        template: PathPattern {
             segments: SEGMENTS,
             verb: None,
         },

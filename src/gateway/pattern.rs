@@ -1,13 +1,15 @@
-//! Matches a request path against a binding's path template.
+//! Matches a request path against a binding's [`PathPattern`]: the form
+//! the generator writes a parsed `google.api.http` path template in (the
+//! parsing and the template itself are the generator's).
 //!
 //! The router only narrows a request down to the bindings that share a
 //! route; a custom verb (`.../{consumer}:fetch`) shares its segment with a
-//! variable, so the generated dispatcher asks each candidate template in
+//! variable, so the generated dispatcher asks each candidate pattern in
 //! turn, most specific first.
 
-/// One segment of a template, as the generator wrote it.
+/// One segment of a pattern, as the generator wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Segment {
+pub enum PatternSegment {
     /// Matches exactly this text.
     Literal(&'static str),
     /// `*`: any one non-empty segment.
@@ -18,9 +20,9 @@ pub enum Segment {
 
 /// A path template: segments and an optional custom verb.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Template {
+pub struct PathPattern {
     /// The segments after the leading `/`.
-    pub segments: &'static [Segment],
+    pub segments: &'static [PatternSegment],
     /// The custom verb after the last `:`, if any.
     pub verb: Option<&'static str>,
 }
@@ -35,8 +37,8 @@ pub struct Captures {
 impl Captures {
     /// The raw text of segments `start..end` (`end` past the template's
     /// last segment means "to the end of the path"), joined by `/`.
-    pub fn span(&self, start: usize, end: usize, template: &Template) -> String {
-        let end = if template.segments.get(end.saturating_sub(1)) == Some(&Segment::Rest) {
+    pub fn span(&self, start: usize, end: usize, pattern: &PathPattern) -> String {
+        let end = if pattern.segments.get(end.saturating_sub(1)) == Some(&PatternSegment::Rest) {
             self.segments.len()
         } else {
             end.min(self.segments.len())
@@ -46,7 +48,7 @@ impl Captures {
     }
 }
 
-impl Template {
+impl PathPattern {
     /// The captures of `path` if this template matches it.
     pub fn captures(&self, path: &str) -> Option<Captures> {
         let path = path.strip_prefix('/')?;
@@ -68,17 +70,17 @@ impl Template {
         let mut i = 0;
         for segment in self.segments {
             match segment {
-                Segment::Literal(literal) => {
+                PatternSegment::Literal(literal) => {
                     if raw.get(i) != Some(literal) {
                         return None;
                     }
                 }
-                Segment::Any => {
+                PatternSegment::Any => {
                     if raw.get(i).is_none_or(|s| s.is_empty()) {
                         return None;
                     }
                 }
-                Segment::Rest => {
+                PatternSegment::Rest => {
                     return Some(Captures {
                         segments: raw.iter().map(|s| (*s).to_owned()).collect(),
                     });
@@ -96,22 +98,22 @@ impl Template {
 mod tests {
     use super::*;
 
-    const FETCH: Template = Template {
+    const FETCH: PathPattern = PathPattern {
         segments: &[
-            Segment::Literal("v1"),
-            Segment::Literal("topics"),
-            Segment::Any,
-            Segment::Literal("consumers"),
-            Segment::Any,
+            PatternSegment::Literal("v1"),
+            PatternSegment::Literal("topics"),
+            PatternSegment::Any,
+            PatternSegment::Literal("consumers"),
+            PatternSegment::Any,
         ],
         verb: Some("fetch"),
     };
-    const GET: Template = Template {
+    const GET: PathPattern = PathPattern {
         segments: FETCH.segments,
         verb: None,
     };
-    const FILES: Template = Template {
-        segments: &[Segment::Literal("files"), Segment::Rest],
+    const FILES: PathPattern = PathPattern {
+        segments: &[PatternSegment::Literal("files"), PatternSegment::Rest],
         verb: None,
     };
 
