@@ -7,8 +7,10 @@
 //! every call is a CORS request.
 //!
 //! Needs `node`, `web/node_modules` (`npm ci --prefix web`) and
-//! `/usr/bin/chromium` (or `$CHROMIUM`); a missing one fails the test, it
-//! is never skipped. The screenshot is written under `target/console-e2e/`.
+//! `/usr/bin/chromium` (or `$CHROMIUM`), so it is `#[ignore]`d: a plain
+//! `cargo test` passes without them, and `tests/run.sh` runs it
+//! (`--include-ignored`), where a missing one fails the test: it is never
+//! skipped. The screenshot is written under `target/console-e2e/`.
 
 #[path = "../support/executable.rs"]
 mod executable;
@@ -89,6 +91,7 @@ fn repository() -> &'static Path {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Chromium, node and web/node_modules; tests/run.sh runs it"]
 async fn the_console_manages_brokers_over_grpc_web_in_a_browser() {
     let chromium = std::env::var_os("CHROMIUM")
         .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);

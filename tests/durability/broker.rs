@@ -245,10 +245,12 @@ impl Broker {
     /// logged.
     pub async fn signal(self, name: &str) -> (ExitStatus, Vec<String>) {
         let pid = self.child.id().expect("the broker is running");
-        let status = std::process::Command::new("kill")
-            .args([format!("-{name}"), pid.to_string()])
+        // The shell's `kill`, a builtin of every `sh` (procps' `kill(1)`
+        // may not be installed).
+        let status = std::process::Command::new("sh")
+            .args(["-c", r#"kill -s "$1" "$2""#, "sh", name, &pid.to_string()])
             .status()
-            .expect("run kill");
+            .expect("run sh -c kill");
         assert!(status.success(), "kill -{name} {pid}: {status}");
         self.exit().await
     }

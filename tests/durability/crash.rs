@@ -231,6 +231,7 @@ async fn kill_9_under_fsync_interval_leaves_a_whole_gap_free_log() {
 /// `--fsync always` through power cuts: what was acknowledged was on the
 /// device.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs root: loop-mounts an ext4 image; tests/run.sh runs it"]
 async fn power_cuts_under_fsync_always_lose_nothing_acknowledged() {
     run(Scenario {
         fsync: "always",

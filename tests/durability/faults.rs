@@ -80,6 +80,7 @@ fn check_topic(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: mounts a tmpfs; tests/run.sh runs it"]
 async fn a_full_disk_fails_publishes_with_unavailable_keeps_reads_and_recovers() {
     let fs = Tmpfs::mount("2m");
     let ballast = fs.path().join("ballast");
@@ -172,6 +173,7 @@ async fn a_full_disk_fails_publishes_with_unavailable_keeps_reads_and_recovers()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root: loop-mounts an ext4 image; tests/run.sh runs it"]
 async fn a_read_only_file_system_fails_publishes_with_unavailable_and_keeps_reads() {
     let fs = Ext4::new(16);
     let launch = Launch::new(
@@ -246,7 +248,7 @@ async fn a_read_only_file_system_fails_publishes_with_unavailable_and_keeps_read
 }
 
 #[tokio::test]
-async fn a_data_dir_that_cannot_be_written_stops_the_broker_at_start_naming_it() {
+async fn a_data_dir_under_a_regular_file_stops_the_broker_at_start_naming_it() {
     let base = TempDir::new().expect("a temporary directory");
     let file = base.path().join("file");
     std::fs::write(&file, "a regular file, not a directory").expect("write a file");
@@ -261,7 +263,11 @@ async fn a_data_dir_that_cannot_be_written_stops_the_broker_at_start_naming_it()
         ran < Duration::from_secs(10),
         "it gives up at once, not after {ran:?}"
     );
+}
 
+#[tokio::test]
+#[ignore = "needs root: mounts a tmpfs; tests/run.sh runs it"]
+async fn a_data_dir_on_a_read_only_file_system_stops_the_broker_at_start_naming_it() {
     let fs = Tmpfs::mount("1m");
     let read_only = fs.path().join("data");
     std::fs::create_dir(&read_only).expect("create the data directory");

@@ -8,8 +8,10 @@
 //! draw their random choices (payloads, batch sizes, kill moments) from one
 //! seed, printed in every failure and replayed with `DURABILITY_SEED=<seed>`;
 //! the other tests use fixed seeds. The fault and power-cut tests mount file
-//! systems (tmpfs, loop-mounted ext4) and need root; they fail (never skip)
-//! when they cannot.
+//! systems (tmpfs, loop-mounted ext4) and need root, so they are
+//! `#[ignore]`d: a plain `cargo test` runs the rest, and `tests/run.sh` (as
+//! root) runs them too (`--include-ignored`); they fail (never skip) when
+//! they cannot mount.
 //!
 //! # Layout
 //! - [`broker`]: the harness: [`broker::Launch`] (data directory and flags)

@@ -17,7 +17,8 @@
 //! is gone after the next mount, unlike a `SIGKILL`, which leaves the page
 //! cache to be written back.
 //!
-//! The tests run as root, so all of this is expected to work; if it does
+//! The tests that mount are `#[ignore]`d (they need root) and run by
+//! `tests/run.sh` as root, so all of this is expected to work; if it does
 //! not, the test fails with the command's output (a fault test never
 //! skips). Every mount is undone when its guard drops, also when the test
 //! panics; declare the guard before the brokers using it, so they drop

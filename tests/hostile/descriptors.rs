@@ -1,7 +1,8 @@
 //! Attack 5: durable topics that exhaust the open-file limit.
 //!
-//! The broker runs under `prlimit --nofile=1024:1024` with `--data-dir` in
-//! a temporary directory (`--fsync never`, to keep the test quick). 2,000
+//! The broker runs with an open-file limit of 1,024 (soft and hard) and
+//! `--data-dir` in a temporary directory (`--fsync never`, to keep the
+//! test quick). 2,000
 //! durable topics are created (16 at a time) and every tenth is published
 //! to: every call succeeds, the broker's open descriptors (sampled from
 //! `/proc/<pid>/fd` every 100 ms and at the end) stay under 1,024, and a

@@ -2,7 +2,7 @@
 //!
 //! [`Setup`] is a command line: existing flags, settings given through their
 //! `GOSTREAM_*` variables, an optional data directory and an optional
-//! open-file limit (`prlimit`). [`Setup::start`] runs the real `gostream`
+//! open-file limit (`setrlimit` in the child before it runs the broker). [`Setup::start`] runs the real `gostream`
 //! binary on `127.0.0.1:0` for both listeners, logging JSON, and waits for
 //! the two `listening` lines. The [`Broker`] it returns is killed when
 //! dropped; it reads its own resident memory and open descriptors from
@@ -38,7 +38,7 @@ use tempfile::TempDir;
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader},
     net::{TcpSocket, TcpStream},
-    process::{Child, Command},
+    process::Child,
     sync::mpsc,
     time::Instant,
 };
@@ -108,7 +108,7 @@ impl Setup {
         self
     }
 
-    /// Runs the broker under `prlimit --nofile=N:N` (soft and hard limit).
+    /// Runs the broker with an open-file limit of `limit` (soft and hard).
     pub fn open_file_limit(mut self, limit: u64) -> Self {
         self.nofile = Some(limit);
         self
@@ -119,23 +119,15 @@ impl Setup {
         let data_dir = self
             .durable
             .then(|| tempfile::tempdir().expect("a temporary data directory"));
-        let mut command = match self.nofile {
-            None => crate::executable::command(),
-            Some(limit) => {
-                let mut command = Command::new("prlimit");
-                for (name, _) in std::env::vars_os() {
-                    let inherited = name.to_string_lossy();
-                    if inherited.starts_with("GOSTREAM_") || inherited == "RUST_LOG" {
-                        command.env_remove(&name);
-                    }
-                }
-                command
-                    .arg(format!("--nofile={limit}:{limit}"))
-                    .arg("--")
-                    .arg(env!("CARGO_BIN_EXE_gostream"));
-                command
+        let mut command = crate::executable::command();
+        if let Some(limit) = self.nofile {
+            // SAFETY: the closure runs in the child between fork and exec,
+            // and only makes the setrlimit system call (no allocation, no
+            // lock).
+            unsafe {
+                command.pre_exec(move || rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit));
             }
-        };
+        }
         command
             .args(["--grpc-addr", "127.0.0.1:0", "--rest-addr", "127.0.0.1:0"])
             .args(["--log-format", "json"])
@@ -225,7 +217,7 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
 /// A running broker; killed when dropped.
 pub struct Broker {
     child: Child,
-    /// Its process id (that of `gostream` itself, `prlimit` execs it).
+    /// Its process id.
     pub pid: u32,
     /// The gRPC listener.
     pub grpc: SocketAddr,
@@ -674,8 +666,10 @@ impl RssWatch {
                     let growth = rss.saturating_sub(baseline);
                     peak.fetch_max(growth, Ordering::Relaxed);
                     if growth > 2 * bound {
-                        let _ = std::process::Command::new("kill")
-                            .args(["-KILL", &pid.to_string()])
+                        // The shell's `kill` builtin: procps' `kill(1)`
+                        // may not be installed.
+                        let _ = std::process::Command::new("sh")
+                            .args(["-c", r#"kill -s KILL "$1""#, "sh", &pid.to_string()])
                             .status();
                         return;
                     }

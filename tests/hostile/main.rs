@@ -21,7 +21,7 @@
 //!
 //! # Layout
 //! - [`harness`]: start a broker ([`harness::Setup`]: flags, settings,
-//!   `--data-dir`, `prlimit`), its RSS and descriptors, fresh gRPC and REST
+//!   `--data-dir`, an open-file limit), its RSS and descriptors, fresh gRPC and REST
 //!   clients, raw TCP from a chosen address, HTTP/1.1 and grpc-web answers
 //!   parsed from raw bytes, and the RSS watch.
 //! - [`connections`]: idle floods past `--max-connections`, the idle

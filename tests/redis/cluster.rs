@@ -9,6 +9,7 @@ use crate::{
 };
 
 #[tokio::test]
+#[ignore = "needs redis-server and redis-cli; tests/run.sh runs it"]
 async fn two_nodes_over_a_cluster_serve_topics_on_every_master() {
     let cluster = shared_cluster();
     let (a, b) = two_nodes(&cluster.url()).await;

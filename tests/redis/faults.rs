@@ -54,6 +54,7 @@ async fn grpc_health(node: &Node) -> ServingStatus {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
 async fn redis_down_mid_traffic_then_back() {
     // Every write is on disk before Redis answers, so what was
     // acknowledged survives the kill.

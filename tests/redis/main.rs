@@ -6,7 +6,9 @@
 //! `redis-server` this process shares (or a 3-master Redis Cluster it
 //! shares); the fault test runs its own server, which it kills and
 //! restarts. The servers come from Debian's `redis-server` (`tests/run.sh`
-//! installs it); a missing one fails the tests.
+//! installs it), so every test here is `#[ignore]`d: a plain `cargo test`
+//! passes without Redis, and `tests/run.sh` runs them
+//! (`--include-ignored`), where a missing `redis-server` fails them.
 //!
 //! # Layout
 //! - [`node`]: the node harness and the client calls the tests share.

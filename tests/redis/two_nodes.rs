@@ -24,6 +24,7 @@ fn texts(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
 async fn publish_through_one_node_consume_through_the_other() {
     let (a, b) = two_nodes(&shared_server().url()).await;
     a.create_topic("orders").await;
@@ -105,6 +106,7 @@ async fn publish_through_one_node_consume_through_the_other() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
 async fn concurrent_publishers_on_both_nodes_get_gap_free_offsets() {
     const PER_NODE: usize = 4;
     const PUBLISHES: usize = 40;
@@ -183,6 +185,7 @@ async fn concurrent_publishers_on_both_nodes_get_gap_free_offsets() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
 async fn two_fetchers_of_one_consumer_through_different_nodes_never_share_a_message() {
     const TOTAL: usize = 1500;
     let (a, b) = two_nodes(&shared_server().url()).await;
@@ -247,6 +250,7 @@ async fn two_fetchers_of_one_consumer_through_different_nodes_never_share_a_mess
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
 async fn waits_on_one_node_wake_on_a_publish_through_the_other() {
     let (a, b) = two_nodes(&shared_server().url()).await;
     a.create_topic("events").await;

@@ -8,7 +8,8 @@
 //!
 //! `redis-server` and `redis-cli` come from PATH or `/usr/bin`
 //! (`tests/run.sh` installs Debian's `redis-server` and `redis-tools`); a
-//! missing one fails the test with a message saying so.
+//! missing one fails the test with a message saying so. The tests that use
+//! them are `#[ignore]`d; `tests/run.sh` runs them (`--include-ignored`).
 
 #![allow(dead_code)]
 

@@ -131,13 +131,14 @@ impl Broker {
             .expect("connect to the broker")
     }
 
-    /// Sends the signal `name` (`TERM`, `INT`) with `kill(1)`.
+    /// Sends the signal `name` (`TERM`, `INT`) with the shell's `kill`
+    /// (a builtin of every `sh`, unlike procps' `kill(1)`).
     pub(super) fn signal(&self, name: &str) {
         let pid = self.child.id().expect("the broker is running");
-        let status = std::process::Command::new("kill")
-            .args([format!("-{name}"), pid.to_string()])
+        let status = std::process::Command::new("sh")
+            .args(["-c", r#"kill -s "$1" "$2""#, "sh", name, &pid.to_string()])
             .status()
-            .expect("run kill");
+            .expect("run sh -c kill");
         assert!(status.success(), "kill -{name} {pid}: {status}");
     }
 

@@ -7,14 +7,17 @@ use serde_json::Value;
 
 /// The path of an external tool the tests need (grpcurl, buf), from PATH.
 /// Panics with instructions when it is missing: a missing tool fails the
-/// test, it never skips it.
+/// test, it never skips it. (A test that runs a tool is `#[ignore]`d;
+/// `tests/run.sh` installs the tools, puts them on PATH and runs it.)
 pub fn tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH: run the tests with tests/run.sh, which installs it")
+            panic!(
+                "`{name}` is not on PATH: tests/run.sh installs it, puts it on PATH and runs this test"
+            )
         })
 }
 

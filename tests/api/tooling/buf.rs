@@ -50,6 +50,7 @@ fn base64_any() -> GeneralPurpose {
 }
 
 #[tokio::test]
+#[ignore = "needs buf; tests/run.sh runs it"]
 async fn buf_curl_creates_publishes_and_fetches_over_grpc_web() {
     let server = TestServer::start().await;
 
@@ -119,6 +120,7 @@ async fn buf_curl_creates_publishes_and_fetches_over_grpc_web() {
 }
 
 #[tokio::test]
+#[ignore = "needs buf; tests/run.sh runs it"]
 async fn buf_curl_reports_the_error_code_over_grpc_web() {
     let server = TestServer::start().await;
 

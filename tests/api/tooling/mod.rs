@@ -7,8 +7,11 @@
 //! # Tools
 //! grpcurl 1.8.6 (it speaks reflection v1alpha only), buf,
 //! openapi-spec-validator and schemathesis come from `tests/run.sh`, which
-//! installs them into the repository and puts them on PATH. A missing tool fails the test ([`tool`](crate::common::tool)
-//! panics); nothing is ever skipped.
+//! installs them into the repository and puts them on PATH. The tests that
+//! run a tool are `#[ignore]`d, so a plain `cargo test` passes without
+//! them; `tests/run.sh` runs them (`--include-ignored`), and there a missing
+//! tool fails the test ([`tool`](crate::common::tool) panics): nothing is
+//! ever skipped.
 //!
 //! # Layout
 //! One module per client: [`grpcurl`], [`buf`] (`buf curl`), [`cors`]

@@ -115,10 +115,14 @@ const MEMORY_CAP: StoreLimits = StoreLimits {
 /// Instantiates every scenario as a `#[tokio::test]` against the stores
 /// `$make_store` (an `async fn(StoreLimits) -> Arc<dyn Store>` in scope)
 /// returns. The list names each scenario by the module of its area, and the
-/// limits of its store when they are not [`LIMITS`].
+/// limits of its store when they are not [`LIMITS`]. Attributes after the
+/// store go on every test: a backend that needs an external server,
+/// `conformance_suite!(store, #[ignore = "needs redis-server; tests/run.sh runs it"])`,
+/// is left out of a plain `cargo test` and run by `tests/run.sh`
+/// (`--include-ignored`).
 macro_rules! conformance_suite {
-    ($make_store:path) => {
-        conformance_suite!(@tests $make_store;
+    ($make_store:path $(, #[$attr:meta])* $(,)?) => {
+        conformance_suite!(@tests $make_store, [$(#[$attr])*];
             current_thread: {
                 topics: [
                     create_topic_returns_an_empty_topic,
@@ -228,26 +232,34 @@ macro_rules! conformance_suite {
             }
         );
     };
-    (@tests $make_store:path;
+    (@tests $make_store:path, $attrs:tt;
         current_thread: {$($module:ident: [
             $($name:ident $(with $limits:ident)?),* $(,)?
         ]),* $(,)?},
         multi_thread: {$($multi_module:ident: [$($multi:ident),* $(,)?]),* $(,)?}
     ) => {
         $($(
-            #[tokio::test]
-            async fn $name() {
-                let store = $make_store(conformance_suite!(@limits $($limits)?)).await;
-                crate::conformance::$module::$name(store).await;
-            }
+            conformance_suite!(@with $attrs
+                #[tokio::test]
+                async fn $name() {
+                    let store = $make_store(conformance_suite!(@limits $($limits)?)).await;
+                    crate::conformance::$module::$name(store).await;
+                }
+            );
         )*)*
         $($(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $multi() {
-                let store = $make_store(crate::conformance::LIMITS).await;
-                crate::conformance::$multi_module::$multi(store).await;
-            }
+            conformance_suite!(@with $attrs
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $multi() {
+                    let store = $make_store(crate::conformance::LIMITS).await;
+                    crate::conformance::$multi_module::$multi(store).await;
+                }
+            );
         )*)*
+    };
+    (@with [$(#[$attr:meta])*] $test:item) => {
+        $(#[$attr])*
+        $test
     };
     (@limits) => {
         crate::conformance::LIMITS
@@ -261,7 +273,7 @@ macro_rules! conformance_suite {
 /// for a backend whose memory figure counts the messages it holds.
 macro_rules! memory_cap_suite {
     ($make_store:path) => {
-        conformance_suite!(@tests $make_store;
+        conformance_suite!(@tests $make_store, [];
             current_thread: {
                 memory_cap: [
                     memory_held_is_counted_and_given_back with MEMORY_CAP,
@@ -351,10 +363,11 @@ mod redis {
         super::redis_store(&crate::redis_support::shared_server().url(), limits)
     }
 
-    conformance_suite!(store);
+    conformance_suite!(store, #[ignore = "needs redis-server; tests/run.sh runs it"]);
 
     /// GetBroker's `storage` names Redis.
     #[tokio::test]
+    #[ignore = "needs redis-server; tests/run.sh runs it"]
     async fn stats_name_the_redis_kind() {
         let stats = store(super::LIMITS).await.stats().await.expect("stats");
         assert_eq!(stats.kind, "redis");
@@ -370,10 +383,14 @@ mod redis_cluster {
         super::redis_store(&crate::redis_support::shared_cluster().url(), limits)
     }
 
-    conformance_suite!(store);
+    conformance_suite!(
+        store,
+        #[ignore = "needs redis-server and redis-cli; tests/run.sh runs it"]
+    );
 
     /// GetBroker's `storage` names the cluster.
     #[tokio::test]
+    #[ignore = "needs redis-server and redis-cli; tests/run.sh runs it"]
     async fn stats_name_the_redis_cluster_kind() {
         let stats = store(super::LIMITS).await.stats().await.expect("stats");
         assert_eq!(stats.kind, "redis-cluster");
