@@ -368,17 +368,17 @@ echo "web/dist matches a fresh build"
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets --locked -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+step "cargo clippy --workspace --all-targets --locked -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo doc --no-deps --locked (warnings are errors: broken links in the docs fail)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
+step "cargo doc --workspace --no-deps --locked (warnings are errors: broken links in the docs fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 step "every #[ignore] is a test this script runs (needs a tool or root)"
 # `--include-ignored` below runs every ignored test, so an #[ignore] may only
 # mark a test that needs what this script provides, and say so; any other
 # would be a test that is quietly run here but never by `cargo test`.
-ignores=$(grep -rnE --include='*.rs' '#\[ignore' src tests crates benches 2>/dev/null || true)
+ignores=$(grep -rnE --include='*.rs' '^\s*#\[ignore' src tests crates benches 2>/dev/null || true)
 stray=$(grep -vE '#\[ignore = "needs [^"]+; tests/run\.sh runs it"\]' <<<"$ignores" || true)
 [[ -z $stray ]] || die "an #[ignore] must read #[ignore = \"needs <tool or root>; tests/run.sh runs it\"]:
 $stray"

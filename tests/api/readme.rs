@@ -320,7 +320,7 @@ fn check(step: &Step, addr: &Addrs) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs grpcurl and buf on PATH: tests/run.sh installs them and runs it"]
+#[ignore = "needs grpcurl and buf; tests/run.sh runs it"]
 async fn every_document_works_top_to_bottom_against_a_fresh_broker() {
     common::tool("grpcurl");
     common::tool("buf");
