@@ -14,6 +14,8 @@
 //! - [`log`]: the interface between the engine and a topic's storage.
 //! - [`memory`]: the in-memory log; [`MemoryStore`] (the default).
 //! - [`disk`]: the durable, segmented log; [`DurableStore`] (`--data-dir`).
+//! - [`discard`]: a log that keeps no messages; [`DiscardStore`], the
+//!   baseline of `gostream bench --baseline`.
 //!
 //! - [`redis`]: [`RedisStore`] (`--store redis://…`), which implements
 //!   the trait directly: Redis holds the state, Lua scripts hold the rules.
@@ -33,6 +35,7 @@ use async_trait::async_trait;
 use futures_util::Stream;
 
 pub use budget::{MemoryBudget, ResponseHandoff, ResponseKind, ResponseReservation};
+pub use discard::DiscardStore;
 pub use disk::{DiskLog, DiskLogs, DiskOptions, DurableStore, FsyncPolicy};
 pub use engine::Engine;
 pub use memory::MemoryStore;
