@@ -10,7 +10,7 @@ use std::{net::SocketAddr, sync::Arc, thread};
 use gostream::{
     config::Config,
     server::{self, Listeners},
-    store::{Store, discard::DiscardStore},
+    store::{DiscardStore, Store},
 };
 use gostream_client::bench::{Backend, LocalBroker, Running};
 use tokio_util::sync::CancellationToken;

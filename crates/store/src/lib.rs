@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use futures_util::Stream;
 
 pub use budget::{MemoryBudget, ResponseHandoff, ResponseKind, ResponseReservation};
+pub use discard::DiscardStore;
 pub use disk::{DiskLog, DiskLogs, DiskOptions, DiskStore, FsyncPolicy};
 pub use engine::Engine;
 pub use memory::MemoryStore;

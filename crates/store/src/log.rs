@@ -9,8 +9,9 @@
 //! it must not block for long: anything slow (an fsync) is returned as a
 //! [`Durability`] that the engine awaits after releasing the lock.
 //!
-//! Two implementations: the in-memory log ([`super::memory`]) and the
-//! segmented disk log ([`super::disk`]).
+//! Three implementations: the in-memory log ([`super::memory`]), the
+//! segmented disk log ([`super::disk`]), and the discard log
+//! ([`super::discard`]) that keeps nothing, the benchmark baseline.
 
 use std::{fmt, future::Future, pin::Pin, time::Duration};
 
@@ -199,7 +200,7 @@ pub trait LogFactory: Send + Sync + 'static {
     /// The logs it makes.
     type Log: TopicLog;
 
-    /// `memory` or `disk`, as GetBroker reports it.
+    /// `memory`, `disk` or `discard`, as GetBroker reports it.
     fn kind(&self) -> &'static str;
 
     /// The storage of a new, empty topic, its metadata persisted (durably,

@@ -491,7 +491,8 @@ impl RetentionUpdate {
 /// The broker-wide figures (GetBroker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Which backend: `memory` or `disk`.
+    /// Which backend: `memory`, `disk`, `discard`, `redis` or
+    /// `redis-cluster`.
     pub kind: &'static str,
     /// Topics held.
     pub topic_count: u64,

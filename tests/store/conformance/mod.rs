@@ -4,16 +4,21 @@
 //! # Layout
 //! Each scenario is a plain `async fn scenario(store: Arc<dyn Store>)` that
 //! gets an empty store and panics when a rule is broken. Scenarios know
-//! nothing about the backend they run on, so the in-memory store, the disk
+//! nothing about the backend they run on, so the in-memory store, the durable
 //! log and Redis all run the very same functions. They live by area, one
 //! module each ([`topics`], [`publish`], [`read`], [`consumers`],
 //! [`consumer_lookup`], [`counts`], [`fetch_commit`], [`redelivery`], [`seek`],
 //! [`long_poll`], [`retention`], [`concurrency`]), beside the helpers they
 //! share ([`support`]). A backend on disk lives in a temporary directory
 //! that [`in_dir`] removes after it.
-//! [`conformance_suite!`] holds the one list of scenarios and turns each into
-//! a `#[tokio::test]`; the modules at the bottom of this file (one per
-//! backend) invoke it.
+//! [`conformance_suite!`] turns each scenario into a `#[tokio::test]`; the
+//! modules at the bottom of this file (one per backend) invoke it. The
+//! scenarios are listed in the two macros it invokes: [`bookkeeping_suite!`],
+//! the rules that do not
+//! look at what a message holds (offsets, consumers, commits, seeks, waits,
+//! limits, errors), and [`contents_suite!`], those that read back what was
+//! published or need retention to drop it. The discard store, which keeps
+//! no messages, invokes only the first.
 //!
 //! One area is not for every backend: [`memory_cap`] fills the memory cap
 //! with messages, which only means something where messages are what the
@@ -40,7 +45,7 @@
 //!
 //! The tests are then `conformance::redis::<scenario>`, beside
 //! `conformance::memory::<scenario>`. A new scenario is a `pub(super) async
-//! fn` in the module of its area plus one line in the macro's list (an
+//! fn` in the module of its area plus one line in one of the two lists (an
 //! unlisted scenario is dead code, which clippy rejects). Most scenarios run
 //! on a store made with [`LIMITS`]; one that needs other limits names them
 //! in the list (`scenario with RETENTION_DEFAULTS`).
@@ -77,7 +82,8 @@ use std::{sync::Arc, time::Duration};
 
 use gostream_redis::{RedisOptions, RedisStore, RedisTarget};
 use gostream_store::{
-    Clock, DiskOptions, DiskStore, FsyncPolicy, MemoryStore, RetentionPolicy, Store, StoreLimits,
+    Clock, DiscardStore, DiskOptions, DiskStore, FsyncPolicy, MemoryStore, RetentionPolicy, Store,
+    StoreLimits,
 };
 
 /// The limits every store under test is configured with, unless its
@@ -114,123 +120,15 @@ const MEMORY_CAP: StoreLimits = StoreLimits {
 
 /// Instantiates every scenario as a `#[tokio::test]` against the stores
 /// `$make_store` (an `async fn(StoreLimits) -> Arc<dyn Store>` in scope)
-/// returns. The list names each scenario by the module of its area, and the
-/// limits of its store when they are not [`LIMITS`]. Attributes after the
-/// store go on every test: a backend that needs an external server,
+/// returns: [`bookkeeping_suite!`] and [`contents_suite!`]. Attributes after
+/// the store go on every test: a backend that needs an external server,
 /// `conformance_suite!(store, #[ignore = "needs redis-server; tests/run.sh runs it"])`,
 /// is left out of a plain `cargo test` and run by `tests/run.sh`
 /// (`--include-ignored`).
 macro_rules! conformance_suite {
     ($make_store:path $(, #[$attr:meta])* $(,)?) => {
-        conformance_suite!(@tests $make_store, [$(#[$attr])*];
-            current_thread: {
-                topics: [
-                    create_topic_returns_an_empty_topic,
-                    create_topic_twice_is_already_exists,
-                    get_topic_of_an_unknown_topic_is_not_found,
-                    list_topics_pages_in_name_order,
-                    delete_topic_removes_the_topic_and_its_consumers,
-                    a_recreated_topic_starts_at_offset_zero,
-                ],
-                publish: [
-                    publish_assigns_consecutive_offsets_from_zero,
-                    publish_accounts_messages_and_bytes,
-                    publish_rejects_an_empty_batch,
-                    publish_with_an_oversize_record_appends_nothing,
-                    publish_accepts_a_record_of_exactly_the_limit,
-                    publish_to_an_unknown_topic_is_not_found,
-                    publish_times_are_stamped_and_never_decrease,
-                ],
-                read: [
-                    // Positions.
-                    resolve_maps_positions_to_offsets,
-                    // Ephemeral reads.
-                    read_returns_messages_from_any_offset,
-                    read_past_the_end_is_out_of_range,
-                    read_of_an_unknown_topic_is_not_found,
-                    read_limits_cap_messages_and_bytes,
-                ],
-                consumers: [
-                    create_consumer_generates_a_uuid_v4_id,
-                    create_consumer_with_an_explicit_id,
-                    create_consumer_twice_is_already_exists,
-                    create_consumer_on_an_unknown_topic_is_not_found,
-                    consumer_starts_at_earliest_latest_or_an_offset,
-                    consumer_starts_at_a_time,
-                    consumer_start_offset_past_the_end_is_out_of_range,
-                    manual_ack_timeout_must_be_positive_and_at_most_an_hour,
-                ],
-                consumer_lookup: [
-                    get_consumer_of_an_unknown_consumer_is_not_found,
-                    list_consumers_pages_in_id_order,
-                    delete_consumer_removes_only_that_consumer,
-                ],
-                fetch_commit: [
-                    // Fetch.
-                    fetch_in_auto_mode_advances_offset_and_committed,
-                    fetch_obeys_read_limits,
-                    fetch_of_an_unknown_topic_or_consumer_is_not_found,
-                    lag_is_end_minus_committed,
-                    // Commit.
-                    commit_in_manual_mode_never_moves_backwards,
-                    commit_beyond_delivered_is_a_failed_precondition,
-                    commit_of_an_unknown_consumer_is_not_found,
-                ],
-                redelivery: [
-                    manual_mode_redelivers_after_the_ack_timeout,
-                    manual_mode_redelivers_from_the_committed_offset,
-                    committed_deliveries_are_never_redelivered,
-                    auto_mode_never_redelivers,
-                    redelivery_is_due_an_ack_timeout_after_delivery_despite_a_partial_commit,
-                    a_waiting_fetch_returns_a_redelivery_as_soon_as_it_falls_due,
-                ],
-                seek: [
-                    seek_to_each_kind_of_position,
-                    seek_moves_committed_even_backwards,
-                    seek_past_the_end_is_out_of_range,
-                    seek_of_an_unknown_consumer_is_not_found,
-                ],
-                long_poll: [
-                    a_waiting_fetch_returns_when_a_message_is_published,
-                    a_waiting_read_returns_when_a_message_is_published,
-                    a_wait_with_nothing_published_returns_an_empty_batch_after_the_wait,
-                    a_fetch_or_read_with_messages_available_does_not_wait,
-                    a_read_past_the_end_fails_without_waiting,
-                    deleting_a_topic_wakes_waiting_readers_with_not_found,
-                    a_cancelled_fetch_consumes_nothing,
-                    waits_are_capped_at_max_wait,
-                ],
-                retention: [
-                    // The limits.
-                    max_messages_keeps_the_newest_messages,
-                    max_bytes_keeps_the_newest_messages_that_fit,
-                    max_age_drops_what_was_published_longer_ago,
-                    // Settings.
-                    topic_retention_shows_the_limits_in_force,
-                    topics_follow_the_broker_defaults_where_they_set_nothing with RETENTION_DEFAULTS,
-                    update_topic_sets_keeps_and_resets_each_setting with RETENTION_DEFAULTS,
-                    update_topic_applies_each_limit_at_once,
-                    update_topic_of_an_unknown_topic_is_not_found,
-                    // Readers below the start.
-                    a_fetch_below_the_start_skips_to_it_and_says_how_many,
-                    a_read_below_the_start_reads_from_it_and_says_how_many,
-                    a_subscriber_that_fell_behind_is_told_how_many_it_skipped,
-                    positions_resolve_within_what_retention_kept,
-                    a_consumer_left_behind_reports_where_it_resumes,
-                    // Broker-wide figures.
-                    stats_add_up_topics_messages_and_bytes,
-                ],
-                counts: [
-                    topics_past_max_topics_are_refused_until_one_is_deleted with TWO_OF_EACH,
-                    consumers_past_max_consumers_per_topic_are_refused_until_one_is_deleted with TWO_OF_EACH,
-                ],
-            },
-            multi_thread: {
-                concurrency: [
-                    concurrent_fetchers_and_publishers_lose_and_duplicate_nothing,
-                ],
-            }
-        );
+        bookkeeping_suite!($make_store $(, #[$attr])*);
+        contents_suite!($make_store $(, #[$attr])*);
     };
     (@tests $make_store:path, $attrs:tt;
         current_thread: {$($module:ident: [
@@ -269,6 +167,158 @@ macro_rules! conformance_suite {
     };
 }
 
+/// Instantiates the scenarios that do not look at what the messages hold,
+/// like [`conformance_suite!`]: offsets, consumers, commits, seeks, waits,
+/// limits and errors. Every backend runs them, the discard store included.
+/// The list names each scenario by the module of its area, and the limits
+/// of its store when they are not [`LIMITS`].
+macro_rules! bookkeeping_suite {
+    ($make_store:path $(, #[$attr:meta])* $(,)?) => {
+        conformance_suite!(@tests $make_store, [$(#[$attr])*];
+            current_thread: {
+                topics: [
+                    create_topic_returns_an_empty_topic,
+                    get_topic_of_an_unknown_topic_is_not_found,
+                    list_topics_pages_in_name_order,
+                    delete_topic_removes_the_topic_and_its_consumers,
+                ],
+                publish: [
+                    publish_rejects_an_empty_batch,
+                    publish_to_an_unknown_topic_is_not_found,
+                    publish_times_are_stamped_and_never_decrease,
+                ],
+                read: [
+                    // Ephemeral reads.
+                    read_past_the_end_is_out_of_range,
+                    read_of_an_unknown_topic_is_not_found,
+                    read_limits_cap_messages_and_bytes,
+                ],
+                consumers: [
+                    create_consumer_generates_a_uuid_v4_id,
+                    create_consumer_with_an_explicit_id,
+                    create_consumer_twice_is_already_exists,
+                    create_consumer_on_an_unknown_topic_is_not_found,
+                    consumer_start_offset_past_the_end_is_out_of_range,
+                    manual_ack_timeout_must_be_positive_and_at_most_an_hour,
+                ],
+                consumer_lookup: [
+                    get_consumer_of_an_unknown_consumer_is_not_found,
+                    list_consumers_pages_in_id_order,
+                    delete_consumer_removes_only_that_consumer,
+                ],
+                fetch_commit: [
+                    // Fetch.
+                    fetch_obeys_read_limits,
+                    fetch_of_an_unknown_topic_or_consumer_is_not_found,
+                    lag_is_end_minus_committed,
+                    // Commit.
+                    commit_in_manual_mode_never_moves_backwards,
+                    commit_beyond_delivered_is_a_failed_precondition,
+                    commit_of_an_unknown_consumer_is_not_found,
+                ],
+                redelivery: [
+                    manual_mode_redelivers_from_the_committed_offset,
+                    committed_deliveries_are_never_redelivered,
+                    auto_mode_never_redelivers,
+                    redelivery_is_due_an_ack_timeout_after_delivery_despite_a_partial_commit,
+                    a_waiting_fetch_returns_a_redelivery_as_soon_as_it_falls_due,
+                ],
+                seek: [
+                    seek_moves_committed_even_backwards,
+                    seek_past_the_end_is_out_of_range,
+                    seek_of_an_unknown_consumer_is_not_found,
+                ],
+                long_poll: [
+                    a_wait_with_nothing_published_returns_an_empty_batch_after_the_wait,
+                    a_fetch_or_read_with_messages_available_does_not_wait,
+                    a_read_past_the_end_fails_without_waiting,
+                    deleting_a_topic_wakes_waiting_readers_with_not_found,
+                    a_cancelled_fetch_consumes_nothing,
+                    waits_are_capped_at_max_wait,
+                ],
+                retention: [
+                    // Settings.
+                    topic_retention_shows_the_limits_in_force,
+                    update_topic_of_an_unknown_topic_is_not_found,
+                ],
+                counts: [
+                    topics_past_max_topics_are_refused_until_one_is_deleted with TWO_OF_EACH,
+                    consumers_past_max_consumers_per_topic_are_refused_until_one_is_deleted with TWO_OF_EACH,
+                ],
+            },
+            multi_thread: {}
+        );
+    };
+}
+
+/// Instantiates the scenarios that read back what was published, or need
+/// retention to drop it, like [`conformance_suite!`]: every backend that
+/// keeps messages runs them.
+macro_rules! contents_suite {
+    ($make_store:path $(, #[$attr:meta])* $(,)?) => {
+        conformance_suite!(@tests $make_store, [$(#[$attr])*];
+            current_thread: {
+                topics: [
+                    create_topic_twice_is_already_exists,
+                    a_recreated_topic_starts_at_offset_zero,
+                ],
+                publish: [
+                    publish_assigns_consecutive_offsets_from_zero,
+                    publish_accounts_messages_and_bytes,
+                    publish_with_an_oversize_record_appends_nothing,
+                    publish_accepts_a_record_of_exactly_the_limit,
+                ],
+                read: [
+                    // Positions.
+                    resolve_maps_positions_to_offsets,
+                    // Ephemeral reads.
+                    read_returns_messages_from_any_offset,
+                ],
+                consumers: [
+                    consumer_starts_at_earliest_latest_or_an_offset,
+                    consumer_starts_at_a_time,
+                ],
+                fetch_commit: [
+                    // Fetch.
+                    fetch_in_auto_mode_advances_offset_and_committed,
+                ],
+                redelivery: [
+                    manual_mode_redelivers_after_the_ack_timeout,
+                ],
+                seek: [
+                    seek_to_each_kind_of_position,
+                ],
+                long_poll: [
+                    a_waiting_fetch_returns_when_a_message_is_published,
+                    a_waiting_read_returns_when_a_message_is_published,
+                ],
+                retention: [
+                    // The limits.
+                    max_messages_keeps_the_newest_messages,
+                    max_bytes_keeps_the_newest_messages_that_fit,
+                    max_age_drops_what_was_published_longer_ago,
+                    // Settings.
+                    topics_follow_the_broker_defaults_where_they_set_nothing with RETENTION_DEFAULTS,
+                    update_topic_sets_keeps_and_resets_each_setting with RETENTION_DEFAULTS,
+                    update_topic_applies_each_limit_at_once,
+                    // Readers below the start.
+                    a_fetch_below_the_start_skips_to_it_and_says_how_many,
+                    a_read_below_the_start_reads_from_it_and_says_how_many,
+                    a_subscriber_that_fell_behind_is_told_how_many_it_skipped,
+                    positions_resolve_within_what_retention_kept,
+                    a_consumer_left_behind_reports_where_it_resumes,
+                    // Broker-wide figures.
+                    stats_add_up_topics_messages_and_bytes,
+                ],
+            },
+            multi_thread: {
+                concurrency: [
+                    concurrent_fetchers_and_publishers_lose_and_duplicate_nothing,
+                ],
+            }
+        );
+    };
+}
 /// Instantiates the [`memory_cap`] scenarios, like [`conformance_suite!`],
 /// for a backend whose memory figure counts the messages it holds.
 macro_rules! memory_cap_suite {
@@ -394,5 +444,22 @@ mod redis_cluster {
     async fn stats_name_the_redis_cluster_kind() {
         let stats = store(super::LIMITS).await.stats().await.expect("stats");
         assert_eq!(stats.kind, "redis-cluster");
+    }
+}
+
+mod discard {
+    use super::{Arc, Clock, DiscardStore, Store, StoreLimits};
+
+    async fn store(limits: StoreLimits) -> Arc<dyn Store> {
+        Arc::new(DiscardStore::with_clock(limits, Clock::tokio()))
+    }
+
+    bookkeeping_suite!(store);
+
+    /// GetBroker's `storage` names the discard store, which holds no memory.
+    #[tokio::test]
+    async fn stats_name_the_discard_kind_and_no_memory() {
+        let stats = store(super::LIMITS).await.stats().await.expect("stats");
+        assert_eq!((stats.kind, stats.memory_bytes), ("discard", 0));
     }
 }
