@@ -16,6 +16,7 @@ mod rest;
 
 use std::collections::HashMap;
 
+pub use gostream_api::code_name;
 pub use gostream_store::Error as StoreError;
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
@@ -255,30 +256,6 @@ pub fn http_status(code: Code) -> http::StatusCode {
         Code::Unimplemented => S::NOT_IMPLEMENTED,
         Code::Unavailable => S::SERVICE_UNAVAILABLE,
         Code::Unauthenticated => S::UNAUTHORIZED,
-    }
-}
-
-/// The canonical name of a gRPC code, as the gRPC specification spells it
-/// (`NOT_FOUND`): for metrics labels and log lines.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

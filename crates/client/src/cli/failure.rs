@@ -4,7 +4,7 @@
 
 use std::{error::Error as _, fmt, io};
 
-use tonic::{Code, Status};
+use tonic::Status;
 
 /// Why a client command failed.
 #[derive(Debug)]
@@ -80,29 +80,7 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The canonical name of a gRPC status code, as the gRPC specification
-/// spells it (`NOT_FOUND`): what a failed call prints before its message.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
+pub use gostream_api::code_name;
 
 impl From<Status> for Failure {
     fn from(status: Status) -> Self {
@@ -125,37 +103,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_has_its_canonical_name() {
-        let names = [
-            "OK",
-            "CANCELLED",
-            "UNKNOWN",
-            "INVALID_ARGUMENT",
-            "DEADLINE_EXCEEDED",
-            "NOT_FOUND",
-            "ALREADY_EXISTS",
-            "PERMISSION_DENIED",
-            "RESOURCE_EXHAUSTED",
-            "FAILED_PRECONDITION",
-            "ABORTED",
-            "OUT_OF_RANGE",
-            "UNIMPLEMENTED",
-            "INTERNAL",
-            "UNAVAILABLE",
-            "DATA_LOSS",
-            "UNAUTHENTICATED",
-        ];
-        for (number, name) in (0..).zip(names) {
-            assert_eq!(code_name(Code::from_i32(number)), name);
-        }
-    }
-
-    #[test]
     fn a_status_is_reported_with_its_code_name() {
         let failure = Failure::from(Status::not_found("topic \"x\" does not exist"));
         assert_eq!(failure.to_string(), "NOT_FOUND: topic \"x\" does not exist");
         assert_eq!(failure.exit_code(), 1);
-        let bare = Failure::from(Status::new(Code::Unavailable, ""));
+        let bare = Failure::from(Status::new(tonic::Code::Unavailable, ""));
         assert!(bare.to_string().starts_with("UNAVAILABLE: "), "{bare}");
     }
 
