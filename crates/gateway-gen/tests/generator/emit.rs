@@ -145,7 +145,7 @@ fn a_static_with_a_body_field_and_a_query_field() {
          \x20   method: \"POST\",\n\
          \x20   path: \"/v1/shelves\",\n\
          \x20   streaming: false,\n\
-         \x20   template: rt::Template { segments: &[rt::Segment::Literal(\"v1\"), rt::Segment::Literal(\"shelves\")], verb: None },\n\
+         \x20   template: rt::PathPattern { segments: &[rt::PatternSegment::Literal(\"v1\"), rt::PatternSegment::Literal(\"shelves\")], verb: None },\n\
          \x20   path_fields: &[],\n\
          \x20   body: rt::Body::Field(rt::Field { proto: \"shelf\", json: \"shelf\", json_path: &[\"shelf\"], kind: rt::Kind::Message, repeated: false }),\n\
          \x20   query: &[rt::Field { proto: \"request_id\", json: \"requestId\", json_path: &[\"requestId\"], kind: rt::Kind::String, repeated: false }],\n\
@@ -159,7 +159,7 @@ fn a_static_with_a_multi_segment_variable_and_a_verb() {
     let moved = binding_static(&source, 7);
     assert!(moved.contains("operation: \"shop.v1.ShelfService.MoveBook\",\n"));
     assert!(moved.contains(
-        "template: rt::Template { segments: &[rt::Segment::Literal(\"v1\"), rt::Segment::Literal(\"shelves\"), rt::Segment::Any, rt::Segment::Literal(\"books\"), rt::Segment::Any], verb: Some(\"move\") },\n"
+        "template: rt::PathPattern { segments: &[rt::PatternSegment::Literal(\"v1\"), rt::PatternSegment::Literal(\"shelves\"), rt::PatternSegment::Any, rt::PatternSegment::Literal(\"books\"), rt::PatternSegment::Any], verb: Some(\"move\") },\n"
     ));
     assert!(moved.contains(
         "path_fields: &[rt::PathField { start: 1, end: 5, field: rt::Field { proto: \"name\", json: \"name\", json_path: &[\"name\"], kind: rt::Kind::String, repeated: false } }],\n"
@@ -169,7 +169,7 @@ fn a_static_with_a_multi_segment_variable_and_a_verb() {
 
     let file = binding_static(&source, 8);
     assert!(file.contains(
-        "segments: &[rt::Segment::Literal(\"v1\"), rt::Segment::Literal(\"files\"), rt::Segment::Rest], verb: None"
+        "segments: &[rt::PatternSegment::Literal(\"v1\"), rt::PatternSegment::Literal(\"files\"), rt::PatternSegment::Rest], verb: None"
     ));
 }
 
