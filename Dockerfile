@@ -5,7 +5,7 @@
 #
 # Port 9090 serves gRPC and grpc-web; port 8080 serves the REST gateway (JSON,
 # Server-Sent Events, /openapi.json, /healthz). Settings are GOSTREAM_* environment variables (or flags after
-# `serve`), as in the README.
+# `serve`), as docs/configuration.md lists them.
 # The RUN --mount cache needs BuildKit, the default builder of Docker 23 and of
 # `docker compose`.
 

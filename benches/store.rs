@@ -9,7 +9,7 @@
 //! GOSTREAM_BENCH_MESSAGES=1000000 cargo bench --bench store -- read/
 //! ```
 //!
-//! Records are 100 bytes, as in the README's performance targets. Topics that
+//! Records are 100 bytes, as in the performance targets of `docs/benchmarks.md`. Topics that
 //! grow while an append benchmark runs keep their newest million messages
 //! (count retention), so a long run does not exhaust memory and the cost of
 //! retention is part of what is measured, as it is in a broker that runs for

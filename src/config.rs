@@ -217,7 +217,7 @@ pub struct Config {
     /// pool, so a disk that stops answering fails the requests that need it
     /// with UNAVAILABLE after --request-timeout-secs, instead of holding the
     /// threads that serve requests. Costs throughput on small publishes (see
-    /// the README's durability benchmark); off by default.
+    /// the storage document's durability benchmark); off by default.
     #[arg(long, env = "GOSTREAM_OFFLOAD_DISK_CALLS", default_value_t = false)]
     pub offload_disk_calls: bool,
 

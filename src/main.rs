@@ -26,7 +26,7 @@ use crate::bench_broker::InProcessBroker;
 /// jemalloc instead of the system allocator: the broker allocates and frees
 /// buffers of every size per request on several threads, and with 10,000
 /// topics glibc's allocator lost 11 % of publish throughput to its free lists
-/// where jemalloc loses 6 % (the README's Performance section has the
+/// where jemalloc loses 6 % (the benchmarks document, `docs/benchmarks.md`, has the
 /// figures).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

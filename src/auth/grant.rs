@@ -122,7 +122,7 @@ impl fmt::Display for Grant {
 mod tests {
     use super::*;
 
-    /// The grant table of the README, row by row.
+    /// The grant table of the configuration document (`docs/configuration.md`), row by row.
     #[test]
     fn each_role_allows_its_actions() {
         use Action as A;

@@ -16,7 +16,7 @@
 //! - [`tooling`]: grpcurl, `buf curl`, a browser's grpc-web with CORS, and
 //!   the OpenAPI document (openapi-spec-validator, schemathesis).
 //! - [`binary`]: the `gostream` executable, its flags and signals.
-//! - [`readme`]: the README's command examples, run as written.
+//! - [`readme`]: the command examples of the README and of every document in `docs/`, run as written.
 //! - [`transports`]: one scenario suite run over gRPC, grpc-web and REST,
 //!   so the transports cannot drift apart.
 //! - [`storage`]: the server over its disk log, and its background

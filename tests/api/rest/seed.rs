@@ -1,5 +1,5 @@
 //! GoStream's own REST routes (package `gostream`), sent as a user types
-//! them with curl: the four examples of the README, then the other legacy
+//! them with curl: the four examples of `docs/compatibility.md`, then the other legacy
 //! routes, their lenient answers, their errors, and interop with v1.
 
 use reqwest::Method;
