@@ -360,6 +360,17 @@ pub struct Config {
     )]
     pub max_consumers_per_topic: usize,
 
+    /// The most a per-message consumer's `max_outstanding` may be: the
+    /// messages one such consumer can have leased or waiting for
+    /// redelivery at once. A larger setting is INVALID_ARGUMENT / 400.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_OUTSTANDING",
+        default_value_t = 10_000,
+        value_name = "COUNT"
+    )]
+    pub max_outstanding: u32,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
     /// directives such as `gostream=debug,tower=warn`. RUST_LOG, if set, wins.
     #[arg(
@@ -465,6 +476,7 @@ impl Default for Config {
             max_fetch_bytes: 4 * 1024 * 1024,
             max_topics: 10_000,
             max_consumers_per_topic: 1_000,
+            max_outstanding: 10_000,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             sse_keep_alive_secs: 15,
@@ -524,6 +536,7 @@ impl Config {
             ),
             (self.max_topics, "--max-topics"),
             (self.max_consumers_per_topic, "--max-consumers-per-topic"),
+            (self.max_outstanding as usize, "--max-outstanding"),
         ] {
             if value == 0 {
                 return Err(format!("{flag} must be at least 1"));
@@ -579,6 +592,7 @@ impl Config {
             max_topics: self.max_topics,
             max_consumers_per_topic: self.max_consumers_per_topic,
             max_fetch_bytes: self.max_fetch_bytes,
+            max_outstanding: self.max_outstanding,
         }
     }
 

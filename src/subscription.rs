@@ -107,6 +107,7 @@ mod tests {
                     ..Record::default()
                 },
                 publish_time_ns: 0,
+                delivery_count: 0,
             }],
             ..Batch::default()
         })

@@ -214,6 +214,33 @@ impl Store for DeadlineStore {
         .await
     }
 
+    async fn update_consumer(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        update: gostream_store::ConsumerUpdate,
+    ) -> Result<ConsumerInfo> {
+        let (topic, id) = (topic.clone(), id.clone());
+        self.within(Duration::ZERO, move |s| {
+            Box::pin(async move { s.update_consumer(&topic, &id, update).await })
+        })
+        .await
+    }
+
+    async fn settle(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        leases: Vec<gostream_store::LeaseRef>,
+        settlement: gostream_store::Settlement,
+    ) -> Result<gostream_store::Settled> {
+        let (topic, id) = (topic.clone(), id.clone());
+        self.within(Duration::ZERO, move |s| {
+            Box::pin(async move { s.settle(&topic, &id, leases, settlement).await })
+        })
+        .await
+    }
+
     async fn commit(
         &self,
         topic: &TopicName,

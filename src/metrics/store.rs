@@ -151,6 +151,25 @@ impl Store for MeteredStore {
         Ok(batch)
     }
 
+    async fn update_consumer(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        update: gostream_store::ConsumerUpdate,
+    ) -> Result<ConsumerInfo> {
+        self.inner.update_consumer(topic, id, update).await
+    }
+
+    async fn settle(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        leases: Vec<gostream_store::LeaseRef>,
+        settlement: gostream_store::Settlement,
+    ) -> Result<gostream_store::Settled> {
+        self.inner.settle(topic, id, leases, settlement).await
+    }
+
     async fn commit(
         &self,
         topic: &TopicName,

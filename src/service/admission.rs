@@ -153,6 +153,7 @@ mod tests {
                         ..Record::default()
                     },
                     publish_time_ns: 0,
+                    delivery_count: 0,
                 })
                 .collect(),
             ..Batch::default()

@@ -92,6 +92,16 @@ pub fn pb_duration(d: Duration) -> PbDuration {
     }
 }
 
+/// Durations of a repeated field, each checked like [`duration`] and named
+/// by its index (`backoff[2]`).
+pub fn durations(field: &str, values: &[PbDuration]) -> Result<Vec<Duration>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, d)| duration(&format!("{field}[{i}]"), d))
+        .collect()
+}
+
 /// A long-poll wait: not set means no wait; at most [`MAX_WAIT`].
 pub fn max_wait(field: &str, d: Option<&PbDuration>) -> Result<Duration> {
     let Some(d) = d else {
@@ -152,9 +162,12 @@ pub fn commit_mode(field: &str, value: i32) -> Result<CommitMode> {
     match pb::CommitMode::try_from(value) {
         Ok(pb::CommitMode::Unspecified | pb::CommitMode::Auto) => Ok(CommitMode::Auto),
         Ok(pb::CommitMode::Manual) => Ok(CommitMode::Manual),
+        Ok(pb::CommitMode::PerMessage) => Ok(CommitMode::PerMessage),
         Err(_) => Err(Error::invalid(
             field,
-            format!("must be COMMIT_MODE_AUTO or COMMIT_MODE_MANUAL; got {value}"),
+            format!(
+                "must be COMMIT_MODE_AUTO, COMMIT_MODE_MANUAL or COMMIT_MODE_PER_MESSAGE; got {value}"
+            ),
         )),
     }
 }
@@ -202,6 +215,7 @@ pub fn message(message: Message) -> pb::Message {
         value: message.record.value,
         headers: message.record.headers,
         publish_time: Some(timestamp(message.publish_time_ns)),
+        delivery_count: message.delivery_count,
     }
 }
 
@@ -229,9 +243,31 @@ pub fn consumer(info: ConsumerInfo) -> pb::Consumer {
         commit_mode: match info.commit_mode {
             CommitMode::Auto => pb::CommitMode::Auto,
             CommitMode::Manual => pb::CommitMode::Manual,
+            CommitMode::PerMessage => pb::CommitMode::PerMessage,
         } as i32,
         ack_timeout: Some(pb_duration(info.ack_timeout)),
         create_time: Some(timestamp(info.create_time_ns)),
+        max_deliveries: info.queue.max_deliveries,
+        backoff: info.queue.backoff.into_iter().map(pb_duration).collect(),
+        dead_letter_topic: info
+            .queue
+            .dead_letter_topic
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        max_outstanding: match info.commit_mode {
+            CommitMode::PerMessage => info.queue.max_outstanding,
+            _ => 0,
+        },
+        outstanding: info.counts.outstanding,
+        waiting: info.counts.waiting,
+        redelivered: info.counts.redelivered,
+        dead_lettered: info.counts.dead_lettered,
+        oldest_unacked_age: info.oldest_unacked_time_ns.map(|published| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            pb_duration(Duration::from_nanos(now.saturating_sub(published)))
+        }),
     }
 }
 

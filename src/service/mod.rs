@@ -40,6 +40,14 @@ pub fn field(subject: Subject) -> String {
         Subject::Record(index) => format!("records[{index}]"),
         Subject::AckTimeout => "ack_timeout".to_owned(),
         Subject::MaxMessages => "max_messages".to_owned(),
+        Subject::MaxDeliveries => "max_deliveries".to_owned(),
+        Subject::Backoff => "backoff".to_owned(),
+        Subject::DeadLetterTopic => "dead_letter_topic".to_owned(),
+        Subject::MaxOutstanding => "max_outstanding".to_owned(),
+        Subject::Offsets => "offsets".to_owned(),
+        Subject::Delay => "delay".to_owned(),
+        Subject::Extension => "extension".to_owned(),
+        Subject::Reason => "reason".to_owned(),
     }
 }
 

@@ -19,7 +19,10 @@ use crate::{
         self as pb, broker_service_server::BrokerService, consumer_service_server::ConsumerService,
         publisher_service_server::PublisherService, topic_service_server::TopicService,
     },
-    store::{ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, Store, SubscribeFrom},
+    store::{
+        ConsumerSpec, DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_OUTSTANDING, Page, Position, QueuePolicy,
+        Store, SubscribeFrom,
+    },
     subscription,
 };
 
@@ -235,6 +238,18 @@ impl ConsumerService for V1 {
             start: convert::position("start", request.start, Position::Earliest)?,
             commit_mode,
             ack_timeout,
+            queue: QueuePolicy {
+                max_deliveries: request.max_deliveries,
+                backoff: convert::durations("backoff", &request.backoff)?,
+                dead_letter_topic: match request.dead_letter_topic {
+                    name if name.is_empty() => None,
+                    name => Some(convert::topic_name("dead_letter_topic", name)?),
+                },
+                max_outstanding: match request.max_outstanding {
+                    0 => DEFAULT_MAX_OUTSTANDING,
+                    n => n,
+                },
+            },
         };
         let consumer = self
             .store
@@ -349,6 +364,34 @@ impl ConsumerService for V1 {
         });
         response.extensions_mut().insert(handoff);
         Ok(response)
+    }
+
+    async fn update_consumer(
+        &self,
+        _request: Request<pb::UpdateConsumerRequest>,
+    ) -> Reply<pb::UpdateConsumerResponse> {
+        Err(tonic::Status::unimplemented(
+            "UpdateConsumer: not built yet",
+        ))
+    }
+
+    async fn ack(&self, _request: Request<pb::AckRequest>) -> Reply<pb::AckResponse> {
+        Err(tonic::Status::unimplemented("Ack: not built yet"))
+    }
+
+    async fn nack(&self, _request: Request<pb::NackRequest>) -> Reply<pb::NackResponse> {
+        Err(tonic::Status::unimplemented("Nack: not built yet"))
+    }
+
+    async fn reject(&self, _request: Request<pb::RejectRequest>) -> Reply<pb::RejectResponse> {
+        Err(tonic::Status::unimplemented("Reject: not built yet"))
+    }
+
+    async fn extend_lease(
+        &self,
+        _request: Request<pb::ExtendLeaseRequest>,
+    ) -> Reply<pb::ExtendLeaseResponse> {
+        Err(tonic::Status::unimplemented("ExtendLease: not built yet"))
     }
 
     async fn commit(&self, request: Request<pb::CommitRequest>) -> Reply<pb::CommitResponse> {

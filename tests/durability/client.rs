@@ -165,6 +165,7 @@ pub async fn create_consumer(
         start,
         commit_mode: mode as i32,
         ack_timeout: None,
+        ..Default::default()
     };
     within(
         "CreateConsumer",

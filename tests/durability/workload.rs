@@ -251,6 +251,7 @@ fn the_log_check_rejects_every_kind_of_damage() {
                 value: record.value,
                 headers: record.headers,
                 publish_time: None,
+                delivery_count: 0,
             });
         }
     }

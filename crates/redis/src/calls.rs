@@ -288,9 +288,12 @@ impl Inner {
             commit_mode,
             ack_timeout: match commit_mode {
                 CommitMode::Auto => Duration::ZERO,
-                CommitMode::Manual => ack_timeout,
+                CommitMode::Manual | CommitMode::PerMessage => ack_timeout,
             },
             create_time_ns,
+            queue: Default::default(),
+            counts: Default::default(),
+            oldest_unacked_time_ns: None,
         })
     }
 

@@ -179,6 +179,7 @@ fn message(entry: Value) -> Result<Message> {
         offset,
         record: Record::default(),
         publish_time_ns: 0,
+        delivery_count: 0,
     };
     while let Ok(name) = fields.next() {
         let name = bytes(name, "a message's field")?;

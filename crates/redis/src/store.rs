@@ -208,12 +208,17 @@ impl Store for RedisStore {
     }
 
     async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
-        spec.check()?;
+        spec.check(topic, &self.inner.limits)?;
         let id = spec.id.unwrap_or_else(ConsumerId::generate);
         let [kind, value] = position_args(spec.start);
         let mode = match spec.commit_mode {
             CommitMode::Auto => "a",
             CommitMode::Manual => "m",
+            CommitMode::PerMessage => {
+                return Err(Error::Internal(
+                    "per-message consumers: not built yet".into(),
+                ));
+            }
         };
         let now = self.inner.clock.now_ns();
         self.inner
@@ -316,6 +321,25 @@ impl Store for RedisStore {
                 vec![arg(id), arg(offset)],
             )
             .await
+    }
+
+    async fn update_consumer(
+        &self,
+        _topic: &TopicName,
+        _id: &ConsumerId,
+        _update: gostream_store::ConsumerUpdate,
+    ) -> Result<ConsumerInfo> {
+        Err(Error::Internal("update_consumer: not built yet".into()))
+    }
+
+    async fn settle(
+        &self,
+        _topic: &TopicName,
+        _id: &ConsumerId,
+        _leases: Vec<gostream_store::LeaseRef>,
+        _settlement: gostream_store::Settlement,
+    ) -> Result<gostream_store::Settled> {
+        Err(Error::Internal("settle: not built yet".into()))
     }
 
     async fn subscribe(

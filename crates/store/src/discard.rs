@@ -189,6 +189,7 @@ impl TopicLog for DiscardLog {
                     headers: self.no_headers.clone(),
                 },
                 publish_time_ns: self.last_publish_ns,
+                delivery_count: 0,
             })
             .collect())
     }

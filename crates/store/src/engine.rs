@@ -453,7 +453,7 @@ impl<F: LogFactory> Store for Engine<F> {
     }
 
     async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
-        spec.check()?;
+        spec.check(topic, &self.limits)?;
         let handle = self.topic(topic)?;
         let (info, durability) = {
             let mut state = handle.lock()?;
@@ -543,6 +543,25 @@ impl<F: LogFactory> Store for Engine<F> {
         wait: Duration,
     ) -> Result<Batch> {
         self.topic(topic)?.fetch(id, limits, wait).await
+    }
+
+    async fn update_consumer(
+        &self,
+        _topic: &TopicName,
+        _id: &ConsumerId,
+        _update: crate::ConsumerUpdate,
+    ) -> Result<ConsumerInfo> {
+        Err(Error::Internal("update_consumer: not built yet".into()))
+    }
+
+    async fn settle(
+        &self,
+        _topic: &TopicName,
+        _id: &ConsumerId,
+        _leases: Vec<crate::LeaseRef>,
+        _settlement: crate::Settlement,
+    ) -> Result<crate::Settled> {
+        Err(Error::Internal("settle: not built yet".into()))
     }
 
     async fn subscribe(

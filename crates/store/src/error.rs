@@ -127,6 +127,22 @@ pub enum Subject {
     AckTimeout,
     /// The number of messages a read may return.
     MaxMessages,
+    /// A per-message consumer's `max_deliveries`.
+    MaxDeliveries,
+    /// A per-message consumer's backoff.
+    Backoff,
+    /// A per-message consumer's dead-letter topic.
+    DeadLetterTopic,
+    /// A per-message consumer's `max_outstanding`.
+    MaxOutstanding,
+    /// The messages a settle call names.
+    Offsets,
+    /// A nack's delay.
+    Delay,
+    /// A lease extension.
+    Extension,
+    /// A reject's reason.
+    Reason,
 }
 
 impl fmt::Display for Subject {
@@ -138,6 +154,14 @@ impl fmt::Display for Subject {
             Self::Record(index) => write!(f, "record {index}"),
             Self::AckTimeout => f.write_str("ack timeout"),
             Self::MaxMessages => f.write_str("max messages"),
+            Self::MaxDeliveries => f.write_str("max deliveries"),
+            Self::Backoff => f.write_str("backoff"),
+            Self::DeadLetterTopic => f.write_str("dead-letter topic"),
+            Self::MaxOutstanding => f.write_str("max outstanding"),
+            Self::Offsets => f.write_str("offsets"),
+            Self::Delay => f.write_str("delay"),
+            Self::Extension => f.write_str("extension"),
+            Self::Reason => f.write_str("reason"),
         }
     }
 }

@@ -149,6 +149,37 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, topic: &TopicName, id: &ConsumerId, offset: u64)
     -> Result<ConsumerInfo>;
 
+    /// Changes a consumer's settings (see [`ConsumerUpdate`]), checked like
+    /// [`ConsumerSpec::check`]; a dead-letter topic must exist (`Invalid`
+    /// naming it otherwise). The new policy applies from now on: leases
+    /// already given keep their deadline. `Invalid` for a queue setting on
+    /// a consumer not in per-message mode, or an ack timeout in auto mode.
+    async fn update_consumer(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        update: ConsumerUpdate,
+    ) -> Result<ConsumerInfo>;
+
+    /// Settles messages leased from a per-message consumer: acknowledges,
+    /// releases (nack), rejects or extends the leases of the messages
+    /// `leases` names (checked with [`check_leases`] and
+    /// [`Settlement::check`]). Each offset is applied to if the message is
+    /// leased now (by its delivery, when the ref names one), and reported
+    /// not leased otherwise; nothing is done for those. Durable (acks,
+    /// delivery counts, dead-letter moves) before it returns, and wakes
+    /// readers waiting for room under `max_outstanding`. A message nacked
+    /// after `max_deliveries` deliveries, or rejected, is dead-lettered
+    /// before this returns. `FailedPrecondition` (`NOT_PER_MESSAGE`) for a
+    /// consumer in another mode.
+    async fn settle(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        leases: Vec<LeaseRef>,
+        settlement: Settlement,
+    ) -> Result<Settled>;
+
     /// A stream of non-empty message batches read from `topic` as they are
     /// appended: through a consumer (from its offset, advancing it like
     /// `fetch`) or from a position (an ephemeral reader; nothing is tracked).

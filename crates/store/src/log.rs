@@ -16,8 +16,8 @@
 use std::{fmt, future::Future, pin::Pin, time::Duration};
 
 use super::{
-    CommitMode, ConsumerId, Message, ReadLimits, Record, RetentionOverrides, RetentionPolicy,
-    TopicName,
+    CommitMode, ConsumerId, DeadLetterReason, Message, QueuePolicy, ReadLimits, Record,
+    RetentionOverrides, RetentionPolicy, TopicName,
 };
 use crate::error::Result;
 
@@ -51,6 +51,51 @@ pub struct ConsumerRecord {
     pub ack_timeout: Duration,
     /// Creation time, nanoseconds since the Unix epoch.
     pub create_time_ns: u64,
+    /// Per-message mode: the redelivery policy.
+    pub queue: QueuePolicy,
+    /// Per-message mode: the state of its messages (empty otherwise).
+    pub queue_state: QueueRecord,
+}
+
+/// A per-message consumer's messages between its committed offset (the ack
+/// floor) and its offset (the next message never delivered), as persisted.
+/// After a restart, leases are gone: every pending message is waiting,
+/// ready at once, with its delivery count kept.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueRecord {
+    /// Settled messages above the ack floor (acknowledged, rejected or
+    /// dead-lettered), as sorted, disjoint, non-adjacent ranges.
+    pub done: Vec<std::ops::Range<u64>>,
+    /// Delivered and not settled: (offset, delivery count), by offset.
+    pub pending: Vec<(u64, u32)>,
+    /// Moves to the dead-letter topic begun and not known to be finished,
+    /// by offset. Their offsets are in neither `done` nor `pending`.
+    pub dead_letters: Vec<DeadLetterIntent>,
+    /// Redeliveries since creation or the last seek.
+    pub redelivered: u64,
+    /// Messages dead-lettered (or dropped) since creation or the last seek.
+    pub dead_lettered: u64,
+}
+
+/// A move of a message to a dead-letter topic, recorded (durably) before the
+/// message is published there, so that after a crash the move is finished
+/// exactly once: the dead-letter topic is searched from `mark` for the copy
+/// (see [`crate::is_dead_letter_of`]) before publishing it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterIntent {
+    /// The message's offset in the source topic.
+    pub offset: u64,
+    /// How many times it was delivered.
+    pub delivery_count: u32,
+    /// Why it is dead-lettered.
+    pub reason: DeadLetterReason,
+    /// The reader's reason, for a reject.
+    pub detail: String,
+    /// The dead-letter topic.
+    pub topic: TopicName,
+    /// The dead-letter topic's end offset before the move began: a copy
+    /// published by this move is at or after it.
+    pub mark: u64,
 }
 
 /// A topic as a [`LogFactory`] recovered it at start-up.

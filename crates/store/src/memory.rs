@@ -682,6 +682,7 @@ impl TopicLog for MemoryLog {
                         },
                     },
                     publish_time_ns: frame.publish_time_ns,
+                    delivery_count: 0,
                 });
                 offset += 1;
             }

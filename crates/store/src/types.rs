@@ -176,6 +176,10 @@ pub struct Message {
     /// When the broker appended it, in nanoseconds since the Unix epoch.
     /// Never decreases along a topic.
     pub publish_time_ns: u64,
+    /// Through a per-message consumer, how many times the message has been
+    /// delivered, this delivery included (1 the first time); 0 everywhere
+    /// else (logs return 0; the engine sets it when it leases the message).
+    pub delivery_count: u32,
 }
 
 /// A position in a topic, for creating, seeking or subscribing.
@@ -201,12 +205,352 @@ pub enum CommitMode {
     /// The client commits; deliveries not committed within the ack timeout
     /// are delivered again (at least once).
     Manual,
+    /// A work queue: readers share the consumer and every delivered message
+    /// is leased to one of them until it is settled (acked, nacked,
+    /// rejected) or its lease (the ack timeout) expires; see [`QueuePolicy`]
+    /// and [`Store::settle`](crate::Store::settle). The committed offset is
+    /// the ack floor.
+    PerMessage,
 }
 
 /// The default time a manual-mode delivery may stay uncommitted.
 pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest ack timeout a consumer may set.
 pub const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest redelivery delay: a backoff value, a nack's delay, a lease
+/// extension.
+pub const MAX_REDELIVERY_DELAY: Duration = Duration::from_secs(3600);
+/// The most values a backoff may hold.
+pub const MAX_BACKOFF_VALUES: usize = 32;
+/// A per-message consumer's `max_outstanding` when not set.
+pub const DEFAULT_MAX_OUTSTANDING: u32 = 1000;
+/// The most messages one settle call (Ack, Nack, Reject, ExtendLease) names.
+pub const MAX_SETTLE_OFFSETS: usize = 10_000;
+/// The longest reject reason, in bytes.
+pub const MAX_REJECT_REASON_BYTES: usize = 1024;
+
+/// A per-message consumer's redelivery policy and flow control. Every other
+/// mode has the default (and may not set anything else).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePolicy {
+    /// A message that fails (lease expired, nacked) after this many
+    /// deliveries is dead-lettered; 0 is no limit.
+    pub max_deliveries: u32,
+    /// The delay before the n-th redelivery is `backoff[n - 1]`, the last
+    /// value repeating; empty is no delay.
+    pub backoff: Vec<Duration>,
+    /// Where dead-lettered messages are published; `None` drops them.
+    pub dead_letter_topic: Option<TopicName>,
+    /// The most messages delivered and not yet settled (leased or waiting
+    /// for redelivery) at once.
+    pub max_outstanding: u32,
+}
+
+impl Default for QueuePolicy {
+    fn default() -> Self {
+        Self {
+            max_deliveries: 0,
+            backoff: Vec::new(),
+            dead_letter_topic: None,
+            max_outstanding: DEFAULT_MAX_OUTSTANDING,
+        }
+    }
+}
+
+impl QueuePolicy {
+    /// The delay before redelivering a message delivered `delivery_count`
+    /// times (its `delivery_count`-th redelivery).
+    pub fn backoff_for(&self, delivery_count: u32) -> Duration {
+        let index = (delivery_count.max(1) as usize - 1).min(self.backoff.len().saturating_sub(1));
+        self.backoff.get(index).copied().unwrap_or_default()
+    }
+
+    /// `Invalid` unless every value is in range for a consumer of `topic`
+    /// in `mode` on a broker allowing `max_outstanding_limit` (a consumer
+    /// not in per-message mode keeps the defaults). Whether the dead-letter
+    /// topic exists is the store's check.
+    pub fn check(
+        &self,
+        topic: &TopicName,
+        mode: CommitMode,
+        max_outstanding_limit: u32,
+    ) -> Result<()> {
+        if mode != CommitMode::PerMessage {
+            let default = Self::default();
+            let set = [
+                (
+                    self.max_deliveries != default.max_deliveries,
+                    Subject::MaxDeliveries,
+                ),
+                (self.backoff != default.backoff, Subject::Backoff),
+                (self.dead_letter_topic.is_some(), Subject::DeadLetterTopic),
+                (
+                    self.max_outstanding != default.max_outstanding,
+                    Subject::MaxOutstanding,
+                ),
+            ];
+            if let Some((_, subject)) = set.into_iter().find(|(set, _)| *set) {
+                return Err(Error::invalid(
+                    subject,
+                    "only a per-message consumer has this setting",
+                ));
+            }
+            return Ok(());
+        }
+        if self.backoff.len() > MAX_BACKOFF_VALUES {
+            return Err(Error::invalid(
+                Subject::Backoff,
+                format!(
+                    "at most {MAX_BACKOFF_VALUES} values; got {}",
+                    self.backoff.len()
+                ),
+            ));
+        }
+        if let Some(value) = self.backoff.iter().find(|d| **d > MAX_REDELIVERY_DELAY) {
+            return Err(Error::invalid(
+                Subject::Backoff,
+                format!(
+                    "each value is at most {} seconds; got {value:?}",
+                    MAX_REDELIVERY_DELAY.as_secs()
+                ),
+            ));
+        }
+        if self.dead_letter_topic.as_ref() == Some(topic) {
+            return Err(Error::invalid(
+                Subject::DeadLetterTopic,
+                format!("a consumer of topic \"{topic}\" cannot dead-letter into the same topic"),
+            ));
+        }
+        if self.max_outstanding == 0 || self.max_outstanding > max_outstanding_limit {
+            return Err(Error::invalid(
+                Subject::MaxOutstanding,
+                format!(
+                    "must be more than 0 and at most {max_outstanding_limit} (--max-outstanding); got {}",
+                    self.max_outstanding
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A change to a consumer's settings ([`Store::update_consumer`](crate::Store::update_consumer)):
+/// each `Some` replaces the setting. A consumer's id, commit mode and
+/// offsets never change this way.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[allow(clippy::option_option)]
+pub struct ConsumerUpdate {
+    /// The ack timeout (manual and per-message modes).
+    pub ack_timeout: Option<Duration>,
+    /// Per-message mode: see [`QueuePolicy::max_deliveries`].
+    pub max_deliveries: Option<u32>,
+    /// Per-message mode: see [`QueuePolicy::backoff`].
+    pub backoff: Option<Vec<Duration>>,
+    /// Per-message mode: see [`QueuePolicy::dead_letter_topic`].
+    pub dead_letter_topic: Option<Option<TopicName>>,
+    /// Per-message mode: see [`QueuePolicy::max_outstanding`].
+    pub max_outstanding: Option<u32>,
+}
+
+impl ConsumerUpdate {
+    /// The policy after this update.
+    pub fn apply(&self, policy: &QueuePolicy) -> QueuePolicy {
+        QueuePolicy {
+            max_deliveries: self.max_deliveries.unwrap_or(policy.max_deliveries),
+            backoff: self
+                .backoff
+                .clone()
+                .unwrap_or_else(|| policy.backoff.clone()),
+            dead_letter_topic: self
+                .dead_letter_topic
+                .clone()
+                .unwrap_or_else(|| policy.dead_letter_topic.clone()),
+            max_outstanding: self.max_outstanding.unwrap_or(policy.max_outstanding),
+        }
+    }
+}
+
+/// One message a settle call names: by offset, settling whatever lease it
+/// holds, or only if its lease is still the delivery with this
+/// `delivery_count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LeaseRef {
+    /// The message's offset.
+    pub offset: u64,
+    /// The delivery it was received with; `None` for any.
+    pub delivery_count: Option<u32>,
+}
+
+/// What a settle call does to leased messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Done: never delivered again.
+    Ack,
+    /// Release now, for redelivery after `delay` (the backoff for the
+    /// message's delivery count when `None`); dead-letter a message already
+    /// delivered `max_deliveries` times.
+    Nack {
+        /// The delay before redelivery.
+        delay: Option<Duration>,
+    },
+    /// Poison: dead-letter now (drop without a dead-letter topic).
+    Reject {
+        /// Why, carried in the dead-letter headers.
+        reason: String,
+    },
+    /// Still working: the lease ends `extension` (the ack timeout when
+    /// `None`) from now.
+    ExtendLease {
+        /// The new lease, from now.
+        extension: Option<Duration>,
+    },
+}
+
+impl Settlement {
+    /// `Invalid` unless a delay, extension or reason is in range.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            Self::Ack => Ok(()),
+            Self::Nack { delay: Some(delay) } if *delay > MAX_REDELIVERY_DELAY => {
+                Err(Error::invalid(
+                    Subject::Delay,
+                    format!(
+                        "must be at most {} seconds; got {delay:?}",
+                        MAX_REDELIVERY_DELAY.as_secs()
+                    ),
+                ))
+            }
+            Self::Nack { .. } => Ok(()),
+            Self::ExtendLease {
+                extension: Some(extension),
+            } if extension.is_zero() || *extension > MAX_REDELIVERY_DELAY => Err(Error::invalid(
+                Subject::Extension,
+                format!(
+                    "must be more than 0 and at most {} seconds; got {extension:?}",
+                    MAX_REDELIVERY_DELAY.as_secs()
+                ),
+            )),
+            Self::ExtendLease { .. } => Ok(()),
+            Self::Reject { reason } if reason.len() > MAX_REJECT_REASON_BYTES => {
+                Err(Error::invalid(
+                    Subject::Reason,
+                    format!(
+                        "at most {MAX_REJECT_REASON_BYTES} bytes; got {}",
+                        reason.len()
+                    ),
+                ))
+            }
+            Self::Reject { .. } => Ok(()),
+        }
+    }
+}
+
+/// `Invalid` unless a settle call names 1 to [`MAX_SETTLE_OFFSETS`]
+/// messages; every backend checks it.
+pub fn check_leases(leases: &[LeaseRef]) -> Result<()> {
+    if leases.is_empty() || leases.len() > MAX_SETTLE_OFFSETS {
+        return Err(Error::invalid(
+            Subject::Offsets,
+            format!(
+                "name 1 to {MAX_SETTLE_OFFSETS} messages (offsets and deliveries together); got {}",
+                leases.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What a settle call did: offsets in increasing order, each once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settled {
+    /// The offsets it applied to.
+    pub applied: Vec<u64>,
+    /// The offsets that were not leased (already settled, expired, leased
+    /// again, never delivered): nothing was done for them.
+    pub not_leased: Vec<u64>,
+}
+
+/// Why a message was dead-lettered: the value of its
+/// [`DEAD_LETTER_REASON`] header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterReason {
+    /// Its last lease expired.
+    Expired,
+    /// It was nacked.
+    Nack,
+    /// It was rejected.
+    Reject,
+}
+
+impl DeadLetterReason {
+    /// `expired`, `nack` or `reject`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::Nack => "nack",
+            Self::Reject => "reject",
+        }
+    }
+}
+
+/// Header of a dead-lettered message: the topic it came from.
+pub const DEAD_LETTER_SOURCE_TOPIC: &str = "gostream-dead-letter-source-topic";
+/// Header of a dead-lettered message: its offset in the source topic.
+pub const DEAD_LETTER_SOURCE_OFFSET: &str = "gostream-dead-letter-source-offset";
+/// Header of a dead-lettered message: the consumer that dead-lettered it.
+pub const DEAD_LETTER_CONSUMER: &str = "gostream-dead-letter-consumer";
+/// Header of a dead-lettered message: how many times it was delivered.
+pub const DEAD_LETTER_DELIVERY_COUNT: &str = "gostream-dead-letter-delivery-count";
+/// Header of a dead-lettered message: `expired`, `nack` or `reject`.
+pub const DEAD_LETTER_REASON: &str = "gostream-dead-letter-reason";
+/// Header of a rejected message: the reason its reader gave.
+pub const DEAD_LETTER_DETAIL: &str = "gostream-dead-letter-detail";
+
+/// The record a dead-lettered message is published as: its key, value and
+/// headers, plus the dead-letter headers (which replace any of the same
+/// name).
+pub fn dead_letter_record(
+    message: &Message,
+    topic: &TopicName,
+    consumer: &ConsumerId,
+    delivery_count: u32,
+    reason: DeadLetterReason,
+    detail: &str,
+) -> Record {
+    let mut record = message.record.clone();
+    let headers = &mut record.headers;
+    headers.insert(DEAD_LETTER_SOURCE_TOPIC.into(), topic.to_string());
+    headers.insert(DEAD_LETTER_SOURCE_OFFSET.into(), message.offset.to_string());
+    headers.insert(DEAD_LETTER_CONSUMER.into(), consumer.to_string());
+    headers.insert(
+        DEAD_LETTER_DELIVERY_COUNT.into(),
+        delivery_count.to_string(),
+    );
+    headers.insert(DEAD_LETTER_REASON.into(), reason.as_str().into());
+    if reason == DeadLetterReason::Reject && !detail.is_empty() {
+        headers.insert(DEAD_LETTER_DETAIL.into(), detail.into());
+    } else {
+        headers.remove(DEAD_LETTER_DETAIL);
+    }
+    record
+}
+
+/// Whether `message` is the dead-letter copy of `offset` of `topic` moved
+/// by `consumer` (what makes a retried move idempotent).
+pub fn is_dead_letter_of(
+    message: &Message,
+    topic: &TopicName,
+    consumer: &ConsumerId,
+    offset: u64,
+) -> bool {
+    let headers = &message.record.headers;
+    headers.get(DEAD_LETTER_SOURCE_TOPIC).map(String::as_str) == Some(topic.as_str())
+        && headers.get(DEAD_LETTER_CONSUMER).map(String::as_str) == Some(consumer.as_str())
+        && headers
+            .get(DEAD_LETTER_SOURCE_OFFSET)
+            .and_then(|o| o.parse().ok())
+            == Some(offset)
+}
 
 /// What a new consumer looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,27 +562,39 @@ pub struct ConsumerSpec {
     /// How its committed offset advances.
     pub commit_mode: CommitMode,
     /// In manual mode, how long a delivery may stay uncommitted before it is
-    /// delivered again. Ignored (and reported as zero) in auto mode.
+    /// delivered again; in per-message mode, the lease. Ignored (and
+    /// reported as zero) in auto mode.
     pub ack_timeout: Duration,
+    /// Per-message mode: redelivery policy and flow control.
+    pub queue: QueuePolicy,
+}
+
+/// `Invalid` unless an ack timeout is more than zero and at most
+/// [`MAX_ACK_TIMEOUT`].
+pub fn check_ack_timeout(ack_timeout: Duration) -> Result<()> {
+    if ack_timeout.is_zero() || ack_timeout > MAX_ACK_TIMEOUT {
+        return Err(Error::invalid(
+            Subject::AckTimeout,
+            format!(
+                "must be more than 0 and at most {} seconds; got {:?}",
+                MAX_ACK_TIMEOUT.as_secs(),
+                ack_timeout
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl ConsumerSpec {
-    /// `Invalid` unless a manual-mode consumer's ack timeout is more
-    /// than zero and at most [`MAX_ACK_TIMEOUT`]; every backend checks it.
-    pub fn check(&self) -> Result<()> {
-        if self.commit_mode == CommitMode::Manual
-            && (self.ack_timeout.is_zero() || self.ack_timeout > MAX_ACK_TIMEOUT)
-        {
-            return Err(Error::invalid(
-                Subject::AckTimeout,
-                format!(
-                    "must be more than 0 and at most {} seconds; got {:?}",
-                    MAX_ACK_TIMEOUT.as_secs(),
-                    self.ack_timeout
-                ),
-            ));
+    /// `Invalid` unless a manual or per-message consumer's ack timeout is
+    /// more than zero and at most [`MAX_ACK_TIMEOUT`] and its queue policy
+    /// is in range ([`QueuePolicy::check`]); every backend checks it.
+    pub fn check(&self, topic: &TopicName, limits: &StoreLimits) -> Result<()> {
+        if self.commit_mode != CommitMode::Auto {
+            check_ack_timeout(self.ack_timeout)?;
         }
-        Ok(())
+        self.queue
+            .check(topic, self.commit_mode, limits.max_outstanding)
     }
 }
 
@@ -249,6 +605,7 @@ impl Default for ConsumerSpec {
             start: Position::Earliest,
             commit_mode: CommitMode::Auto,
             ack_timeout: DEFAULT_ACK_TIMEOUT,
+            queue: QueuePolicy::default(),
         }
     }
 }
@@ -287,10 +644,33 @@ pub struct ConsumerInfo {
     pub lag: u64,
     /// How its committed offset advances.
     pub commit_mode: CommitMode,
-    /// In manual mode, the redelivery timeout; zero in auto mode.
+    /// In manual mode, the redelivery timeout; in per-message mode, the
+    /// lease; zero in auto mode.
     pub ack_timeout: Duration,
     /// Creation time, nanoseconds since the Unix epoch.
     pub create_time_ns: u64,
+    /// Per-message mode: its redelivery policy (the default otherwise).
+    pub queue: QueuePolicy,
+    /// Per-message mode: where its messages stand (zeros otherwise).
+    pub counts: QueueCounts,
+    /// Publish time (ns since the Unix epoch) of the oldest message not yet
+    /// processed: the one at the committed offset, if the topic holds it.
+    pub oldest_unacked_time_ns: Option<u64>,
+}
+
+/// Where a per-message consumer's messages stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// Leased to readers now.
+    pub outstanding: u64,
+    /// Released (nacked, lease expired) and waiting for redelivery, or on
+    /// their way to the dead-letter topic.
+    pub waiting: u64,
+    /// Redeliveries since the consumer was created or sought.
+    pub redelivered: u64,
+    /// Messages dead-lettered (or dropped, without a dead-letter topic)
+    /// since the consumer was created or sought.
+    pub dead_lettered: u64,
 }
 
 /// How much one read may return.
@@ -397,6 +777,10 @@ pub struct StoreLimits {
     /// (`--max-fetch-bytes`): the services clamp what a request asks for
     /// to it (see [`MemoryBudget::max_fetch_bytes`](super::MemoryBudget::max_fetch_bytes)).
     pub max_fetch_bytes: usize,
+    /// The most a per-message consumer's `max_outstanding` may be
+    /// (`--max-outstanding`): what one consumer can make the broker hold
+    /// in leases.
+    pub max_outstanding: u32,
 }
 
 impl StoreLimits {
@@ -409,6 +793,7 @@ impl StoreLimits {
         max_topics: 10_000,
         max_consumers_per_topic: 1_000,
         max_fetch_bytes: 4 * 1024 * 1024,
+        max_outstanding: 10_000,
     };
 }
 

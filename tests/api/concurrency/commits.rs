@@ -167,6 +167,7 @@ async fn concurrent_manual_commits_never_move_the_committed_offset_backwards() {
             commit_mode: CommitMode::Manual as i32,
             // Far beyond the test: nothing is redelivered.
             ack_timeout: Some(pb_duration(Duration::from_secs(3_600))),
+            ..Default::default()
         })
         .await
         .expect("CreateConsumer");

@@ -47,6 +47,7 @@ async fn many_producers_and_consumers_lose_nothing_duplicate_nothing_and_keep_or
                     start: earliest(),
                     commit_mode: CommitMode::Auto as i32,
                     ack_timeout: None,
+                    ..Default::default()
                 })
                 .await
                 .expect("CreateConsumer");

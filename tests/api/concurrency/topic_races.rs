@@ -182,6 +182,7 @@ async fn race_reader(
                         start: earliest(),
                         commit_mode: CommitMode::Auto as i32,
                         ack_timeout: None,
+                        ..Default::default()
                     })
                     .await;
                 let created = allow(
@@ -352,6 +353,7 @@ async fn topic_create_delete_races_return_only_ok_not_found_or_already_exists() 
                 start: earliest(),
                 commit_mode: CommitMode::Auto as i32,
                 ack_timeout: None,
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|s| panic!("CreateConsumer on {name} after the race: {s:?}"))

@@ -63,6 +63,25 @@ impl<S: Store> Store for InDir<S> {
         self.store.delete_topic(name).await
     }
 
+    async fn update_consumer(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        update: gostream_store::ConsumerUpdate,
+    ) -> Result<ConsumerInfo> {
+        self.store.update_consumer(topic, id, update).await
+    }
+
+    async fn settle(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        leases: Vec<gostream_store::LeaseRef>,
+        settlement: gostream_store::Settlement,
+    ) -> Result<gostream_store::Settled> {
+        self.store.settle(topic, id, leases, settlement).await
+    }
+
     async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
         self.store.publish(topic, records).await
     }

@@ -258,6 +258,7 @@ pub(super) fn spec(id: &str, start: Position, commit_mode: CommitMode) -> Consum
         start,
         commit_mode,
         ack_timeout: Duration::from_secs(30),
+        queue: Default::default(),
     }
 }
 

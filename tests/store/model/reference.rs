@@ -119,6 +119,7 @@ impl ModelTopic {
                 offset: offset as u64,
                 record: message.record.clone(),
                 publish_time_ns: message.publish_time_ns.unwrap_or_default(),
+                delivery_count: 0,
             });
         }
         out
@@ -139,9 +140,12 @@ impl ModelTopic {
             commit_mode: consumer.mode,
             ack_timeout: match consumer.mode {
                 CommitMode::Auto => Duration::ZERO,
-                CommitMode::Manual => ACK_TIMEOUT,
+                CommitMode::Manual | CommitMode::PerMessage => ACK_TIMEOUT,
             },
             create_time_ns: consumer.create_time_ns,
+            queue: Default::default(),
+            counts: Default::default(),
+            oldest_unacked_time_ns: None,
         }
     }
 

@@ -154,6 +154,7 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
                 start,
                 commit_mode: mode,
                 ack_timeout: ACK_TIMEOUT,
+                queue: Default::default(),
             };
             let before = now_ns();
             let actual = store.create_consumer(&name, spec).await;

@@ -118,6 +118,7 @@ pub async fn run(
                     CommitMode::Auto
                 } as i32,
                 ack_timeout: ack_timeout.map(Into::into),
+                ..Default::default()
             };
             let created = consumers.create_consumer(request).await?.into_inner();
             print_one(out, created.consumer)
@@ -203,6 +204,7 @@ pub fn print_one(out: &mut Printer, consumer: Option<Consumer>) -> Result<(), Fa
 fn mode(consumer: &Consumer) -> String {
     match consumer.commit_mode() {
         CommitMode::Manual => "manual",
+        CommitMode::PerMessage => "per-message",
         CommitMode::Auto | CommitMode::Unspecified => "auto",
     }
     .to_owned()

@@ -72,6 +72,7 @@ fn encode(kind: u8, id: &ConsumerId, consumer: Option<&ConsumerRecord>) -> Resul
         payload.put_u8(match consumer.commit_mode {
             CommitMode::Auto => 0,
             CommitMode::Manual => 1,
+            CommitMode::PerMessage => 2,
         });
         payload.put_u64_le(consumer.ack_timeout.as_secs());
         payload.put_u32_le(consumer.ack_timeout.subsec_nanos());
@@ -94,10 +95,13 @@ fn decode(payload: &[u8]) -> Result<(ConsumerId, Option<ConsumerRecord>), String
             commit_mode: match reader.u8()? {
                 0 => CommitMode::Auto,
                 1 => CommitMode::Manual,
+                2 => CommitMode::PerMessage,
                 other => return Err(format!("unknown commit mode {other}")),
             },
             ack_timeout: Duration::new(reader.u64()?, reader.u32()?),
             create_time_ns: reader.u64()?,
+            queue: Default::default(),
+            queue_state: Default::default(),
         }),
         other => return Err(format!("unknown record kind {other}")),
     };
@@ -309,6 +313,8 @@ mod tests {
             commit_mode: mode,
             ack_timeout: Duration::from_millis(1500),
             create_time_ns: 77,
+            queue: Default::default(),
+            queue_state: Default::default(),
         }
     }
 

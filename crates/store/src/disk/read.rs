@@ -117,6 +117,7 @@ pub(super) fn read(
                         offset: at,
                         record,
                         publish_time_ns: batch.publish_time_ns,
+                        delivery_count: 0,
                     });
                     next = at + 1;
                     if out.len() >= limits.max_messages {

@@ -52,7 +52,7 @@ impl ConsumerState {
     pub(super) fn from_record(record: &ConsumerRecord) -> Self {
         let offset = match record.commit_mode {
             CommitMode::Auto => record.offset.max(record.committed),
-            CommitMode::Manual => record.committed,
+            CommitMode::Manual | CommitMode::PerMessage => record.committed,
         };
         Self {
             offset,
@@ -71,7 +71,7 @@ impl ConsumerState {
     pub(super) fn persisted(&self) -> (u64, u64) {
         match self.commit_mode {
             CommitMode::Auto => (self.offset, self.committed),
-            CommitMode::Manual => (self.committed, self.committed),
+            CommitMode::Manual | CommitMode::PerMessage => (self.committed, self.committed),
         }
     }
 
@@ -84,6 +84,8 @@ impl ConsumerState {
             commit_mode: self.commit_mode,
             ack_timeout: self.ack_timeout,
             create_time_ns: self.create_time_ns,
+            queue: Default::default(),
+            queue_state: Default::default(),
         }
     }
 
@@ -107,9 +109,12 @@ impl ConsumerState {
             commit_mode: self.commit_mode,
             ack_timeout: match self.commit_mode {
                 CommitMode::Auto => Duration::ZERO,
-                CommitMode::Manual => self.ack_timeout,
+                CommitMode::Manual | CommitMode::PerMessage => self.ack_timeout,
             },
             create_time_ns: self.create_time_ns,
+            queue: Default::default(),
+            counts: Default::default(),
+            oldest_unacked_time_ns: None,
         }
     }
 
@@ -174,7 +179,7 @@ impl ConsumerState {
         self.offset += count as u64;
         match self.commit_mode {
             CommitMode::Auto => self.committed = self.offset,
-            CommitMode::Manual => {
+            CommitMode::Manual | CommitMode::PerMessage => {
                 let full = self.outstanding.len() >= MAX_OUTSTANDING;
                 match self.outstanding.back_mut() {
                     Some(newest) if full => newest.0 = self.offset,

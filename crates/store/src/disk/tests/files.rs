@@ -24,6 +24,8 @@ fn consumer(id: &str, offset: u64) -> ConsumerRecord {
         commit_mode: CommitMode::Auto,
         ack_timeout: Duration::ZERO,
         create_time_ns: 1,
+        queue: Default::default(),
+        queue_state: Default::default(),
     }
 }
 

@@ -26,6 +26,8 @@ async fn a_reopened_log_has_everything_back() {
         commit_mode: CommitMode::Auto,
         ack_timeout: Duration::ZERO,
         create_time_ns: 5,
+        queue: Default::default(),
+        queue_state: Default::default(),
     };
     let manual = ConsumerRecord {
         id: ConsumerId::parse("manual").unwrap(),
@@ -34,6 +36,8 @@ async fn a_reopened_log_has_everything_back() {
         commit_mode: CommitMode::Manual,
         ack_timeout: Duration::from_secs(30),
         create_time_ns: 6,
+        queue: Default::default(),
+        queue_state: Default::default(),
     };
     let gone = ConsumerRecord {
         id: ConsumerId::parse("gone").unwrap(),
