@@ -6,7 +6,6 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-/// What to measure.
 /// What `--baseline` runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -17,6 +16,7 @@ pub enum BaselineStore {
     Memory,
 }
 
+/// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -149,6 +149,14 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "fetch")]
     pub read: Read,
 
+    /// consume with Fetch: read through a per-message consumer per topic
+    /// and acknowledge each Fetch response with one Ack naming its
+    /// deliveries, sent while the next Fetch is under way. The same
+    /// messages are first read through an auto-commit consumer, so the
+    /// result is also quoted against auto-mode Fetch of the same run.
+    #[arg(long)]
+    pub ack: bool,
+
     /// Messages per Fetch call, and per Subscribe response (1 to 10000).
     #[arg(long, default_value = "1000", value_parser = fetch_batch, value_name = "N")]
     pub fetch_batch: u64,
@@ -204,6 +212,12 @@ impl BenchArgs {
         if self.mode == Mode::Consume && self.duration.is_some() {
             return Err(
                 "--duration does not apply to consume mode: it reads back --messages messages"
+                    .to_owned(),
+            );
+        }
+        if self.ack && (self.mode != Mode::Consume || self.read != Read::Fetch) {
+            return Err(
+                "--ack applies to consume mode with --read fetch: it acknowledges each Fetch response"
                     .to_owned(),
             );
         }

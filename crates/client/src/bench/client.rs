@@ -5,12 +5,12 @@
 //! Every call returns the broker's answer or a [`CallError`] naming the
 //! call and the code; the workloads count those as errors.
 
-use std::{fmt, path::PathBuf};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use bytes::Bytes;
 
 use super::{args::Transport, grpc::Grpc, rest::Rest};
-use gostream_api::gostream::v1::{FetchResponse, SubscribeResponse};
+use gostream_api::gostream::v1::{Delivery, FetchResponse, SubscribeResponse};
 
 /// The broker a run measures, and how to reach it.
 #[derive(Debug, Clone)]
@@ -98,6 +98,47 @@ impl Conn {
         }
     }
 
+    /// CreateConsumer `id` at the earliest offset, per-message (acks), with
+    /// at most `max_outstanding` messages leased at once.
+    pub async fn create_per_message_consumer(
+        &mut self,
+        topic: &str,
+        id: &str,
+        max_outstanding: u32,
+    ) -> CallResult<()> {
+        match self {
+            Self::Grpc(c) => {
+                c.create_per_message_consumer(topic, id, max_outstanding)
+                    .await
+            }
+            Self::Rest(c) => {
+                c.create_per_message_consumer(topic, id, max_outstanding)
+                    .await
+            }
+        }
+    }
+
+    /// GetConsumer: the consumer's committed offset.
+    pub async fn committed_offset(&mut self, topic: &str, id: &str) -> CallResult<u64> {
+        match self {
+            Self::Grpc(c) => c.committed_offset(topic, id).await,
+            Self::Rest(c) => c.committed_offset(topic, id).await,
+        }
+    }
+
+    /// Ack these deliveries through the per-message consumer `id`.
+    pub async fn ack(
+        &mut self,
+        topic: &str,
+        id: &str,
+        deliveries: Vec<Delivery>,
+    ) -> CallResult<Acked> {
+        match self {
+            Self::Grpc(c) => c.ack(topic, id, deliveries).await,
+            Self::Rest(c) => c.ack(topic, id, deliveries).await,
+        }
+    }
+
     /// Publish one record per value; returns how many were appended.
     /// `fixed` says every value is the same bytes, every call (so REST can
     /// encode the body once).
@@ -108,11 +149,18 @@ impl Conn {
         }
     }
 
-    /// Fetch up to `max` messages through consumer `id`, without waiting.
-    pub async fn fetch(&mut self, topic: &str, id: &str, max: u32) -> CallResult<FetchResponse> {
+    /// Fetch up to `max` messages through consumer `id`; with `wait`,
+    /// waiting up to that long for one when none is there.
+    pub async fn fetch(
+        &mut self,
+        topic: &str,
+        id: &str,
+        max: u32,
+        wait: Option<Duration>,
+    ) -> CallResult<FetchResponse> {
         match self {
-            Self::Grpc(c) => c.fetch(topic, id, max).await,
-            Self::Rest(c) => c.fetch(topic, id, max).await,
+            Self::Grpc(c) => c.fetch(topic, id, max, wait).await,
+            Self::Rest(c) => c.fetch(topic, id, max, wait).await,
         }
     }
 
@@ -129,6 +177,15 @@ impl Conn {
             Self::Rest(c) => c.subscribe(topic, id, max).await.map(Subscription::Rest),
         }
     }
+}
+
+/// What an Ack did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acked {
+    /// How many offsets it acknowledged.
+    pub applied: usize,
+    /// The offsets that were not leased (nothing done for them).
+    pub not_leased: Vec<u64>,
 }
 
 /// An open Subscribe stream.

@@ -7,6 +7,9 @@
 //! same message. Each reader keeps the offset ranges it received; at the
 //! end they must tile each topic exactly: nothing lost, nothing twice, in
 //! order within every response.
+//!
+//! With `--ack` ([`ack`](super::ack)) the readers go through a per-message
+//! consumer and acknowledge what they fetch.
 
 use std::{
     sync::{
@@ -22,7 +25,7 @@ use super::{
     args::Read,
     client::Conn,
     pace::now_ns,
-    report::{Latencies, Outcome},
+    report::{Latencies, Measured, Outcome},
     workload::{Completion, Failures, Run},
 };
 use gostream_api::gostream::v1::Message;
@@ -39,6 +42,9 @@ const FILL_BATCH: u64 = 1000;
 pub enum How {
     /// Fetch through this named consumer.
     Fetch(String),
+    /// Fetch through this per-message consumer, acknowledging each
+    /// response.
+    FetchAck(String),
     /// Subscribe through this named consumer, or ephemerally from the
     /// earliest offset.
     Subscribe(Option<String>),
@@ -87,6 +93,7 @@ impl Reader {
         let mut tally = Tally::default();
         let result = match self.how.clone() {
             How::Fetch(id) => self.fetch(&id, &mut tally).await,
+            How::FetchAck(id) => self.fetch_and_ack(&id, &mut tally).await,
             How::Subscribe(id) => self.subscribe(id.as_deref(), &mut tally).await,
         };
         if let Err(error) = result {
@@ -102,7 +109,7 @@ impl Reader {
                 biased;
                 () = self.completion.done.cancelled() => return Ok(()),
                 () = self.failures.stop.cancelled() => return Ok(()),
-                response = self.conn.fetch(&self.topic, id, self.batch) => response,
+                response = self.conn.fetch(&self.topic, id, self.batch, None) => response,
             }
             .map_err(|e| e.to_string())?;
             let now = now_ns();
@@ -157,6 +164,12 @@ impl Reader {
 
     /// Counts a non-empty response received at `now`.
     fn observe(&self, messages: &[Message], now: u64, tally: &mut Tally) {
+        self.record(messages, now, tally);
+        self.completion.delivered(messages.len() as u64, now);
+    }
+
+    /// Records a non-empty response received at `now` in `tally`.
+    pub(super) fn record(&self, messages: &[Message], now: u64, tally: &mut Tally) {
         let first = messages[0].offset;
         let count = messages.len() as u64;
         for (i, message) in messages.iter().enumerate() {
@@ -183,7 +196,6 @@ impl Reader {
             Some((start, n)) if *start + *n == first => *n += count,
             _ => tally.ranges.push((first, count)),
         }
-        self.completion.delivered(count, now);
     }
 }
 
@@ -335,10 +347,24 @@ async fn fill(run: &Run<'_>, total: u64) -> Result<Vec<u64>, String> {
     Ok(counts)
 }
 
-/// `bench consume`.
-pub async fn run(run: &Run<'_>) -> Result<Outcome, String> {
-    let args = run.args;
-    let total = match args.amount() {
+/// `bench consume` (with `--ack`, [`ack::run`](super::ack::run)).
+pub async fn run(run: &Run<'_>) -> Result<Measured, String> {
+    if run.args.ack {
+        return super::ack::run(run).await;
+    }
+    let (total, counts) = filled(run).await?;
+    let plan = plan(run, run.args.read).await?;
+    let result = read(run, plan, &counts, total, "consume").await?;
+    Ok(Measured {
+        result,
+        auto_fetch: None,
+    })
+}
+
+/// Fills the topics with `--messages` messages (untimed) and checks their
+/// end offsets; the total, and each topic's count.
+pub async fn filled(run: &Run<'_>) -> Result<(u64, Vec<u64>), String> {
+    let total = match run.args.amount() {
         super::args::Amount::Messages(n) => n,
         super::args::Amount::Duration(_) => {
             return Err("consume mode reads back --messages messages, not a --duration".to_owned());
@@ -346,14 +372,25 @@ pub async fn run(run: &Run<'_>) -> Result<Outcome, String> {
     };
     let counts = fill(run, total).await?;
     super::produce::verify_offsets(run, &counts).await?;
-    let plan = plan(run, args.read).await?;
+    Ok((total, counts))
+}
+
+/// Reads the `total` messages of the topics (`counts` each) as `plan`
+/// says, timed, under a progress bar named `label`; checks that each topic
+/// arrived exactly once.
+pub async fn read(
+    run: &Run<'_>,
+    plan: Vec<(usize, How)>,
+    counts: &[u64],
+    total: u64,
+    label: &str,
+) -> Result<Outcome, String> {
+    let args = run.args;
     let completion = Arc::new(Completion::default());
     let failures = Arc::new(Failures::default());
     completion.expect(total);
     completion.close();
-    let bar = run
-        .progress
-        .start("consume", Some(total), completion.counter());
+    let bar = run.progress.start(label, Some(total), completion.counter());
     let start = Instant::now();
     let start_ns = super::pace::since_origin(start);
     let readers = plan
@@ -379,7 +416,7 @@ pub async fn run(run: &Run<'_>) -> Result<Outcome, String> {
     failures.check()?;
     let mut latencies = Latencies::default();
     let mut bytes = 0;
-    for ((topic, &end), tallies) in run.topics.iter().zip(&counts).zip(&tallies) {
+    for ((topic, &end), tallies) in run.topics.iter().zip(counts).zip(&tallies) {
         verify(topic, end, tallies)?;
         for tally in tallies {
             latencies.merge(&tally.latencies);

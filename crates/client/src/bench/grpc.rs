@@ -12,13 +12,14 @@ use tonic::{
 };
 
 use gostream_api::gostream::v1::{
-    Boundary, CreateConsumerRequest, CreateTopicRequest, DeleteTopicRequest, FetchRequest,
-    FetchResponse, GetTopicRequest, Position, PublishRequest, Record, SubscribeRequest,
-    SubscribeResponse, consumer_service_client::ConsumerServiceClient, position,
+    AckRequest, Boundary, CommitMode, CreateConsumerRequest, CreateTopicRequest,
+    DeleteTopicRequest, Delivery, FetchRequest, FetchResponse, GetConsumerRequest, GetTopicRequest,
+    Position, PublishRequest, Record, SubscribeRequest, SubscribeResponse,
+    consumer_service_client::ConsumerServiceClient, position,
     publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
 };
 
-use super::client::{CallError, CallResult, Target};
+use super::client::{Acked, CallError, CallResult, Target};
 use crate::cli::{
     connect::{BearerToken, Transport},
     failure::code_name,
@@ -129,6 +130,66 @@ impl Grpc {
             .map_err(failed("CreateConsumer"))
     }
 
+    pub(super) async fn create_per_message_consumer(
+        &mut self,
+        topic: &str,
+        id: &str,
+        max_outstanding: u32,
+    ) -> CallResult<()> {
+        let request = CreateConsumerRequest {
+            topic: topic.to_owned(),
+            consumer_id: id.to_owned(),
+            commit_mode: CommitMode::PerMessage as i32,
+            max_outstanding,
+            ..Default::default()
+        };
+        self.consumers
+            .create_consumer(request)
+            .await
+            .map(drop)
+            .map_err(failed("CreateConsumer"))
+    }
+
+    pub(super) async fn committed_offset(&mut self, topic: &str, id: &str) -> CallResult<u64> {
+        let request = GetConsumerRequest {
+            topic: topic.to_owned(),
+            consumer: id.to_owned(),
+        };
+        let response = self
+            .consumers
+            .get_consumer(request)
+            .await
+            .map_err(failed("GetConsumer"))?;
+        Ok(response
+            .into_inner()
+            .consumer
+            .map_or(0, |consumer| consumer.committed_offset))
+    }
+
+    pub(super) async fn ack(
+        &mut self,
+        topic: &str,
+        id: &str,
+        deliveries: Vec<Delivery>,
+    ) -> CallResult<Acked> {
+        let request = AckRequest {
+            topic: topic.to_owned(),
+            consumer: id.to_owned(),
+            offsets: Vec::new(),
+            deliveries,
+        };
+        let response = self
+            .consumers
+            .ack(request)
+            .await
+            .map_err(failed("Ack"))?
+            .into_inner();
+        Ok(Acked {
+            applied: response.applied_offsets.len(),
+            not_leased: response.not_leased_offsets,
+        })
+    }
+
     pub(super) async fn publish(&mut self, topic: &str, values: &[Bytes]) -> CallResult<u64> {
         let records = values
             .iter()
@@ -155,13 +216,14 @@ impl Grpc {
         topic: &str,
         id: &str,
         max: u32,
+        wait: Option<Duration>,
     ) -> CallResult<FetchResponse> {
         let request = FetchRequest {
             topic: topic.to_owned(),
             consumer: id.to_owned(),
             max_messages: max,
             max_bytes: u64::MAX,
-            max_wait: None,
+            max_wait: wait.map(Into::into),
         };
         self.consumers
             .fetch(request)

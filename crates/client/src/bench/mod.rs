@@ -21,9 +21,11 @@
 //! - [`client`], [`grpc`], [`rest`]: the calls, over either API.
 //! - [`pace`]: the process clock, the budget and the `--rate` schedule.
 //! - [`workload`]: one run against one broker; [`produce`], [`consume`],
-//!   [`e2e`]: the modes.
+//!   [`e2e`]: the modes; [`ack`]: `consume --ack`, through per-message
+//!   consumers.
 //! - [`report`], [`progress`]: histograms, the summary and JSON, the bar.
 
+pub mod ack;
 pub mod args;
 pub mod client;
 pub mod consume;
@@ -46,7 +48,7 @@ use self::{
     args::{Amount, BaselineStore, Mode, Read, Transport},
     client::Target,
     progress::Progress,
-    report::{Outcome, Report},
+    report::{Measured, Report},
 };
 use crate::cli;
 
@@ -95,13 +97,7 @@ pub fn run(
         BaselineStore::Memory => Backend::Default,
     };
     let baseline = if args.baseline {
-        Some(in_process(
-            &runtime,
-            args,
-            local,
-            baseline_backend,
-            progress,
-        )?)
+        Some(in_process(&runtime, args, local, baseline_backend, progress)?.result)
     } else {
         None
     };
@@ -121,14 +117,20 @@ pub fn run(
         (result, Backend::Default.describe().to_owned())
     };
 
+    let Measured { result, auto_fetch } = result;
     let ratio = baseline
         .as_ref()
         .map(|baseline| result.msgs_per_sec / baseline.msgs_per_sec);
+    let auto_fetch_ratio = auto_fetch
+        .as_ref()
+        .map(|auto| result.msgs_per_sec / auto.msgs_per_sec);
     let report = Report {
         mode: args.mode,
         transport: args.transport,
         config: config(args, &broker),
         result,
+        auto_fetch,
+        auto_fetch_ratio,
         baseline,
         ratio,
     };
@@ -158,7 +160,7 @@ fn in_process(
     local: &dyn LocalBroker,
     backend: Backend,
     progress: Progress,
-) -> Result<Outcome, Failure> {
+) -> Result<Measured, Failure> {
     let broker = local.start(backend).map_err(Failure::Run)?;
     let target = Target {
         transport: args.transport,
@@ -177,6 +179,9 @@ fn in_process(
 fn latency_of(args: &BenchArgs) -> &'static str {
     match (args.mode, args.read) {
         (Mode::Produce, _) => "per publish call",
+        (Mode::Consume, Read::Fetch) if args.ack => {
+            "per Fetch call; each Ack overlaps the next Fetch"
+        }
         (Mode::Consume, Read::Fetch) => "per Fetch call",
         (Mode::Consume, Read::Subscribe) => "between Subscribe responses",
         (Mode::E2e, _) => "publish to delivery, per message",
@@ -214,6 +219,11 @@ fn heading(args: &BenchArgs, broker: &str) -> String {
         args.batch_size
     );
     let consumers = match (args.mode, args.read) {
+        (Mode::Consume, Read::Fetch) if args.ack => format!(
+            "{}, Fetch of up to {}, then one Ack of each response",
+            plural(args.consumer_count(), "consumer"),
+            args.fetch_batch
+        ),
         (Mode::Consume, Read::Fetch) => format!(
             "{}, Fetch of up to {}",
             plural(args.consumer_count(), "consumer"),
@@ -263,6 +273,7 @@ fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
         "rate": args.rate,
         "read": if args.mode == Mode::E2e { Read::Subscribe } else { args.read },
         "fetch_batch": args.fetch_batch,
+        "ack": args.ack,
         "idle_consumers": args.idle_consumers,
         "baseline": args.baseline.then_some(match args.baseline_store {
             BaselineStore::Discard => "in-process discard store, run first",

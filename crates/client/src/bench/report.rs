@@ -131,6 +131,26 @@ impl Outcome {
     }
 }
 
+/// What one run against one broker measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// The run's result.
+    pub result: Outcome,
+    /// `consume --ack`: the same messages read first through an
+    /// auto-commit consumer, against the same broker.
+    pub auto_fetch: Option<Outcome>,
+}
+
+impl Measured {
+    /// A run that measured `result` alone.
+    pub fn of(result: Outcome) -> Self {
+        Self {
+            result,
+            auto_fetch: None,
+        }
+    }
+}
+
 /// A whole report: the workload, the result, and the baseline if any.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -142,6 +162,13 @@ pub struct Report {
     pub config: serde_json::Value,
     /// The measured broker.
     pub result: Outcome,
+    /// `consume --ack`: the measured broker's auto-commit Fetch of the same
+    /// messages, in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_fetch: Option<Outcome>,
+    /// `result.msgs_per_sec / auto_fetch.msgs_per_sec`, with `--ack`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_fetch_ratio: Option<f64>,
     /// The baseline's result, with `--baseline`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Outcome>,
@@ -232,7 +259,8 @@ fn block(out: &mut String, title: &str, outcome: &Outcome, latency_of: &str) {
 
 impl Report {
     /// The readable summary: `heading` (mode, transport, workload), the
-    /// baseline's block if any, the broker's, and the ratio.
+    /// baseline's block if any, the broker's auto-commit Fetch if any, the
+    /// broker's, and the ratios.
     pub fn text(&self, heading: &str, broker: &str, baseline_of: &str, latency_of: &str) -> String {
         let mut out = String::from(heading);
         if let Some(baseline) = &self.baseline {
@@ -243,12 +271,26 @@ impl Report {
                 latency_of,
             );
         }
-        block(
-            &mut out,
-            &format!("broker ({broker})"),
-            &self.result,
-            latency_of,
-        );
+        if let Some(auto) = &self.auto_fetch {
+            block(
+                &mut out,
+                &format!("broker, auto-commit Fetch ({broker}; the same messages, read first)"),
+                auto,
+                "per Fetch call",
+            );
+        }
+        let title = if self.auto_fetch.is_some() {
+            format!("broker, per-message consumer, one Ack per Fetch ({broker})")
+        } else {
+            format!("broker ({broker})")
+        };
+        block(&mut out, &title, &self.result, latency_of);
+        if let Some(ratio) = self.auto_fetch_ratio {
+            let _ = writeln!(
+                out,
+                "ratio to auto  {ratio:.3} (per-message with acks / auto-commit Fetch msgs/s, same broker)"
+            );
+        }
         if let Some(ratio) = self.ratio {
             let _ = writeln!(out, "ratio         {ratio:.3} (broker / baseline msgs/s)");
         }

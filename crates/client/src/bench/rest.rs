@@ -10,9 +10,10 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use super::client::{CallError, CallResult, Target};
+use super::client::{Acked, CallError, CallResult, Target};
 use gostream_api::gostream::v1::{
-    FetchResponse, GetTopicResponse, PublishResponse, SubscribeResponse,
+    AckResponse, Delivery, FetchResponse, GetConsumerResponse, GetTopicResponse, PublishResponse,
+    SubscribeResponse,
 };
 
 /// A REST client (with its own HTTP/1.1 connection pool) and the base URL.
@@ -139,6 +140,54 @@ impl Rest {
         self.send("CreateConsumer", request).await.map(drop)
     }
 
+    pub(super) async fn create_per_message_consumer(
+        &mut self,
+        topic: &str,
+        id: &str,
+        max_outstanding: u32,
+    ) -> CallResult<()> {
+        let body = serde_json::json!({
+            "consumerId": id,
+            "commitMode": "COMMIT_MODE_PER_MESSAGE",
+            "maxOutstanding": max_outstanding,
+        })
+        .to_string();
+        let request = self.json(
+            http::Method::POST,
+            &format!("/v1/topics/{topic}/consumers"),
+            body,
+        );
+        self.send("CreateConsumer", request).await.map(drop)
+    }
+
+    pub(super) async fn committed_offset(&mut self, topic: &str, id: &str) -> CallResult<u64> {
+        let request = self
+            .http
+            .get(format!("{}/v1/topics/{topic}/consumers/{id}", self.base));
+        let response: GetConsumerResponse = self.call("GetConsumer", request).await?;
+        Ok(response
+            .consumer
+            .map_or(0, |consumer| consumer.committed_offset))
+    }
+
+    pub(super) async fn ack(
+        &mut self,
+        topic: &str,
+        id: &str,
+        deliveries: Vec<Delivery>,
+    ) -> CallResult<Acked> {
+        let request = self.json(
+            http::Method::POST,
+            &format!("/v1/topics/{topic}/consumers/{id}:ack"),
+            ack_body(&deliveries),
+        );
+        let response: AckResponse = self.call("Ack", request).await?;
+        Ok(Acked {
+            applied: response.applied_offsets.len(),
+            not_leased: response.not_leased_offsets,
+        })
+    }
+
     pub(super) async fn publish(
         &mut self,
         topic: &str,
@@ -169,8 +218,16 @@ impl Rest {
         topic: &str,
         id: &str,
         max: u32,
+        wait: Option<std::time::Duration>,
     ) -> CallResult<FetchResponse> {
-        let body = format!(r#"{{"maxMessages":{max},"maxBytes":"{}"}}"#, u64::MAX);
+        let body = match wait {
+            None => format!(r#"{{"maxMessages":{max},"maxBytes":"{}"}}"#, u64::MAX),
+            Some(wait) => format!(
+                r#"{{"maxMessages":{max},"maxBytes":"{}","maxWait":"{}s"}}"#,
+                u64::MAX,
+                wait.as_secs_f64()
+            ),
+        };
         let request = self.json(
             http::Method::POST,
             &format!("/v1/topics/{topic}/consumers/{id}:fetch"),
@@ -205,6 +262,23 @@ impl Rest {
             buffer: Vec::new(),
         })
     }
+}
+
+/// `{"deliveries":[{"offset":"7","deliveryCount":1},...]}`.
+fn ack_body(deliveries: &[Delivery]) -> String {
+    let mut body = String::with_capacity(16 + deliveries.len() * 36);
+    body.push_str(r#"{"deliveries":["#);
+    for (i, delivery) in deliveries.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            r#"{{"offset":"{}","deliveryCount":{}}}"#,
+            delivery.offset, delivery.delivery_count
+        ));
+    }
+    body.push_str("]}");
+    body
 }
 
 /// `{"records":[{"value":"<base64>"},...]}`.
@@ -323,6 +397,28 @@ mod tests {
             &body[..],
             br#"{"records":[{"value":"aGk="},{"value":"AA=="}]}"#
         );
+    }
+
+    #[test]
+    fn ack_bodies_are_proto3_json() {
+        let deliveries = [
+            Delivery {
+                offset: 7,
+                delivery_count: 1,
+            },
+            Delivery {
+                offset: 9,
+                delivery_count: 2,
+            },
+        ];
+        let body = ack_body(&deliveries);
+        assert_eq!(
+            body,
+            r#"{"deliveries":[{"offset":"7","deliveryCount":1},{"offset":"9","deliveryCount":2}]}"#
+        );
+        let request: gostream_api::gostream::v1::AckRequest =
+            serde_json::from_str(&body).expect("an AckRequest body");
+        assert_eq!(request.deliveries, deliveries);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::{
     client::{Conn, Target},
     consume, e2e, produce,
     progress::Progress,
-    report::Outcome,
+    report::Measured,
 };
 
 /// What every part of a run needs.
@@ -53,7 +53,7 @@ pub async fn run(
     target: &Target,
     progress: Progress,
     in_process: bool,
-) -> Result<Outcome, String> {
+) -> Result<Measured, String> {
     // With the broker in this process, how much memory the run leaves it
     // holding (read before the topics are deleted).
     let rss_before = if in_process { resident_bytes() } else { None };
@@ -96,9 +96,9 @@ pub async fn run(
     };
     let outcome = match result {
         Ok(()) => match args.mode {
-            Mode::Produce => produce::run(&run).await,
+            Mode::Produce => produce::run(&run).await.map(Measured::of),
             Mode::Consume => consume::run(&run).await,
-            Mode::E2e => e2e::run(&run).await,
+            Mode::E2e => e2e::run(&run).await.map(Measured::of),
         },
         Err(error) => Err(error),
     };
@@ -106,7 +106,7 @@ pub async fn run(
         if let Some(before) = rss_before
             && let Some(after) = resident_bytes()
         {
-            outcome.rss_growth_bytes = Some(after.saturating_sub(before));
+            outcome.result.rss_growth_bytes = Some(after.saturating_sub(before));
         }
         outcome
     });

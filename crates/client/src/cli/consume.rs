@@ -1,5 +1,5 @@
-//! `gostream consume TOPIC [--consumer ID] [--from POSITION] [--follow]
-//! [--max N]`: prints a topic's messages.
+//! `gostream consume TOPIC [--consumer ID [--ack]] [--from POSITION]
+//! [--follow] [--max N]`: prints a topic's messages.
 //!
 //! Without `--consumer` the read is ephemeral (Subscribe from `--from`,
 //! earliest by default; nothing is tracked) and ends at the end offset the
@@ -9,6 +9,13 @@
 //! existing one is moved there (Seek) if `--from` is given; a consumer in
 //! manual commit mode is committed after each batch is printed. The read
 //! ends when a fetch returns nothing.
+//!
+//! A per-message consumer leases what it delivers: with `--ack` each batch
+//! is acknowledged (one Ack naming each message's delivery) once it is
+//! printed, and messages whose lease was lost meanwhile are reported on
+//! stderr; without, the messages printed stay leased and are delivered
+//! again after the consumer's ack timeout (said on stderr). `--ack` creates
+//! a missing consumer in per-message mode.
 //!
 //! With `--follow` neither ends at the end of the topic: it waits for new
 //! messages (a Fetch long-polls) until `--max` or Ctrl-C. `--max N` stops
@@ -27,8 +34,8 @@ use super::{
     output::{Printer, escape},
 };
 use gostream_api::gostream::v1::{
-    CommitMode, CommitRequest, CreateConsumerRequest, FetchRequest, GetConsumerRequest,
-    GetTopicRequest, Message, SeekRequest, SubscribeRequest, Topic,
+    AckRequest, CommitMode, CommitRequest, CreateConsumerRequest, Delivery, FetchRequest,
+    GetConsumerRequest, GetTopicRequest, Message, SeekRequest, SubscribeRequest, Topic,
 };
 
 /// The most messages asked for in one Fetch or Subscribe response.
@@ -59,10 +66,21 @@ pub struct ConsumeArgs {
     /// Stop after this many messages.
     #[arg(long, value_name = "N")]
     pub max: Option<u64>,
+    /// Through a per-message consumer (--consumer, created per-message if
+    /// missing): acknowledge each batch of messages once it is printed, so
+    /// they are never delivered again.
+    #[arg(long)]
+    pub ack: bool,
 }
 
 /// Runs `consume`.
 pub async fn run(clients: Clients, args: ConsumeArgs, out: &mut Printer) -> Result<(), Failure> {
+    if args.ack && args.consumer.is_none() {
+        return Err(Failure::Usage(
+            "--ack acknowledges messages read through a per-message consumer: give --consumer ID too"
+                .to_owned(),
+        ));
+    }
     let remaining = args.max.unwrap_or(u64::MAX);
     if remaining == 0 {
         return Ok(());
@@ -205,6 +223,11 @@ async fn through_consumer(
                 topic: args.topic.clone(),
                 consumer_id: id.to_owned(),
                 start: Some(args.from.unwrap_or(At::Earliest).to_pb()),
+                commit_mode: if args.ack {
+                    CommitMode::PerMessage
+                } else {
+                    CommitMode::Auto
+                } as i32,
                 ..CreateConsumerRequest::default()
             };
             let created = consumers.create_consumer(request).await?.into_inner();
@@ -212,7 +235,15 @@ async fn through_consumer(
         }
         Err(status) => return Err(status.into()),
     };
-    let manual = consumer.commit_mode() == CommitMode::Manual;
+    let mode = consumer.commit_mode();
+    if args.ack && !matches!(mode, CommitMode::PerMessage | CommitMode::Manual) {
+        return Err(Failure::Setup(format!(
+            "consumer {id} of topic {} commits each message as it delivers it (auto mode): there is nothing to acknowledge; drop --ack, or read through a per-message consumer",
+            args.topic
+        )));
+    }
+    // Per-message, without --ack: how many printed messages stay leased.
+    let mut leased = 0;
     loop {
         let request = FetchRequest {
             topic: args.topic.clone(),
@@ -227,6 +258,7 @@ async fn through_consumer(
             if args.follow {
                 continue;
             }
+            note_leased(leased, id);
             return Ok(());
         };
         let next = newest.offset + 1;
@@ -234,18 +266,66 @@ async fn through_consumer(
             print_message(out, message)?;
         }
         out.flush()?;
-        if manual {
-            let request = CommitRequest {
-                topic: args.topic.clone(),
-                consumer: id.to_owned(),
-                offset: next,
-            };
-            consumers.commit(request).await?;
+        match mode {
+            CommitMode::Manual => {
+                let request = CommitRequest {
+                    topic: args.topic.clone(),
+                    consumer: id.to_owned(),
+                    offset: next,
+                };
+                consumers.commit(request).await?;
+            }
+            CommitMode::PerMessage if args.ack => {
+                let request = AckRequest {
+                    topic: args.topic.clone(),
+                    consumer: id.to_owned(),
+                    offsets: Vec::new(),
+                    deliveries: fetched
+                        .messages
+                        .iter()
+                        .map(|m| Delivery {
+                            offset: m.offset,
+                            delivery_count: m.delivery_count,
+                        })
+                        .collect(),
+                };
+                let acked = consumers.ack(request).await?.into_inner();
+                note_not_leased(&acked.not_leased_offsets);
+            }
+            CommitMode::PerMessage => leased += fetched.messages.len() as u64,
+            CommitMode::Auto | CommitMode::Unspecified => {}
         }
         remaining = remaining.saturating_sub(fetched.messages.len() as u64);
         if remaining == 0 {
+            note_leased(leased, id);
             return Ok(());
         }
+    }
+}
+
+/// Says on stderr which acknowledgements came too late.
+fn note_not_leased(offsets: &[u64]) {
+    const SHOWN: usize = 10;
+    if offsets.is_empty() {
+        return;
+    }
+    let mut list: Vec<String> = offsets.iter().take(SHOWN).map(u64::to_string).collect();
+    if offsets.len() > SHOWN {
+        list.push("…".to_owned());
+    }
+    eprintln!(
+        "warning: {} printed messages were not acknowledged: they were no longer leased to this read (the lease expired, or they were settled elsewhere), so they may be delivered again: offsets {}",
+        offsets.len(),
+        list.join(", ")
+    );
+}
+
+/// Says on stderr that messages printed without `--ack` stay leased.
+fn note_leased(leased: u64, id: &str) {
+    if leased > 0 {
+        eprintln!(
+            "note: {leased} printed messages were not acknowledged (no --ack): consumer {id} delivers them again when their lease ends"
+        );
     }
 }
 

@@ -12,6 +12,8 @@
 //! - [`connect`]: the connection (`--server`, `--ca-cert`) and the bearer
 //!   token every call carries (`--token`).
 //! - [`args`]: the values commands take: positions, durations, limits.
+//! - [`queue`]: the flags that create and update consumers (commit mode,
+//!   ack timeout, a per-message consumer's settings).
 //! - [`output`]: text and JSON printing.
 //! - [`failure`]: what can go wrong, and how it is reported.
 //! - [`topics`], [`consumers`], [`publish`], [`consume`], [`broker`]: the
@@ -25,6 +27,7 @@ pub mod consumers;
 pub mod failure;
 pub mod output;
 pub mod publish;
+pub mod queue;
 pub mod topics;
 
 use clap::{Args, Subcommand};
