@@ -155,6 +155,96 @@ async fn consume_reads_back_every_message_by_fetch_and_by_subscribe() {
     assert_sound(&report["result"], 3000);
 }
 
+/// `consume --ack` reads every message twice: through an auto-commit
+/// consumer, then through a per-message consumer acknowledging each Fetch;
+/// both are reported, with their ratio.
+#[tokio::test]
+async fn consume_with_acks_is_quoted_against_auto_mode_fetch() {
+    let report = bench(&[
+        "consume",
+        "--ack",
+        "--messages",
+        "3000",
+        "--fetch-batch",
+        "500",
+    ])
+    .await;
+    assert_eq!(report["config"]["ack"], true);
+    assert_sound(&report["result"], 3000);
+    assert_sound(&report["auto_fetch"], 3000);
+    assert_eq!(report["result"]["bytes"], 3000 * 100);
+    let ratio = number(&report, "/auto_fetch_ratio");
+    let expected =
+        number(&report, "/result/msgs_per_sec") / number(&report, "/auto_fetch/msgs_per_sec");
+    assert!((ratio - expected).abs() < 1e-9 * expected, "{report}");
+
+    // Readers sharing one per-message consumer, over REST too.
+    for transport in ["grpc", "rest"] {
+        let report = bench(&[
+            "consume",
+            "--ack",
+            "--transport",
+            transport,
+            "--messages",
+            "3000",
+            "--consumers",
+            "3",
+            "--fetch-batch",
+            "100",
+        ])
+        .await;
+        assert_sound(&report["result"], 3000);
+        assert_sound(&report["auto_fetch"], 3000);
+    }
+
+    let text = gostream(
+        &["bench", "consume", "--ack", "--messages", "1000"],
+        &[],
+        None,
+    )
+    .await
+    .ok();
+    for line in ["auto-commit Fetch", "one Ack per Fetch", "ratio to auto"] {
+        assert!(text.contains(line), "{line:?} in:\n{text}");
+    }
+}
+
+/// Against a broker process, with its same-run baseline: every message
+/// was acknowledged there (the per-message consumer's committed offset is
+/// the topic's end).
+#[tokio::test]
+async fn consume_with_acks_against_a_broker_process_acknowledges_everything() {
+    let broker = Broker::start().await;
+    let out = broker
+        .run(&[
+            "bench",
+            "consume",
+            "--ack",
+            "--messages",
+            "2000",
+            "--baseline",
+            "--keep-topics",
+            "--json",
+        ])
+        .await
+        .ok();
+    let report: Value = serde_json::from_str(&out).expect("a JSON report");
+    assert_sound(&report["result"], 2000);
+    assert_sound(&report["auto_fetch"], 2000);
+    assert_sound(&report["baseline"], 2000);
+    let topics = broker.json(&["topics", "list"]).await;
+    let name = topics[0]["name"].as_str().expect("a bench topic");
+    let consumers = broker.json(&["consumers", "list", name]).await;
+    let acked: Vec<_> = consumers
+        .iter()
+        .filter(|c| c["commitMode"] == "COMMIT_MODE_PER_MESSAGE")
+        .collect();
+    assert_eq!(acked.len(), 1, "{consumers:?}");
+    assert_eq!(acked[0]["committedOffset"], "2000");
+    assert_eq!(acked[0]["outstanding"], "0");
+    assert_eq!(acked[0]["redelivered"], "0");
+}
+
 #[tokio::test]
 async fn e2e_delivers_every_message_and_times_it() {
     let report = bench(&["e2e", "--rate", "2000", "--messages", "2000"]).await;
@@ -289,6 +379,11 @@ async fn bad_flags_are_usage_errors() {
             "--duration",
         ),
         (&["bench", "sideways"], "sideways"),
+        (&["bench", "produce", "--ack"], "--ack"),
+        (
+            &["bench", "consume", "--ack", "--read", "subscribe"],
+            "--ack",
+        ),
     ] {
         let stderr = gostream(args, &[], None).await.fails_with(2);
         assert!(stderr.contains(says), "{args:?}: {stderr}");

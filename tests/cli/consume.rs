@@ -1,5 +1,6 @@
 //! `gostream consume`: ephemeral reads from a position, `--max`,
-//! `--follow`, and reads through a consumer that resume across runs.
+//! `--follow`, reads through a consumer that resume across runs, and
+//! `--ack` through a per-message consumer.
 
 use super::{broker::Broker, lines};
 
@@ -174,4 +175,115 @@ async fn follow_through_a_consumer_long_polls() {
     assert_eq!(follow.next_line().await, "0\t\tm0");
     broker.ok(&["publish", "t", "polled"]).await;
     assert_eq!(follow.next_line().await, "1\t\tpolled");
+}
+
+/// `--ack` acknowledges what it printed: a second read gets nothing, and
+/// the consumer's committed offset is the end of the topic.
+#[tokio::test]
+async fn ack_acknowledges_what_was_printed() {
+    let broker = with_messages(5).await;
+    // A missing consumer is created per-message.
+    let first = broker
+        .run(&["consume", "t", "--consumer", "q", "--ack", "--max", "2"])
+        .await;
+    assert_eq!(first.stderr, "", "nothing to report");
+    assert_eq!(values(&first.ok()), ["m0", "m1"]);
+    let consumer = broker.json(&["consumers", "get", "t", "q"]).await;
+    assert_eq!(consumer[0]["commitMode"], "COMMIT_MODE_PER_MESSAGE");
+    assert_eq!(consumer[0]["committedOffset"], "2");
+    assert_eq!(consumer[0]["outstanding"], "0");
+
+    let rest = broker
+        .json(&["consume", "t", "--consumer", "q", "--ack"])
+        .await;
+    let offsets: Vec<&str> = rest.iter().map(|m| m["offset"].as_str().unwrap()).collect();
+    assert_eq!(offsets, ["2", "3", "4"]);
+    assert!(rest.iter().all(|m| m["deliveryCount"] == 1), "{rest:?}");
+    let nothing = broker
+        .ok(&["consume", "t", "--consumer", "q", "--ack"])
+        .await;
+    assert_eq!(nothing, "");
+    let consumer = broker.json(&["consumers", "get", "t", "q"]).await;
+    assert_eq!(consumer[0]["committedOffset"], "5");
+    assert_eq!(consumer[0]["offset"], "5");
+    assert_eq!(consumer[0]["lag"], "0");
+    assert_eq!(consumer[0]["outstanding"], "0");
+    assert_eq!(consumer[0]["waiting"], "0");
+}
+
+/// Without `--ack`, a per-message consumer's messages stay leased (said on
+/// stderr) and come back once the lease ends; then `--ack` settles them.
+#[tokio::test]
+async fn without_ack_messages_stay_leased_and_come_back() {
+    let broker = with_messages(3).await;
+    broker
+        .ok(&[
+            "consumers",
+            "create",
+            "t",
+            "w",
+            "--per-message",
+            "--ack-timeout",
+            "1s",
+        ])
+        .await;
+    let peek = broker.run(&["consume", "t", "--consumer", "w"]).await;
+    assert!(
+        peek.stderr
+            .contains("note: 3 printed messages were not acknowledged (no --ack)"),
+        "{}",
+        peek.stderr
+    );
+    assert_eq!(values(&peek.ok()), ["m0", "m1", "m2"]);
+    let consumer = broker.json(&["consumers", "get", "t", "w"]).await;
+    assert_eq!(consumer[0]["outstanding"], "3");
+    assert_eq!(consumer[0]["committedOffset"], "0");
+
+    // Once the leases end (1 s) they are delivered again, counted 2.
+    let mut follow = broker.spawn(&[
+        "consume",
+        "t",
+        "--consumer",
+        "w",
+        "--ack",
+        "--follow",
+        "--json",
+    ]);
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        let line = follow.next_line().await;
+        let message: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        counts.push((message["offset"].clone(), message["deliveryCount"].clone()));
+    }
+    assert_eq!(
+        counts,
+        [("0", 2), ("1", 2), ("2", 2)].map(|(o, n)| (serde_json::json!(o), serde_json::json!(n)))
+    );
+    // Acknowledged: the committed offset reaches the end.
+    let mut committed = serde_json::Value::Null;
+    for _ in 0..200 {
+        committed =
+            broker.json(&["consumers", "get", "t", "w"]).await[0]["committedOffset"].clone();
+        if committed == "3" {
+            break;
+        }
+    }
+    assert_eq!(committed, "3");
+}
+
+/// `--ack` needs a consumer that acknowledges: none at all is a usage
+/// error, an auto-commit one is refused before anything is read.
+#[tokio::test]
+async fn ack_is_refused_where_there_is_nothing_to_acknowledge() {
+    let broker = with_messages(2).await;
+    let stderr = broker.run(&["consume", "t", "--ack"]).await.fails_with(2);
+    assert!(stderr.contains("give --consumer ID"), "{stderr}");
+    broker.ok(&["consumers", "create", "t", "auto"]).await;
+    let stderr = broker
+        .run(&["consume", "t", "--consumer", "auto", "--ack"])
+        .await
+        .fails_with(1);
+    assert!(stderr.contains("nothing to acknowledge"), "{stderr}");
+    let consumer = broker.json(&["consumers", "get", "t", "auto"]).await;
+    assert_eq!(consumer[0]["offset"], "0", "nothing was read");
 }
