@@ -63,7 +63,7 @@ const MESSAGES: u64 = 2000;
 const MAX_DELIVERIES: u32 = 3;
 
 /// The consumer's `ack_timeout`: the lease of each delivery.
-const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Concurrent readers per round.
 const READERS: usize = 4;
