@@ -736,6 +736,15 @@ mod tests {
         let mut version = payload.to_vec();
         version[common] = 9;
         assert!(decode(&version).unwrap_err().contains("unknown version 9"));
+        // Any byte garbled (a count or length turned huge among them):
+        // decoded or refused, never a panic or a huge allocation.
+        for at in 0..payload.len() {
+            for garble in [0xff, 0x7f, 0x00] {
+                let mut garbled = payload.to_vec();
+                garbled[at] = garble;
+                let _ = decode(&garbled);
+            }
+        }
         // Trailing bytes.
         let mut long = payload.to_vec();
         long.push(0);
