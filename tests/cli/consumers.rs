@@ -271,7 +271,9 @@ async fn per_message_consumers_are_created_updated_and_shown() {
     assert_eq!(updated[0]["ackTimeout"], "120s");
     assert_eq!(updated[0]["deadLetterTopic"], "orders.failed");
     assert_eq!(updated[0]["maxDeliveries"], 5);
-    let mut got = broker.json(&["consumers", "get", "orders", "pickers"]).await;
+    let mut got = broker
+        .json(&["consumers", "get", "orders", "pickers"])
+        .await;
     let mut updated = updated;
     for consumer in got.iter_mut().chain(updated.iter_mut()) {
         consumer
