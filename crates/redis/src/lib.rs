@@ -69,6 +69,7 @@
 mod calls;
 mod codec;
 mod link;
+mod queue;
 mod scripts;
 mod store;
 mod target;
