@@ -21,9 +21,9 @@
 //! expires the leases past their deadline (dead-lettering those at
 //! `max_deliveries`, else releasing them for redelivery after their
 //! backoff, counted from the deadline) and moves the floor, in the same
-//! script as what it does next. Times are the broker's [`Clock`]
-//! (`gostream_store::Clock`), passed to every script, as for manual-mode
-//! redelivery.
+//! script as what it does next. Times are the broker's
+//! [`Clock`](gostream_store::Clock), passed to every script, as for
+//! manual-mode redelivery.
 //!
 //! # How the move to the dead-letter topic is idempotent
 //! The dead-letter topic may live in another cluster slot, so one script
@@ -397,6 +397,8 @@ impl Inner {
                             .map(|dlq| dlq.map(|t| t.to_string()).unwrap_or_default()),
                     ),
                     setting(update.max_outstanding.map(|n| n.to_string())),
+                    Bytes::from(self.channel()),
+                    Bytes::from(topic.to_string()),
                 ],
             )
             .await?;

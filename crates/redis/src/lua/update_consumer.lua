@@ -1,7 +1,9 @@
 -- ARGV 7 the id, then one per setting, 'k' to keep it or 's' followed by
 -- the new value: 8 the ack timeout (ns), 9 max deliveries, 10 backoff (ns,
--- comma separated), 11 dead-letter topic ('' = none), 12 max outstanding.
--- The caller checked what may change for the consumer's mode.
+-- comma separated), 11 dead-letter topic ('' = none), 12 max outstanding;
+-- 13 the change channel, 14 the topic's name (readers waiting for room
+-- under max outstanding look again). The caller checked what may change
+-- for the consumer's mode.
 local t = topic(GEN)
 local id = ARGV[7]
 local c = consumer(id)
@@ -24,5 +26,6 @@ if c.mode == 'p' then
     end
   end
   c = consumer(id)
+  redis.call('PUBLISH', ARGV[13], ARGV[14])
 end
 return info(t, id, c)
