@@ -114,7 +114,8 @@ impl<'a> Ctx<'a> {
             "GSNOTPERMSG" => Error::FailedPrecondition {
                 reason: "NOT_PER_MESSAGE",
                 message: format!(
-                    "consumer \"{consumer}\" is not a per-message consumer; its messages are acknowledged with Commit (auto-commit consumers need none)"
+                    "consumer \"{consumer}\" of topic \"{}\" is not a per-message consumer; acknowledge its messages with Commit, or create a consumer with commit mode per-message",
+                    self.topic
                 ),
             },
             _ => return None,

@@ -354,9 +354,7 @@ impl Inner {
             if info.commit_mode == CommitMode::Auto {
                 return Err(Error::invalid(
                     Subject::AckTimeout,
-                    format!(
-                        "consumer \"{id}\" commits on delivery (auto mode) and has no ack timeout"
-                    ),
+                    "an auto-mode consumer has no ack timeout",
                 ));
             }
             check_ack_timeout(ack_timeout)?;
