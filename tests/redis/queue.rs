@@ -190,9 +190,9 @@ async fn dead_letters_reach_a_topic_in_another_cluster_slot() {
     assert_eq!(dead_letters(&*store, &dlq).await.len(), 2, "moved once");
 }
 
-/// A broker that dies after appending the dead-letter record and before
-/// settling the source leaves the move under way; the sweep repeats it and
-/// the dedupe key keeps the dead-letter topic from a second copy.
+/// A broker that dies between the steps of a dead-letter move leaves it
+/// under way; the sweep repeats it, and the dedupe key in the dead-letter
+/// topic's slot keeps it from appending a second copy.
 #[tokio::test]
 #[ignore = "needs redis-server; tests/run.sh runs it"]
 async fn a_move_repeated_after_a_crash_appends_nothing_twice() {
@@ -203,32 +203,41 @@ async fn a_move_repeated_after_a_crash_appends_nothing_twice() {
     let q = queue(&*store, &t, &dlq, 0).await;
     publish(&*store, &t, &["poison"]).await;
     assert_eq!(fetch(&*store, &t, &q).await, [(0, 1)]);
-    let reject = Settlement::Reject {
-        reason: "bad input".into(),
-    };
-    store
-        .settle(
-            &t,
-            &q,
-            vec![LeaseRef {
-                offset: 0,
-                delivery_count: None,
-            }],
-            reject,
-        )
-        .await
-        .expect("reject");
+    let key = |part: &str| format!("{prefix}:{{jobs}}:{part}");
+    // What the script that rejects offset 0 writes (the move's first
+    // step), with the broker gone before the second.
+    let step_one = r"
+        local e = redis.call('XRANGE', KEYS[2], '0-1', '0-1')[1]
+        redis.call('ZREM', KEYS[3], '0')
+        redis.call('HDEL', KEYS[4], '0')
+        redis.call('HSET', KEYS[1], '0', cmsgpack.pack({1, 'reject', 'bad input', ARGV[1], e}))
+        return 1";
+    server.cli(&[
+        "eval",
+        step_one,
+        "4",
+        &key("q:q:dl"),
+        &key("log"),
+        &key("q:q:lease"),
+        &key("q:q:count"),
+        "jobs-dead",
+    ]);
+    let info = store.get_consumer(&t, &q).await.expect("get");
+    assert_eq!((info.counts.outstanding, info.counts.waiting), (0, 1));
+
+    store.enforce_retention().await.expect("sweep");
     let moved = dead_letters(&*store, &dlq).await;
-    assert_eq!(moved.len(), 1);
+    assert_eq!(moved.len(), 1, "{moved:?}");
     assert_eq!(
         moved[0].record.headers["gostream-dead-letter-detail"],
         "bad input"
     );
+    let info = store.get_consumer(&t, &q).await.expect("get");
+    assert_eq!((info.committed_offset, info.counts.dead_lettered), (1, 1));
 
-    // Put the source back where the crash left it: the move under way (as
-    // its first step writes it), the floor below it, nothing counted.
-    let key = |part: &str| format!("{prefix}:{{jobs}}:{part}");
-    let rewind = r"
+    // Now the source as a crash after the second step leaves it: the move
+    // under way, the floor below it, nothing counted.
+    let after_step_two = r"
         local e = redis.call('XRANGE', KEYS[2], '0-1', '0-1')[1]
         redis.call('HSET', KEYS[1], '0', cmsgpack.pack({1, 'reject', 'bad input', ARGV[1], e}))
         local v = redis.call('HGET', KEYS[3], 'q')
@@ -237,7 +246,7 @@ async fn a_move_repeated_after_a_crash_appends_nothing_twice() {
         return 1";
     server.cli(&[
         "eval",
-        rewind,
+        after_step_two,
         "4",
         &key("q:q:dl"),
         &key("log"),
