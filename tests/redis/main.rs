@@ -23,7 +23,8 @@
 //!   masters.
 //! - [`queue`]: per-message consumers where Redis differs from the other
 //!   backends: a dead-letter topic in another cluster slot, a dead-letter
-//!   move repeated after a crash, a move that fails.
+//!   move repeated after a crash, a move that fails, and readers on two
+//!   nodes sharing one work queue.
 
 mod cluster;
 mod faults;

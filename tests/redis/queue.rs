@@ -318,3 +318,112 @@ async fn a_failed_move_puts_the_message_back() {
     let info = store.get_consumer(&t, &q).await.expect("get");
     assert_eq!((info.committed_offset, info.counts.dead_lettered), (1, 1));
 }
+
+/// A work queue shared by readers on two nodes, each acknowledging through
+/// the other node what it fetched through its own: every message is
+/// delivered and acknowledged exactly once, and readers waiting for room
+/// under max_outstanding on one node wake on acks through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn readers_on_two_nodes_share_a_work_queue() {
+    use crate::{
+        node::{fetch_request, publish_request, within},
+        two_nodes::two_nodes,
+    };
+    use gostream::pb::gostream::v1 as pb;
+
+    let (a, b) = two_nodes(&shared_server().url()).await;
+    a.create_topic("work").await;
+    within(
+        "CreateConsumer",
+        a.consumers()
+            .await
+            .create_consumer(pb::CreateConsumerRequest {
+                topic: "work".into(),
+                consumer_id: "workers".into(),
+                commit_mode: pb::CommitMode::PerMessage.into(),
+                max_outstanding: 8,
+                ..Default::default()
+            }),
+    )
+    .await
+    .expect("CreateConsumer");
+    let total = 300;
+    let values: Vec<String> = (0..total).map(|i| format!("job-{i}")).collect();
+    for chunk in values.chunks(50) {
+        within(
+            "Publish",
+            a.publisher().await.publish(publish_request("work", chunk)),
+        )
+        .await
+        .expect("Publish");
+    }
+
+    let mut readers = Vec::new();
+    for (fetch_node, ack_node) in [(&a, &b), (&b, &a), (&a, &b), (&b, &a)] {
+        let mut fetcher = fetch_node.consumers().await;
+        let mut acker = ack_node.consumers().await;
+        readers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            loop {
+                let batch = within(
+                    "Fetch",
+                    fetcher.fetch(fetch_request(
+                        "work",
+                        "workers",
+                        3,
+                        Duration::from_millis(500),
+                    )),
+                )
+                .await
+                .expect("Fetch")
+                .into_inner();
+                if batch.messages.is_empty() {
+                    return acked;
+                }
+                let deliveries = batch
+                    .messages
+                    .iter()
+                    .map(|m| pb::Delivery {
+                        offset: m.offset,
+                        delivery_count: m.delivery_count,
+                    })
+                    .collect();
+                let answer = within(
+                    "Ack",
+                    acker.ack(pb::AckRequest {
+                        topic: "work".into(),
+                        consumer: "workers".into(),
+                        deliveries,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .expect("Ack")
+                .into_inner();
+                assert!(answer.not_leased_offsets.is_empty(), "{answer:?}");
+                acked.extend(answer.applied_offsets);
+            }
+        }));
+    }
+    let mut acked = Vec::new();
+    for reader in readers {
+        acked.extend(reader.await.expect("a reader"));
+    }
+    acked.sort_unstable();
+    assert_eq!(acked, (0..total as u64).collect::<Vec<_>>());
+    let consumer = within(
+        "GetConsumer",
+        b.consumers().await.get_consumer(pb::GetConsumerRequest {
+            topic: "work".into(),
+            consumer: "workers".into(),
+        }),
+    )
+    .await
+    .expect("GetConsumer")
+    .into_inner()
+    .consumer
+    .expect("a consumer");
+    assert_eq!(consumer.committed_offset, total as u64);
+    assert_eq!((consumer.outstanding, consumer.redelivered), (0, 0));
+}
