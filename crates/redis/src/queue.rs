@@ -403,3 +403,60 @@ impl Inner {
         Self::consumer_info(topic, value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn settings_and_backoffs_are_spelled_as_the_scripts_read_them() {
+        assert_eq!(
+            backoff_arg(&[Duration::from_millis(1500), Duration::from_nanos(7)]),
+            "1500000000,7"
+        );
+        assert_eq!(backoff_arg(&[]), "");
+        assert_eq!(&setting(None)[..], b"k");
+        assert_eq!(&setting(Some(String::new()))[..], b"s");
+        assert_eq!(&setting(Some("dlq".into()))[..], b"sdlq");
+    }
+
+    #[test]
+    fn moves_are_read_with_their_message() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let entry = Value::Array(vec![
+            bulk("4-1"),
+            Value::Array(vec![
+                bulk("t"),
+                bulk("00000000000000000009"),
+                bulk("v"),
+                bulk("x"),
+            ]),
+        ]);
+        let listed = Value::Array(vec![Value::Array(vec![
+            bulk("4"),
+            bulk("3"),
+            bulk("reject"),
+            bulk("bad"),
+            bulk("orders-dead"),
+            bulk("abc"),
+            entry,
+        ])]);
+        let read = moves(listed).expect("a move");
+        assert_eq!(read.len(), 1);
+        let only = &read[0];
+        assert_eq!((only.offset, only.delivery_count), (4, 3));
+        assert_eq!(only.reason, DeadLetterReason::Reject);
+        assert_eq!(
+            (only.detail.as_str(), only.incarnation.as_str()),
+            ("bad", "abc")
+        );
+        assert_eq!(only.dead_letter_topic.as_str(), "orders-dead");
+        assert_eq!(
+            (only.message.offset, &only.message.record.value[..]),
+            (4, &b"x"[..])
+        );
+        assert!(moves(Value::Array(vec![Value::Array(vec![bulk("4")])])).is_err());
+    }
+}
