@@ -49,6 +49,7 @@ const ui = {
   tailThrough: byId("tail-through"),
   tailConsumer: byId<HTMLSelectElement>("tail-consumer"),
   tailConsumerHint: byId("tail-consumer-hint"),
+  tailBoundary: byId("tail-boundary"),
   tailFrom: byId<HTMLSelectElement>("tail-from"),
   tailStart: byId<HTMLButtonElement>("tail-start"),
   tailStop: byId<HTMLButtonElement>("tail-stop"),
@@ -92,7 +93,7 @@ const tail = new Tail({
     ui.tailStart.disabled = running;
     ui.tailStop.disabled = !running;
     ui.tailConsumer.disabled = running;
-    ui.tailFrom.disabled = running || ui.tailConsumer.value !== "";
+    ui.tailFrom.disabled = running;
   },
   onError: showError,
   onConsumerChanged() {
@@ -216,8 +217,8 @@ async function refreshConsumers(): Promise<void> {
 /** The per-message consumers the tail can read through; the choice is kept while it exists. */
 function showTailConsumers(ids: string[]): void {
   const chosen = ui.tailConsumer.value;
-  const options = [el("option", { value: "" }, "no consumer")];
-  for (const id of ids) options.push(el("option", { value: id }, `consumer ${id} (per-message)`));
+  const options = [el("option", { value: "" }, "none")];
+  for (const id of ids) options.push(el("option", { value: id }, id));
   ui.tailConsumer.replaceChildren(...options);
   ui.tailConsumer.value = ids.includes(chosen) ? chosen : "";
   ui.tailThrough.hidden = ids.length === 0;
@@ -227,7 +228,7 @@ function showTailConsumers(ids: string[]): void {
 /** Through a consumer the tail reads from the consumer's position, not from a boundary. */
 function tailSourceChanged(): void {
   const through = ui.tailConsumer.value !== "";
-  ui.tailFrom.disabled = through || tail.running;
+  ui.tailBoundary.hidden = through;
   ui.tailConsumerHint.hidden = !through;
 }
 

@@ -169,10 +169,11 @@ export class Tail {
     reject.addEventListener("click", () => {
       // Ask for the reason in place: a labelled field, then confirm or cancel.
       const id = `reject-reason-${offset}-${count}`;
-      const reason = el("input", { id, name: "reason", maxlength: "1024", spellcheck: "false", size: "14" });
+      const reason = el("input", { id, name: "reason", maxlength: "1024", spellcheck: "false" });
+      const cancel = el("button", { type: "button", "aria-label": `Cancel reject ${what}` }, "Cancel");
       const form = el(
         "form",
-        { class: "row settle" },
+        { class: "reject" },
         el(
           "label",
           { for: id },
@@ -182,10 +183,13 @@ export class Tail {
           el("span", { class: "hint" }, "(optional)"),
         ),
         reason,
-        el("button", { type: "submit", "aria-label": `Confirm reject ${what}` }, "Reject"),
+        el(
+          "div",
+          { class: "row settle" },
+          el("button", { type: "submit", "aria-label": `Confirm reject ${what}` }, "Reject"),
+          cancel,
+        ),
       );
-      const cancel = el("button", { type: "button", "aria-label": `Cancel reject ${what}` }, "Cancel");
-      form.append(cancel);
       cancel.addEventListener("click", () => {
         cell.replaceChildren(buttons);
         reject.focus();
