@@ -209,6 +209,10 @@ impl TopicLog for DiscardLog {
         Ok(Durability::done())
     }
 
+    fn persists_consumers(&self) -> bool {
+        false
+    }
+
     fn save_consumer(&mut self, _consumer: &ConsumerRecord) -> Result<Durability> {
         Ok(Durability::done())
     }

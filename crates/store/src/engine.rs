@@ -36,11 +36,15 @@
 //! if that is not enough.
 
 mod consumer;
+mod queue;
 mod topic;
 
-use crate::check_records;
+use crate::{
+    CommitMode, ConsumerUpdate, LeaseRef, Settled, Settlement, Subject, check_ack_timeout,
+    check_leases, check_records, dead_letter_record, is_dead_letter_of,
+};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     ops::Bound,
     sync::{
         Arc, PoisonError, RwLock,
@@ -50,17 +54,18 @@ use std::{
 };
 
 use async_trait::async_trait;
+use tokio::time::Instant;
 
 use super::{
     Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MemoryBudget, MessageStream, Page, Position,
     PublishAck, ReadLimits, Record, RetentionOverrides, RetentionPolicy, RetentionUpdate, Store,
     StoreLimits, StoreStats, SubscribeFrom, TopicInfo, TopicName,
-    log::{LogFactory, Recovered, TopicLog, TopicMeta},
+    log::{Durability, LogFactory, Recovered, TopicLog, TopicMeta},
     types::Clock,
 };
 use crate::error::{Error, Result};
 use consumer::ConsumerState;
-use topic::{Cursor, Topic, TopicState, consumer_not_found};
+use topic::{Cursor, Topic, TopicState, consumer_not_found, save_consumer};
 
 /// The broker engine over the logs `F` makes. Cheap to share: wrap it in an
 /// `Arc`.
@@ -215,40 +220,73 @@ impl<F: LogFactory> Engine<F> {
         &self,
         topic: &Topic<F::Log>,
         records: &mut Option<Vec<Record>>,
-    ) -> Result<Option<(PublishAck, super::log::Durability, u64)>> {
+    ) -> Result<Option<(PublishAck, Durability, u64)>> {
         let mut state = topic.lock()?;
         let Some(batch) = records.take() else {
             return Err(Error::Internal("publish retried without records".into()));
         };
-        let mut cost = state.log.append_cost(&batch);
         let now = self.clock.now_ns();
+        let Some((cost, tight)) = self.reserve_append(&mut state, &batch, now)? else {
+            *records = Some(batch);
+            return Ok(None);
+        };
+        let appended = self.append_reserved(topic, &mut state, &batch, cost, tight, now)?;
+        // The records (the request's buffers) are freed after the lock.
+        drop(state);
+        drop(batch);
+        Ok(Some(appended))
+    }
+
+    /// Takes the memory an append of `batch` needs, making room with the
+    /// topic's retention first if it does not fit: returns the cost and
+    /// whether the append must be tight, or `None` when the cap refuses it.
+    fn reserve_append(
+        &self,
+        state: &mut TopicState<F::Log>,
+        batch: &[Record],
+        now: u64,
+    ) -> Result<Option<(u64, bool)>> {
+        let mut cost = state.log.append_cost(batch);
         let mut tight = false;
         if !self.reserve(cost) {
             // The retention this append triggers anyway (a topic at its
             // count or size limit) makes room first.
             let policy = state.retention.effective(&self.limits.default_retention);
-            let ahead = make_room_for(&policy, &batch);
-            self.tracked(&mut state, |s| s.log.apply_retention(&ahead, now))?;
-            self.tracked(&mut state, |s| s.log.reclaim());
-            cost = state.log.append_cost(&batch);
+            let ahead = make_room_for(&policy, batch);
+            self.tracked(state, |s| s.log.apply_retention(&ahead, now))?;
+            self.tracked(state, |s| s.log.reclaim());
+            cost = state.log.append_cost(batch);
             if !self.reserve(cost) {
                 // No room set aside for later appends: just the batch.
-                cost = state.log.tight_append_cost(&batch);
+                cost = state.log.tight_append_cost(batch);
                 tight = true;
                 if !self.reserve(cost) {
-                    *records = Some(batch);
                     return Ok(None);
                 }
             }
         }
+        Ok(Some((cost, tight)))
+    }
+
+    /// Appends `batch`, its memory reserved by [`Self::reserve_append`],
+    /// then applies the topic's retention.
+    fn append_reserved(
+        &self,
+        topic: &Topic<F::Log>,
+        state: &mut TopicState<F::Log>,
+        batch: &[Record],
+        cost: u64,
+        tight: bool,
+        now: u64,
+    ) -> Result<(PublishAck, Durability, u64)> {
         let publish_time_ns = now.max(state.log.last_publish_time_ns());
         let first_offset = state.log.end_offset();
         let count = batch.len() as u64;
-        let appended = self.tracked(&mut state, |s| {
+        let appended = self.tracked(state, |s| {
             if tight {
-                s.log.append_tight(&batch, publish_time_ns)
+                s.log.append_tight(batch, publish_time_ns)
             } else {
-                s.log.append(&batch, publish_time_ns)
+                s.log.append(batch, publish_time_ns)
             }
         });
         // The reservation gives way to what the log really took (tracked).
@@ -256,23 +294,20 @@ impl<F: LogFactory> Engine<F> {
         let durability = appended?;
         let end = state.log.end_offset();
         let policy = state.retention.effective(&self.limits.default_retention);
-        if let Err(error) = self.tracked(&mut state, |s| s.log.apply_retention(&policy, now)) {
+        if let Err(error) = self.tracked(state, |s| s.log.apply_retention(&policy, now)) {
             tracing::warn!(topic = %topic.name, %error, "retention failed");
         }
         if durability.is_done() {
             state.make_visible(end);
         }
-        // The records (the request's buffers) are freed after the lock.
-        drop(state);
-        drop(batch);
-        Ok(Some((
+        Ok((
             PublishAck {
                 first_offset,
                 count,
             },
             durability,
             end,
-        )))
+        ))
     }
 }
 
@@ -455,6 +490,7 @@ impl<F: LogFactory> Store for Engine<F> {
     async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
         spec.check(topic, &self.limits)?;
         let handle = self.topic(topic)?;
+        self.check_dead_letter_topic(spec.queue.dead_letter_topic.as_ref())?;
         let (info, durability) = {
             let mut state = handle.lock()?;
             let id = spec.id.unwrap_or_else(ConsumerId::generate);
@@ -478,11 +514,11 @@ impl<F: LogFactory> Store for Engine<F> {
                 spec.commit_mode,
                 spec.ack_timeout,
                 self.clock.now_ns(),
+                spec.queue,
             );
             let durability = state.log.save_consumer(&consumer.record(&id))?;
-            let info = consumer.info(topic, &id, state.log.start_offset(), state.end());
-            state.consumers.insert(id, consumer);
-            (info, durability)
+            state.consumers.insert(id.clone(), consumer);
+            (state.describe(topic, &id, Instant::now())?, durability)
         };
         durability.wait().await?;
         Ok(info)
@@ -490,12 +526,8 @@ impl<F: LogFactory> Store for Engine<F> {
 
     async fn get_consumer(&self, topic: &TopicName, id: &ConsumerId) -> Result<ConsumerInfo> {
         let handle = self.topic(topic)?;
-        let state = handle.lock()?;
-        let consumer = state
-            .consumers
-            .get(id)
-            .ok_or_else(|| consumer_not_found(topic, id))?;
-        Ok(consumer.info(topic, id, state.log.start_offset(), state.end()))
+        let mut state = handle.lock()?;
+        state.describe(topic, id, Instant::now())
     }
 
     async fn list_consumers(
@@ -505,17 +537,21 @@ impl<F: LogFactory> Store for Engine<F> {
         limit: usize,
     ) -> Result<Page<ConsumerInfo>> {
         let handle = self.topic(topic)?;
-        let state = handle.lock()?;
+        let mut state = handle.lock()?;
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let (start, end) = (state.log.start_offset(), state.end());
-        let mut items: Vec<ConsumerInfo> = state
+        let mut ids: Vec<ConsumerId> = state
             .consumers
             .range::<ConsumerId, _>((lower, Bound::Unbounded))
             .take(limit.saturating_add(1))
-            .map(|(id, consumer)| consumer.info(topic, id, start, end))
+            .map(|(id, _)| id.clone())
             .collect();
-        let more = items.len() > limit;
-        items.truncate(limit);
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let now = Instant::now();
+        let items = ids
+            .iter()
+            .map(|id| state.describe(topic, id, now))
+            .collect::<Result<_>>()?;
         Ok(Page { items, more })
     }
 
@@ -547,21 +583,110 @@ impl<F: LogFactory> Store for Engine<F> {
 
     async fn update_consumer(
         &self,
-        _topic: &TopicName,
-        _id: &ConsumerId,
-        _update: crate::ConsumerUpdate,
+        topic: &TopicName,
+        id: &ConsumerId,
+        update: ConsumerUpdate,
     ) -> Result<ConsumerInfo> {
-        Err(Error::Internal("update_consumer: not built yet".into()))
+        if let Some(ack_timeout) = update.ack_timeout {
+            check_ack_timeout(ack_timeout)?;
+        }
+        let handle = self.topic(topic)?;
+        // The consumer first (not found before invalid), then the
+        // dead-letter topic, without holding this topic's lock.
+        handle
+            .lock()?
+            .consumers
+            .get(id)
+            .ok_or_else(|| consumer_not_found(topic, id))?;
+        if let Some(dead_letter_topic) = &update.dead_letter_topic {
+            self.check_dead_letter_topic(dead_letter_topic.as_ref())?;
+        }
+        let (info, durability) = {
+            let mut state = handle.lock()?;
+            let consumer = state
+                .consumers
+                .get_mut(id)
+                .ok_or_else(|| consumer_not_found(topic, id))?;
+            let mode = consumer.commit_mode;
+            if mode == CommitMode::Auto && update.ack_timeout.is_some() {
+                return Err(Error::invalid(
+                    Subject::AckTimeout,
+                    "an auto-mode consumer has no ack timeout",
+                ));
+            }
+            if mode != CommitMode::PerMessage {
+                let set = [
+                    (update.max_deliveries.is_some(), Subject::MaxDeliveries),
+                    (update.backoff.is_some(), Subject::Backoff),
+                    (update.dead_letter_topic.is_some(), Subject::DeadLetterTopic),
+                    (update.max_outstanding.is_some(), Subject::MaxOutstanding),
+                ];
+                if let Some((_, subject)) = set.into_iter().find(|(set, _)| *set) {
+                    return Err(Error::invalid(
+                        subject,
+                        "only a per-message consumer has this setting",
+                    ));
+                }
+            }
+            let policy = update.apply(&consumer.policy);
+            policy.check(topic, mode, self.limits.max_outstanding)?;
+            consumer.policy = policy;
+            if let Some(ack_timeout) = update.ack_timeout {
+                consumer.ack_timeout = ack_timeout;
+            }
+            let record = consumer.record(id);
+            let durability = state.log.save_consumer(&record)?;
+            (state.describe(topic, id, Instant::now())?, durability)
+        };
+        // A higher max_outstanding makes room for waiting readers.
+        handle.changed.send_replace(());
+        durability.wait().await?;
+        Ok(info)
     }
 
     async fn settle(
         &self,
-        _topic: &TopicName,
-        _id: &ConsumerId,
-        _leases: Vec<crate::LeaseRef>,
-        _settlement: crate::Settlement,
-    ) -> Result<crate::Settled> {
-        Err(Error::Internal("settle: not built yet".into()))
+        topic: &TopicName,
+        id: &ConsumerId,
+        leases: Vec<LeaseRef>,
+        settlement: Settlement,
+    ) -> Result<Settled> {
+        check_leases(&leases)?;
+        settlement.check()?;
+        let handle = self.topic(topic)?;
+        let (outcome, durability) = {
+            let mut state = handle.lock()?;
+            let start = state.log.start_offset();
+            let TopicState { consumers, log, .. } = &mut *state;
+            let consumer = consumers
+                .get_mut(id)
+                .ok_or_else(|| consumer_not_found(topic, id))?;
+            if !consumer.per_message() {
+                return Err(Error::FailedPrecondition {
+                    reason: "NOT_PER_MESSAGE",
+                    message: format!(
+                        "consumer \"{id}\" of topic \"{topic}\" is not a per-message consumer; acknowledge its messages with Commit, or create a consumer with commit mode per-message"
+                    ),
+                });
+            }
+            consumer.catch_up(start);
+            let now = Instant::now();
+            let expired = consumer.expire(now);
+            let mut outcome = consumer.settle(now, leases, &settlement);
+            outcome.moves.extend(consumer.claim_moves());
+            let durability = if outcome.persist || expired {
+                save_consumer(log, id, consumer)?
+            } else {
+                Durability::done()
+            };
+            (outcome, durability)
+        };
+        if outcome.wake {
+            handle.changed.send_replace(());
+        }
+        durability.wait().await?;
+        self.run_moves(&handle, id, outcome.moves).await;
+        Ok(outcome.settled)
     }
 
     async fn subscribe(
@@ -635,7 +760,9 @@ impl<F: LogFactory> Store for Engine<F> {
     }
 
     async fn enforce_retention(&self) -> Result<u64> {
-        Ok(self.sweep())
+        let dropped = self.sweep();
+        self.sweep_queues().await;
+        Ok(dropped)
     }
 
     async fn close(&self) -> Result<()> {
@@ -667,17 +794,311 @@ impl<F: LogFactory> Engine<F> {
             let mut changed = before.clone();
             changed.catch_up(state.log.start_offset());
             change(&mut state, &mut changed)?;
-            let durability = if changed.persisted() == before.persisted() {
-                super::log::Durability::done()
+            let durability = if changed.persisted() == before.persisted() && !changed.per_message()
+            {
+                Durability::done()
             } else {
                 state.log.save_consumer(&changed.record(id))?
             };
-            let info = changed.info(topic, id, state.log.start_offset(), state.end());
             state.consumers.insert(id.clone(), changed);
-            (info, durability)
+            (state.describe(topic, id, Instant::now())?, durability)
         };
         durability.wait().await?;
+        // A seek frees a per-message consumer's room.
+        handle.changed.send_replace(());
         Ok(info)
+    }
+
+    /// `Invalid` unless the dead-letter topic, if any, exists.
+    fn check_dead_letter_topic(&self, topic: Option<&TopicName>) -> Result<()> {
+        match topic {
+            Some(topic) if self.topic(topic).is_err() => Err(Error::invalid(
+                Subject::DeadLetterTopic,
+                format!("topic \"{topic}\" does not exist; create it first"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The periodic part of [`Store::enforce_retention`] for per-message
+    /// consumers: processes every expiry, and runs the dead-letter moves
+    /// nobody runs (expiries at `max_deliveries`, moves recovered after a
+    /// restart, moves given back after a failure).
+    async fn sweep_queues(&self) {
+        let now = Instant::now();
+        for topic in self.all_topics() {
+            let mut work = Vec::new();
+            let mut durabilities = Vec::new();
+            {
+                let Ok(mut state) = topic.lock() else {
+                    continue;
+                };
+                let start = state.log.start_offset();
+                let TopicState { consumers, log, .. } = &mut *state;
+                for (id, consumer) in consumers.iter_mut().filter(|(_, c)| c.per_message()) {
+                    consumer.catch_up(start);
+                    if consumer.expire(now) {
+                        match save_consumer(log, id, consumer) {
+                            Ok(durability) => durabilities.push(durability),
+                            Err(error) => {
+                                tracing::warn!(topic = %topic.name, consumer = %id, %error, "saving a consumer failed");
+                            }
+                        }
+                    }
+                    let moves = consumer.claim_moves();
+                    if !moves.is_empty() {
+                        work.push((id.clone(), moves));
+                    }
+                }
+            }
+            for durability in durabilities {
+                if let Err(error) = durability.wait().await {
+                    tracing::warn!(topic = %topic.name, %error, "saving a consumer failed");
+                }
+            }
+            for (id, moves) in work {
+                self.run_moves(&topic, &id, moves).await;
+            }
+        }
+    }
+
+    /// Runs the dead-letter moves `claimed` (offsets of consumer `id` of
+    /// `source`, claimed by the caller); see [`queue`] for why each message
+    /// reaches its dead-letter topic exactly once. A move that fails sends
+    /// its message back to waiting (nothing published) or gives the move
+    /// back to the sweep (something may have been published), with a
+    /// warning. If this future is dropped, what it had not finished is
+    /// given back to the sweep.
+    async fn run_moves(&self, source: &Arc<Topic<F::Log>>, id: &ConsumerId, claimed: Vec<u64>) {
+        if claimed.is_empty() {
+            return;
+        }
+        let mut guard = Claims {
+            topic: source.clone(),
+            id: id.clone(),
+            offsets: claimed,
+        };
+        let mut groups: BTreeMap<TopicName, Vec<u64>> = BTreeMap::new();
+        {
+            let Ok(mut state) = source.lock() else {
+                return;
+            };
+            let Some(consumer) = state.consumers.get_mut(id) else {
+                return;
+            };
+            for &offset in &guard.offsets {
+                if let Some(topic) = consumer.move_topic(offset) {
+                    groups.entry(topic).or_default().push(offset);
+                }
+            }
+        }
+        for (dead_letter_topic, offsets) in groups {
+            let Err((published, error)) =
+                self.move_to(source, id, &dead_letter_topic, &offsets).await
+            else {
+                continue;
+            };
+            tracing::warn!(
+                topic = %source.name,
+                consumer = %id,
+                %dead_letter_topic,
+                %error,
+                "dead-lettering failed; the messages wait for redelivery"
+            );
+            let durability = {
+                let Ok(mut state) = source.lock() else {
+                    continue;
+                };
+                let TopicState { consumers, log, .. } = &mut *state;
+                let Some(consumer) = consumers.get_mut(id) else {
+                    continue;
+                };
+                let now = Instant::now();
+                for &offset in &offsets {
+                    if published {
+                        consumer.release_move(offset);
+                    } else {
+                        consumer.fail_move(offset, now);
+                    }
+                }
+                save_consumer(log, id, consumer)
+            };
+            source.changed.send_replace(());
+            if let Err(error) = match durability {
+                Ok(durability) => durability.wait().await,
+                Err(error) => Err(error),
+            } {
+                tracing::warn!(topic = %source.name, consumer = %id, %error, "saving a consumer failed");
+            }
+        }
+        guard.offsets.clear();
+    }
+
+    /// Moves `offsets` (claimed) of consumer `id` of `source` to
+    /// `dead_letter_topic`. On failure, says whether a copy may have been
+    /// published.
+    async fn move_to(
+        &self,
+        source: &Arc<Topic<F::Log>>,
+        id: &ConsumerId,
+        dead_letter_topic: &TopicName,
+        offsets: &[u64],
+    ) -> std::result::Result<(), (bool, Error)> {
+        let before = |error| (false, error);
+        let dlq = self.topic(dead_letter_topic).map_err(before)?;
+        let mark = dlq.lock().map_err(before)?.log.end_offset();
+        // Record the intents (with the mark) durably before publishing.
+        let (copies, durability) = {
+            let mut state = source.lock().map_err(before)?;
+            let start = state.log.start_offset();
+            let TopicState { consumers, log, .. } = &mut *state;
+            let Some(consumer) = consumers.get_mut(id) else {
+                return Ok(());
+            };
+            consumer.catch_up(start);
+            let mut copies = Vec::with_capacity(offsets.len());
+            for &offset in offsets {
+                let Some(begun) = consumer.begin_move(offset, mark) else {
+                    continue;
+                };
+                let one = ReadLimits {
+                    max_messages: 1,
+                    max_bytes: 1,
+                };
+                let message = log
+                    .read(offset, one)
+                    .map_err(before)?
+                    .into_iter()
+                    .next()
+                    .filter(|m| m.offset == offset);
+                let Some(message) = message else {
+                    // Retention took it since: nothing to move.
+                    consumer.fail_move(offset, Instant::now());
+                    continue;
+                };
+                let record = dead_letter_record(
+                    &message,
+                    &source.name,
+                    id,
+                    begun.count,
+                    begun.reason,
+                    &begun.detail,
+                );
+                copies.push((begun.offset, begun.mark, record));
+            }
+            (copies, save_consumer(log, id, consumer).map_err(before)?)
+        };
+        durability.wait().await.map_err(before)?;
+        if !copies.is_empty() {
+            let appended = self
+                .append_dead_letters(&dlq, &source.name, id, copies)
+                .map_err(before)?;
+            if let Some((durability, end)) = appended {
+                durability.wait().await.map_err(|error| (true, error))?;
+                if let Ok(mut state) = dlq.lock() {
+                    state.make_visible(end);
+                }
+                dlq.changed.send_replace(());
+            }
+        }
+        let durability = {
+            let mut state = source.lock().map_err(|error| (true, error))?;
+            let TopicState { consumers, log, .. } = &mut *state;
+            let Some(consumer) = consumers.get_mut(id) else {
+                return Ok(());
+            };
+            let mut finished = false;
+            for &offset in offsets {
+                finished |= consumer.finish_move(offset);
+            }
+            if finished {
+                save_consumer(log, id, consumer).map_err(|error| (true, error))?
+            } else {
+                Durability::done()
+            }
+        };
+        source.changed.send_replace(());
+        durability.wait().await.map_err(|error| (true, error))
+    }
+
+    /// Appends to `dlq` the copies (source offset, mark, record) that are
+    /// not there yet: a copy of the same source offset by the same consumer
+    /// at or after its mark is this move's own, published before a crash or
+    /// a failure. The memory cap applies; the size limit does not (the
+    /// message was accepted once). Returns how to await durability and the
+    /// end offset reached, or `None` if everything was there.
+    fn append_dead_letters(
+        &self,
+        dlq: &Topic<F::Log>,
+        source: &TopicName,
+        id: &ConsumerId,
+        mut copies: Vec<(u64, u64, Record)>,
+    ) -> Result<Option<(Durability, u64)>> {
+        let mut state = dlq.lock()?;
+        let start = state.log.start_offset();
+        let end = state.log.end_offset();
+        let from = copies
+            .iter()
+            .map(|&(_, mark, _)| mark)
+            .min()
+            .unwrap_or(end)
+            .max(start);
+        let mut found = BTreeSet::new();
+        let mut at = from;
+        while at < end {
+            let limits = ReadLimits {
+                max_messages: ReadLimits::MAX_MESSAGES,
+                max_bytes: usize::MAX,
+            };
+            let messages = state.log.read(at, limits)?;
+            let Some(last) = messages.last() else {
+                break;
+            };
+            at = last.offset + 1;
+            for message in &messages {
+                for &(offset, mark, _) in &copies {
+                    if message.offset >= mark && is_dead_letter_of(message, source, id, offset) {
+                        found.insert(offset);
+                    }
+                }
+            }
+        }
+        copies.retain(|(offset, _, _)| !found.contains(offset));
+        if copies.is_empty() {
+            return Ok(None);
+        }
+        let batch: Vec<Record> = copies.into_iter().map(|(_, _, record)| record).collect();
+        let now = self.clock.now_ns();
+        let Some((cost, tight)) = self.reserve_append(&mut state, &batch, now)? else {
+            return Err(self.memory_exhausted(state.log.append_cost(&batch)));
+        };
+        let (_, durability, end) =
+            self.append_reserved(dlq, &mut state, &batch, cost, tight, now)?;
+        drop(state);
+        Ok(Some((durability, end)))
+    }
+}
+
+/// Dead-letter moves claimed by a caller: those it did not finish (its
+/// future was dropped) are given back to the sweep.
+struct Claims<L: TopicLog> {
+    topic: Arc<Topic<L>>,
+    id: ConsumerId,
+    offsets: Vec<u64>,
+}
+
+impl<L: TopicLog> Drop for Claims<L> {
+    fn drop(&mut self) {
+        if self.offsets.is_empty() {
+            return;
+        }
+        if let Ok(mut state) = self.topic.lock()
+            && let Some(consumer) = state.consumers.get_mut(&self.id)
+        {
+            for &offset in &self.offsets {
+                consumer.release_move(offset);
+            }
+        }
     }
 }
 

@@ -230,7 +230,16 @@ pub trait TopicLog: Send + 'static {
     /// Persists the topic's settings (after UpdateTopic).
     fn save_meta(&mut self, meta: &TopicMeta) -> Result<Durability>;
 
-    /// Persists a consumer's state (created, advanced, committed, sought).
+    /// Whether [`Self::save_consumer`] keeps anything. The engine builds a
+    /// per-message consumer's record (which costs time in proportion to its
+    /// pending messages) only for a log that does; a log that keeps
+    /// nothing across a restart (in memory, discard) answers `false`.
+    fn persists_consumers(&self) -> bool {
+        true
+    }
+
+    /// Persists a consumer's state (created, advanced, committed, sought;
+    /// for a per-message consumer also settled, delivered, dead-lettered).
     fn save_consumer(&mut self, consumer: &ConsumerRecord) -> Result<Durability>;
 
     /// Forgets a consumer.

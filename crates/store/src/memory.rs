@@ -753,6 +753,10 @@ impl TopicLog for MemoryLog {
         Ok(Durability::done())
     }
 
+    fn persists_consumers(&self) -> bool {
+        false
+    }
+
     fn save_consumer(&mut self, _consumer: &ConsumerRecord) -> Result<Durability> {
         Ok(Durability::done())
     }

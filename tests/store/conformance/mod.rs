@@ -8,7 +8,7 @@
 //! log and Redis all run the very same functions. They live by area, one
 //! module each ([`topics`], [`publish`], [`read`], [`consumers`],
 //! [`consumer_lookup`], [`counts`], [`fetch_commit`], [`redelivery`], [`seek`],
-//! [`long_poll`], [`retention`], [`concurrency`]), beside the helpers they
+//! [`long_poll`], [`retention`], [`concurrency`], [`queue`]), beside the helpers they
 //! share ([`support`]). A backend on disk lives in a temporary directory
 //! that [`in_dir`] removes after it.
 //! [`conformance_suite!`] turns each scenario into a `#[tokio::test]`; the
@@ -71,6 +71,7 @@ mod in_dir;
 mod long_poll;
 mod memory_cap;
 mod publish;
+mod queue;
 mod read;
 mod redelivery;
 mod retention;
@@ -245,6 +246,11 @@ macro_rules! bookkeeping_suite {
                     topics_past_max_topics_are_refused_until_one_is_deleted with TWO_OF_EACH,
                     consumers_past_max_consumers_per_topic_are_refused_until_one_is_deleted with TWO_OF_EACH,
                 ],
+                queue: [
+                    // Per-message consumers: settings and errors.
+                    update_consumer_refuses_invalid_settings,
+                    queue_settings_and_settles_are_checked,
+                ],
             },
             multi_thread: {}
         );
@@ -310,10 +316,32 @@ macro_rules! contents_suite {
                     // Broker-wide figures.
                     stats_add_up_topics_messages_and_bytes,
                 ],
+                queue: [
+                    // Per-message consumers (work queues).
+                    fetch_leases_messages_and_acks_settle_them,
+                    an_expired_lease_is_redelivered_with_the_next_count,
+                    a_waiting_fetch_returns_an_expired_lease_when_it_expires,
+                    nack_redelivers_at_once_or_after_the_delay,
+                    backoff_follows_its_sequence_and_repeats_the_last_value,
+                    max_deliveries_dead_letters_with_every_header,
+                    the_sweep_dead_letters_an_expired_lease_with_no_reader,
+                    reject_dead_letters_or_drops_the_message,
+                    settles_report_what_is_not_leased,
+                    extend_lease_keeps_a_message_leased,
+                    max_outstanding_holds_new_deliveries_until_acks_free_room,
+                    counts_and_oldest_unacked_are_reported,
+                    update_consumer_changes_the_settings_it_names,
+                    seek_resets_leases_marks_and_counters,
+                    retention_skips_unsettled_messages_without_dead_lettering,
+                    subscribe_pushes_up_to_max_outstanding,
+                ],
             },
             multi_thread: {
                 concurrency: [
                     concurrent_fetchers_and_publishers_lose_and_duplicate_nothing,
+                ],
+                queue: [
+                    concurrent_readers_ack_every_message_exactly_once,
                 ],
             }
         );

@@ -145,7 +145,10 @@ impl ModelTopic {
             create_time_ns: consumer.create_time_ns,
             queue: Default::default(),
             counts: Default::default(),
-            oldest_unacked_time_ns: None,
+            oldest_unacked_time_ns: self
+                .log
+                .get(consumer.committed as usize)
+                .and_then(|m| m.publish_time_ns),
         }
     }
 
@@ -398,6 +401,32 @@ impl Model {
         consumer.offset = offset;
         consumer.committed = offset;
         self.get_consumer(name, id)
+    }
+
+    /// Takes the oldest-unacknowledged times the store reported for
+    /// `infos` into the model: each is the publish time of the message at
+    /// the consumer's committed offset, checked like a read's.
+    pub(super) fn learn_oldest_unacked<'a>(
+        &mut self,
+        name: &TopicName,
+        infos: impl IntoIterator<Item = &'a ConsumerInfo>,
+    ) -> Result<(), String> {
+        let messages = infos
+            .into_iter()
+            .filter_map(|info| {
+                Some(Message {
+                    offset: info.committed_offset,
+                    record: Record::default(),
+                    publish_time_ns: info.oldest_unacked_time_ns?,
+                    delivery_count: 0,
+                })
+            })
+            .collect();
+        let batch = Batch {
+            messages,
+            ..Batch::default()
+        };
+        self.learn_publish_times(name, &batch)
     }
 
     /// Takes the publish times of `batch` (the store's answer) into the

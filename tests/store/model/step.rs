@@ -4,7 +4,7 @@
 use std::{fmt::Debug, time::Duration};
 
 use gostream_store::{
-    {ConsumerId, ConsumerSpec, Position, Store, TopicName}, {Error, Result},
+    {ConsumerId, ConsumerInfo, ConsumerSpec, Position, Store, TopicName}, {Error, Result},
 };
 
 use super::{
@@ -78,6 +78,19 @@ pub(super) fn position_of(arg: PositionArg, end: u64) -> Position {
         PositionArg::Offset(offset) => Position::Offset(offset_of(offset, end)),
         PositionArg::TimeZero => Position::Time(0),
         PositionArg::TimeMax => Position::Time(u64::MAX),
+    }
+}
+
+/// Takes what a consumer call answered into the model (see
+/// [`Model::learn_oldest_unacked`]).
+fn learn_info(
+    model: &mut Model,
+    name: &TopicName,
+    actual: &Result<ConsumerInfo>,
+) -> Result<(), String> {
+    match actual {
+        Ok(info) => model.learn_oldest_unacked(name, [info]),
+        Err(_) => Ok(()),
     }
 }
 
@@ -159,6 +172,7 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
             let before = now_ns();
             let actual = store.create_consumer(&name, spec).await;
             let bounds = (before, now_ns());
+            learn_info(model, &name, &actual)?;
             let create_time = match &actual {
                 Ok(info) => {
                     check_within("consumer create time", info.create_time_ns, bounds)?;
@@ -199,10 +213,9 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
         }
         Op::GetConsumer { topic, id } => {
             let (name, id) = (topic_name(topic), consumer_id(id));
-            check(
-                store.get_consumer(&name, &id).await,
-                model.get_consumer(&name, &id),
-            )
+            let actual = store.get_consumer(&name, &id).await;
+            learn_info(model, &name, &actual)?;
+            check(actual, model.get_consumer(&name, &id))
         }
         Op::ListConsumers {
             topic,
@@ -211,10 +224,11 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
         } => {
             let name = topic_name(topic);
             let after = after.map(consumer_id);
-            check(
-                store.list_consumers(&name, after.as_ref(), limit).await,
-                model.list_consumers(&name, after.as_ref(), limit),
-            )
+            let actual = store.list_consumers(&name, after.as_ref(), limit).await;
+            if let Ok(page) = &actual {
+                model.learn_oldest_unacked(&name, &page.items)?;
+            }
+            check(actual, model.list_consumers(&name, after.as_ref(), limit))
         }
         Op::Fetch { topic, id, limits } => {
             let (name, id) = (topic_name(topic), consumer_id(id));
@@ -233,10 +247,9 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
                     .map_or(0, |c| c.offset)
                     .saturating_add_signed(delta),
             };
-            check(
-                store.commit(&name, &id, offset).await,
-                model.commit(&name, &id, offset),
-            )
+            let actual = store.commit(&name, &id, offset).await;
+            learn_info(model, &name, &actual)?;
+            check(actual, model.commit(&name, &id, offset))
         }
         Op::Seek {
             topic,
@@ -245,10 +258,9 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
         } => {
             let (name, id) = (topic_name(topic), consumer_id(id));
             let position = position_of(position, end_of(model, &name));
-            check(
-                store.seek(&name, &id, position).await,
-                model.seek(&name, &id, position),
-            )
+            let actual = store.seek(&name, &id, position).await;
+            learn_info(model, &name, &actual)?;
+            check(actual, model.seek(&name, &id, position))
         }
     }
 }

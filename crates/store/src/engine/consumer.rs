@@ -1,12 +1,14 @@
 //! A consumer's position and the rules that move it: deliveries, commits,
-//! seeks, redelivery in manual mode, and catching up with retention.
+//! seeks, redelivery in manual mode, and catching up with retention. A
+//! per-message consumer's leases live beside it, in [`super::queue`].
 
 use std::{collections::VecDeque, time::Duration};
 
 use tokio::time::Instant;
 
+use super::queue::QueueState;
 use crate::{
-    CommitMode, ConsumerId, ConsumerInfo, TopicName,
+    CommitMode, ConsumerId, ConsumerInfo, QueuePolicy, TopicName,
     error::{Error, Result},
     log::ConsumerRecord,
 };
@@ -18,9 +20,14 @@ pub(super) const MAX_OUTSTANDING: usize = 1024;
 pub(super) struct ConsumerState {
     pub(super) offset: u64,
     pub(super) committed: u64,
-    commit_mode: CommitMode,
-    ack_timeout: Duration,
+    pub(super) commit_mode: CommitMode,
+    pub(super) ack_timeout: Duration,
     create_time_ns: u64,
+    /// Per-message mode: the redelivery policy (the default otherwise).
+    pub(super) policy: QueuePolicy,
+    /// Per-message mode: the messages between `committed` (the ack floor)
+    /// and `offset` (the next never delivered); empty otherwise.
+    pub(super) queue: QueueState,
     /// Manual mode: the deliveries not yet fully committed, oldest first, as
     /// (offset after the delivered batch, when it was delivered). Redelivery
     /// is due an ack timeout after the oldest one. At most
@@ -36,6 +43,7 @@ impl ConsumerState {
         commit_mode: CommitMode,
         ack_timeout: Duration,
         create_time_ns: u64,
+        policy: QueuePolicy,
     ) -> Self {
         Self {
             offset,
@@ -43,18 +51,27 @@ impl ConsumerState {
             commit_mode,
             ack_timeout,
             create_time_ns,
+            policy,
+            queue: QueueState::default(),
             outstanding: VecDeque::new(),
         }
     }
 
+    /// Whether the consumer acknowledges message by message.
+    pub(super) fn per_message(&self) -> bool {
+        self.commit_mode == CommitMode::PerMessage
+    }
+
     /// A consumer as it was persisted. In manual mode what was delivered
-    /// but not committed is delivered again.
+    /// but not committed is delivered again; in per-message mode every
+    /// pending message is waiting, ready at once, with its delivery count
+    /// kept, and the dead-letter moves begun are resumed.
     pub(super) fn from_record(record: &ConsumerRecord) -> Self {
         let offset = match record.commit_mode {
-            CommitMode::Auto => record.offset.max(record.committed),
-            CommitMode::Manual | CommitMode::PerMessage => record.committed,
+            CommitMode::Auto | CommitMode::PerMessage => record.offset.max(record.committed),
+            CommitMode::Manual => record.committed,
         };
-        Self {
+        let mut consumer = Self {
             offset,
             committed: record.committed,
             ..Self::new(
@@ -62,19 +79,26 @@ impl ConsumerState {
                 record.commit_mode,
                 record.ack_timeout,
                 record.create_time_ns,
+                record.queue.clone(),
             )
+        };
+        if consumer.per_message() {
+            consumer.restore_queue(&record.queue_state);
         }
+        consumer
     }
 
     /// What a restart must find: in manual mode only the committed offset
     /// matters, since uncommitted deliveries are delivered again.
     pub(super) fn persisted(&self) -> (u64, u64) {
         match self.commit_mode {
-            CommitMode::Auto => (self.offset, self.committed),
-            CommitMode::Manual | CommitMode::PerMessage => (self.committed, self.committed),
+            CommitMode::Auto | CommitMode::PerMessage => (self.offset, self.committed),
+            CommitMode::Manual => (self.committed, self.committed),
         }
     }
 
+    /// The consumer as persisted. In per-message mode this costs time in
+    /// proportion to its pending messages.
     pub(super) fn record(&self, id: &ConsumerId) -> ConsumerRecord {
         let (offset, committed) = self.persisted();
         ConsumerRecord {
@@ -84,20 +108,28 @@ impl ConsumerState {
             commit_mode: self.commit_mode,
             ack_timeout: self.ack_timeout,
             create_time_ns: self.create_time_ns,
-            queue: Default::default(),
-            queue_state: Default::default(),
+            queue: self.policy.clone(),
+            queue_state: if self.per_message() {
+                self.queue_record()
+            } else {
+                Default::default()
+            },
         }
     }
 
-    /// The consumer as clients see it in a topic holding `start..end`: one
-    /// left behind by retention reports where it resumes (what its next read
-    /// does to it).
+    /// The consumer as clients see it in a topic holding `start..end` at
+    /// `now`: one left behind by retention reports where it resumes (what
+    /// its next read does to it). `oldest_unacked_time_ns` is the publish
+    /// time of the message at its committed offset, if the topic holds it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn info(
         &self,
         topic: &TopicName,
         id: &ConsumerId,
         start: u64,
         end: u64,
+        now: Instant,
+        oldest_unacked_time_ns: Option<u64>,
     ) -> ConsumerInfo {
         let committed = self.committed.max(start);
         ConsumerInfo {
@@ -112,9 +144,13 @@ impl ConsumerState {
                 CommitMode::Manual | CommitMode::PerMessage => self.ack_timeout,
             },
             create_time_ns: self.create_time_ns,
-            queue: Default::default(),
-            counts: Default::default(),
-            oldest_unacked_time_ns: None,
+            queue: self.policy.clone(),
+            counts: if self.per_message() {
+                self.queue_counts(now)
+            } else {
+                Default::default()
+            },
+            oldest_unacked_time_ns,
         }
     }
 
@@ -128,6 +164,9 @@ impl ConsumerState {
     /// Moves the consumer up to `start` if retention removed messages it
     /// had not read; returns how many it skipped.
     pub(super) fn catch_up(&mut self, start: u64) -> u64 {
+        if self.per_message() {
+            return self.queue_catch_up(start);
+        }
         let skipped = start.saturating_sub(self.offset);
         self.offset = self.offset.max(start);
         self.committed = self.committed.max(start);
@@ -146,6 +185,12 @@ impl ConsumerState {
     }
 
     pub(super) fn commit(&mut self, id: &ConsumerId, offset: u64) -> Result<()> {
+        if self.per_message() {
+            return Err(Error::FailedPrecondition {
+                reason: "PER_MESSAGE_CONSUMER",
+                message: format!("consumer \"{id}\" acknowledges messages one by one: use Ack"),
+            });
+        }
         if offset > self.offset {
             return Err(Error::FailedPrecondition {
                 reason: "COMMIT_BEYOND_DELIVERED",
@@ -173,6 +218,7 @@ impl ConsumerState {
         self.offset = offset;
         self.committed = offset;
         self.outstanding.clear();
+        self.queue = QueueState::default();
     }
 
     pub(super) fn delivered(&mut self, count: usize, now: Instant) {
@@ -195,7 +241,13 @@ mod tests {
     use super::*;
 
     fn manual_consumer() -> ConsumerState {
-        ConsumerState::new(0, CommitMode::Manual, Duration::from_secs(30), 0)
+        ConsumerState::new(
+            0,
+            CommitMode::Manual,
+            Duration::from_secs(30),
+            0,
+            QueuePolicy::default(),
+        )
     }
 
     /// A manual consumer that fetches one message at a time and never
@@ -233,7 +285,13 @@ mod tests {
 
     #[test]
     fn catching_up_counts_what_was_skipped() {
-        let mut consumer = ConsumerState::new(2, CommitMode::Auto, Duration::ZERO, 0);
+        let mut consumer = ConsumerState::new(
+            2,
+            CommitMode::Auto,
+            Duration::ZERO,
+            0,
+            QueuePolicy::default(),
+        );
         assert_eq!(consumer.catch_up(7), 5);
         assert_eq!((consumer.offset, consumer.committed), (7, 7));
         assert_eq!(consumer.catch_up(3), 0);

@@ -14,7 +14,7 @@ use super::consumer::ConsumerState;
 use crate::{
     error::{Error, Result},
     {
-        Batch, ConsumerId, MAX_WAIT, Message, MessageStream, Position, ReadLimits,
+        Batch, ConsumerId, ConsumerInfo, MAX_WAIT, Message, MessageStream, Position, ReadLimits,
         RetentionOverrides, RetentionPolicy, TopicInfo, TopicName,
         log::{Durability, TopicLog, TopicMeta},
     },
@@ -73,6 +73,45 @@ impl<L: TopicLog> TopicState<L> {
             Position::Offset(offset) => Err(self.out_of_range(topic, offset)),
             Position::Time(ns) => Ok(self.log.offset_at_time(ns)?.clamp(start, end)),
         }
+    }
+
+    /// Consumer `id` as clients see it at `now`.
+    pub(super) fn describe(
+        &mut self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        now: Instant,
+    ) -> Result<ConsumerInfo> {
+        let (start, end) = (self.log.start_offset(), self.end());
+        let committed = self
+            .consumers
+            .get(id)
+            .ok_or_else(|| consumer_not_found(topic, id))?
+            .committed
+            .max(start);
+        let oldest = self.publish_time_at(committed, end);
+        let consumer = self
+            .consumers
+            .get(id)
+            .ok_or_else(|| consumer_not_found(topic, id))?;
+        Ok(consumer.info(topic, id, start, end, now, oldest))
+    }
+
+    /// The publish time of the message at `offset`, if it is held below
+    /// `end`.
+    fn publish_time_at(&mut self, offset: u64, end: u64) -> Option<u64> {
+        if offset >= end || offset < self.log.start_offset() {
+            return None;
+        }
+        let one = ReadLimits {
+            max_messages: 1,
+            max_bytes: 1,
+        };
+        let messages = self.log.read(offset, one).ok()?;
+        messages
+            .first()
+            .filter(|m| m.offset == offset)
+            .map(|m| m.publish_time_ns)
     }
 
     fn out_of_range(&self, topic: &TopicName, offset: u64) -> Error {
@@ -211,8 +250,16 @@ impl<L: TopicLog> Topic<L> {
         wait: Duration,
     ) -> Result<Batch> {
         let mut skipped = 0;
-        let (batch, durability) = self
+        let mut durabilities = Vec::new();
+        let batch = self
             .wait_for(wait, |state, now, last| {
+                if state
+                    .consumers
+                    .get(id)
+                    .is_some_and(ConsumerState::per_message)
+                {
+                    return lease(state, id, limits, now, last, &mut durabilities);
+                }
                 let start = state.log.start_offset();
                 let end = state.end();
                 let mut consumer = state
@@ -233,11 +280,9 @@ impl<L: TopicLog> Topic<L> {
                 }
                 // Persist before handing anything out, so a failed write
                 // delivers nothing.
-                let durability = if consumer.persisted() == before {
-                    Durability::done()
-                } else {
-                    state.log.save_consumer(&consumer.record(id))?
-                };
+                if consumer.persisted() != before {
+                    durabilities.push(state.log.save_consumer(&consumer.record(id))?);
+                }
                 let batch = Batch {
                     skipped,
                     next_offset: consumer.offset,
@@ -245,12 +290,65 @@ impl<L: TopicLog> Topic<L> {
                     messages,
                 };
                 state.consumers.insert(id.clone(), consumer);
-                Ok(Attempt::Ready((batch, durability)))
+                Ok(Attempt::Ready(batch))
             })
             .await?;
-        durability.wait().await?;
+        for durability in durabilities {
+            durability.wait().await?;
+        }
         Ok(batch)
     }
+}
+
+/// One try of a fetch through a per-message consumer (see
+/// [`super::queue`]): processes the expiries, then leases what is
+/// deliverable; with nothing, waits until the next timer or a change. What
+/// must be persisted is, its durability pushed on `durabilities`.
+fn lease<L: TopicLog>(
+    state: &mut TopicState<L>,
+    id: &ConsumerId,
+    limits: ReadLimits,
+    now: Instant,
+    last: bool,
+    durabilities: &mut Vec<Durability>,
+) -> Result<Attempt<Batch>> {
+    let start = state.log.start_offset();
+    let end = state.end();
+    let TopicState { consumers, log, .. } = state;
+    let Some(consumer) = consumers.get_mut(id) else {
+        return Err(Error::Internal(format!(
+            "consumer {id} vanished under its topic's lock"
+        )));
+    };
+    consumer.catch_up(start);
+    let mut persist = consumer.expire(now);
+    let messages = consumer.lease(now, limits, end, |from, limits| log.read(from, limits))?;
+    persist |= !messages.is_empty();
+    if persist {
+        durabilities.push(save_consumer(log, id, consumer)?);
+    }
+    if messages.is_empty() && !last {
+        return Ok(Attempt::Wait(consumer.queue.next_timer()));
+    }
+    Ok(Attempt::Ready(Batch {
+        skipped: consumer.queue.take_skipped(),
+        next_offset: consumer.offset,
+        end_offset: end,
+        messages,
+    }))
+}
+
+/// Persists `consumer`, unless `log` keeps no consumers: the record of a
+/// per-message consumer costs time in proportion to its pending messages.
+pub(super) fn save_consumer<L: TopicLog>(
+    log: &mut L,
+    id: &ConsumerId,
+    consumer: &ConsumerState,
+) -> Result<Durability> {
+    if !log.persists_consumers() {
+        return Ok(Durability::done());
+    }
+    log.save_consumer(&consumer.record(id))
 }
 
 pub(super) fn consumer_not_found(topic: &TopicName, id: &ConsumerId) -> Error {

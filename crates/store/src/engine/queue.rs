@@ -1,0 +1,687 @@
+//! A per-message consumer's messages: leases, redeliveries, settled marks
+//! and dead-letter moves, between its ack floor and its offset.
+//!
+//! # The model
+//! A per-message consumer (a work queue) has two offsets: `offset`, the
+//! next message never delivered, and `committed`, the ack floor: every
+//! message below it is settled. Every message in `committed..offset` is in
+//! one of these states:
+//!
+//! - **settled** (acknowledged, rejected, dead-lettered or dropped): kept
+//!   as merged ranges in `done` (start → end), none starting at the floor:
+//!   the floor moves past a range as soon as one starts at it;
+//! - **leased** until an instant, with its delivery count;
+//! - **waiting** for redelivery, ready at an instant (or **ready** now);
+//! - **dead-lettering**: on its way to the dead-letter topic.
+//!
+//! Everything not settled is an entry of `pending`, so the consumer holds
+//! at most `max_outstanding` entries (a fetch delivers new messages only
+//! while there is room), and at most one more `done` range than entries
+//! (ranges are separated by pending messages). Two indexes make every step
+//! cost O(log n): `timers` orders the leased and waiting entries by the
+//! instant they change state, `ready` orders the ready ones by offset.
+//!
+//! # The life of a lease
+//! A fetch first processes every timer that fell due: a lease that expired
+//! becomes waiting, ready after the backoff for its delivery count (or is
+//! dead-lettered, reason `expired`, if it was delivered `max_deliveries`
+//! times); a waiting message whose time came becomes ready. It then leases
+//! the ready messages in offset order (each a redelivery: its count goes
+//! up), then new messages from `offset` while the consumer has room. Ack
+//! settles a leased message; Nack makes it waiting (or dead-letters it at
+//! `max_deliveries`); Reject dead-letters it; ExtendLease moves its timer.
+//! A settle names messages by offset, optionally with the delivery it
+//! answers; a message not leased now (or leased to another delivery) is
+//! reported, not touched. Expiries are processed lazily, by every
+//! operation on the consumer and by the engine's periodic sweep.
+//!
+//! # Dead-letter moves, exactly once
+//! A message to dead-letter is marked dead-lettering and *claimed* by the
+//! caller that will move it (a settle, or the sweep for expiries and for
+//! moves recovered after a restart), so only one move of a message runs at
+//! a time. The move (in the engine, never holding two topic locks) takes
+//! the dead-letter topic's end offset as its `mark`, then persists the
+//! [`DeadLetterIntent`] (offset, count, reason, topic, mark) with the
+//! consumer, durably, before it publishes anything. It then appends the
+//! copy to the dead-letter topic, under that topic's lock, only if no
+//! message at or after `mark` is already the copy of this offset by this
+//! consumer ([`crate::is_dead_letter_of`]); and finally settles the offset
+//! and counts it. A copy published by the move lies at or after `mark`,
+//! because `mark` was taken before it; so a move retried after a crash
+//! (the intent is recovered) or after a failure past the append finds its
+//! own copy instead of publishing a second one, and a move that never
+//! reached the append publishes exactly one. A move that fails before the
+//! append (the topic was deleted, the memory cap) sends the message back to
+//! waiting, as a failed delivery.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tokio::time::Instant;
+
+use super::consumer::ConsumerState;
+use crate::{
+    DeadLetterReason, LeaseRef, Message, QueueCounts, ReadLimits, Settled, Settlement, TopicName,
+    error::Result,
+    log::{DeadLetterIntent, QueueRecord},
+};
+
+/// Where a pending message stands.
+#[derive(Debug, Clone)]
+pub(super) enum Lease {
+    /// Leased to a reader until this instant.
+    Leased(Instant),
+    /// Waiting for redelivery at this instant.
+    Waiting(Instant),
+    /// Waiting for redelivery, ready now.
+    Ready,
+    /// On its way to the dead-letter topic.
+    DeadLettering(Box<Move>),
+}
+
+/// A dead-letter move of one message.
+#[derive(Debug, Clone)]
+pub(super) struct Move {
+    reason: DeadLetterReason,
+    detail: String,
+    topic: TopicName,
+    /// The dead-letter topic's end offset before the move began, once the
+    /// intent is recorded (persisted).
+    mark: Option<u64>,
+    /// Whether a caller is running the move now.
+    claimed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Deliveries so far.
+    count: u32,
+    lease: Lease,
+}
+
+/// A per-message consumer's pending messages, settled marks and counters.
+#[derive(Debug, Clone, Default)]
+pub(super) struct QueueState {
+    pending: BTreeMap<u64, Entry>,
+    /// (when, offset) of every leased and waiting entry.
+    timers: BTreeSet<(Instant, u64)>,
+    /// The ready entries.
+    ready: BTreeSet<u64>,
+    /// Settled ranges above the floor: start → end.
+    done: BTreeMap<u64, u64>,
+    redelivered: u64,
+    dead_lettered: u64,
+    /// Unsettled messages retention removed, for the next batch.
+    skipped: u64,
+    /// Dead-lettering entries no caller has claimed.
+    unclaimed: usize,
+}
+
+impl QueueState {
+    fn unindex(&mut self, offset: u64, lease: &Lease) {
+        match lease {
+            Lease::Leased(at) | Lease::Waiting(at) => {
+                self.timers.remove(&(*at, offset));
+            }
+            Lease::Ready => {
+                self.ready.remove(&offset);
+            }
+            Lease::DeadLettering(m) if !m.claimed => self.unclaimed -= 1,
+            Lease::DeadLettering(_) => {}
+        }
+    }
+
+    fn index(&mut self, offset: u64, lease: &Lease) {
+        match lease {
+            Lease::Leased(at) | Lease::Waiting(at) => {
+                self.timers.insert((*at, offset));
+            }
+            Lease::Ready => {
+                self.ready.insert(offset);
+            }
+            Lease::DeadLettering(m) if !m.claimed => self.unclaimed += 1,
+            Lease::DeadLettering(_) => {}
+        }
+    }
+
+    fn insert(&mut self, offset: u64, count: u32, lease: Lease) {
+        self.index(offset, &lease);
+        if let Some(old) = self.pending.insert(offset, Entry { count, lease }) {
+            self.unindex(offset, &old.lease);
+        }
+    }
+
+    /// Gives `offset`'s entry a new state.
+    fn relabel(&mut self, offset: u64, lease: Lease) {
+        let Some(entry) = self.pending.get_mut(&offset) else {
+            return;
+        };
+        let old = std::mem::replace(&mut entry.lease, lease.clone());
+        self.unindex(offset, &old);
+        self.index(offset, &lease);
+    }
+
+    fn remove(&mut self, offset: u64) -> Option<Entry> {
+        let entry = self.pending.remove(&offset)?;
+        self.unindex(offset, &entry.lease);
+        Some(entry)
+    }
+
+    /// The next instant a timer falls due.
+    pub(super) fn next_timer(&self) -> Option<Instant> {
+        self.timers.first().map(|&(at, _)| at)
+    }
+
+    /// Takes the count of unsettled messages retention removed.
+    pub(super) fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped)
+    }
+}
+
+/// What a settle call did, and what its caller must do next.
+pub(super) struct SettleOutcome {
+    /// The answer.
+    pub(super) settled: Settled,
+    /// Dead-letter moves this call claimed and must run.
+    pub(super) moves: Vec<u64>,
+    /// Whether what is persisted changed.
+    pub(super) persist: bool,
+    /// Whether readers may now find something (room, a ready message).
+    pub(super) wake: bool,
+}
+
+/// A dead-letter move begun: what to publish.
+pub(super) struct Begun {
+    pub(super) offset: u64,
+    pub(super) count: u32,
+    pub(super) reason: DeadLetterReason,
+    pub(super) detail: String,
+    pub(super) mark: u64,
+}
+
+impl ConsumerState {
+    /// Marks `offset` settled, moving the floor past every settled range
+    /// that then starts at it.
+    fn settle_offset(&mut self, offset: u64) {
+        if offset < self.committed {
+            return;
+        }
+        if offset == self.committed {
+            self.committed += 1;
+            self.advance_floor();
+            return;
+        }
+        let done = &mut self.queue.done;
+        let mut start = offset;
+        let mut end = offset + 1;
+        if let Some((&s, &e)) = done.range(..offset).next_back()
+            && e == offset
+        {
+            start = s;
+        }
+        if let Some(e) = done.remove(&(offset + 1)) {
+            end = e;
+        }
+        done.insert(start, end);
+    }
+
+    fn advance_floor(&mut self) {
+        while let Some((&start, &end)) = self.queue.done.first_key_value() {
+            if start > self.committed {
+                break;
+            }
+            self.committed = self.committed.max(end);
+            self.queue.done.pop_first();
+        }
+    }
+
+    /// Moves a per-message consumer up to `start` if retention removed
+    /// messages below it: the unsettled ones (leased, waiting, never
+    /// delivered) are counted as skipped for its next batch. Returns the
+    /// skipped count so far.
+    pub(super) fn queue_catch_up(&mut self, start: u64) -> u64 {
+        if start > self.committed {
+            while let Some((&offset, _)) = self.queue.pending.first_key_value() {
+                if offset >= start {
+                    break;
+                }
+                self.queue.remove(offset);
+                self.queue.skipped += 1;
+            }
+            if self.offset < start {
+                self.queue.skipped += start - self.offset;
+                self.offset = start;
+            }
+            while let Some((&s, &e)) = self.queue.done.first_key_value() {
+                if s >= start {
+                    break;
+                }
+                self.queue.done.pop_first();
+                if e > start {
+                    self.queue.done.insert(start, e);
+                    break;
+                }
+            }
+            self.committed = start;
+            self.advance_floor();
+        }
+        self.queue.skipped
+    }
+
+    /// What happens to a leased message that failed (its lease expired, or
+    /// it was nacked): waiting until `ready_at`, or dead-lettered with
+    /// `reason` if it was delivered `max_deliveries` times. Returns whether
+    /// what is persisted changed (a message dropped).
+    fn fail(
+        &mut self,
+        offset: u64,
+        count: u32,
+        ready_at: Instant,
+        now: Instant,
+        reason: DeadLetterReason,
+        claim: bool,
+    ) -> bool {
+        if self.policy.max_deliveries > 0 && count >= self.policy.max_deliveries {
+            return self.dead_letter(offset, reason, String::new(), claim);
+        }
+        let lease = if ready_at <= now {
+            Lease::Ready
+        } else {
+            Lease::Waiting(ready_at)
+        };
+        self.queue.relabel(offset, lease);
+        false
+    }
+
+    /// Dead-letters `offset`: without a dead-letter topic it is dropped
+    /// (settled and counted; returns true, what is persisted changed);
+    /// otherwise it is marked dead-lettering, claimed by the caller if
+    /// `claim`.
+    fn dead_letter(
+        &mut self,
+        offset: u64,
+        reason: DeadLetterReason,
+        detail: String,
+        claim: bool,
+    ) -> bool {
+        match self.policy.dead_letter_topic.clone() {
+            None => {
+                self.queue.remove(offset);
+                self.settle_offset(offset);
+                self.queue.dead_lettered += 1;
+                true
+            }
+            Some(topic) => {
+                self.queue.relabel(
+                    offset,
+                    Lease::DeadLettering(Box::new(Move {
+                        reason,
+                        detail,
+                        topic,
+                        mark: None,
+                        claimed: claim,
+                    })),
+                );
+                false
+            }
+        }
+    }
+
+    /// Processes every timer due at `now`: expired leases fail (reason
+    /// `expired`), waiting messages become ready. Returns whether what is
+    /// persisted changed.
+    pub(super) fn expire(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        while let Some(&(at, offset)) = self.queue.timers.first() {
+            if at > now {
+                break;
+            }
+            let Some(entry) = self.queue.pending.get(&offset) else {
+                self.queue.timers.pop_first();
+                continue;
+            };
+            match entry.lease {
+                Lease::Leased(until) => {
+                    let count = entry.count;
+                    let ready_at = until + self.policy.backoff_for(count);
+                    changed |= self.fail(
+                        offset,
+                        count,
+                        ready_at,
+                        now,
+                        DeadLetterReason::Expired,
+                        false,
+                    );
+                }
+                Lease::Waiting(_) => self.queue.relabel(offset, Lease::Ready),
+                _ => {
+                    self.queue.timers.pop_first();
+                }
+            }
+        }
+        changed
+    }
+
+    /// Leases the next messages at `now`, up to `limits`: the ready
+    /// redeliveries first, then new messages from `offset` (below `end`)
+    /// while the consumer has room under `max_outstanding`. `read` reads
+    /// the topic's log. Each message carries its delivery count.
+    pub(super) fn lease(
+        &mut self,
+        now: Instant,
+        limits: ReadLimits,
+        end: u64,
+        mut read: impl FnMut(u64, ReadLimits) -> Result<Vec<Message>>,
+    ) -> Result<Vec<Message>> {
+        let until = now + self.ack_timeout;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while out.len() < limits.max_messages {
+            let Some(&offset) = self.queue.ready.first() else {
+                break;
+            };
+            let one = ReadLimits {
+                max_messages: 1,
+                ..limits
+            };
+            let Some(mut message) = read(offset, one)?
+                .into_iter()
+                .next()
+                .filter(|m| m.offset == offset)
+            else {
+                // Gone: retention took it.
+                self.queue.remove(offset);
+                self.settle_offset(offset);
+                self.queue.skipped += 1;
+                continue;
+            };
+            let size = message.record.size();
+            if !out.is_empty() && bytes.saturating_add(size) > limits.max_bytes {
+                return Ok(out);
+            }
+            bytes = bytes.saturating_add(size);
+            let Some(entry) = self.queue.pending.get_mut(&offset) else {
+                break;
+            };
+            entry.count = entry.count.saturating_add(1);
+            message.delivery_count = entry.count;
+            self.queue.relabel(offset, Lease::Leased(until));
+            self.queue.redelivered += 1;
+            out.push(message);
+        }
+        let room = (self.policy.max_outstanding as usize).saturating_sub(self.queue.pending.len());
+        let available = usize::try_from(end.saturating_sub(self.offset)).unwrap_or(usize::MAX);
+        let want = room.min(limits.max_messages - out.len()).min(available);
+        if want == 0 || (!out.is_empty() && bytes >= limits.max_bytes) {
+            return Ok(out);
+        }
+        let fresh = read(
+            self.offset,
+            ReadLimits {
+                max_messages: want,
+                max_bytes: limits.max_bytes - bytes.min(limits.max_bytes),
+            },
+        )?;
+        for mut message in fresh.into_iter().take(want) {
+            if message.offset != self.offset {
+                break;
+            }
+            let size = message.record.size();
+            if !out.is_empty() && bytes.saturating_add(size) > limits.max_bytes {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            self.queue.insert(message.offset, 1, Lease::Leased(until));
+            self.offset += 1;
+            message.delivery_count = 1;
+            out.push(message);
+        }
+        Ok(out)
+    }
+
+    /// Settles the messages `leases` names at `now` (expiries processed
+    /// first by the caller). Dead-letter moves it begins are claimed for
+    /// the caller.
+    pub(super) fn settle(
+        &mut self,
+        now: Instant,
+        mut leases: Vec<LeaseRef>,
+        settlement: &Settlement,
+    ) -> SettleOutcome {
+        // By offset; for each offset a named delivery (sorting after `None`)
+        // wins over a bare offset.
+        leases.sort_unstable();
+        let mut outcome = SettleOutcome {
+            settled: Settled::default(),
+            moves: Vec::new(),
+            persist: false,
+            wake: false,
+        };
+        let mut i = 0;
+        while i < leases.len() {
+            let offset = leases[i].offset;
+            let mut j = i;
+            while j + 1 < leases.len() && leases[j + 1].offset == offset {
+                j += 1;
+            }
+            let refs = &leases[i..=j];
+            i = j + 1;
+            let answers = |count: u32| {
+                refs.iter().all(|l| l.delivery_count.is_none())
+                    || refs.iter().any(|l| l.delivery_count == Some(count))
+            };
+            let count = match self.queue.pending.get(&offset) {
+                Some(Entry {
+                    count,
+                    lease: Lease::Leased(until),
+                }) if *until > now && answers(*count) => *count,
+                _ => {
+                    outcome.settled.not_leased.push(offset);
+                    continue;
+                }
+            };
+            outcome.settled.applied.push(offset);
+            match settlement {
+                Settlement::Ack => {
+                    self.queue.remove(offset);
+                    self.settle_offset(offset);
+                    outcome.persist = true;
+                    outcome.wake = true;
+                }
+                Settlement::Nack { delay } => {
+                    let delay = delay.unwrap_or_else(|| self.policy.backoff_for(count));
+                    outcome.persist |= self.fail(
+                        offset,
+                        count,
+                        now + delay,
+                        now,
+                        DeadLetterReason::Nack,
+                        true,
+                    );
+                    outcome.wake = true;
+                }
+                Settlement::Reject { reason } => {
+                    outcome.persist |=
+                        self.dead_letter(offset, DeadLetterReason::Reject, reason.clone(), true);
+                    outcome.wake = true;
+                }
+                Settlement::ExtendLease { extension } => {
+                    let until = now + extension.unwrap_or(self.ack_timeout);
+                    self.queue.relabel(offset, Lease::Leased(until));
+                }
+            }
+            if matches!(
+                self.queue.pending.get(&offset),
+                Some(Entry {
+                    lease: Lease::DeadLettering(_),
+                    ..
+                })
+            ) {
+                outcome.moves.push(offset);
+            }
+        }
+        outcome
+    }
+
+    /// Claims every dead-letter move no caller runs (expiries, moves
+    /// recovered after a restart, moves given back after a failure).
+    pub(super) fn claim_moves(&mut self) -> Vec<u64> {
+        if self.queue.unclaimed == 0 {
+            return Vec::new();
+        }
+        let mut claimed = Vec::new();
+        for (&offset, entry) in &mut self.queue.pending {
+            if let Lease::DeadLettering(m) = &mut entry.lease
+                && !m.claimed
+            {
+                m.claimed = true;
+                claimed.push(offset);
+            }
+        }
+        self.queue.unclaimed = 0;
+        claimed
+    }
+
+    fn claimed_move(&mut self, offset: u64) -> Option<(u32, &mut Move)> {
+        match self.queue.pending.get_mut(&offset) {
+            Some(Entry {
+                count,
+                lease: Lease::DeadLettering(m),
+            }) if m.claimed => Some((*count, m)),
+            _ => None,
+        }
+    }
+
+    /// The dead-letter topic of the claimed move of `offset`.
+    pub(super) fn move_topic(&mut self, offset: u64) -> Option<TopicName> {
+        self.claimed_move(offset).map(|(_, m)| m.topic.clone())
+    }
+
+    /// Records the intent of the claimed move of `offset` with `mark` (a
+    /// move resumed keeps its first mark); the caller persists it before
+    /// publishing.
+    pub(super) fn begin_move(&mut self, offset: u64, mark: u64) -> Option<Begun> {
+        let (count, m) = self.claimed_move(offset)?;
+        let mark = *m.mark.get_or_insert(mark);
+        Some(Begun {
+            offset,
+            count,
+            reason: m.reason,
+            detail: m.detail.clone(),
+            mark,
+        })
+    }
+
+    /// The claimed move of `offset` is done: the message is settled and
+    /// counted. Returns whether it was still to do.
+    pub(super) fn finish_move(&mut self, offset: u64) -> bool {
+        if self.claimed_move(offset).is_none() {
+            return false;
+        }
+        self.queue.remove(offset);
+        self.settle_offset(offset);
+        self.queue.dead_lettered += 1;
+        true
+    }
+
+    /// The claimed move of `offset` failed before anything was published:
+    /// the message waits for redelivery after its backoff, and its intent
+    /// is dropped.
+    pub(super) fn fail_move(&mut self, offset: u64, now: Instant) {
+        let Some((count, _)) = self.claimed_move(offset) else {
+            return;
+        };
+        let ready_at = now + self.policy.backoff_for(count);
+        let lease = if ready_at <= now {
+            Lease::Ready
+        } else {
+            Lease::Waiting(ready_at)
+        };
+        self.queue.relabel(offset, lease);
+    }
+
+    /// The claimed move of `offset` failed after its copy may have been
+    /// published: it is given back (intent kept) for the sweep to resume,
+    /// which finds the copy if it is there.
+    pub(super) fn release_move(&mut self, offset: u64) {
+        if let Some((_, m)) = self.claimed_move(offset) {
+            m.claimed = false;
+            self.queue.unclaimed += 1;
+        }
+    }
+
+    /// Where the consumer's messages stand at `now`.
+    pub(super) fn queue_counts(&self, now: Instant) -> QueueCounts {
+        let outstanding = self
+            .queue
+            .pending
+            .values()
+            .filter(|e| matches!(e.lease, Lease::Leased(until) if until > now))
+            .count() as u64;
+        QueueCounts {
+            outstanding,
+            waiting: self.queue.pending.len() as u64 - outstanding,
+            redelivered: self.queue.redelivered,
+            dead_lettered: self.queue.dead_lettered,
+        }
+    }
+
+    /// The queue as persisted: leases are not (after a restart every
+    /// pending message is ready at once), intents recorded are.
+    pub(super) fn queue_record(&self) -> QueueRecord {
+        let mut record = QueueRecord {
+            done: self.queue.done.iter().map(|(&s, &e)| s..e).collect(),
+            pending: Vec::with_capacity(self.queue.pending.len()),
+            dead_letters: Vec::new(),
+            redelivered: self.queue.redelivered,
+            dead_lettered: self.queue.dead_lettered,
+        };
+        for (&offset, entry) in &self.queue.pending {
+            match &entry.lease {
+                Lease::DeadLettering(m) if m.mark.is_some() => {
+                    record.dead_letters.push(DeadLetterIntent {
+                        offset,
+                        delivery_count: entry.count,
+                        reason: m.reason,
+                        detail: m.detail.clone(),
+                        topic: m.topic.clone(),
+                        mark: m.mark.unwrap_or_default(),
+                    });
+                }
+                _ => record.pending.push((offset, entry.count)),
+            }
+        }
+        record
+    }
+
+    /// Restores the queue persisted as `record` (offsets already set):
+    /// pending messages are ready at once, intents wait for the sweep.
+    pub(super) fn restore_queue(&mut self, record: &QueueRecord) {
+        let (floor, offset) = (self.committed, self.offset);
+        let within = |o: u64| o >= floor && o < offset;
+        for range in &record.done {
+            let (start, end) = (range.start.max(floor), range.end.min(offset));
+            if start < end {
+                self.queue.done.insert(start, end);
+            }
+        }
+        for &(o, count) in record.pending.iter().filter(|(o, _)| within(*o)) {
+            self.queue.insert(o, count, Lease::Ready);
+        }
+        for intent in record.dead_letters.iter().filter(|i| within(i.offset)) {
+            self.queue.insert(
+                intent.offset,
+                intent.delivery_count,
+                Lease::DeadLettering(Box::new(Move {
+                    reason: intent.reason,
+                    detail: intent.detail.clone(),
+                    topic: intent.topic.clone(),
+                    mark: Some(intent.mark),
+                    claimed: false,
+                })),
+            );
+        }
+        self.queue.redelivered = record.redelivered;
+        self.queue.dead_lettered = record.dead_lettered;
+        self.advance_floor();
+    }
+}
