@@ -390,7 +390,7 @@ async function queue(context, broker) {
   step(`counts: committed 1, outstanding 1, waiting 0, redelivered 1, dead-lettered 1, oldest unacked ${counts["oldest-unacked"]}`);
 
   const shot = join(config.artifacts, "console-queue.png");
-  await page.screenshot({ path: shot });
+  await page.screenshot({ path: shot, fullPage: true });
   console.log(`  screenshot: ${shot}`);
   await page.getByRole("button", { name: "Stop" }).click();
   check(problems.length === 0, problems.join("\n"));
