@@ -1180,4 +1180,183 @@ mod tests {
         let _held = budget.force_reserve_response(7, ResponseKind::Unary);
         assert_eq!(store.memory_budget().response_bytes(), 7);
     }
+
+    /// A dead-letter scenario: topic `t` with one message, topic `dlq`, and
+    /// per-message consumer `q` of `t` dead-lettering into `dlq`, which has
+    /// been given the message once.
+    async fn dead_letter_setup() -> (MemoryStore, TopicName, TopicName, ConsumerId) {
+        let store = MemoryStore::new(StoreLimits::DEFAULT);
+        let t = TopicName::parse("t").expect("a name");
+        let dlq = TopicName::parse("dlq").expect("a name");
+        for name in [&t, &dlq] {
+            store
+                .create_topic(name.clone(), RetentionOverrides::default())
+                .await
+                .expect("create");
+        }
+        store.publish(&t, vec![record(3)]).await.expect("publish");
+        let spec = ConsumerSpec {
+            id: Some(ConsumerId::parse("q").expect("an id")),
+            commit_mode: CommitMode::PerMessage,
+            queue: crate::QueuePolicy {
+                dead_letter_topic: Some(dlq.clone()),
+                ..crate::QueuePolicy::default()
+            },
+            ..ConsumerSpec::default()
+        };
+        let q = store.create_consumer(&t, spec).await.expect("create").id;
+        let batch = store
+            .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("fetch");
+        assert_eq!(batch.messages.len(), 1);
+        (store, t, dlq, q)
+    }
+
+    /// Replaces consumer `q` of `t` with what a restart recovers from a
+    /// record holding a dead-letter intent for offset 0 with `mark`.
+    fn recover_with_intent(store: &MemoryStore, t: &TopicName, q: &ConsumerId, mark: u64) {
+        let handle = store.topic(t).expect("the topic");
+        let mut state = handle.lock().expect("the lock");
+        let mut record = state.consumers[q].record(q);
+        record.offset = 1;
+        record.committed = 0;
+        record.queue_state = crate::log::QueueRecord {
+            dead_letters: vec![crate::log::DeadLetterIntent {
+                offset: 0,
+                delivery_count: 1,
+                reason: crate::DeadLetterReason::Reject,
+                detail: "bad".into(),
+                topic: TopicName::parse("dlq").expect("a name"),
+                mark,
+            }],
+            ..Default::default()
+        };
+        state
+            .consumers
+            .insert(q.clone(), ConsumerState::from_record(&record));
+    }
+
+    async fn dead_letters(store: &MemoryStore, dlq: &TopicName) -> Vec<crate::Message> {
+        store
+            .read(dlq, 0, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("read")
+            .messages
+    }
+
+    fn reject() -> Settlement {
+        Settlement::Reject {
+            reason: "bad".into(),
+        }
+    }
+
+    fn offset_zero() -> Vec<LeaseRef> {
+        vec![LeaseRef {
+            offset: 0,
+            delivery_count: None,
+        }]
+    }
+
+    /// A move resumed after a crash that came after its copy was published
+    /// finds the copy (at or after its mark) and publishes nothing more.
+    #[tokio::test]
+    async fn a_resumed_move_finds_its_copy_and_publishes_nothing_more() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        let settled = store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        assert_eq!(settled.applied, [0]);
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 1);
+
+        recover_with_intent(&store, &t, &q, 0);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!((info.committed_offset, info.counts.waiting), (0, 1));
+        store.enforce_retention().await.expect("sweep");
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 1, "no duplicate");
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!(
+            (info.committed_offset, info.counts),
+            (
+                1,
+                crate::QueueCounts {
+                    dead_lettered: 1,
+                    ..Default::default()
+                }
+            )
+        );
+    }
+
+    /// A move resumed after a crash that came before its copy was published
+    /// publishes it, once, however often it is resumed.
+    #[tokio::test]
+    async fn a_resumed_move_that_never_published_publishes_once() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        recover_with_intent(&store, &t, &q, 0);
+        store.enforce_retention().await.expect("sweep");
+        store.enforce_retention().await.expect("sweep");
+        let moved = dead_letters(&store, &dlq).await;
+        assert_eq!(moved.len(), 1);
+        let headers = &moved[0].record.headers;
+        assert_eq!(headers[crate::DEAD_LETTER_REASON], "reject");
+        assert_eq!(headers[crate::DEAD_LETTER_DETAIL], "bad");
+        assert_eq!(
+            store
+                .get_consumer(&t, &q)
+                .await
+                .expect("get")
+                .committed_offset,
+            1
+        );
+    }
+
+    /// Only a copy at or after the mark is the move's own: an older copy of
+    /// the same offset (dead-lettered before a seek) does not count.
+    #[tokio::test]
+    async fn a_copy_before_the_mark_is_not_the_moves_own() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        recover_with_intent(&store, &t, &q, 1);
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 2);
+    }
+
+    /// A move whose dead-letter topic was deleted sends the message back
+    /// to waiting; it is never lost.
+    #[tokio::test]
+    async fn a_move_to_a_deleted_topic_sends_the_message_back() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        store.delete_topic(&dlq).await.expect("delete");
+        let settled = store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        assert_eq!(settled.applied, [0]);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!(
+            (
+                info.committed_offset,
+                info.counts.waiting,
+                info.counts.dead_lettered
+            ),
+            (0, 1, 0)
+        );
+        let batch = store
+            .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("fetch");
+        assert_eq!(
+            batch
+                .messages
+                .iter()
+                .map(|m| (m.offset, m.delivery_count))
+                .collect::<Vec<_>>(),
+            [(0, 2)]
+        );
+    }
 }

@@ -411,7 +411,7 @@ impl ConsumerState {
         let room = (self.policy.max_outstanding as usize).saturating_sub(self.queue.pending.len());
         let available = usize::try_from(end.saturating_sub(self.offset)).unwrap_or(usize::MAX);
         let want = room.min(limits.max_messages - out.len()).min(available);
-        if want == 0 || (!out.is_empty() && bytes >= limits.max_bytes) {
+        if want == 0 {
             return Ok(out);
         }
         let fresh = read(
@@ -683,5 +683,150 @@ impl ConsumerState {
         self.queue.redelivered = record.redelivered;
         self.queue.dead_lettered = record.dead_lettered;
         self.advance_floor();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{CommitMode, QueuePolicy, Record};
+
+    fn consumer(max_outstanding: u32) -> ConsumerState {
+        ConsumerState::new(
+            0,
+            CommitMode::PerMessage,
+            Duration::from_secs(30),
+            0,
+            QueuePolicy {
+                max_outstanding,
+                ..QueuePolicy::default()
+            },
+        )
+    }
+
+    /// A log of `end` one-byte messages.
+    fn log(end: u64) -> impl FnMut(u64, ReadLimits) -> Result<Vec<Message>> {
+        move |from, limits| {
+            Ok((from..end)
+                .take(limits.max_messages)
+                .map(|offset| Message {
+                    offset,
+                    record: Record {
+                        value: Bytes::from_static(b"x"),
+                        ..Record::default()
+                    },
+                    publish_time_ns: 0,
+                    delivery_count: 0,
+                })
+                .collect())
+        }
+    }
+
+    fn acks(offsets: &[u64]) -> Vec<LeaseRef> {
+        offsets
+            .iter()
+            .map(|&offset| LeaseRef {
+                offset,
+                delivery_count: None,
+            })
+            .collect()
+    }
+
+    /// Acks in a scrambled order: the consumer never holds more than
+    /// `max_outstanding` pending messages nor more settled ranges than
+    /// pending messages plus one, and its floor ends at the end.
+    #[tokio::test(start_paused = true)]
+    async fn memory_stays_bounded_by_max_outstanding() {
+        const END: u64 = 5000;
+        let mut q = consumer(64);
+        let mut read = log(END);
+        let mut seed = 7u64;
+        let now = Instant::now();
+        while q.committed < END {
+            let leased = q
+                .lease(now, ReadLimits::default(), END, &mut read)
+                .expect("lease");
+            assert!(q.queue.pending.len() <= 64);
+            let mut offsets: Vec<u64> = leased.iter().map(|m| m.offset).collect();
+            // Ack about two thirds, in a scrambled order; the rest later.
+            let mut pending: Vec<u64> = q.queue.pending.keys().copied().collect();
+            pending.retain(|o| !offsets.contains(o));
+            offsets.extend(pending);
+            offsets.retain(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                (seed >> 33) % 3 != 0
+            });
+            offsets.reverse();
+            let outcome = q.settle(now, acks(&offsets), &Settlement::Ack);
+            assert_eq!(outcome.settled.applied.len(), offsets.len());
+            assert!(q.queue.done.len() <= q.queue.pending.len() + 1);
+            assert!(q.queue.done.keys().all(|&start| start > q.committed));
+            if leased.is_empty() && offsets.is_empty() {
+                let all: Vec<u64> = q.queue.pending.keys().copied().collect();
+                q.settle(now, acks(&all), &Settlement::Ack);
+            }
+        }
+        assert_eq!((q.offset, q.committed), (END, END));
+        assert!(q.queue.pending.is_empty() && q.queue.done.is_empty());
+        assert!(q.queue.timers.is_empty() && q.queue.ready.is_empty());
+    }
+
+    /// Settled ranges merge with both neighbours, and the floor moves past
+    /// every range that starts at it.
+    #[tokio::test(start_paused = true)]
+    async fn settled_ranges_merge_and_the_floor_follows() {
+        let mut q = consumer(100);
+        let now = Instant::now();
+        q.lease(now, ReadLimits::default(), 10, log(10))
+            .expect("lease");
+        for offset in [3, 5, 4, 8] {
+            q.settle(now, acks(&[offset]), &Settlement::Ack);
+        }
+        assert_eq!(
+            q.queue
+                .done
+                .iter()
+                .map(|(&s, &e)| (s, e))
+                .collect::<Vec<_>>(),
+            [(3, 6), (8, 9)]
+        );
+        assert_eq!(q.queue_record().done, [3..6, 8..9]);
+        q.settle(now, acks(&[1, 2]), &Settlement::Ack);
+        assert_eq!(q.committed, 0);
+        q.settle(now, acks(&[0]), &Settlement::Ack);
+        assert_eq!(q.committed, 6);
+        assert_eq!(q.queue.done.len(), 1);
+        let record = q.queue_record();
+        assert_eq!(record.pending, [(6, 1), (7, 1), (9, 1)]);
+    }
+
+    /// What a restart recovers: pending messages ready at once with their
+    /// counts, settled ranges and counters kept.
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_makes_every_pending_message_ready() {
+        let mut q = consumer(100);
+        let now = Instant::now();
+        q.lease(now, ReadLimits::default(), 4, log(4))
+            .expect("lease");
+        q.settle(now, acks(&[1]), &Settlement::Ack);
+        let nack = Settlement::Nack {
+            delay: Some(Duration::ZERO),
+        };
+        q.settle(now, acks(&[2]), &nack);
+        q.lease(now, ReadLimits::default(), 4, log(4))
+            .expect("lease");
+        let record = q.record(&crate::ConsumerId::parse("q").expect("an id"));
+        let back = ConsumerState::from_record(&record);
+        assert_eq!((back.offset, back.committed), (4, 0));
+        assert_eq!(
+            back.queue.ready.iter().copied().collect::<Vec<_>>(),
+            [0, 2, 3]
+        );
+        assert_eq!(back.queue_record(), record.queue_state);
+        assert_eq!(back.queue_counts(now).redelivered, 1);
     }
 }
