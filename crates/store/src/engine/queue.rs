@@ -758,7 +758,7 @@ mod tests {
             offsets.extend(pending);
             offsets.retain(|_| {
                 seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                (seed >> 33) % 3 != 0
+                !(seed >> 33).is_multiple_of(3)
             });
             offsets.reverse();
             let outcome = q.settle(now, acks(&offsets), &Settlement::Ack);
