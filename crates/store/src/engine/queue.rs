@@ -18,8 +18,13 @@
 //! at most `max_outstanding` entries (a fetch delivers new messages only
 //! while there is room), and at most one more `done` range than entries
 //! (ranges are separated by pending messages). Two indexes make every step
-//! cost O(log n): `timers` orders the leased and waiting entries by the
-//! instant they change state, `ready` orders the ready ones by offset.
+//! cost O(log n): `timers`, a min-heap of (instant, offset), says when
+//! leased and waiting entries change state, and `ready` orders the ready
+//! ones by offset. A settle does not search the heap: an entry whose state
+//! changed is left there and skipped when it comes out (it no longer
+//! matches), and the heap is rebuilt from `pending` when such leftovers
+//! outnumber the live entries, so it too stays within twice the pending
+//! messages (plus a constant) at an amortized O(1) per step.
 //!
 //! # The life of a lease
 //! A fetch first processes every timer that fell due: a lease that expired
@@ -54,7 +59,10 @@
 //! append (the topic was deleted, the memory cap) sends the message back to
 //! waiting, as a failed delivery.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BTreeSet, BinaryHeap, btree_map},
+};
 
 use tokio::time::Instant;
 
@@ -102,8 +110,9 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub(super) struct QueueState {
     pending: BTreeMap<u64, Entry>,
-    /// (when, offset) of every leased and waiting entry.
-    timers: BTreeSet<(Instant, u64)>,
+    /// (when, offset) of every leased and waiting entry, earliest first,
+    /// and of entries that changed state since (skipped when they come out).
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The ready entries.
     ready: BTreeSet<u64>,
     /// Settled ranges above the floor: start → end.
@@ -119,9 +128,8 @@ pub(super) struct QueueState {
 impl QueueState {
     fn unindex(&mut self, offset: u64, lease: &Lease) {
         match lease {
-            Lease::Leased(at) | Lease::Waiting(at) => {
-                self.timers.remove(&(*at, offset));
-            }
+            // Left in the heap, skipped when it comes out.
+            Lease::Leased(_) | Lease::Waiting(_) => {}
             Lease::Ready => {
                 self.ready.remove(&offset);
             }
@@ -133,7 +141,10 @@ impl QueueState {
     fn index(&mut self, offset: u64, lease: &Lease) {
         match lease {
             Lease::Leased(at) | Lease::Waiting(at) => {
-                self.timers.insert((*at, offset));
+                self.timers.push(Reverse((*at, offset)));
+                if self.timers.len() > 2 * self.pending.len() + 64 {
+                    self.rebuild_timers();
+                }
             }
             Lease::Ready => {
                 self.ready.insert(offset);
@@ -144,10 +155,33 @@ impl QueueState {
     }
 
     fn insert(&mut self, offset: u64, count: u32, lease: Lease) {
-        self.index(offset, &lease);
+        let indexed = lease.clone();
         if let Some(old) = self.pending.insert(offset, Entry { count, lease }) {
             self.unindex(offset, &old.lease);
         }
+        self.index(offset, &indexed);
+    }
+
+    /// The heap with only the live timers.
+    fn rebuild_timers(&mut self) {
+        let live: Vec<Reverse<(Instant, u64)>> = self
+            .pending
+            .iter()
+            .filter_map(|(&offset, entry)| match entry.lease {
+                Lease::Leased(at) | Lease::Waiting(at) => Some(Reverse((at, offset))),
+                Lease::Ready | Lease::DeadLettering(_) => None,
+            })
+            .collect();
+        self.timers = BinaryHeap::from(live);
+    }
+
+    /// Whether the timer (`at`, `offset`) is live: the entry is still
+    /// leased or waiting until `at`.
+    fn is_live(&self, at: Instant, offset: u64) -> bool {
+        matches!(
+            self.pending.get(&offset).map(|e| &e.lease),
+            Some(Lease::Leased(until) | Lease::Waiting(until)) if *until == at
+        )
     }
 
     /// Gives `offset`'s entry a new state.
@@ -166,9 +200,10 @@ impl QueueState {
         Some(entry)
     }
 
-    /// The next instant a timer falls due.
+    /// The next instant a timer may fall due (a timer left behind by a
+    /// settle may make it early, never late).
     pub(super) fn next_timer(&self) -> Option<Instant> {
-        self.timers.first().map(|&(at, _)| at)
+        self.timers.peek().map(|&Reverse((at, _))| at)
     }
 
     /// Takes the count of unsettled messages retention removed.
@@ -331,12 +366,15 @@ impl ConsumerState {
     /// persisted changed.
     pub(super) fn expire(&mut self, now: Instant) -> bool {
         let mut changed = false;
-        while let Some(&(at, offset)) = self.queue.timers.first() {
+        while let Some(&Reverse((at, offset))) = self.queue.timers.peek() {
             if at > now {
                 break;
             }
+            self.queue.timers.pop();
+            if !self.queue.is_live(at, offset) {
+                continue;
+            }
             let Some(entry) = self.queue.pending.get(&offset) else {
-                self.queue.timers.pop_first();
                 continue;
             };
             match entry.lease {
@@ -353,9 +391,7 @@ impl ConsumerState {
                     );
                 }
                 Lease::Waiting(_) => self.queue.relabel(offset, Lease::Ready),
-                _ => {
-                    self.queue.timers.pop_first();
-                }
+                Lease::Ready | Lease::DeadLettering(_) => {}
             }
         }
         changed
@@ -414,27 +450,33 @@ impl ConsumerState {
         if want == 0 {
             return Ok(out);
         }
-        let fresh = read(
+        let mut fresh = read(
             self.offset,
             ReadLimits {
                 max_messages: want,
                 max_bytes: limits.max_bytes - bytes.min(limits.max_bytes),
             },
         )?;
-        for mut message in fresh.into_iter().take(want) {
-            if message.offset != self.offset {
-                break;
-            }
-            let size = message.record.size();
-            if !out.is_empty() && bytes.saturating_add(size) > limits.max_bytes {
-                break;
-            }
-            bytes = bytes.saturating_add(size);
-            self.queue.insert(message.offset, 1, Lease::Leased(until));
-            self.offset += 1;
-            message.delivery_count = 1;
-            out.push(message);
+        fresh.truncate(want);
+        // The log returns consecutive messages within the bytes left, and
+        // the first however large: behind redeliveries, it must fit too.
+        let misplaced = fresh.first().is_some_and(|m| m.offset != self.offset);
+        let too_large = !out.is_empty()
+            && fresh
+                .first()
+                .is_some_and(|m| bytes.saturating_add(m.record.size()) > limits.max_bytes);
+        if misplaced || too_large {
+            fresh.clear();
         }
+        for message in &mut fresh {
+            self.queue.insert(message.offset, 1, Lease::Leased(until));
+            message.delivery_count = 1;
+        }
+        self.offset += fresh.len() as u64;
+        if out.is_empty() {
+            return Ok(fresh);
+        }
+        out.append(&mut fresh);
         Ok(out)
     }
 
@@ -469,11 +511,15 @@ impl ConsumerState {
                 refs.iter().all(|l| l.delivery_count.is_none())
                     || refs.iter().any(|l| l.delivery_count == Some(count))
             };
-            let count = match self.queue.pending.get(&offset) {
-                Some(Entry {
+            let btree_map::Entry::Occupied(entry) = self.queue.pending.entry(offset) else {
+                outcome.settled.not_leased.push(offset);
+                continue;
+            };
+            let count = match entry.get() {
+                Entry {
                     count,
                     lease: Lease::Leased(until),
-                }) if *until > now && answers(*count) => *count,
+                } if *until > now && answers(*count) => *count,
                 _ => {
                     outcome.settled.not_leased.push(offset);
                     continue;
@@ -482,7 +528,8 @@ impl ConsumerState {
             outcome.settled.applied.push(offset);
             match settlement {
                 Settlement::Ack => {
-                    self.queue.remove(offset);
+                    // Leased: no index but the timer, left in the heap.
+                    entry.remove();
                     self.settle_offset(offset);
                     outcome.persist = true;
                     outcome.wake = true;
@@ -764,6 +811,7 @@ mod tests {
             let outcome = q.settle(now, acks(&offsets), &Settlement::Ack);
             assert_eq!(outcome.settled.applied.len(), offsets.len());
             assert!(q.queue.done.len() <= q.queue.pending.len() + 1);
+            assert!(q.queue.timers.len() <= 2 * 64 + 64);
             assert!(q.queue.done.keys().all(|&start| start > q.committed));
             if leased.is_empty() && offsets.is_empty() {
                 let all: Vec<u64> = q.queue.pending.keys().copied().collect();
@@ -772,7 +820,7 @@ mod tests {
         }
         assert_eq!((q.offset, q.committed), (END, END));
         assert!(q.queue.pending.is_empty() && q.queue.done.is_empty());
-        assert!(q.queue.timers.is_empty() && q.queue.ready.is_empty());
+        assert!(q.queue.timers.len() <= 2 * 64 + 64 && q.queue.ready.is_empty());
     }
 
     /// Settled ranges merge with both neighbours, and the floor moves past
