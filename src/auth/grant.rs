@@ -12,7 +12,8 @@ pub enum Role {
     Admin,
     /// Publish, and look at topics.
     Produce,
-    /// Consumers, reads and commits, and look at topics.
+    /// Consumers (create, update, delete), reads, commits and settles
+    /// (Ack, Nack, Reject, ExtendLease), and look at topics.
     Consume,
 }
 
@@ -31,8 +32,13 @@ impl Role {
                     | A::GetConsumer
                     | A::ListConsumers
                     | A::DeleteConsumer
+                    | A::UpdateConsumer
                     | A::Fetch
                     | A::Commit
+                    | A::Ack
+                    | A::Nack
+                    | A::Reject
+                    | A::ExtendLease
                     | A::Seek
                     | A::Subscribe
             ),
@@ -82,8 +88,16 @@ pub enum Action {
     GetConsumer,
     ListConsumers,
     DeleteConsumer,
+    /// Changes a consumer's settings: allowed with CreateConsumer.
+    UpdateConsumer,
     Fetch,
     Commit,
+    /// Ack, Nack, Reject and ExtendLease settle what a reader was given:
+    /// allowed with Fetch and Commit.
+    Ack,
+    Nack,
+    Reject,
+    ExtendLease,
     Seek,
     Subscribe,
     /// `GET /metrics`.
@@ -138,8 +152,13 @@ mod tests {
             A::GetConsumer,
             A::ListConsumers,
             A::DeleteConsumer,
+            A::UpdateConsumer,
             A::Fetch,
             A::Commit,
+            A::Ack,
+            A::Nack,
+            A::Reject,
+            A::ExtendLease,
             A::Seek,
             A::Subscribe,
             A::ReadMetrics,
@@ -161,8 +180,13 @@ mod tests {
                 A::GetConsumer,
                 A::ListConsumers,
                 A::DeleteConsumer,
+                A::UpdateConsumer,
                 A::Fetch,
                 A::Commit,
+                A::Ack,
+                A::Nack,
+                A::Reject,
+                A::ExtendLease,
                 A::Seek,
                 A::Subscribe,
             ]

@@ -1,5 +1,6 @@
 //! A scrape: the counted metrics plus a snapshot of the store (offsets,
-//! sizes, consumer lag, memory), encoded in the OpenMetrics text format,
+//! sizes, consumer lag, per-message consumers' leases and counters,
+//! memory), encoded in the OpenMetrics text format,
 //! served by [`router`] at `GET /metrics`.
 //!
 //! The snapshot is taken first (pages of topics and of each topic's
@@ -17,14 +18,14 @@ use axum::{
 use http::header;
 use prometheus_client::{
     encoding::text::{encode_eof, encode_registry},
-    metrics::{family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::{Registry, Unit},
 };
 
 use super::{Metrics, PREFIX, TopicLabels};
 use crate::{
     error::{ApiError, Error, Result, StoreError},
-    store::{ConsumerInfo, MemoryBudget, Store, StoreStats, TopicInfo},
+    store::{CommitMode, ConsumerInfo, MemoryBudget, Store, StoreStats, TopicInfo},
 };
 
 /// The content type of a scrape: the OpenMetrics text format, which
@@ -196,6 +197,32 @@ impl Snapshot {
             "consumer_committed_offset",
             "The offset below which the consumer has committed every message",
         );
+        // Per-message consumers only: the other modes lease nothing.
+        let outstanding = consumer_gauge(
+            &mut registry,
+            "consumer_outstanding",
+            "Per-message consumers: messages leased to readers now",
+        );
+        let waiting = consumer_gauge(
+            &mut registry,
+            "consumer_waiting",
+            "Per-message consumers: messages released (nacked, or their lease expired) and waiting to be delivered again",
+        );
+        let consumer_counter = |registry: &mut Registry, name: &str, help: &str| {
+            let family = Family::<ConsumerLabels, Counter>::default();
+            registry.register(name, help, family.clone());
+            family
+        };
+        let redelivered = consumer_counter(
+            &mut registry,
+            "consumer_redelivered",
+            "Per-message consumers: redeliveries since the consumer was created or last sought (a seek resets it)",
+        );
+        let dead_lettered = consumer_counter(
+            &mut registry,
+            "consumer_dead_lettered",
+            "Per-message consumers: messages dead-lettered (or dropped, with no dead-letter topic) since the consumer was created or last sought (a seek resets it)",
+        );
         for (topic, consumers) in &self.topics {
             let labels = TopicLabels::of(topic.name.as_str());
             start.get_or_create(&labels).set(signed(topic.start_offset));
@@ -216,6 +243,19 @@ impl Snapshot {
                 committed
                     .get_or_create(&labels)
                     .set(signed(consumer.committed_offset));
+                if consumer.commit_mode == CommitMode::PerMessage {
+                    let counts = &consumer.counts;
+                    outstanding
+                        .get_or_create(&labels)
+                        .set(signed(counts.outstanding));
+                    waiting.get_or_create(&labels).set(signed(counts.waiting));
+                    redelivered
+                        .get_or_create(&labels)
+                        .inc_by(counts.redelivered);
+                    dead_lettered
+                        .get_or_create(&labels)
+                        .inc_by(counts.dead_lettered);
+                }
             }
         }
         let broker_gauge = |registry: &mut Registry, name: &str, help: &str, value: u64| {

@@ -12,8 +12,8 @@ use crate::{
     error::{Error, Result},
     pb::gostream::v1 as pb,
     store::{
-        CommitMode, ConsumerId, ConsumerInfo, MAX_WAIT, Message, Position, Record, TopicInfo,
-        TopicName,
+        CommitMode, ConsumerId, ConsumerInfo, LeaseRef, MAX_WAIT, Message, Position, Record,
+        Settled, TopicInfo, TopicName,
     },
 };
 
@@ -137,6 +137,43 @@ pub fn consumer_ref(topic: String, consumer: String) -> Result<(TopicName, Consu
         topic_name("topic", topic)?,
         consumer_id("consumer", consumer)?,
     ))
+}
+
+/// The messages a settle call (Ack, Nack, Reject, ExtendLease) names: each
+/// of `offsets` whatever its lease, each of `deliveries` only as that
+/// delivery. How many there may be is the store's rule.
+pub fn leases(offsets: &[u64], deliveries: &[pb::Delivery]) -> Result<Vec<LeaseRef>> {
+    let by_offset = offsets.iter().map(|&offset| {
+        Ok(LeaseRef {
+            offset,
+            delivery_count: None,
+        })
+    });
+    let by_delivery = deliveries.iter().enumerate().map(|(i, delivery)| {
+        if delivery.delivery_count == 0 {
+            return Err(Error::invalid(
+                format!("deliveries[{i}].delivery_count"),
+                "must be at least 1: the delivery_count of the message as it was received \
+                 (to settle whatever lease an offset holds, put it in offsets)",
+            ));
+        }
+        Ok(LeaseRef {
+            offset: delivery.offset,
+            delivery_count: Some(delivery.delivery_count),
+        })
+    });
+    by_offset.chain(by_delivery).collect()
+}
+
+/// An optional duration field (a nack's delay, a lease extension).
+pub fn optional_duration(field: &str, value: Option<&PbDuration>) -> Result<Option<Duration>> {
+    value.map(|d| duration(field, d)).transpose()
+}
+
+/// What a settle call did, as its response's two lists: the offsets it
+/// applied to and those that were not leased.
+pub fn settled(settled: Settled) -> (Vec<u64>, Vec<u64>) {
+    (settled.applied, settled.not_leased)
 }
 
 /// A position; `None` (the message not set) is `default`.

@@ -3,6 +3,7 @@
 //! [`wire`]: bad wire input answered as the client's error.
 
 pub mod admission;
+pub mod consumer_update;
 pub mod convert;
 pub mod legacy;
 pub mod retention;

@@ -11,7 +11,7 @@ use futures_util::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::{admission, convert, retention};
+use super::{admission, consumer_update, convert, retention};
 use crate::{
     auth::{self, Action, Auth},
     error::{Error, Result},
@@ -21,7 +21,7 @@ use crate::{
     },
     store::{
         ConsumerSpec, DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_OUTSTANDING, Page, Position, QueuePolicy,
-        Store, SubscribeFrom,
+        Settlement, Store, SubscribeFrom,
     },
     subscription,
 };
@@ -50,6 +50,27 @@ impl V1 {
     pub fn with_auth(self, auth: Auth) -> Self {
         Self { auth, ..self }
     }
+
+    /// Ack, Nack, Reject and ExtendLease: `settlement` applied to the
+    /// messages the request names; the offsets applied to and those not
+    /// leased, in order.
+    async fn settle(
+        &self,
+        topic: String,
+        consumer: String,
+        offsets: &[u64],
+        deliveries: &[pb::Delivery],
+        settlement: Settlement,
+    ) -> Result<(Vec<u64>, Vec<u64>), Status> {
+        let (topic, id) = convert::consumer_ref(topic, consumer)?;
+        let leases = convert::leases(offsets, deliveries)?;
+        let settled = self
+            .store
+            .settle(&topic, &id, leases, settlement)
+            .await
+            .map_err(Error::from)?;
+        Ok(convert::settled(settled))
+    }
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -65,6 +86,15 @@ fn update_topic_name(request: &Request<pb::UpdateTopicRequest>) -> &str {
         .topic
         .as_ref()
         .map_or("", |t| t.name.as_str())
+}
+
+/// The topic an UpdateConsumer request names, for the grant check.
+fn update_consumer_topic(request: &Request<pb::UpdateConsumerRequest>) -> &str {
+    request
+        .get_ref()
+        .consumer
+        .as_ref()
+        .map_or("", |c| c.topic.as_str())
 }
 
 /// The token of the page after `page`, whose items are named by `name`.
@@ -368,30 +398,117 @@ impl ConsumerService for V1 {
 
     async fn update_consumer(
         &self,
-        _request: Request<pb::UpdateConsumerRequest>,
+        request: Request<pb::UpdateConsumerRequest>,
     ) -> Reply<pb::UpdateConsumerResponse> {
-        Err(tonic::Status::unimplemented(
-            "UpdateConsumer: not built yet",
-        ))
+        self.auth.check(
+            &request,
+            Action::UpdateConsumer,
+            update_consumer_topic(&request),
+        )?;
+        let request = request.into_inner();
+        let consumer_update::Request {
+            topic,
+            id,
+            update,
+            commit_mode,
+        } = consumer_update::request(request.consumer, request.update_mask)?;
+        if commit_mode.is_some() {
+            let current = self
+                .store
+                .get_consumer(&topic, &id)
+                .await
+                .map_err(Error::from)?;
+            consumer_update::check_commit_mode(commit_mode, current.commit_mode)?;
+        }
+        let consumer = self
+            .store
+            .update_consumer(&topic, &id, update)
+            .await
+            .map_err(consumer_update::store_error)?;
+        ok(pb::UpdateConsumerResponse {
+            consumer: Some(convert::consumer(consumer)),
+        })
     }
 
-    async fn ack(&self, _request: Request<pb::AckRequest>) -> Reply<pb::AckResponse> {
-        Err(tonic::Status::unimplemented("Ack: not built yet"))
+    async fn ack(&self, request: Request<pb::AckRequest>) -> Reply<pb::AckResponse> {
+        self.auth
+            .check(&request, Action::Ack, &request.get_ref().topic)?;
+        let r = request.into_inner();
+        let (applied_offsets, not_leased_offsets) = self
+            .settle(
+                r.topic,
+                r.consumer,
+                &r.offsets,
+                &r.deliveries,
+                Settlement::Ack,
+            )
+            .await?;
+        ok(pb::AckResponse {
+            applied_offsets,
+            not_leased_offsets,
+        })
     }
 
-    async fn nack(&self, _request: Request<pb::NackRequest>) -> Reply<pb::NackResponse> {
-        Err(tonic::Status::unimplemented("Nack: not built yet"))
+    async fn nack(&self, request: Request<pb::NackRequest>) -> Reply<pb::NackResponse> {
+        self.auth
+            .check(&request, Action::Nack, &request.get_ref().topic)?;
+        let r = request.into_inner();
+        let delay = convert::optional_duration("delay", r.delay.as_ref())?;
+        let (applied_offsets, not_leased_offsets) = self
+            .settle(
+                r.topic,
+                r.consumer,
+                &r.offsets,
+                &r.deliveries,
+                Settlement::Nack { delay },
+            )
+            .await?;
+        ok(pb::NackResponse {
+            applied_offsets,
+            not_leased_offsets,
+        })
     }
 
-    async fn reject(&self, _request: Request<pb::RejectRequest>) -> Reply<pb::RejectResponse> {
-        Err(tonic::Status::unimplemented("Reject: not built yet"))
+    async fn reject(&self, request: Request<pb::RejectRequest>) -> Reply<pb::RejectResponse> {
+        self.auth
+            .check(&request, Action::Reject, &request.get_ref().topic)?;
+        let r = request.into_inner();
+        let (applied_offsets, not_leased_offsets) = self
+            .settle(
+                r.topic,
+                r.consumer,
+                &r.offsets,
+                &r.deliveries,
+                Settlement::Reject { reason: r.reason },
+            )
+            .await?;
+        ok(pb::RejectResponse {
+            applied_offsets,
+            not_leased_offsets,
+        })
     }
 
     async fn extend_lease(
         &self,
-        _request: Request<pb::ExtendLeaseRequest>,
+        request: Request<pb::ExtendLeaseRequest>,
     ) -> Reply<pb::ExtendLeaseResponse> {
-        Err(tonic::Status::unimplemented("ExtendLease: not built yet"))
+        self.auth
+            .check(&request, Action::ExtendLease, &request.get_ref().topic)?;
+        let r = request.into_inner();
+        let extension = convert::optional_duration("extension", r.extension.as_ref())?;
+        let (applied_offsets, not_leased_offsets) = self
+            .settle(
+                r.topic,
+                r.consumer,
+                &r.offsets,
+                &r.deliveries,
+                Settlement::ExtendLease { extension },
+            )
+            .await?;
+        ok(pb::ExtendLeaseResponse {
+            applied_offsets,
+            not_leased_offsets,
+        })
     }
 
     async fn commit(&self, request: Request<pb::CommitRequest>) -> Reply<pb::CommitResponse> {

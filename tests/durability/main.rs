@@ -29,6 +29,11 @@
 //!   `--fsync interval=50`, and power cuts under `--fsync always`; the
 //!   traffic of a round in `crash::traffic`, the checks after a restart in
 //!   `crash::history`.
+//! - [`queue`]: a per-message consumer (a work queue with a dead-letter
+//!   topic) read by concurrent readers through `kill -9` rounds under
+//!   `--fsync always`: every message acknowledged or dead-lettered exactly
+//!   once, nothing delivered after its settle was answered, delivery counts
+//!   continuing across restarts.
 //! - [`corruption`]: torn and corrupted segments and indexes, edited while
 //!   the broker is stopped (inside sealed segments: `corruption::sealed`).
 //! - [`faults`]: a full disk, a read-only file system, an unusable data
@@ -49,6 +54,7 @@ mod executable;
 mod faults;
 mod files;
 mod mounts;
+mod queue;
 mod restart;
 mod segments;
 mod stall;

@@ -21,10 +21,15 @@
 //!   Redis restarted: service resumes without restarting the node.
 //! - [`cluster`]: two nodes over a Redis Cluster, topics spread over the
 //!   masters.
+//! - [`queue`]: per-message consumers where Redis differs from the other
+//!   backends: a dead-letter topic in another cluster slot, a dead-letter
+//!   move repeated after a crash, a move that fails, and readers on two
+//!   nodes sharing one work queue.
 
 mod cluster;
 mod faults;
 mod node;
+mod queue;
 #[path = "../support/redis.rs"]
 mod redis_support;
 mod two_nodes;

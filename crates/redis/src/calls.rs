@@ -13,13 +13,14 @@ use tokio::time::Instant;
 use super::{
     HEALTH_TTL, Inner, MEMORY_TTL, Memory,
     codec::{self, Items},
+    queue::{self, Move},
     scripts::SCRIPTS,
 };
 use gostream_store::{
     error::{Error, Result},
     {
         Batch, CommitMode, ConsumerId, ConsumerInfo, MAX_WAIT, Message, Position, PublishAck,
-        ReadLimits, Record, RetentionOverrides, TopicInfo, TopicName,
+        QueueCounts, QueuePolicy, ReadLimits, Record, RetentionOverrides, TopicInfo, TopicName,
     },
 };
 
@@ -28,6 +29,8 @@ pub(super) struct Ctx<'a> {
     topic: &'a TopicName,
     consumer: Option<&'a ConsumerId>,
     offset: u64,
+    /// A key the script takes after the topic's (in the topic's slot).
+    extra_key: Option<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -36,6 +39,7 @@ impl<'a> Ctx<'a> {
             topic,
             consumer: None,
             offset: 0,
+            extra_key: None,
         }
     }
 
@@ -44,11 +48,20 @@ impl<'a> Ctx<'a> {
             topic,
             consumer: Some(consumer),
             offset: 0,
+            extra_key: None,
         }
     }
 
     pub(super) fn at(self, offset: u64) -> Self {
         Self { offset, ..self }
+    }
+
+    /// Passes `key` after the topic's keys (it must be in the topic's slot).
+    pub(super) fn with_key(self, key: String) -> Self {
+        Self {
+            extra_key: Some(key),
+            ..self
+        }
     }
 
     /// The broker error a script raised, if it is one.
@@ -90,6 +103,19 @@ impl<'a> Ctx<'a> {
                     "cannot commit offset {}: consumer \"{consumer}\" has been given only the messages below offset {}",
                     self.offset,
                     number(0)
+                ),
+            },
+            "GSPERMSG" => Error::FailedPrecondition {
+                reason: "PER_MESSAGE_CONSUMER",
+                message: format!(
+                    "consumer \"{consumer}\" acknowledges messages one by one: use Ack"
+                ),
+            },
+            "GSNOTPERMSG" => Error::FailedPrecondition {
+                reason: "NOT_PER_MESSAGE",
+                message: format!(
+                    "consumer \"{consumer}\" of topic \"{}\" is not a per-message consumer; acknowledge its messages with Commit, or create a consumer with commit mode per-message",
+                    self.topic
                 ),
             },
             _ => return None,
@@ -137,6 +163,8 @@ pub(super) struct Answer {
     /// Microseconds since the epoch when a redelivery falls due.
     due_us: Option<u64>,
     messages: Vec<Message>,
+    /// Per-message mode: the dead-letter moves under way.
+    moves: Vec<Move>,
 }
 
 impl Inner {
@@ -193,7 +221,8 @@ impl Inner {
         now_ns: u64,
         args: Vec<Bytes>,
     ) -> Result<Value> {
-        let keys = self.keys(ctx.topic);
+        let mut keys = self.keys(ctx.topic).to_vec();
+        keys.extend(ctx.extra_key.clone());
         let defaults = self.limits.default_retention;
         let mut all = Vec::with_capacity(6 + args.len());
         all.extend([
@@ -275,10 +304,48 @@ impl Inner {
         let lag = items.number()?;
         let commit_mode = match items.text()?.as_str() {
             "m" => CommitMode::Manual,
+            "p" => CommitMode::PerMessage,
             _ => CommitMode::Auto,
         };
         let ack_timeout = Duration::from_nanos(items.number()?);
         let create_time_ns = items.number()?;
+        let max_deliveries = items.optional()?;
+        let backoff = items.text()?;
+        let dead_letter_topic = items.text()?;
+        let max_outstanding = items.optional()?;
+        let mut queue = QueuePolicy::default();
+        if commit_mode == CommitMode::PerMessage {
+            let corrupt = |what: &str| {
+                Error::Internal(format!(
+                    "the {what} of consumer \"{id}\" of topic \"{topic}\" in Redis is corrupt"
+                ))
+            };
+            queue.max_deliveries = max_deliveries
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or_default();
+            queue.backoff = backoff
+                .split(',')
+                .filter(|part| !part.is_empty())
+                .map(|part| part.parse().map(Duration::from_nanos))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| corrupt("backoff"))?;
+            if !dead_letter_topic.is_empty() {
+                queue.dead_letter_topic = Some(
+                    TopicName::parse(dead_letter_topic)
+                        .map_err(|_| corrupt("dead-letter topic"))?,
+                );
+            }
+            queue.max_outstanding = max_outstanding
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| corrupt("max outstanding"))?;
+        }
+        let counts = QueueCounts {
+            outstanding: items.number()?,
+            waiting: items.number()?,
+            redelivered: items.number()?,
+            dead_lettered: items.number()?,
+        };
+        let oldest_unacked_time_ns = items.optional()?;
         Ok(ConsumerInfo {
             topic: topic.clone(),
             id,
@@ -291,9 +358,9 @@ impl Inner {
                 CommitMode::Manual | CommitMode::PerMessage => ack_timeout,
             },
             create_time_ns,
-            queue: Default::default(),
-            counts: Default::default(),
-            oldest_unacked_time_ns: None,
+            queue,
+            counts,
+            oldest_unacked_time_ns,
         })
     }
 
@@ -414,6 +481,7 @@ impl Inner {
             end_offset: items.number()?,
             due_us: None,
             messages: codec::messages(items.next()?)?,
+            moves: Vec::new(),
         })
     }
 
@@ -442,7 +510,7 @@ impl Inner {
             )
             .await?;
         let mut items = Items::new(value, "a fetch")?;
-        Ok(Answer {
+        let mut answer = Answer {
             generation: items.text()?,
             ready: items.number()? == 1,
             skipped: items.number()?,
@@ -450,7 +518,15 @@ impl Inner {
             end_offset: items.number()?,
             due_us: u64::try_from(items.signed()?).ok(),
             messages: codec::messages(items.next()?)?,
-        })
+            moves: Vec::new(),
+        };
+        let counts = codec::array(items.next()?, "delivery counts")?;
+        for (message, count) in answer.messages.iter_mut().zip(counts) {
+            message.delivery_count =
+                u32::try_from(codec::number(count, "a delivery count")?).unwrap_or(u32::MAX);
+        }
+        answer.moves = queue::moves(items.next()?)?;
+        Ok(answer)
     }
 
     /// A read (`consumer` None) or fetch, waiting up to `wait` (capped at
@@ -484,6 +560,12 @@ impl Inner {
                 }
             };
             generation = answer.generation;
+            if let Some(id) = consumer
+                && !answer.moves.is_empty()
+            {
+                // Finishing them frees room and wakes this wait.
+                self.finish_moves_logged(topic, id, answer.moves).await;
+            }
             // A fetch moves the consumer past what it skipped, once; a read
             // moves nothing, so each try says the same.
             skipped = match consumer {

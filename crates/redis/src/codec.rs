@@ -167,7 +167,8 @@ pub(super) fn messages(value: Value) -> Result<Vec<Message>> {
     array(value, "messages")?.into_iter().map(message).collect()
 }
 
-fn message(entry: Value) -> Result<Message> {
+/// The message of one stream entry.
+pub(super) fn message(entry: Value) -> Result<Message> {
     let mut entry = Items::new(entry, "a message")?;
     let id = entry.text()?;
     let offset = id

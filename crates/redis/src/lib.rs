@@ -14,6 +14,8 @@
 //! | `<prefix>:{<topic>}:consumers` | hash | consumer id → offset, committed offset, mode, ack timeout, creation time |
 //! | `<prefix>:{<topic>}:consumer-ids` | sorted set | consumer ids, for listing in order |
 //! | `<prefix>:{<topic>}:outstanding` | hash | consumer id → deliveries not yet committed (manual mode) |
+//! | `<prefix>:{<topic>}:q:<id>:*` | | a per-message consumer's leases, waiting messages, delivery counts, settled offsets, dead-letter moves and settings (see the `queue` module) |
+//! | `<prefix>:{<dlq>}:dead-letters:…` | string | in a dead-letter topic's slot: what one dead-letter move appended (see the `queue` module) |
 //! | `<prefix>:topics` | sorted set | every topic name (ListTopics) |
 //! | `<prefix>:changes` | pub/sub channel | the name of each topic that changed |
 //!
@@ -39,8 +41,8 @@
 //!
 //! # Waiting
 //! Long-polls and subscriptions wait on pub/sub notices, never by polling:
-//! every script that appends to a topic, deletes it or deletes a consumer
-//! `PUBLISH`es the topic's name on `<prefix>:changes`; each node keeps one
+//! every script that appends to a topic, deletes it or deletes a consumer,
+//! and every settle of a per-message consumer, `PUBLISH`es the topic's name on `<prefix>:changes`; each node keeps one
 //! pub/sub connection subscribed to it (in a cluster, classic pub/sub
 //! reaches every node, so one connection to a seed node hears all) and
 //! wakes the waiters of that topic. A waiter registers before it reads, so
@@ -54,6 +56,8 @@
 //!   the wait between tries of a long-poll.
 //! - `lua/`: the scripts (a shared prelude and one body per call);
 //!   `scripts` compiles them in.
+//! - `queue`: per-message consumers: settling, settings, and the
+//!   dead-letter move across slots, idempotent.
 //! - `codec`: how a message is stored in a stream entry, and answers read.
 //! - `link`: the connections (standalone or cluster), timeouts, where
 //!   commands run, and what a Redis failure means to a client.
@@ -69,6 +73,7 @@
 mod calls;
 mod codec;
 mod link;
+mod queue;
 mod scripts;
 mod store;
 mod target;

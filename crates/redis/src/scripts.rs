@@ -32,6 +32,10 @@ pub(super) struct Scripts {
     pub(super) delete_consumer: Script,
     pub(super) commit: Script,
     pub(super) seek: Script,
+    pub(super) settle: Script,
+    pub(super) update_consumer: Script,
+    pub(super) dl_append: Script,
+    pub(super) dl_finish: Script,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -50,4 +54,8 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     delete_consumer: script(include_str!("lua/delete_consumer.lua")),
     commit: script(include_str!("lua/commit.lua")),
     seek: script(include_str!("lua/seek.lua")),
+    settle: script(include_str!("lua/settle.lua")),
+    update_consumer: script(include_str!("lua/update_consumer.lua")),
+    dl_append: script(include_str!("lua/dl_append.lua")),
+    dl_finish: script(include_str!("lua/dl_finish.lua")),
 });

@@ -11,14 +11,16 @@ use super::{
     Inner, RedisStore,
     calls::{Ctx, arg, duration_ns, optional_arg, position_args, position_offset},
     codec::{self, Items},
+    queue,
     scripts::SCRIPTS,
 };
 use gostream_store::{
     error::{Error, Result},
     {
-        Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, MAX_WAIT, MessageStream, Page,
-        Position, PublishAck, ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store,
-        StoreStats, SubscribeFrom, TopicInfo, TopicName,
+        Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, ConsumerUpdate, LeaseRef,
+        MAX_WAIT, MessageStream, Page, Position, PublishAck, ReadLimits, Record,
+        RetentionOverrides, RetentionUpdate, Settled, Settlement, Store, StoreStats, SubscribeFrom,
+        TopicInfo, TopicName,
     },
 };
 
@@ -214,13 +216,13 @@ impl Store for RedisStore {
         let mode = match spec.commit_mode {
             CommitMode::Auto => "a",
             CommitMode::Manual => "m",
-            CommitMode::PerMessage => {
-                return Err(Error::Internal(
-                    "per-message consumers: not built yet".into(),
-                ));
-            }
+            CommitMode::PerMessage => "p",
         };
+        if let Some(dlq) = &spec.queue.dead_letter_topic {
+            self.inner.check_dead_letter_topic(dlq).await?;
+        }
         let now = self.inner.clock.now_ns();
+        let queue = &spec.queue;
         self.inner
             .consumer_call(
                 &SCRIPTS.create_consumer,
@@ -235,6 +237,14 @@ impl Store for RedisStore {
                     arg(duration_ns(spec.ack_timeout)),
                     arg(now),
                     arg(self.inner.limits.max_consumers_per_topic),
+                    arg(queue.max_deliveries),
+                    Bytes::from(queue::backoff_arg(&queue.backoff)),
+                    queue
+                        .dead_letter_topic
+                        .as_ref()
+                        .map_or_else(Bytes::new, |dlq| Bytes::from(dlq.to_string())),
+                    arg(queue.max_outstanding),
+                    Bytes::from(incarnation()),
                 ],
             )
             .await
@@ -325,21 +335,24 @@ impl Store for RedisStore {
 
     async fn update_consumer(
         &self,
-        _topic: &TopicName,
-        _id: &ConsumerId,
-        _update: gostream_store::ConsumerUpdate,
+        topic: &TopicName,
+        id: &ConsumerId,
+        update: ConsumerUpdate,
     ) -> Result<ConsumerInfo> {
-        Err(Error::Internal("update_consumer: not built yet".into()))
+        let info = self.inner.update_consumer(topic, id, update).await?;
+        // A larger max_outstanding may make room for waiting readers.
+        self.inner.waiters.wake(topic.as_str());
+        Ok(info)
     }
 
     async fn settle(
         &self,
-        _topic: &TopicName,
-        _id: &ConsumerId,
-        _leases: Vec<gostream_store::LeaseRef>,
-        _settlement: gostream_store::Settlement,
-    ) -> Result<gostream_store::Settled> {
-        Err(Error::Internal("settle: not built yet".into()))
+        topic: &TopicName,
+        id: &ConsumerId,
+        leases: Vec<LeaseRef>,
+        settlement: Settlement,
+    ) -> Result<Settled> {
+        self.inner.settle(topic, id, leases, settlement).await
     }
 
     async fn subscribe(
@@ -425,7 +438,7 @@ impl Store for RedisStore {
                 topic,
                 id,
                 position_offset(position),
-                vec![arg(id), kind, value],
+                vec![arg(id), kind, value, Bytes::from(incarnation())],
             )
             .await
     }
@@ -485,7 +498,20 @@ impl Store for RedisStore {
                             Vec::new(),
                         )
                         .await?;
-                    codec::number(value, "retention")
+                    let mut items = Items::new(value, "retention")?;
+                    let dropped = items.number()?;
+                    // Dead-letter moves under way, per consumer.
+                    let mut pending = codec::array(items.next()?, "dead-letter moves")?.into_iter();
+                    while let (Some(id), Some(moves)) = (pending.next(), pending.next()) {
+                        let id =
+                            ConsumerId::parse(codec::text(id, "a consumer id")?).map_err(|e| {
+                                Error::Internal(format!("a consumer id in Redis is invalid: {e}"))
+                            })?;
+                        inner
+                            .finish_moves_logged(&name, &id, queue::moves(moves)?)
+                            .await;
+                    }
+                    Ok(dropped)
                 })
             }))
             .await;
@@ -512,4 +538,10 @@ impl Store for RedisStore {
     async fn health(&self) -> Result<()> {
         self.inner.health().await
     }
+}
+
+/// A fresh consumer incarnation: names the dead-letter moves of a
+/// per-message consumer until it is deleted or seeks.
+fn incarnation() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }

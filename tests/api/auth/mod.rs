@@ -8,6 +8,8 @@
 //!   transport; refused calls change nothing.
 //! - [`listing`]: ListTopics (and the legacy GetTopics) filtered to the
 //!   token's topics; GetBroker for admins.
+//! - [`queue`]: the per-message RPCs (Ack, Nack, Reject, ExtendLease,
+//!   UpdateConsumer) allowed to `consume` tokens only.
 //! - [`public`]: health, reflection, `/healthz` and `/openapi.json` with and
 //!   without `--auth-public`.
 //! - [`sources`]: tokens from a file and inline, merged; bad lines refuse
@@ -16,6 +18,7 @@
 mod listing;
 mod matrix;
 mod public;
+mod queue;
 mod sources;
 
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};

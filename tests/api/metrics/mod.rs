@@ -8,7 +8,10 @@
 //!   a known sequence of calls, and the subscribers gauge of an open stream.
 //! - [`lifecycle`]: a deleted topic leaves no series; grpc-web and unknown
 //!   calls get their own labels.
+//! - [`queue`]: the leases, waiting messages, redeliveries and dead letters
+//!   of per-message consumers.
 
 mod lifecycle;
+mod queue;
 mod text;
 mod traffic;

@@ -9,7 +9,8 @@
 //! readers (64-bit integers as strings, bytes as base64); [`sse`] holds
 //! [`Sse`](sse::Sse), a Server-Sent Events reader over a live body. The
 //! tests follow the routes: [`topics`], [`publish`], [`consumers`],
-//! [`fetch`] (with long-polls), [`commit_seek`], [`subscribe_sse`],
+//! [`fetch`] (with long-polls), [`commit_seek`], [`queue`] (per-message
+//! consumers: the settle verbs and UpdateConsumer's `PATCH`), [`subscribe_sse`],
 //! [`retention`] (UpdateTopic's `PATCH` and its `updateMask`, GetBroker,
 //! skipped messages, the memory cap's 429), then
 //! [`seed`] (GoStream's own REST routes, as a user types them),
@@ -31,6 +32,7 @@ mod error_statuses;
 mod errors;
 mod fetch;
 mod publish;
+mod queue;
 mod retention;
 mod seed;
 mod service_routes;

@@ -189,6 +189,95 @@ async fn grpcurl_creates_publishes_and_fetches() {
     server.stop().await;
 }
 
+/// A work queue through reflection: the per-message consumer's settings,
+/// `deliveryCount`, Ack's two lists, UpdateConsumer with its mask, and
+/// Nack's refusal of a consumer in another mode with its reason.
+#[tokio::test]
+#[ignore = "needs grpcurl; tests/run.sh runs it"]
+async fn grpcurl_acks_and_updates_a_per_message_consumer() {
+    let server = TestServer::start().await;
+    grpcurl_call(
+        &server,
+        "gostream.v1.TopicService/CreateTopic",
+        r#"{"name": "jobs"}"#,
+    )
+    .await;
+    let created = grpcurl_call(
+        &server,
+        "gostream.v1.ConsumerService/CreateConsumer",
+        r#"{"topic": "jobs", "consumer_id": "workers", "commit_mode": "COMMIT_MODE_PER_MESSAGE", "max_deliveries": 3, "backoff": ["1s"]}"#,
+    )
+    .await;
+    assert_eq!(created["consumer"]["commitMode"], "COMMIT_MODE_PER_MESSAGE");
+    assert_eq!(created["consumer"]["maxDeliveries"], 3);
+    assert_eq!(created["consumer"]["maxOutstanding"], 1000);
+    grpcurl_call(
+        &server,
+        "gostream.v1.PublisherService/Publish",
+        r#"{"topic": "jobs", "records": [{"value": "YQ=="}, {"value": "Yg=="}]}"#,
+    )
+    .await;
+    let fetched = grpcurl_call(
+        &server,
+        "gostream.v1.ConsumerService/Fetch",
+        r#"{"topic": "jobs", "consumer": "workers", "max_messages": 10}"#,
+    )
+    .await;
+    let messages = fetched["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "{fetched}");
+    assert!(
+        messages.iter().all(|m| m["deliveryCount"] == 1),
+        "{fetched}"
+    );
+
+    let acked = grpcurl_call(
+        &server,
+        "gostream.v1.ConsumerService/Ack",
+        r#"{"topic": "jobs", "consumer": "workers", "offsets": ["0", "7"], "deliveries": [{"offset": "1", "delivery_count": 1}]}"#,
+    )
+    .await;
+    assert_eq!(
+        acked,
+        serde_json::json!({"appliedOffsets": ["0", "1"], "notLeasedOffsets": ["7"]})
+    );
+
+    let updated = grpcurl_call(
+        &server,
+        "gostream.v1.ConsumerService/UpdateConsumer",
+        r#"{"consumer": {"topic": "jobs", "id": "workers", "max_outstanding": 7}, "update_mask": {"paths": ["max_outstanding", "backoff"]}}"#,
+    )
+    .await;
+    let consumer = &updated["consumer"];
+    assert_eq!(consumer["maxOutstanding"], 7);
+    assert_eq!(consumer["backoff"], serde_json::json!([]));
+    assert_eq!(consumer["maxDeliveries"], 3);
+    assert_eq!(text(&consumer["committedOffset"]), "2");
+
+    grpcurl_call(
+        &server,
+        "gostream.v1.ConsumerService/CreateConsumer",
+        r#"{"topic": "jobs", "consumer_id": "stream"}"#,
+    )
+    .await;
+    let refused = grpcurl(
+        &server,
+        &[
+            "-d",
+            r#"{"topic": "jobs", "consumer": "stream", "offsets": ["0"]}"#,
+        ],
+        &["gostream.v1.ConsumerService/Nack"],
+    )
+    .await;
+    assert_eq!(refused.code, Some(64 + 9), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("Code: FailedPrecondition")
+            && refused.stderr.contains(r#""reason":"NOT_PER_MESSAGE""#),
+        "{}",
+        refused.stderr
+    );
+    server.stop().await;
+}
+
 /// The error details (`google.rpc.ErrorInfo`) decode only if reflection
 /// serves their descriptors: grpcurl prints them as JSON.
 #[tokio::test]

@@ -6,11 +6,11 @@ use std::{fmt::Debug, pin::Pin};
 
 use futures_util::{Stream, StreamExt as _};
 use gostream::pb::gostream::v1::{
-    Broker as BrokerInfo, Consumer, CreateConsumerRequest, FetchRequest, FetchResponse,
+    Broker as BrokerInfo, Consumer, CreateConsumerRequest, Delivery, FetchRequest, FetchResponse,
     ListConsumersResponse, ListTopicsResponse, Message, Position, Record, RetentionPolicy,
     SubscribeRequest, SubscribeResponse, Topic,
 };
-use pbjson_types::FieldMask;
+use pbjson_types::{Duration as PbDuration, FieldMask};
 use tonic::Code;
 
 use crate::common::{TestServer, within};
@@ -36,6 +36,56 @@ pub struct ApiError {
     /// The fields named by `google.rpc.BadRequest`, in order.
     pub fields: Vec<String>,
 }
+
+/// One of the calls that settle a per-message consumer's messages, with
+/// its own argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settle {
+    /// Ack.
+    Ack,
+    /// Nack, with its `delay`.
+    Nack(Option<PbDuration>),
+    /// Reject, with its `reason`.
+    Reject(String),
+    /// ExtendLease, with its `extension`.
+    ExtendLease(Option<PbDuration>),
+}
+
+/// The messages a settle call names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Leases {
+    /// By offset, whatever the lease.
+    pub offsets: Vec<u64>,
+    /// By delivery.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Leases {
+    /// These offsets, whatever their leases.
+    pub fn offsets(offsets: &[u64]) -> Self {
+        Self {
+            offsets: offsets.to_vec(),
+            deliveries: Vec::new(),
+        }
+    }
+
+    /// These deliveries: `(offset, delivery_count)`.
+    pub fn deliveries(deliveries: &[(u64, u32)]) -> Self {
+        Self {
+            offsets: Vec::new(),
+            deliveries: deliveries
+                .iter()
+                .map(|&(offset, delivery_count)| Delivery {
+                    offset,
+                    delivery_count,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a settle call answered: `(applied_offsets, not_leased_offsets)`.
+pub type Settled = (Vec<u64>, Vec<u64>);
 
 /// The `gostream.v1` API of one server, over one transport.
 ///
@@ -79,6 +129,21 @@ pub trait Broker: Sized {
     async fn fetch(&self, request: FetchRequest) -> Outcome<FetchResponse>;
     async fn commit(&self, topic: &str, id: &str, offset: u64) -> Outcome<Consumer>;
     async fn seek(&self, topic: &str, id: &str, position: Option<Position>) -> Outcome<Consumer>;
+    /// UpdateConsumer of `consumer` (named by `consumer.topic` and
+    /// `consumer.id`) with `update_mask`.
+    async fn update_consumer(
+        &self,
+        consumer: Consumer,
+        update_mask: Option<FieldMask>,
+    ) -> Outcome<Consumer>;
+    /// Ack, Nack, Reject or ExtendLease of `leases` of consumer `id`.
+    async fn settle(
+        &self,
+        settle: Settle,
+        topic: &str,
+        id: &str,
+        leases: Leases,
+    ) -> Outcome<Settled>;
 
     /// Opens a subscription. It is established when this returns: messages
     /// published from then on are delivered.

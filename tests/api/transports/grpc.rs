@@ -5,11 +5,12 @@
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use gostream::pb::gostream::v1::{
-    Broker as BrokerInfo, CommitRequest, Consumer, CreateConsumerRequest, CreateTopicRequest,
-    DeleteConsumerRequest, DeleteTopicRequest, FetchRequest, FetchResponse, GetBrokerRequest,
-    GetConsumerRequest, GetTopicRequest, ListConsumersRequest, ListConsumersResponse,
-    ListTopicsRequest, ListTopicsResponse, Position, PublishRequest, Record, RetentionPolicy,
-    SeekRequest, SubscribeRequest, Topic, UpdateTopicRequest,
+    AckRequest, Broker as BrokerInfo, CommitRequest, Consumer, CreateConsumerRequest,
+    CreateTopicRequest, DeleteConsumerRequest, DeleteTopicRequest, ExtendLeaseRequest,
+    FetchRequest, FetchResponse, GetBrokerRequest, GetConsumerRequest, GetTopicRequest,
+    ListConsumersRequest, ListConsumersResponse, ListTopicsRequest, ListTopicsResponse,
+    NackRequest, Position, PublishRequest, Record, RejectRequest, RetentionPolicy, SeekRequest,
+    SubscribeRequest, Topic, UpdateConsumerRequest, UpdateTopicRequest,
     broker_service_client::BrokerServiceClient, consumer_service_client::ConsumerServiceClient,
     publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
 };
@@ -24,7 +25,7 @@ use tonic::{
 };
 use tonic_types::StatusExt as _;
 
-use super::client::{ApiError, Broker, Outcome, Subscription};
+use super::client::{ApiError, Broker, Leases, Outcome, Settle, Settled, Subscription};
 use crate::common::{TestServer, within};
 
 /// A connection the generated clients can call through.
@@ -238,6 +239,85 @@ impl<W: Wire> Broker for GrpcBroker<W> {
         };
         let response = call("Seek", self.consumers.clone().seek(request)).await?;
         Ok(response.consumer.expect("Seek returns the consumer"))
+    }
+
+    async fn update_consumer(
+        &self,
+        consumer: Consumer,
+        update_mask: Option<FieldMask>,
+    ) -> Outcome<Consumer> {
+        let request = UpdateConsumerRequest {
+            consumer: Some(consumer),
+            update_mask,
+        };
+        let response = call(
+            "UpdateConsumer",
+            self.consumers.clone().update_consumer(request),
+        )
+        .await?;
+        Ok(response
+            .consumer
+            .expect("UpdateConsumer returns the consumer"))
+    }
+
+    async fn settle(
+        &self,
+        settle: Settle,
+        topic: &str,
+        id: &str,
+        leases: Leases,
+    ) -> Outcome<Settled> {
+        let (topic, consumer) = (topic.to_owned(), id.to_owned());
+        let Leases {
+            offsets,
+            deliveries,
+        } = leases;
+        let mut client = self.consumers.clone();
+        match settle {
+            Settle::Ack => {
+                let request = AckRequest {
+                    topic,
+                    consumer,
+                    offsets,
+                    deliveries,
+                };
+                let r = call("Ack", client.ack(request)).await?;
+                Ok((r.applied_offsets, r.not_leased_offsets))
+            }
+            Settle::Nack(delay) => {
+                let request = NackRequest {
+                    topic,
+                    consumer,
+                    offsets,
+                    deliveries,
+                    delay,
+                };
+                let r = call("Nack", client.nack(request)).await?;
+                Ok((r.applied_offsets, r.not_leased_offsets))
+            }
+            Settle::Reject(reason) => {
+                let request = RejectRequest {
+                    topic,
+                    consumer,
+                    offsets,
+                    deliveries,
+                    reason,
+                };
+                let r = call("Reject", client.reject(request)).await?;
+                Ok((r.applied_offsets, r.not_leased_offsets))
+            }
+            Settle::ExtendLease(extension) => {
+                let request = ExtendLeaseRequest {
+                    topic,
+                    consumer,
+                    offsets,
+                    deliveries,
+                    extension,
+                };
+                let r = call("ExtendLease", client.extend_lease(request)).await?;
+                Ok((r.applied_offsets, r.not_leased_offsets))
+            }
+        }
     }
 
     async fn subscribe(&self, request: SubscribeRequest) -> Outcome<Subscription> {

@@ -5,12 +5,14 @@
 
 use futures_util::StreamExt as _;
 use gostream::pb::gostream::v1::{
-    Broker as BrokerInfo, CommitRequest, CommitResponse, Consumer, CreateConsumerRequest,
-    CreateConsumerResponse, CreateTopicRequest, CreateTopicResponse, DeleteConsumerResponse,
-    DeleteTopicResponse, FetchRequest, FetchResponse, GetBrokerResponse, GetConsumerResponse,
-    GetTopicResponse, ListConsumersRequest, ListConsumersResponse, ListTopicsRequest,
-    ListTopicsResponse, Position, PublishRequest, PublishResponse, Record, RetentionPolicy,
-    SeekRequest, SeekResponse, SubscribeRequest, Topic, UpdateTopicResponse,
+    AckRequest, AckResponse, Broker as BrokerInfo, CommitRequest, CommitResponse, Consumer,
+    CreateConsumerRequest, CreateConsumerResponse, CreateTopicRequest, CreateTopicResponse,
+    DeleteConsumerResponse, DeleteTopicResponse, ExtendLeaseRequest, ExtendLeaseResponse,
+    FetchRequest, FetchResponse, GetBrokerResponse, GetConsumerResponse, GetTopicResponse,
+    ListConsumersRequest, ListConsumersResponse, ListTopicsRequest, ListTopicsResponse,
+    NackRequest, NackResponse, Position, PublishRequest, PublishResponse, Record, RejectRequest,
+    RejectResponse, RetentionPolicy, SeekRequest, SeekResponse, SubscribeRequest, Topic,
+    UpdateConsumerResponse, UpdateTopicResponse,
 };
 use pbjson_types::FieldMask;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -19,7 +21,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use super::{
-    client::{ApiError, Broker, Outcome, Subscription},
+    client::{ApiError, Broker, Leases, Outcome, Settle, Settled, Subscription},
     sse,
 };
 use crate::common::{TestServer, within};
@@ -392,6 +394,111 @@ impl Broker for Rest {
             .call("Seek", Method::POST, &path, &[], Some(body))
             .await?;
         Ok(response.consumer.expect("Seek returns the consumer"))
+    }
+
+    /// `PATCH /v1/topics/{consumer.topic}/consumers/{consumer.id}` with the
+    /// consumer as the body and the mask as `updateMask`, as UpdateTopic.
+    async fn update_consumer(
+        &self,
+        consumer: Consumer,
+        update_mask: Option<FieldMask>,
+    ) -> Outcome<Consumer> {
+        let path = consumer_path(&consumer.topic, &consumer.id);
+        let query: Vec<(String, String)> = update_mask
+            .map(|mask| {
+                let paths: Vec<String> = mask.paths.iter().map(|p| lower_camel(p)).collect();
+                ("updateMask".to_owned(), paths.join(","))
+            })
+            .into_iter()
+            .collect();
+        let body = serde_json::to_value(&consumer).expect("a consumer serializes");
+        let response: UpdateConsumerResponse = self
+            .call("UpdateConsumer", Method::PATCH, &path, &query, Some(body))
+            .await?;
+        Ok(response
+            .consumer
+            .expect("UpdateConsumer returns the consumer"))
+    }
+
+    /// `POST …/consumers/{consumer}:ack` (`:nack`, `:reject`,
+    /// `:extendLease`) with the rest of the request as the body.
+    async fn settle(
+        &self,
+        settle: Settle,
+        topic: &str,
+        id: &str,
+        leases: Leases,
+    ) -> Outcome<Settled> {
+        let (t, c) = (topic.to_owned(), id.to_owned());
+        let Leases {
+            offsets,
+            deliveries,
+        } = leases;
+        let bound = ["topic", "consumer"];
+        let at = |verb: &str| format!("{}:{verb}", consumer_path(topic, id));
+        match settle {
+            Settle::Ack => {
+                let request = AckRequest {
+                    topic: t,
+                    consumer: c,
+                    offsets,
+                    deliveries,
+                };
+                let body = body_of(&request, &bound);
+                let r: AckResponse = self
+                    .call("Ack", Method::POST, &at("ack"), &[], Some(body))
+                    .await?;
+                Ok((r.applied_offsets, r.not_leased_offsets))
+            }
+            Settle::Nack(delay) => {
+                let request = NackRequest {
+                    topic: t,
+                    consumer: c,
+                    offsets,
+                    deliveries,
+                    delay,
+                };
+                let body = body_of(&request, &bound);
+                let r: NackResponse = self
+                    .call("Nack", Method::POST, &at("nack"), &[], Some(body))
+                    .await?;
+                Ok((r.applied_offsets, r.not_leased_offsets))
+            }
+            Settle::Reject(reason) => {
+                let request = RejectRequest {
+                    topic: t,
+                    consumer: c,
+                    offsets,
+                    deliveries,
+                    reason,
+                };
+                let body = body_of(&request, &bound);
+                let r: RejectResponse = self
+                    .call("Reject", Method::POST, &at("reject"), &[], Some(body))
+                    .await?;
+                Ok((r.applied_offsets, r.not_leased_offsets))
+            }
+            Settle::ExtendLease(extension) => {
+                let request = ExtendLeaseRequest {
+                    topic: t,
+                    consumer: c,
+                    offsets,
+                    deliveries,
+                    extension,
+                };
+                let body = body_of(&request, &bound);
+                let r: ExtendLeaseResponse = self
+                    .call(
+                        "ExtendLease",
+                        Method::POST,
+                        &at("extendLease"),
+                        &[],
+                        Some(body),
+                    )
+                    .await?;
+                Ok((r.applied_offsets, r.not_leased_offsets))
+            }
+        }
     }
 
     async fn subscribe(&self, request: SubscribeRequest) -> Outcome<Subscription> {

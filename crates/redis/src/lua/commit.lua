@@ -2,6 +2,9 @@
 local t = topic(GEN)
 local id = ARGV[7]
 local c = consumer(id)
+if c.mode == 'p' then
+  fail('GSPERMSG')
+end
 catch_up(c, t.start)
 local o = tonumber(ARGV[8])
 if o > c.offset then

@@ -6,5 +6,6 @@ if redis.call('HDEL', CONS, id) == 0 then
 end
 redis.call('ZREM', IDS, id)
 redis.call('HDEL', OUT, id)
+drop_queue(id)
 redis.call('PUBLISH', ARGV[7], ARGV[8])
 return 1

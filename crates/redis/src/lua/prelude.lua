@@ -3,7 +3,9 @@
 -- KEYS (all of one topic, so one hash tag and one cluster slot):
 --   1 meta (hash), 2 log (stream), 3 consumers (hash: id -> state),
 --   4 consumer ids (sorted set, for paging), 5 outstanding deliveries
---   (hash: id -> "end:us,end:us,..." of a manual-mode consumer).
+--   (hash: id -> "end:us,end:us,..." of a manual-mode consumer); a
+--   per-message consumer's keys (see `qkeys`) are named after KEYS[1], in
+--   the same hash tag; `dl_append` also takes a dead-letter dedupe key.
 -- ARGV 1-6 (every script):
 --   1 the topic generation expected ('' = any; create_topic: the new one),
 --   2 now, nanoseconds since the epoch, zero-padded to 20 digits,
@@ -175,9 +177,41 @@ local function resolve(t, kind, value)
   return lo
 end
 
--- A consumer: offset, committed offset, mode ('a'uto or 'm'anual), ack
--- timeout in nanoseconds, creation time, and (manual mode) the outstanding
--- deliveries, oldest first, as {end offset, microseconds delivered at}.
+-- The keys of a per-message consumer's queue state, beside the topic's own
+-- (same hash tag, so same slot), named after KEYS[1]: s (hash: settings,
+-- counters, incarnation, skipped), lease (sorted set: offset -> lease
+-- deadline, microseconds), wait (sorted set: offset -> ready time), count
+-- (hash: offset -> delivery count, leased and waiting), done (sorted set:
+-- offset -> offset, settled above the floor), dl (hash: offset -> a
+-- dead-letter move under way).
+local BASE = string.sub(META, 1, #META - 4)
+
+local function qkeys(id)
+  local k = {}
+  for _, part in ipairs({'s', 'lease', 'wait', 'count', 'done', 'dl'}) do
+    k[part] = BASE .. 'q:' .. id .. ':' .. part
+  end
+  return k
+end
+
+local function drop_queue(id)
+  local k = qkeys(id)
+  redis.call('DEL', k.s, k.lease, k.wait, k.count, k.done, k.dl)
+end
+
+local function split_numbers(s)
+  local out = {}
+  for w in string.gmatch(s or '', '[^,]+') do
+    out[#out + 1] = num(w)
+  end
+  return out
+end
+
+-- A consumer: offset, committed offset, mode ('a'uto, 'm'anual or 'p'er
+-- message), ack timeout in nanoseconds, creation time; (manual mode) the
+-- outstanding deliveries, oldest first, as {end offset, microseconds
+-- delivered at}; (per-message mode) its keys in `k`, its settings and
+-- counters in `q`.
 local function consumer(id)
   local v = redis.call('HGET', CONS, id)
   if not v then
@@ -194,6 +228,11 @@ local function consumer(id)
     for e, at in string.gmatch(c.raw_out, '(%d+):(%d+)') do
       c.out[#c.out + 1] = {num(e), num(at)}
     end
+  elseif c.mode == 'p' then
+    c.k = qkeys(id)
+    local s = redis.call('HMGET', c.k.s, 'maxd', 'backoff', 'dlq', 'maxout', 'red', 'dead', 'inc')
+    c.q = {maxd = num(s[1]), raw_backoff = s[2] or '', backoff = split_numbers(s[2]), dlq = s[3] or '',
+      maxout = num(s[4]), red = num(s[5]), dead = num(s[6]), inc = s[7] or ''}
   end
   return c
 end
@@ -202,6 +241,7 @@ local function store_consumer(id, c)
   local v = str(c.offset) .. ' ' .. str(c.committed) .. ' ' .. c.mode .. ' ' .. str(c.ack) .. ' ' .. c.created
   if v ~= c.raw then
     redis.call('HSET', CONS, id, v)
+    c.raw = v
   end
   if c.mode == 'm' then
     local parts = {}
@@ -215,20 +255,13 @@ local function store_consumer(id, c)
       else
         redis.call('HSET', OUT, id, o)
       end
+      c.raw_out = o
     end
   end
 end
 
--- Moves a consumer up to the start if retention removed what it had not
--- read; returns how many messages it skipped.
-local function catch_up(c, start)
-  local skipped = math.max(0, start - c.offset)
-  c.offset = math.max(c.offset, start)
-  c.committed = math.max(c.committed, start)
-  return skipped
-end
-
--- When the oldest outstanding delivery falls due (microseconds), or nil.
+-- When the oldest outstanding delivery of a manual-mode consumer falls due
+-- (microseconds), or nil.
 local function due(c)
   if c.mode ~= 'm' or #c.out == 0 then
     return nil
@@ -236,10 +269,203 @@ local function due(c)
   return c.out[1][2] + math.ceil(c.ack / 1000)
 end
 
+-- Nanoseconds as whole microseconds, rounded up.
+local function us(ns)
+  return math.ceil(ns / 1000)
+end
+
+-- The delay (microseconds) before redelivering a message delivered n times.
+local function backoff_us(c, n)
+  local b = c.q.backoff
+  if #b == 0 then
+    return 0
+  end
+  return us(b[math.min(math.max(n, 1), #b)])
+end
+
+-- The entry at offset o, or nil.
+local function entry_at(o)
+  local id = str(o) .. '-1'
+  return redis.call('XRANGE', LOG, id, id)[1]
+end
+
+-- Marks offset o settled (acked, dead-lettered, dropped).
+local function settle_done(c, o)
+  if o >= c.committed then
+    redis.call('ZADD', c.k.done, str(o), str(o))
+  end
+end
+
+-- Moves the floor (committed) up over the settled offsets it reaches.
+local function advance(c)
+  while c.committed < c.offset do
+    local next = redis.call('ZRANGEBYSCORE', c.k.done, str(c.committed), '+inf', 'LIMIT', 0, 256)
+    local moved = false
+    for _, m in ipairs(next) do
+      if num(m) ~= c.committed then
+        break
+      end
+      c.committed = c.committed + 1
+      moved = true
+    end
+    if not moved then
+      break
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', c.k.done, '-inf', '(' .. str(c.committed))
+end
+
+-- Dead-letters offset o (delivered n times) of a per-message consumer.
+-- Without a dead-letter topic it is dropped (settled, counted). With one,
+-- the move starts: the offset goes to `dl` with what the move needs (a copy
+-- of the message, so retention cannot lose it meanwhile); the broker then
+-- appends it to the dead-letter topic (`dl_append`, in that topic's slot)
+-- and finishes the move here (`dl_finish`).
+local function dead_letter(c, o, n, reason, detail)
+  local m = str(o)
+  redis.call('ZREM', c.k.lease, m)
+  redis.call('ZREM', c.k.wait, m)
+  redis.call('HDEL', c.k.count, m)
+  local e = entry_at(o)
+  if c.q.dlq == '' or not e then
+    settle_done(c, o)
+    c.q.dead = redis.call('HINCRBY', c.k.s, 'dead', 1)
+    return
+  end
+  redis.call('HSET', c.k.dl, m, cmsgpack.pack({n, reason, detail, c.q.dlq, e}))
+end
+
+-- The dead-letter moves under way (the 64 lowest offsets), each as
+-- {offset, delivery count, reason, detail, dead-letter topic, consumer
+-- incarnation, entry}.
+local function moves(c)
+  local list = {}
+  for i, m in ipairs(redis.call('HKEYS', c.k.dl)) do
+    list[i] = num(m)
+  end
+  table.sort(list)
+  local out = {}
+  for i = 1, math.min(#list, 64) do
+    local m = str(list[i])
+    local d = cmsgpack.unpack(redis.call('HGET', c.k.dl, m))
+    out[i] = {m, str(d[1]), d[2], d[3], d[4], c.q.inc, d[5]}
+  end
+  return out
+end
+
+-- Leases due by now: dead-letter those at max_deliveries, release the
+-- rest for redelivery after their backoff (counted from the deadline).
+local function expire(c)
+  local due_now = redis.call('ZRANGEBYSCORE', c.k.lease, '-inf', str(NOW_US), 'WITHSCORES')
+  for i = 1, #due_now, 2 do
+    local m, deadline = due_now[i], num(due_now[i + 1])
+    local n = num(redis.call('HGET', c.k.count, m))
+    if c.q.maxd > 0 and n >= c.q.maxd then
+      dead_letter(c, num(m), n, 'expired', '')
+    else
+      redis.call('ZREM', c.k.lease, m)
+      redis.call('ZADD', c.k.wait, str(deadline + backoff_us(c, n)), m)
+    end
+  end
+end
+
+-- Moves a consumer up to the start if retention removed what it had not
+-- read (per-message mode: what it had not settled, leased and waiting
+-- messages included, which it forgets; moves to the dead-letter topic go
+-- on); returns how many messages it skipped (per-message mode: also kept
+-- for its next batch).
+local function catch_up(c, start)
+  if c.mode ~= 'p' then
+    local skipped = math.max(0, start - c.offset)
+    c.offset = math.max(c.offset, start)
+    c.committed = math.max(c.committed, start)
+    return skipped
+  end
+  if start <= c.committed then
+    return 0
+  end
+  local settled = redis.call('ZCOUNT', c.k.done, '-inf', '(' .. str(start))
+  local moving = 0
+  for _, m in ipairs(redis.call('HKEYS', c.k.dl)) do
+    if num(m) < start and num(m) >= c.committed then
+      moving = moving + 1
+    end
+  end
+  for _, m in ipairs(redis.call('HKEYS', c.k.count)) do
+    if num(m) < start then
+      redis.call('ZREM', c.k.lease, m)
+      redis.call('ZREM', c.k.wait, m)
+      redis.call('HDEL', c.k.count, m)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', c.k.done, '-inf', '(' .. str(start))
+  local skipped = math.max(0, start - c.committed - settled - moving)
+  c.committed = start
+  c.offset = math.max(c.offset, start)
+  advance(c)
+  if skipped > 0 then
+    redis.call('HINCRBY', c.k.s, 'skip', str(skipped))
+  end
+  return skipped
+end
+
+-- Brings a per-message consumer up to now: retention, expired leases, the
+-- floor.
+local function refresh(t, c)
+  catch_up(c, t.start)
+  expire(c)
+  advance(c)
+end
+
 -- What GetConsumer shows: id, offset, committed, lag, mode, ack timeout
--- (ns), creation time; a consumer left behind shows where it resumes.
+-- (ns), creation time; a consumer left behind shows where it resumes. Then
+-- the queue settings (max deliveries, backoff, dead-letter topic, max
+-- outstanding; '' each outside per-message mode), the counts at now
+-- (outstanding, waiting, redelivered, dead-lettered) and the publish time
+-- of the message at the committed offset ('' if the topic does not hold it).
 local function info(t, id, c)
   local committed = math.max(c.committed, t.start)
+  local oldest = ''
+  if committed < t.stop then
+    local e = entry_at(committed)
+    if e then
+      oldest = entry_time(e)
+    end
+  end
+  local q = {'', '', '', '', '0', '0', '0', '0'}
+  if c.mode == 'p' then
+    local now = str(NOW_US)
+    local leased = redis.call('ZCOUNT', c.k.lease, '(' .. now, '+inf')
+    local expired = redis.call('ZCOUNT', c.k.lease, '-inf', now)
+    local waiting = redis.call('ZCARD', c.k.wait) + expired + redis.call('HLEN', c.k.dl)
+    q = {str(c.q.maxd), c.q.raw_backoff, c.q.dlq, str(c.q.maxout), str(leased), str(waiting), str(c.q.red),
+      str(c.q.dead)}
+  end
   return {id, str(math.max(c.offset, t.start)), str(committed), str(math.max(0, t.stop - committed)),
-    c.mode, str(c.ack), c.created}
+    c.mode, str(c.ack), c.created, q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], oldest}
+end
+
+-- Appends the records ARGV holds from index `first` on, four per record
+-- (size, key, value, headers: '' = none), applies retention and saves the
+-- topic; returns the first record's offset.
+local function append(t, first)
+  local time = NOW
+  if t.last > time then
+    time = t.last
+  end
+  local start = t.stop
+  for b = first, #ARGV, 4 do
+    if ARGV[b + 3] == '' then
+      redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2])
+    else
+      redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2],
+        'h', ARGV[b + 3])
+    end
+    t.stop = t.stop + 1
+    t.bytes = t.bytes + tonumber(ARGV[b])
+  end
+  t.last = time
+  retain(t)
+  save(t)
+  return start
 end

@@ -226,6 +226,21 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
+    /// A u32 count of items that each take at least `min_item_bytes`,
+    /// refused when the bytes left cannot hold that many (so a corrupt
+    /// count never makes a caller allocate for it).
+    pub fn count(&mut self, min_item_bytes: usize) -> Result<usize, String> {
+        let count = self.u32()? as usize;
+        if count.saturating_mul(min_item_bytes.max(1)) > self.remaining() {
+            return Err(format!(
+                "a count of {count} at position {} does not fit in the {} bytes left",
+                self.pos - 4,
+                self.remaining()
+            ));
+        }
+        Ok(count)
+    }
+
     /// A length-prefixed byte string, borrowed.
     pub fn bytes(&mut self) -> Result<&'a [u8], String> {
         let len = self.u32()? as usize;

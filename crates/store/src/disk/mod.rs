@@ -76,7 +76,10 @@
 //! return `DATA_LOSS`, as do reads of offsets missing between two segments.
 //! `consumers.log` is replayed (last record per consumer wins, a torn tail
 //! is cut); manual-mode consumers come back at their committed offset, so
-//! uncommitted deliveries are delivered again. The newest publish time is
+//! uncommitted deliveries are delivered again; per-message consumers come
+//! back with what they had settled, their delivery counts and their
+//! dead-letter moves in flight (the engine makes every unsettled delivery
+//! waiting, ready at once, and finishes the moves). The newest publish time is
 //! read back from the last batch, so publish times never go backwards
 //! across a restart (a topic that retention emptied has none to keep).
 

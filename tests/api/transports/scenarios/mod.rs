@@ -10,6 +10,7 @@ mod broker;
 mod commit_seek;
 mod consumers;
 mod publish;
+mod queue;
 mod retention;
 mod topics;
 mod waiting;

@@ -15,8 +15,9 @@ use bytes::Bytes;
 
 use super::*;
 use crate::{
-    CommitMode, ConsumerId, Message, ReadLimits, Record, RetentionOverrides, RetentionPolicy,
-    log::{ConsumerRecord, LogFactory, TopicLog},
+    CommitMode, ConsumerId, DeadLetterReason, Message, QueuePolicy, ReadLimits, Record,
+    RetentionOverrides, RetentionPolicy, TopicName,
+    log::{ConsumerRecord, DeadLetterIntent, LogFactory, QueueRecord, TopicLog},
 };
 
 const SECOND: u64 = 1_000_000_000;

@@ -43,7 +43,38 @@ async fn a_reopened_log_has_everything_back() {
         id: ConsumerId::parse("gone").unwrap(),
         ..auto.clone()
     };
-    for consumer in [&auto, &manual, &gone] {
+    // A per-message consumer comes back as saved: its policy, settled
+    // ranges, delivery counts, dead-letter moves in flight and counters.
+    let dead_letters = TopicName::parse("t-dlq").unwrap();
+    let queue = ConsumerRecord {
+        id: ConsumerId::parse("queue").unwrap(),
+        offset: 40,
+        committed: 25,
+        commit_mode: CommitMode::PerMessage,
+        ack_timeout: Duration::from_secs(10),
+        create_time_ns: 7,
+        queue: QueuePolicy {
+            max_deliveries: 3,
+            backoff: vec![Duration::from_secs(1), Duration::from_secs(5)],
+            dead_letter_topic: Some(dead_letters.clone()),
+            max_outstanding: 100,
+        },
+        queue_state: QueueRecord {
+            done: vec![26..30, 31..32],
+            pending: vec![(25, 2), (30, 1), (33, 3), (39, 1)],
+            dead_letters: vec![DeadLetterIntent {
+                offset: 32,
+                delivery_count: 3,
+                reason: DeadLetterReason::Nack,
+                detail: String::new(),
+                topic: dead_letters,
+                mark: 12,
+            }],
+            redelivered: 4,
+            dead_lettered: 1,
+        },
+    };
+    for consumer in [&auto, &manual, &gone, &queue] {
         log.save_consumer(consumer).unwrap().wait().await.unwrap();
     }
     log.remove_consumer(&gone.id).unwrap().wait().await.unwrap();
@@ -62,7 +93,7 @@ async fn a_reopened_log_has_everything_back() {
         offset: 20,
         ..manual
     };
-    assert_eq!(consumers, vec![auto, manual_at_committed]);
+    assert_eq!(consumers, vec![auto, manual_at_committed, queue]);
     let log = &mut recovered.log;
     assert_eq!((log.start_offset(), log.end_offset()), (0, 60));
     assert_eq!(log.last_publish_time_ns(), 59 * SECOND);
