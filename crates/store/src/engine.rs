@@ -8,7 +8,7 @@
 //! its consumers and its settings, so publishers and readers of different
 //! topics never contend, and a fetch reads and advances a consumer in one
 //! critical section. No lock is held across an `.await`: a log returns what
-//! is slow (an fsync) as a [`Durability`](super::log::Durability), awaited after the lock is
+//! is slow (an fsync) as a [`Durability`], awaited after the lock is
 //! released.
 //!
 //! Each topic also has a `watch` channel that is bumped after every append
@@ -34,6 +34,33 @@
 //! room, then tries a tight append (a chunk sized to the batch), then has
 //! the age sweep free what it can, and is refused with `RESOURCE_EXHAUSTED`
 //! if that is not enough.
+//!
+//! # Per-message consumers
+//! A per-message consumer (a work queue) keeps, beside its offsets, the
+//! state of every message between its ack floor and its offset: leased,
+//! waiting, or being dead-lettered, and the settled ranges above the floor
+//! (the `queue` module describes the model and the life of a lease). Fetch,
+//! Subscribe and settles change it under the topic's lock, processing the
+//! expiries due first; a settle bumps the topic's `watch` so readers held
+//! back by `max_outstanding` look again, and a waiting fetch wakes at the
+//! next lease expiry or redelivery time. [`Store::enforce_retention`] also
+//! sweeps every such consumer (expiries, and the dead-letter moves nobody
+//! runs: expiries at `max_deliveries`, moves recovered after a restart).
+//! Every change to what is settled, to delivery counts or to dead-letter
+//! intents is saved with the consumer's record before the call returns or
+//! hands out messages; the record costs time in proportion to the pending
+//! messages, so it is built only for a log that persists consumers
+//! ([`TopicLog::persists_consumers`]).
+//!
+//! A dead-letter move publishes into another topic, so it runs after the
+//! source topic's lock is released and never holds two topic locks at
+//! once, nor takes the map of topics while holding one (topic deletion
+//! takes them in the other order). It records its intent (with the
+//! dead-letter topic's end offset as its mark) durably before publishing,
+//! publishes only if no copy is found from the mark on, then settles the
+//! message: exactly once, across crashes and retries (the `queue` module
+//! gives the argument). A caller that claims moves and is dropped (a client gone)
+//! gives them back to the sweep.
 
 mod consumer;
 mod queue;
@@ -990,9 +1017,16 @@ impl<F: LogFactory> Engine<F> {
         };
         durability.wait().await.map_err(before)?;
         if !copies.is_empty() {
-            let appended = self
-                .append_dead_letters(&dlq, &source.name, id, copies)
-                .map_err(before)?;
+            let appended = match self.append_dead_letters(&dlq, &source.name, id, copies.clone()) {
+                // Over the memory cap: as a publish does, let retention by
+                // age free what it can and try once more.
+                Err(Error::ResourceExhausted(_)) => {
+                    self.sweep();
+                    self.append_dead_letters(&dlq, &source.name, id, copies)
+                }
+                other => other,
+            }
+            .map_err(before)?;
             if let Some((durability, end)) = appended {
                 durability.wait().await.map_err(|error| (true, error))?;
                 if let Ok(mut state) = dlq.lock() {
