@@ -1393,4 +1393,74 @@ mod tests {
             [(0, 2)]
         );
     }
+
+    /// A dead-letter topic that cannot take the copy (the memory cap is
+    /// reached) sends the message back to waiting, and it is moved at a
+    /// later failure once there is room.
+    #[tokio::test]
+    async fn a_move_over_the_memory_cap_sends_the_message_back() {
+        let store = MemoryStore::new(StoreLimits {
+            max_memory_bytes: 64 * 1024,
+            ..StoreLimits::DEFAULT
+        });
+        let t = TopicName::parse("t").expect("a name");
+        let dlq = TopicName::parse("dlq").expect("a name");
+        let filler = TopicName::parse("filler").expect("a name");
+        for name in [&t, &dlq, &filler] {
+            store
+                .create_topic(name.clone(), RetentionOverrides::default())
+                .await
+                .expect("create");
+        }
+        store
+            .publish(&t, vec![record(1000)])
+            .await
+            .expect("publish");
+        while store.publish(&filler, vec![record(1000)]).await.is_ok() {}
+        let spec = ConsumerSpec {
+            id: Some(ConsumerId::parse("q").expect("an id")),
+            commit_mode: CommitMode::PerMessage,
+            queue: crate::QueuePolicy {
+                dead_letter_topic: Some(dlq.clone()),
+                ..crate::QueuePolicy::default()
+            },
+            ..ConsumerSpec::default()
+        };
+        let q = store.create_consumer(&t, spec).await.expect("create").id;
+        let fetched = store
+            .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("fetch");
+        assert_eq!(fetched.messages.len(), 1);
+        let settled = store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        assert_eq!(settled.applied, [0]);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!(
+            (
+                info.committed_offset,
+                info.counts.waiting,
+                info.counts.dead_lettered
+            ),
+            (0, 1, 0),
+            "no room in the dead-letter topic: back to waiting"
+        );
+        assert!(dead_letters(&store, &dlq).await.is_empty());
+
+        store.delete_topic(&filler).await.expect("delete");
+        let fetched = store
+            .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("fetch");
+        assert_eq!(fetched.messages[0].delivery_count, 2);
+        store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 1);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!((info.committed_offset, info.counts.dead_lettered), (1, 1));
+    }
 }
