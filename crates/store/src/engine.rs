@@ -711,8 +711,13 @@ impl<F: LogFactory> Store for Engine<F> {
         if outcome.wake {
             handle.changed.send_replace(());
         }
+        // Claimed from here on: given back to the sweep if this call is
+        // dropped before the moves are done.
+        let claims = Claims::new(&handle, id, outcome.moves);
         durability.wait().await?;
-        self.run_moves(&handle, id, outcome.moves).await;
+        if let Some(claims) = claims {
+            self.run_moves(claims).await;
+        }
         Ok(outcome.settled)
     }
 
@@ -872,10 +877,7 @@ impl<F: LogFactory> Engine<F> {
                             }
                         }
                     }
-                    let moves = consumer.claim_moves();
-                    if !moves.is_empty() {
-                        work.push((id.clone(), moves));
-                    }
+                    work.extend(Claims::new(&topic, id, consumer.claim_moves()));
                 }
             }
             for durability in durabilities {
@@ -883,28 +885,21 @@ impl<F: LogFactory> Engine<F> {
                     tracing::warn!(topic = %topic.name, %error, "saving a consumer failed");
                 }
             }
-            for (id, moves) in work {
-                self.run_moves(&topic, &id, moves).await;
+            for claims in work {
+                self.run_moves(claims).await;
             }
         }
     }
 
-    /// Runs the dead-letter moves `claimed` (offsets of consumer `id` of
-    /// `source`, claimed by the caller); see [`queue`] for why each message
-    /// reaches its dead-letter topic exactly once. A move that fails sends
-    /// its message back to waiting (nothing published) or gives the move
-    /// back to the sweep (something may have been published), with a
-    /// warning. If this future is dropped, what it had not finished is
+    /// Runs the dead-letter moves the caller claimed; see [`queue`] for why
+    /// each message reaches its dead-letter topic exactly once. A move that
+    /// fails sends its message back to waiting (nothing published) or gives
+    /// the move back to the sweep (something may have been published), with
+    /// a warning. If this future is dropped, what it had not finished is
     /// given back to the sweep.
-    async fn run_moves(&self, source: &Arc<Topic<F::Log>>, id: &ConsumerId, claimed: Vec<u64>) {
-        if claimed.is_empty() {
-            return;
-        }
-        let mut guard = Claims {
-            topic: source.clone(),
-            id: id.clone(),
-            offsets: claimed,
-        };
+    async fn run_moves(&self, mut guard: Claims<F::Log>) {
+        let source = &guard.topic.clone();
+        let id = &guard.id.clone();
         let mut groups: BTreeMap<TopicName, Vec<u64>> = BTreeMap::new();
         {
             let Ok(mut state) = source.lock() else {
@@ -1119,6 +1114,17 @@ struct Claims<L: TopicLog> {
     topic: Arc<Topic<L>>,
     id: ConsumerId,
     offsets: Vec<u64>,
+}
+
+impl<L: TopicLog> Claims<L> {
+    /// The claims on `offsets` of consumer `id` of `topic`, if any.
+    fn new(topic: &Arc<Topic<L>>, id: &ConsumerId, offsets: Vec<u64>) -> Option<Self> {
+        (!offsets.is_empty()).then(|| Self {
+            topic: topic.clone(),
+            id: id.clone(),
+            offsets,
+        })
+    }
 }
 
 impl<L: TopicLog> Drop for Claims<L> {
@@ -1459,6 +1465,28 @@ mod tests {
             .settle(&t, &q, offset_zero(), reject())
             .await
             .expect("reject");
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 1);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!((info.committed_offset, info.counts.dead_lettered), (1, 1));
+    }
+
+    /// Moves claimed by a call that is dropped before running them are
+    /// given back, and the sweep runs them.
+    #[tokio::test]
+    async fn moves_claimed_by_a_dropped_call_are_run_by_the_sweep() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        let handle = store.topic(&t).expect("the topic");
+        let moves = {
+            let mut state = handle.lock().expect("the lock");
+            let consumer = state.consumers.get_mut(&q).expect("the consumer");
+            consumer
+                .settle(Instant::now(), offset_zero(), &reject())
+                .moves
+        };
+        assert_eq!(moves, [0]);
+        drop(Claims::new(&handle, &q, moves));
+        assert!(dead_letters(&store, &dlq).await.is_empty());
+        store.enforce_retention().await.expect("sweep");
         assert_eq!(dead_letters(&store, &dlq).await.len(), 1);
         let info = store.get_consumer(&t, &q).await.expect("get");
         assert_eq!((info.committed_offset, info.counts.dead_lettered), (1, 1));
