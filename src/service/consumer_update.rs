@@ -53,8 +53,10 @@ pub struct Request {
     pub topic: TopicName,
     /// The consumer's id.
     pub id: ConsumerId,
-    /// The settings to change.
+    /// The settings to change that the request names one by one.
     pub update: ConsumerUpdate,
+    /// With `*` in the mask: every setting's value (see [`with_every`]).
+    pub every: Option<ConsumerUpdate>,
     /// The commit mode the request names (in its mask, or set with no
     /// mask); it must be the consumer's own.
     pub commit_mode: Option<CommitMode>,
@@ -63,21 +65,23 @@ pub struct Request {
 /// The request's consumer and change: each path of the mask (every
 /// updatable field set in `consumer` when there is no mask) replaces that
 /// setting with the value in `consumer`, or with its default when the
-/// value is not set there.
+/// value is not set there. `*` is kept apart in [`Request::every`]: it
+/// names the settings the consumer's mode has (see [`with_every`]).
 pub fn request(consumer: Option<pb::Consumer>, mask: Option<FieldMask>) -> Result<Request> {
     let consumer =
         consumer.ok_or_else(|| Error::invalid("consumer", "the consumer to update is required"))?;
     let topic = topic_name("consumer.topic", consumer.topic.clone())?;
     let id = consumer_id("consumer.id", consumer.id.clone())?;
-    let (paths, mode_named) = match mask {
+    let paths = match mask {
         Some(mask) if !mask.paths.is_empty() => mask_paths(&mask.paths)?,
         // No mask: every field the request sets (AIP-134).
-        _ => (
-            implied_paths(&consumer),
-            consumer.commit_mode != pb::CommitMode::Unspecified as i32,
-        ),
+        _ => Paths {
+            named: implied_paths(&consumer),
+            every: false,
+            commit_mode: consumer.commit_mode != pb::CommitMode::Unspecified as i32,
+        },
     };
-    let commit_mode = if mode_named {
+    let commit_mode = if paths.commit_mode {
         Some(super::convert::commit_mode(
             "consumer.commit_mode",
             consumer.commit_mode,
@@ -85,9 +89,25 @@ pub fn request(consumer: Option<pb::Consumer>, mask: Option<FieldMask>) -> Resul
     } else {
         None
     };
+    let every = if paths.every {
+        Some(settings(&consumer, UPDATABLE)?)
+    } else {
+        None
+    };
+    Ok(Request {
+        topic,
+        id,
+        update: settings(&consumer, &paths.named)?,
+        every,
+        commit_mode,
+    })
+}
+
+/// The values of `paths` in `consumer`: each as set there, or its default.
+fn settings(consumer: &pb::Consumer, paths: &[&str]) -> Result<ConsumerUpdate> {
     let mut update = ConsumerUpdate::default();
     for path in paths {
-        match path {
+        match *path {
             "ack_timeout" => {
                 update.ack_timeout = Some(match &consumer.ack_timeout {
                     None => DEFAULT_ACK_TIMEOUT,
@@ -114,12 +134,49 @@ pub fn request(consumer: Option<pb::Consumer>, mask: Option<FieldMask>) -> Resul
             _ => {}
         }
     }
-    Ok(Request {
-        topic,
-        id,
-        update,
-        commit_mode,
-    })
+    Ok(update)
+}
+
+/// `update` with what `*` names added: the settings a consumer in `mode`
+/// has (all of them in per-message mode, the ack timeout in manual mode,
+/// none in auto mode), so `*` replaces the whole consumer whatever its
+/// mode. A setting named on its own is the store's to refuse in a mode
+/// without it.
+pub fn with_every(
+    update: ConsumerUpdate,
+    every: ConsumerUpdate,
+    mode: CommitMode,
+) -> ConsumerUpdate {
+    let ConsumerUpdate {
+        ack_timeout,
+        max_deliveries,
+        backoff,
+        dead_letter_topic,
+        max_outstanding,
+    } = update;
+    match mode {
+        CommitMode::Auto => ConsumerUpdate {
+            ack_timeout,
+            max_deliveries,
+            backoff,
+            dead_letter_topic,
+            max_outstanding,
+        },
+        CommitMode::Manual => ConsumerUpdate {
+            ack_timeout: ack_timeout.or(every.ack_timeout),
+            max_deliveries,
+            backoff,
+            dead_letter_topic,
+            max_outstanding,
+        },
+        CommitMode::PerMessage => ConsumerUpdate {
+            ack_timeout: ack_timeout.or(every.ack_timeout),
+            max_deliveries: max_deliveries.or(every.max_deliveries),
+            backoff: backoff.or(every.backoff),
+            dead_letter_topic: dead_letter_topic.or(every.dead_letter_topic),
+            max_outstanding: max_outstanding.or(every.max_outstanding),
+        },
+    }
 }
 
 /// `InvalidArgument` naming `consumer.commit_mode` unless the mode the
@@ -184,19 +241,31 @@ fn implied_paths(consumer: &pb::Consumer) -> Vec<&'static str> {
         .collect()
 }
 
-/// The updatable fields a mask names (proto field names; the REST gateway
-/// turns the JSON form's lowerCamelCase into them), and whether it names
-/// the commit mode.
-fn mask_paths(paths: &[String]) -> Result<(Vec<&'static str>, bool)> {
-    let mut out = Vec::new();
-    let mut mode_named = false;
+/// What a mask (or a request without one) names.
+struct Paths {
+    /// Updatable fields named one by one.
+    named: Vec<&'static str>,
+    /// Whether it holds `*`.
+    every: bool,
+    /// Whether it names the commit mode.
+    commit_mode: bool,
+}
+
+/// What a mask names (proto field names; the REST gateway turns the JSON
+/// form's lowerCamelCase into them).
+fn mask_paths(paths: &[String]) -> Result<Paths> {
+    let mut out = Paths {
+        named: Vec::new(),
+        every: false,
+        commit_mode: false,
+    };
     for path in paths {
         match path.trim() {
-            "*" => out.extend_from_slice(UPDATABLE),
-            COMMIT_MODE => mode_named = true,
+            "*" => out.every = true,
+            COMMIT_MODE => out.commit_mode = true,
             known if UPDATABLE.contains(&known) => {
                 if let Some(path) = UPDATABLE.iter().find(|p| **p == known) {
-                    out.push(*path);
+                    out.named.push(*path);
                 }
             }
             ignored
@@ -214,7 +283,7 @@ fn mask_paths(paths: &[String]) -> Result<(Vec<&'static str>, bool)> {
             }
         }
     }
-    Ok((out, mode_named))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -291,22 +360,44 @@ mod tests {
     }
 
     #[test]
-    fn star_names_every_updatable_field() {
+    fn star_names_every_setting_of_the_consumers_mode() {
         let request = request(
-            consumer(|c| c.ack_timeout = Some(pb_duration(Duration::from_secs(90)))),
-            mask(&["*"]),
+            consumer(|c| {
+                c.ack_timeout = Some(pb_duration(Duration::from_secs(90)));
+                c.max_deliveries = 4;
+            }),
+            mask(&["*", "max_deliveries"]),
         )
         .unwrap();
+        let named = ConsumerUpdate {
+            max_deliveries: Some(4),
+            ..ConsumerUpdate::default()
+        };
+        assert_eq!(request.update, named);
+        let every = request.every.unwrap();
         assert_eq!(
-            request.update,
+            with_every(
+                request.update.clone(),
+                every.clone(),
+                CommitMode::PerMessage
+            ),
             ConsumerUpdate {
                 ack_timeout: Some(Duration::from_secs(90)),
-                max_deliveries: Some(0),
+                max_deliveries: Some(4),
                 backoff: Some(Vec::new()),
                 dead_letter_topic: Some(None),
                 max_outstanding: Some(DEFAULT_MAX_OUTSTANDING),
             }
         );
+        assert_eq!(
+            with_every(named.clone(), every.clone(), CommitMode::Manual),
+            ConsumerUpdate {
+                ack_timeout: Some(Duration::from_secs(90)),
+                ..named.clone()
+            },
+            "a manual consumer has only an ack timeout; what is named stays named"
+        );
+        assert_eq!(with_every(named.clone(), every, CommitMode::Auto), named);
     }
 
     #[test]

@@ -409,16 +409,21 @@ impl ConsumerService for V1 {
         let consumer_update::Request {
             topic,
             id,
-            update,
+            mut update,
+            every,
             commit_mode,
         } = consumer_update::request(request.consumer, request.update_mask)?;
-        if commit_mode.is_some() {
+        // The commit mode never changes, so reading it first is not a race.
+        if commit_mode.is_some() || every.is_some() {
             let current = self
                 .store
                 .get_consumer(&topic, &id)
                 .await
                 .map_err(Error::from)?;
             consumer_update::check_commit_mode(commit_mode, current.commit_mode)?;
+            if let Some(every) = every {
+                update = consumer_update::with_every(update, every, current.commit_mode);
+            }
         }
         let consumer = self
             .store

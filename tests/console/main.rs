@@ -4,7 +4,10 @@
 //! managing the first two brokers over grpc-web, and a third one with
 //! authentication on through the page's token field. The page's origin
 //! differs from every gRPC listener (another port, or another broker), so
-//! every call is a CORS request.
+//! every call is a CORS request. Last, the page works a queue: it tails a
+//! per-message consumer with a dead-letter topic, acks, nacks and rejects
+//! messages from their rows, and this test then checks through the gRPC API
+//! that the broker did what the page showed.
 //!
 //! Needs `node`, `web/node_modules` (`npm ci --prefix web`) and
 //! `/usr/bin/chromium` (or `$CHROMIUM`), so it is `#[ignore]`d: a plain
@@ -23,16 +26,26 @@ use std::{
 };
 
 use executable::socket_addr_in;
+use gostream::pb::gostream::v1::{self as pb, consumer_service_client::ConsumerServiceClient};
 use tokio::{
     io::{AsyncBufReadExt as _, BufReader},
     process::{Child, Command},
 };
+use tonic::transport::Channel;
 
 /// How long the browser run may take; it needs a few seconds.
 const PATIENCE: Duration = Duration::from_secs(90);
 
 /// The one token of the broker with authentication on.
 const TOKEN: &str = "c0nsole-t0ken";
+
+/// The work-queue scenario: the topic, its dead-letter topic, the
+/// per-message consumer the page tails, and the reason it rejects a message
+/// with.
+const JOBS: &str = "console-jobs";
+const JOBS_DEAD: &str = "console-jobs-dead";
+const WORKERS: &str = "console-workers";
+const REASON: &str = "malformed payload";
 
 /// A running broker and the addresses it logged.
 struct Broker {
@@ -134,6 +147,15 @@ async fn the_console_manages_brokers_over_grpc_web_in_a_browser() {
             "rest": format!("http://{}", c.rest),
             "token": TOKEN,
         },
+        "queue": {
+            "name": "the broker that serves the page, as a work queue",
+            "grpc": format!("http://{}", a.grpc),
+            "rest": format!("http://{}", a.rest),
+            "topic": JOBS,
+            "dlq": JOBS_DEAD,
+            "consumer": WORKERS,
+            "reason": REASON,
+        },
         "artifacts": artifacts,
     });
 
@@ -165,4 +187,140 @@ async fn the_console_manages_brokers_over_grpc_web_in_a_browser() {
         screenshot.display()
     );
     println!("screenshot: {}", screenshot.display());
+
+    the_broker_did_what_the_page_showed(a.grpc).await;
+}
+
+/// After the page acked offset 0, nacked offset 1 (redelivered to it with
+/// delivery count 2, still leased), rejected offset 2 with [`REASON`] and saw
+/// offset 3 (acked over REST) answer "not leased": the same state, read
+/// through the gRPC API.
+async fn the_broker_did_what_the_page_showed(grpc: SocketAddr) {
+    let channel = Channel::from_shared(format!("http://{grpc}"))
+        .expect("a valid URI")
+        .connect()
+        .await
+        .expect("connect to the broker");
+    let mut consumers = ConsumerServiceClient::new(channel);
+    let get = || {
+        let mut consumers = consumers.clone();
+        async move {
+            consumers
+                .get_consumer(pb::GetConsumerRequest {
+                    topic: JOBS.into(),
+                    consumer: WORKERS.into(),
+                })
+                .await
+                .expect("GetConsumer")
+                .into_inner()
+                .consumer
+                .expect("a consumer")
+        }
+    };
+    let before = get().await;
+    assert_eq!(
+        (
+            before.commit_mode,
+            before.committed_offset,
+            before.outstanding,
+            before.waiting,
+            before.redelivered,
+            before.dead_lettered,
+        ),
+        (pb::CommitMode::PerMessage as i32, 1, 1, 0, 1, 1),
+        "after the page's acks (mode, committed, outstanding, waiting, redelivered, dead-lettered): {before:?}"
+    );
+
+    let ack = |offsets: Vec<u64>, deliveries: Vec<(u64, u32)>| {
+        let mut consumers = consumers.clone();
+        async move {
+            let answer = consumers
+                .ack(pb::AckRequest {
+                    topic: JOBS.into(),
+                    consumer: WORKERS.into(),
+                    offsets,
+                    deliveries: deliveries
+                        .into_iter()
+                        .map(|(offset, delivery_count)| pb::Delivery {
+                            offset,
+                            delivery_count,
+                        })
+                        .collect(),
+                })
+                .await
+                .expect("Ack")
+                .into_inner();
+            (answer.applied_offsets, answer.not_leased_offsets)
+        }
+    };
+    // Acked from the page (0) and over REST (3): settled, never leased again.
+    assert_eq!(
+        ack(vec![0, 3], vec![]).await,
+        (vec![], vec![0, 3]),
+        "offsets 0 and 3 are settled"
+    );
+    // Offset 1's first delivery was nacked; its redelivery, count 2, is leased.
+    assert_eq!(
+        ack(vec![], vec![(1, 1)]).await,
+        (vec![], vec![1]),
+        "the nacked delivery of offset 1 is no longer leased"
+    );
+    assert_eq!(
+        ack(vec![], vec![(1, 2)]).await,
+        (vec![1], vec![]),
+        "offset 1 was redelivered with delivery count 2"
+    );
+    // Rejected from the page: in the dead-letter topic, not redeliverable.
+    assert_eq!(
+        ack(vec![2], vec![]).await,
+        (vec![], vec![2]),
+        "the rejected offset 2 is settled"
+    );
+    let after = get().await;
+    assert_eq!(
+        (after.committed_offset, after.outstanding, after.waiting),
+        (4, 0, 0),
+        "everything settled: {after:?}"
+    );
+
+    consumers
+        .create_consumer(pb::CreateConsumerRequest {
+            topic: JOBS_DEAD.into(),
+            consumer_id: "console-dead-reader".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("CreateConsumer on the dead-letter topic");
+    let dead = consumers
+        .fetch(pb::FetchRequest {
+            topic: JOBS_DEAD.into(),
+            consumer: "console-dead-reader".into(),
+            max_messages: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("Fetch the dead-letter topic")
+        .into_inner()
+        .messages;
+    assert_eq!(dead.len(), 1, "one dead letter: {dead:?}");
+    let letter = &dead[0];
+    assert_eq!(
+        &letter.value[..],
+        b"job-2",
+        "the rejected message: {letter:?}"
+    );
+    for (header, value) in [
+        ("gostream-dead-letter-source-topic", JOBS),
+        ("gostream-dead-letter-source-offset", "2"),
+        ("gostream-dead-letter-consumer", WORKERS),
+        ("gostream-dead-letter-delivery-count", "1"),
+        ("gostream-dead-letter-reason", "reject"),
+        ("gostream-dead-letter-detail", REASON),
+    ] {
+        assert_eq!(
+            letter.headers.get(header).map(String::as_str),
+            Some(value),
+            "header {header} of the dead letter: {letter:?}"
+        );
+    }
 }

@@ -66,7 +66,7 @@ const MAX_DELIVERIES: u32 = 3;
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Concurrent readers per round.
-const READERS: usize = 4;
+const READERS: usize = 8;
 
 /// Kill-and-restart rounds before the last one, which runs until every
 /// message is settled.
@@ -74,7 +74,7 @@ const KILLS: u64 = 5;
 
 /// The broker is killed this many ms (random in the range) after the
 /// readers start.
-const KILL_AFTER_MS: (u64, u64) = (150, 700);
+const KILL_AFTER_MS: (u64, u64) = (200, 900);
 
 /// How long the last round may take to settle everything (at least
 /// `MAX_DELIVERIES` lease expiries of the messages never settled).
@@ -112,7 +112,10 @@ async fn kill_9_under_fsync_always_settles_every_message_exactly_once() {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..READERS)
-            .map(|_| tokio::spawn(read(broker.consumers(), stop.clone())))
+            .map(|_| {
+                let reader_rng = Rng::new(rng.next_u64());
+                tokio::spawn(read(broker.consumers(), stop.clone(), reader_rng))
+            })
             .collect();
         let mut last = None;
         let killed_at = if number < KILLS {
@@ -143,15 +146,11 @@ async fn kill_9_under_fsync_always_settles_every_message_exactly_once() {
             reads.push(read);
         }
         rounds.push(Round { number, reads });
-        if let Some((broker, settled)) = last {
-            match settled {
-                Ok(consumer) => {
-                    let dead = read_all(&broker, DEAD_LETTERS).await;
-                    let jobs = read_all(&broker, TOPIC).await;
-                    failures.extend(check(&rounds, &dead, &jobs, &consumer));
-                }
-                Err(failure) => failures.push(failure),
-            }
+        if let Some((broker, (consumer, unsettled))) = last {
+            failures.extend(unsettled);
+            let dead = read_all(&broker, DEAD_LETTERS).await;
+            let jobs = read_all(&broker, TOPIC).await;
+            failures.extend(check(&rounds, &dead, &jobs, &consumer));
             broker.stop().await;
         }
     }
@@ -197,10 +196,10 @@ async fn set_up(broker: &Broker) {
 }
 
 /// Waits until the consumer has settled every message (its committed
-/// offset at the end, nothing leased or waiting), polling GetConsumer. An
-/// error if that takes longer than [`SETTLE_WITHIN`] or every reader
-/// stopped (a call failed).
-async fn settled(broker: &Broker, readers: &[JoinHandle<Read>]) -> Result<Consumer, String> {
+/// offset at the end, nothing leased or waiting), polling GetConsumer.
+/// Returns the consumer, and a failure if that took longer than
+/// [`SETTLE_WITHIN`] or every reader stopped (a call failed).
+async fn settled(broker: &Broker, readers: &[JoinHandle<Read>]) -> (Consumer, Option<String>) {
     let deadline = Instant::now() + SETTLE_WITHIN;
     loop {
         let consumer = get_consumer(broker, TOPIC, CONSUMER).await;
@@ -208,17 +207,19 @@ async fn settled(broker: &Broker, readers: &[JoinHandle<Read>]) -> Result<Consum
             && consumer.outstanding == 0
             && consumer.waiting == 0
         {
-            return Ok(consumer);
+            return (consumer, None);
         }
         if readers.iter().all(JoinHandle::is_finished) {
-            return Err(format!(
+            let failure = format!(
                 "every reader stopped before the consumer settled every message: {consumer:?}"
-            ));
+            );
+            return (consumer, Some(failure));
         }
         if Instant::now() >= deadline {
-            return Err(format!(
+            let failure = format!(
                 "the consumer did not settle every message within {SETTLE_WITHIN:?}: {consumer:?}"
-            ));
+            );
+            return (consumer, Some(failure));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -481,9 +482,14 @@ fn check(rounds: &[Round], dead: &[Message], jobs: &[Message], consumer: &Consum
         ));
     }
     let deliveries: usize = received.values().map(Vec::len).sum();
+    let per_round: Vec<usize> = rounds
+        .iter()
+        .map(|round| round.reads.iter().map(|read| read.received.len()).sum())
+        .collect();
     eprintln!(
-        "{KILLS} kills: {deliveries} deliveries of {MESSAGES} messages, {} acknowledged (and {in_doubt_only} \
-         by an Ack the kill cut off), {} dead-lettered, {across_restarts} delivered across a restart",
+        "{KILLS} kills: {deliveries} deliveries of {MESSAGES} messages (per round {per_round:?}), {} \
+         acknowledged (and {in_doubt_only} by an Ack the kill cut off), {} dead-lettered, \
+         {across_restarts} delivered across a restart",
         acked.len(),
         dead.len()
     );

@@ -173,14 +173,38 @@ async fn survives_a_graceful_restart(signal: &str, fsync: &str) {
     assert_eq!(after.listed, before.listed, "ListTopics");
     assert_eq!(after.topics, before.topics, "GetTopic of each topic");
     assert_eq!(after.messages, before.messages, "every message");
-    // A manual-mode consumer comes back at its committed offset.
+    // A manual-mode consumer comes back at its committed offset. The age of
+    // the oldest unprocessed message only grew (it is the same message,
+    // later); the rest is equal.
     let mut expected = before.consumers.clone();
-    for consumer in expected.values_mut().flatten() {
+    let mut after_consumers = after.consumers.clone();
+    for (consumer, later) in expected
+        .values_mut()
+        .flatten()
+        .zip(after_consumers.values_mut().flatten())
+    {
         if consumer.commit_mode == CommitMode::Manual as i32 {
             consumer.offset = consumer.committed_offset;
         }
+        let (age, later_age) = (
+            consumer.oldest_unacked_age.take(),
+            later.oldest_unacked_age.take(),
+        );
+        assert_eq!(
+            age.is_some(),
+            later_age.is_some(),
+            "{}: oldest_unacked_age",
+            consumer.id
+        );
+        if let (Some(age), Some(later_age)) = (age, later_age) {
+            assert!(
+                (later_age.seconds, later_age.nanos) >= (age.seconds, age.nanos),
+                "{}: the oldest unprocessed message is older after the restart",
+                consumer.id
+            );
+        }
     }
-    assert_eq!(after.consumers, expected, "every consumer");
+    assert_eq!(after_consumers, expected, "every consumer");
 
     // They read on from there.
     assert_eq!(

@@ -41,9 +41,14 @@ export function size(n: bigint): string {
   return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
+/** A duration in days, hours, minutes and seconds; under a minute with its fraction (`1.5s`, `250ms`). */
 export function duration(d: Duration | undefined): string {
   if (d === undefined) return "";
   let s = Number(d.seconds);
+  if (s < 60 && d.nanos > 0) {
+    const ms = s * 1000 + Math.round(d.nanos / 1e6);
+    return ms < 1000 ? `${ms}ms` : `${Number((ms / 1000).toFixed(3))}s`;
+  }
   const parts: string[] = [];
   for (const [unit, secs] of [["d", 86400], ["h", 3600], ["m", 60]] as const) {
     if (s >= secs) {

@@ -2,8 +2,9 @@
 // tail, all over grpc-web to the broker URL chosen in the page.
 import { connect, failure, type Broker } from "./client";
 import { byId, el, row } from "./dom";
-import { fromBase64, parseHeaders, retention, size } from "./format";
-import { Tail } from "./tail";
+import { duration, fromBase64, parseHeaders, retention, size } from "./format";
+import { CommitMode, type Consumer } from "./gen/gostream/v1/gostream_pb";
+import { Tail, type TailSource } from "./tail";
 
 const STORAGE_KEY = "gostream.console.broker";
 
@@ -45,11 +46,15 @@ const ui = {
   publishHeaders: byId<HTMLTextAreaElement>("publish-headers"),
   publishResult: byId<HTMLOutputElement>("publish-result"),
   tailForm: byId<HTMLFormElement>("tail-form"),
+  tailThrough: byId("tail-through"),
+  tailConsumer: byId<HTMLSelectElement>("tail-consumer"),
+  tailConsumerHint: byId("tail-consumer-hint"),
+  tailBoundary: byId("tail-boundary"),
   tailFrom: byId<HTMLSelectElement>("tail-from"),
   tailStart: byId<HTMLButtonElement>("tail-start"),
   tailStop: byId<HTMLButtonElement>("tail-stop"),
   tailClear: byId<HTMLButtonElement>("tail-clear"),
-  tailBody: byId<HTMLTableElement>("tail-table").tBodies[0],
+  tailTable: byId<HTMLTableElement>("tail-table"),
   tailStatus: byId("tail-status"),
 };
 
@@ -78,14 +83,26 @@ async function attempt(action: () => Promise<void>): Promise<boolean> {
   }
 }
 
+/** A pending refresh of the consumers table, so a burst of deliveries refreshes it once. */
+let consumersRefresh = 0;
+
 const tail = new Tail({
-  body: ui.tailBody,
+  table: ui.tailTable,
   status: ui.tailStatus,
   onRunning(running) {
     ui.tailStart.disabled = running;
     ui.tailStop.disabled = !running;
+    ui.tailConsumer.disabled = running;
+    ui.tailFrom.disabled = running;
   },
   onError: showError,
+  onConsumerChanged() {
+    if (consumersRefresh !== 0) return;
+    consumersRefresh = window.setTimeout(() => {
+      consumersRefresh = 0;
+      void attempt(refreshConsumers);
+    }, 200);
+  },
 });
 
 async function refreshTopics(): Promise<void> {
@@ -120,6 +137,7 @@ function selectTopic(name: string | null): void {
   if (name !== selected) {
     tail.stop();
     tail.clear();
+    showTailConsumers([]);
   }
   selected = name;
   for (const tr of ui.topicsBody.rows) {
@@ -133,24 +151,85 @@ function selectTopic(name: string | null): void {
   void attempt(refreshConsumers);
 }
 
+function commitMode(mode: CommitMode): string {
+  switch (mode) {
+    case CommitMode.MANUAL:
+      return "manual";
+    case CommitMode.PER_MESSAGE:
+      return "per-message";
+    default:
+      return "auto";
+  }
+}
+
+/** A per-message consumer's settings and counts, as a row under its own. */
+function queueDetails(c: Consumer): HTMLTableRowElement {
+  const facts: [string, string, string][] = [
+    ["ack-timeout", "Ack timeout", duration(c.ackTimeout)],
+    ["max-deliveries", "Max deliveries", c.maxDeliveries === 0 ? "unlimited" : c.maxDeliveries.toString()],
+    ["backoff", "Backoff", c.backoff.length === 0 ? "none" : c.backoff.map((d) => duration(d)).join(", ")],
+    ["dead-letter-topic", "Dead-letter topic", c.deadLetterTopic === "" ? "none (dropped)" : c.deadLetterTopic],
+    ["max-outstanding", "Max outstanding", c.maxOutstanding.toString()],
+    ["outstanding", "Outstanding", c.outstanding.toString()],
+    ["waiting", "Waiting", c.waiting.toString()],
+    ["redelivered", "Redelivered", c.redelivered.toString()],
+    ["dead-lettered", "Dead-lettered", c.deadLettered.toString()],
+    ["oldest-unacked", "Oldest unacked", c.oldestUnackedAge === undefined ? "none" : duration(c.oldestUnackedAge)],
+  ];
+  const list = el(
+    "dl",
+    { class: "facts", "aria-label": `Consumer ${c.id}: settings and counts` },
+    ...facts.map(([field, name, value]) => el("div", {}, el("dt", {}, name), el("dd", { "data-field": field }, value))),
+  );
+  const tr = el("tr", { class: "details" }, el("td", { colspan: "5" }, list));
+  tr.dataset.queue = c.id;
+  return tr;
+}
+
 async function refreshConsumers(): Promise<void> {
   if (selected === null) return;
   const topic = selected;
   const rows: HTMLTableRowElement[] = [];
+  const queues: string[] = [];
   let pageToken = "";
   do {
     const page = await broker.consumers.listConsumers({ topic, pageSize: 1000, pageToken });
     for (const c of page.consumers) {
-      const mode = c.commitMode === 2 ? "manual" : "auto";
-      const tr = row([c.id, c.offset.toString(), c.committedOffset.toString(), c.lag.toString(), mode], [1, 2, 3]);
+      const tr = row(
+        [c.id, c.offset.toString(), c.committedOffset.toString(), c.lag.toString(), commitMode(c.commitMode)],
+        [1, 2, 3],
+      );
       tr.dataset.consumer = c.id;
       rows.push(tr);
+      if (c.commitMode === CommitMode.PER_MESSAGE) {
+        rows.push(queueDetails(c));
+        queues.push(c.id);
+      }
     }
     pageToken = page.nextPageToken;
   } while (pageToken !== "");
   if (topic !== selected) return;
   ui.consumersBody.replaceChildren(...rows);
   ui.consumersEmpty.hidden = rows.length > 0;
+  showTailConsumers(queues);
+}
+
+/** The per-message consumers the tail can read through; the choice is kept while it exists. */
+function showTailConsumers(ids: string[]): void {
+  const chosen = ui.tailConsumer.value;
+  const options = [el("option", { value: "" }, "none")];
+  for (const id of ids) options.push(el("option", { value: id }, id));
+  ui.tailConsumer.replaceChildren(...options);
+  ui.tailConsumer.value = ids.includes(chosen) ? chosen : "";
+  ui.tailThrough.hidden = ids.length === 0;
+  tailSourceChanged();
+}
+
+/** Through a consumer the tail reads from the consumer's position, not from a boundary. */
+function tailSourceChanged(): void {
+  const through = ui.tailConsumer.value !== "";
+  ui.tailBoundary.hidden = through;
+  ui.tailConsumerHint.hidden = !through;
 }
 
 async function deleteTopic(name: string): Promise<void> {
@@ -231,9 +310,12 @@ ui.tailForm.addEventListener("submit", (event) => {
   event.preventDefault();
   if (selected === null) return;
   clearError();
-  const from = ui.tailFrom.value === "earliest" ? "earliest" : "latest";
-  void tail.start(broker, selected, from);
+  const consumer = ui.tailConsumer.value;
+  const source: TailSource =
+    consumer !== "" ? { consumer } : { from: ui.tailFrom.value === "earliest" ? "earliest" : "latest" };
+  void tail.start(broker, selected, source);
 });
+ui.tailConsumer.addEventListener("change", tailSourceChanged);
 ui.tailStop.addEventListener("click", () => tail.stop());
 ui.tailClear.addEventListener("click", () => tail.clear());
 

@@ -6,6 +6,8 @@
 // where <json> is {"page": REST URL that serves the console,
 //                  "brokers": [{"name", "grpc": gRPC URL, "rest": REST URL}],
 //                  "secured": {"name", "grpc", "rest", "token"} (optional),
+//                  "queue": {"name", "grpc", "rest", "topic", "dlq", "consumer",
+//                            "reason"} (optional),
 //                  "artifacts": a directory for screenshots}.
 // For each broker the page (always loaded from `page`, so the calls are
 // cross-origin) creates a topic, tails it, publishes three messages and sees
@@ -13,6 +15,13 @@
 // error as its gRPC code and message, and deletes the topic. Against the
 // `secured` broker (authentication on) it is refused without a token and with
 // a wrong one, then connects with the token and creates a topic.
+// With `queue`, the page creates `topic` and `dlq`, the test creates the
+// per-message consumer `consumer` (dead-letter topic `dlq`), the page publishes
+// four messages, tails them through the consumer, acks offset 0, nacks offset
+// 1 (and sees it redelivered with delivery count 2), rejects offset 2 with
+// `reason`, and sees its ack of offset 3 answer "not leased" after the test
+// acked it over REST; it sees the consumer's counts follow. The topics are
+// left for the caller to check through the API.
 // Exits non-zero on the first failure; prints one line per step.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -239,6 +248,155 @@ async function secured(context, broker) {
   await page.close();
 }
 
+/**
+ * What the consumers table shows of consumer `id` (runs in the page): its
+ * details row's fields, and `committed`, `lag`, `mode`; false unless every
+ * field of `wanted` (if given) has its value.
+ */
+function shownFacts({ id, wanted }) {
+  const facts = {};
+  for (const dd of document.querySelectorAll(`#consumers-table tr[data-queue="${id}"] dd`)) {
+    facts[dd.dataset.field] = dd.textContent;
+  }
+  const cells = document.querySelectorAll(`#consumers-table tr[data-consumer="${id}"] td`);
+  if (cells.length === 5) [facts.committed, facts.lag, facts.mode] = [2, 3, 4].map((i) => cells[i].textContent);
+  if (wanted && !Object.entries(wanted).every(([k, v]) => facts[k] === v)) return false;
+  return facts;
+}
+
+/** Waits until the consumers table shows `wanted` for consumer `id` (the page refreshes it after every settle and delivery). */
+async function waitForFacts(page, id, wanted) {
+  try {
+    return await (await page.waitForFunction(shownFacts, { id, wanted })).jsonValue();
+  } catch (error) {
+    const facts = await page.evaluate(shownFacts, { id });
+    throw new Error(`consumer ${id} shows ${JSON.stringify(facts)}, wanted ${JSON.stringify(wanted)}: ${error.message}`);
+  }
+}
+
+/** Work-queue controls: the tail through a per-message consumer, Ack, Nack and Reject. */
+async function queue(context, broker) {
+  const { topic, dlq, consumer, reason } = broker;
+  console.log(`console against ${broker.name}: tail through per-message consumer ${consumer}`);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console error: ${message.text()}`);
+  });
+  await page.goto(`${config.page}/?broker=${encodeURIComponent(broker.grpc)}`);
+  await page.locator("#status", { hasText: `Connected to ${broker.grpc}` }).waitFor();
+
+  for (const name of [dlq, topic]) {
+    await page.getByLabel("New topic").fill(name);
+    await page.getByLabel("New topic").press("Enter");
+    await page.locator("#topic-name", { hasText: new RegExp(`^${name}$`) }).waitFor();
+  }
+  const created = await rest(broker, "POST", `/v1/topics/${topic}/consumers`, {
+    consumerId: consumer,
+    commitMode: "COMMIT_MODE_PER_MESSAGE",
+    ackTimeout: "60s",
+    maxDeliveries: 5,
+    backoff: ["0s", "1.5s"],
+    deadLetterTopic: dlq,
+    maxOutstanding: 10,
+  });
+  check(created.status === 200, `create consumer: ${JSON.stringify(created)}`);
+  await page.locator("#consumers-refresh").click();
+  const settings = await waitForFacts(page, consumer, { mode: "per-message" });
+  const wantedSettings = {
+    "ack-timeout": "1m",
+    "max-deliveries": "5",
+    backoff: "0s, 1.5s",
+    "dead-letter-topic": dlq,
+    "max-outstanding": "10",
+    outstanding: "0",
+    waiting: "0",
+    redelivered: "0",
+    "dead-lettered": "0",
+    "oldest-unacked": "none",
+  };
+  for (const [k, v] of Object.entries(wantedSettings)) {
+    check(settings[k] === v, `consumer ${consumer} ${k}: ${settings[k]}, wanted ${v} (${JSON.stringify(settings)})`);
+  }
+  step(`topics ${topic} and ${dlq}, per-message consumer ${consumer}: its settings shown`);
+
+  for (let i = 0; i < 4; i++) {
+    await page.getByLabel("Value", { exact: true }).fill(`job-${i}`);
+    await page.getByRole("button", { name: "Publish" }).click();
+    await page.locator("#publish-result", { hasText: `Published at offset ${i}.` }).waitFor();
+  }
+  step("published 4 jobs from the form");
+
+  await page.getByLabel("Through").selectOption(consumer);
+  check(await page.getByLabel("From").isHidden(), "through a consumer, the tail has no start position");
+  await page.getByRole("button", { name: "Start" }).click();
+  const rows = page.locator("#tail-table tbody tr");
+  await page.waitForFunction(() => document.querySelectorAll("#tail-table tbody tr").length >= 4);
+  const seen = await rows.evaluateAll((trs) =>
+    trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)),
+  );
+  for (const [i, cells] of seen.entries()) {
+    check(cells[0] === String(i) && cells[3] === `job-${i}` && cells[5] === "1", `tail row ${i}: ${JSON.stringify(cells)}`);
+  }
+  await waitForFacts(page, consumer, { outstanding: "4", committed: "0", lag: "4" });
+  step("the tail through the consumer shows 4 jobs at delivery 1; 4 outstanding");
+
+  const settleButton = (verb, offset, delivery) =>
+    page.getByRole("button", { name: `${verb} offset ${offset}, delivery ${delivery}`, exact: true });
+  const result = (offset, delivery) =>
+    page.locator(`#tail-table tbody tr[data-offset="${offset}"][data-delivery="${delivery}"] .result`);
+
+  await settleButton("Ack", 0, 1).click();
+  await result(0, 1).filter({ hasText: /^Acked$/ }).waitFor();
+  step("Ack offset 0: acked");
+
+  await settleButton("Nack", 1, 1).click();
+  await result(1, 1).filter({ hasText: /^Nacked$/ }).waitFor();
+  const redelivery = page.locator('#tail-table tbody tr[data-offset="1"][data-delivery="2"]');
+  await redelivery.waitFor();
+  const again = await redelivery.locator("td").allTextContents();
+  check(again[3] === "job-1" && again[5] === "2", `the redelivery of offset 1: ${JSON.stringify(again)}`);
+  check(await settleButton("Ack", 1, 2).isEnabled(), "the redelivery can be acked");
+  step("Nack offset 1: nacked, and redelivered at once with delivery count 2");
+
+  await settleButton("Reject", 2, 1).click();
+  const reasonField = page.getByLabel("Reason for rejecting offset 2, delivery 1");
+  check(await reasonField.evaluate((input) => input === document.activeElement), "the reason field takes the focus");
+  await reasonField.fill(reason);
+  await page.getByRole("button", { name: "Confirm reject offset 2, delivery 1", exact: true }).click();
+  await result(2, 1).filter({ hasText: `Rejected: ${reason}` }).waitFor();
+  step(`Reject offset 2 (reason "${reason}"): rejected`);
+
+  const acked = await rest(broker, "POST", `/v1/topics/${topic}/consumers/${consumer}:ack`, { offsets: ["3"] });
+  check(
+    acked.status === 200 && JSON.stringify(acked.body.appliedOffsets) === '["3"]',
+    `ack of offset 3 over REST: ${JSON.stringify(acked)}`,
+  );
+  await settleButton("Ack", 3, 1).click();
+  await result(3, 1).filter({ hasText: "Not leased: nothing done" }).waitFor();
+  check((await result(3, 1).getAttribute("data-result")) === "not-leased", "offset 3 reads not leased");
+  step("Ack offset 3 after it was acked elsewhere: not leased");
+
+  const counts = await waitForFacts(page, consumer, {
+    committed: "1",
+    lag: "3",
+    outstanding: "1",
+    waiting: "0",
+    redelivered: "1",
+    "dead-lettered": "1",
+  });
+  check(counts["oldest-unacked"] !== "none", `the oldest unacked message has an age: ${JSON.stringify(counts)}`);
+  step(`counts: committed 1, outstanding 1, waiting 0, redelivered 1, dead-lettered 1, oldest unacked ${counts["oldest-unacked"]}`);
+
+  const shot = join(config.artifacts, "console-queue.png");
+  await page.screenshot({ path: shot, fullPage: true });
+  console.log(`  screenshot: ${shot}`);
+  await page.getByRole("button", { name: "Stop" }).click();
+  check(problems.length === 0, problems.join("\n"));
+  await page.close();
+}
+
 const profile = await mkdtemp(join(tmpdir(), "gostream-console-"));
 let context;
 let failed = false;
@@ -254,6 +412,7 @@ try {
     await scenario(context, broker, i);
   }
   if (config.secured) await secured(context, config.secured);
+  if (config.queue) await queue(context, config.queue);
   console.log("console e2e: passed");
 } catch (error) {
   failed = true;

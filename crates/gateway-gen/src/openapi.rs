@@ -55,9 +55,22 @@ pub fn document(bindings: &[Binding], info: &Info) -> Value {
         if !OPENAPI_METHODS.contains(&binding.http_method.as_str()) {
             continue;
         }
-        let operation = operation(binding, &mut schemas);
+        let mut operation = operation(binding, &mut schemas);
+        let path = binding.template.openapi_path();
+        // OpenAPI treats paths that differ only in their parameters' names
+        // as one (`/v1/{parent}/items/{item}` and an update's
+        // `/v1/{parent}/items/{id}`, from `{item.parent}` and `{item.id}`):
+        // such a binding joins the path already there, under its names.
+        let key = paths
+            .keys()
+            .find(|key| shape(key) == shape(&path))
+            .cloned()
+            .unwrap_or(path.clone());
+        if key != path {
+            rename_path_parameters(&mut operation, &path, &key);
+        }
         paths
-            .entry(binding.template.openapi_path())
+            .entry(key)
             .or_default()
             .insert(binding.http_method.to_ascii_lowercase(), operation);
     }
@@ -82,6 +95,62 @@ pub fn document(bindings: &[Binding], info: &Info) -> Value {
         "paths": paths,
         "components": {"schemas": components},
     })
+}
+
+/// An OpenAPI path with every parameter's name left out: `/v1/{}/items/{}`.
+fn shape(path: &str) -> String {
+    let mut shape = String::with_capacity(path.len());
+    let mut inside = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                inside = true;
+                shape.push('{');
+            }
+            '}' => {
+                inside = false;
+                shape.push('}');
+            }
+            _ if inside => {}
+            c => shape.push(c),
+        }
+    }
+    shape
+}
+
+/// The parameter names of an OpenAPI path, in order.
+fn parameter_names(path: &str) -> Vec<&str> {
+    path.split('{')
+        .skip(1)
+        .filter_map(|part| part.split_once('}').map(|(name, _)| name))
+        .collect()
+}
+
+/// Renames the path parameters of `operation`, written for `from`, to the
+/// names `to` (a path of the same shape) gives them, position by position.
+fn rename_path_parameters(operation: &mut Value, from: &str, to: &str) {
+    let renames: Vec<(&str, &str)> = parameter_names(from)
+        .into_iter()
+        .zip(parameter_names(to))
+        .collect();
+    let Some(parameters) = operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for parameter in parameters {
+        if parameter["in"] != "path" {
+            continue;
+        }
+        let renamed = renames
+            .iter()
+            .find(|(old, _)| parameter["name"] == *old)
+            .map(|(_, new)| *new);
+        if let Some(new) = renamed {
+            parameter["name"] = json!(new);
+        }
+    }
 }
 
 fn error_responses(responses: &mut Map<String, Value>) {

@@ -65,7 +65,9 @@ async fn positions_enums_durations_and_read_limits_are_validated() {
             ),
             invalid(
                 "commit_mode",
-                &["must be COMMIT_MODE_AUTO or COMMIT_MODE_MANUAL; got 99"],
+                &[
+                    "must be COMMIT_MODE_AUTO, COMMIT_MODE_MANUAL or COMMIT_MODE_PER_MESSAGE; got 99",
+                ],
             ),
         ),
         case(

@@ -136,6 +136,59 @@ pub(super) fn v1_rpcs() -> Vec<Rpc> {
             rpc!(c.consumers, seek, seek(t, k, at(EARLIEST)))
         })
         .consumer("consumer", Existing),
+        row("v1 UpdateConsumer", "consumer.topic", |c, t, k| {
+            let request = pb::UpdateConsumerRequest {
+                consumer: Some(pb::Consumer {
+                    topic: t.into(),
+                    id: k.into(),
+                    max_outstanding: 10,
+                    ..Default::default()
+                }),
+                update_mask: None,
+            };
+            rpc!(c.consumers, update_consumer, request)
+        })
+        .consumer("consumer.id", Existing),
+        row("v1 Ack", "topic", |c, t, k| {
+            let request = pb::AckRequest {
+                topic: t.into(),
+                consumer: k.into(),
+                offsets: vec![0],
+                ..Default::default()
+            };
+            rpc!(c.consumers, ack, request)
+        })
+        .consumer("consumer", Existing),
+        row("v1 Nack", "topic", |c, t, k| {
+            let request = pb::NackRequest {
+                topic: t.into(),
+                consumer: k.into(),
+                offsets: vec![0],
+                ..Default::default()
+            };
+            rpc!(c.consumers, nack, request)
+        })
+        .consumer("consumer", Existing),
+        row("v1 Reject", "topic", |c, t, k| {
+            let request = pb::RejectRequest {
+                topic: t.into(),
+                consumer: k.into(),
+                offsets: vec![0],
+                ..Default::default()
+            };
+            rpc!(c.consumers, reject, request)
+        })
+        .consumer("consumer", Existing),
+        row("v1 ExtendLease", "topic", |c, t, k| {
+            let request = pb::ExtendLeaseRequest {
+                topic: t.into(),
+                consumer: k.into(),
+                offsets: vec![0],
+                ..Default::default()
+            };
+            rpc!(c.consumers, extend_lease, request)
+        })
+        .consumer("consumer", Existing),
         row("v1 Subscribe (ephemeral)", "topic", |c, t, _| {
             rpc!(c.consumers, subscribe, subscribe(t, "", None))
         }),

@@ -15,7 +15,7 @@ mod status;
 mod timeouts;
 mod tools;
 
-pub use proto::pb_duration;
+pub use proto::{pb_duration, without_age};
 pub use server::TestServer;
 pub use status::{assert_error, expect_code};
 pub use timeouts::{within, within_limit};

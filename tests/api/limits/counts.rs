@@ -1,9 +1,10 @@
 //! `--max-topics` and `--max-consumers-per-topic`: RESOURCE_EXHAUSTED over
-//! gRPC, 429 over REST, naming the setting; a delete makes room.
+//! gRPC, 429 over REST, naming the setting; a delete makes room. And
+//! `--max-outstanding`, a setting's bound: INVALID_ARGUMENT / 400.
 
 use gostream::{
     config::Config,
-    pb::gostream::v1::{CreateConsumerRequest, CreateTopicRequest, DeleteTopicRequest},
+    pb::gostream::v1::{CommitMode, CreateConsumerRequest, CreateTopicRequest, DeleteTopicRequest},
 };
 use serde_json::Value;
 use tonic::Code;
@@ -78,5 +79,64 @@ async fn topics_and_consumers_past_their_limits_are_refused_until_room_is_made()
     within("create", topics.create_topic(create("two")))
         .await
         .expect("room again");
+    server.stop().await;
+}
+
+/// `--max-outstanding`: a per-message consumer may not ask for more (on
+/// create or update), over gRPC and REST alike, and the refusal names the
+/// field and the flag.
+#[tokio::test]
+async fn max_outstanding_past_the_broker_limit_is_refused_naming_the_flag() {
+    let server = TestServer::start_with(Config {
+        max_outstanding: 50,
+        ..Config::default()
+    })
+    .await;
+    let mut topics = server.topics().await;
+    let mut consumers = server.consumers().await;
+    within(
+        "create",
+        topics.create_topic(CreateTopicRequest {
+            name: "queue".into(),
+            retention: None,
+        }),
+    )
+    .await
+    .expect("CreateTopic");
+    let queue = |max_outstanding: u32| CreateConsumerRequest {
+        topic: "queue".into(),
+        consumer_id: "q".into(),
+        commit_mode: CommitMode::PerMessage as i32,
+        max_outstanding,
+        ..Default::default()
+    };
+    let refused = assert_error(
+        within("consumer", consumers.create_consumer(queue(51))).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert!(
+        refused.message().starts_with("max_outstanding:")
+            && refused.message().contains("--max-outstanding"),
+        "{refused:?}"
+    );
+    within("consumer", consumers.create_consumer(queue(50)))
+        .await
+        .expect("the limit itself fits");
+
+    let reply = reqwest::Client::new()
+        .patch(server.rest("/v1/topics/queue/consumers/q?updateMask=maxOutstanding"))
+        .json(&serde_json::json!({"maxOutstanding": 51}))
+        .send()
+        .await
+        .expect("REST update");
+    assert_eq!(reply.status(), 400);
+    let body: Value = reply.json().await.expect("a JSON error");
+    assert!(
+        body["message"].as_str().is_some_and(
+            |m| m.starts_with("consumer.max_outstanding:") && m.contains("--max-outstanding")
+        ),
+        "{body}"
+    );
     server.stop().await;
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::support::{Rest, messages, offsets, positions};
+use super::support::{Rest, messages, offsets, positions, without_age};
 use crate::common::{TestServer, within};
 
 /// A manual-mode consumer `id` on `topic`, from the earliest message.
@@ -58,7 +58,10 @@ async fn commit_moves_the_committed_offset_forwards_only_up_to_what_was_delivere
     let got = rest
         .get(&format!("/v1/topics/{topic}/consumers/c"), 200)
         .await;
-    assert_eq!(got["consumer"], answer["consumer"]);
+    assert_eq!(
+        without_age(&got["consumer"]),
+        without_age(&answer["consumer"])
+    );
     within("stop", server.stop()).await;
 }
 

@@ -31,10 +31,12 @@ async fn an_unknown_route_is_404_and_a_wrong_method_405_with_an_allow_header() {
             "/v1/topics/rest-err-routes",
             &["GET", "DELETE", "PATCH"][..],
         ),
+        // `c:fetch` is also a segment the consumer resource's routes match
+        // (GET, DELETE, and UpdateConsumer's PATCH), so they are allowed too.
         (
             Method::PUT,
             "/v1/topics/rest-err-routes/consumers/c:fetch",
-            &["GET", "POST"][..],
+            &["GET", "POST", "PATCH"][..],
         ),
         (
             Method::PATCH,

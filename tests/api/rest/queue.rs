@@ -149,6 +149,13 @@ async fn settle_verbs_and_update_consumer_speak_proto3_json() {
     assert_eq!(updated["ackTimeout"], "30s", "named and unset: the default");
     assert_eq!(updated["deadLetterTopic"], "", "named and unset: none");
     assert_eq!(updated["maxDeliveries"], 2, "not named: kept");
+    let replaced = patch(&rest, topic, "pool", "*", json!({ "maxDeliveries": 1 }))
+        .await
+        .expect(200, "PATCH consumer *")["consumer"]
+        .clone();
+    assert_eq!(replaced["maxDeliveries"], 1);
+    assert_eq!(replaced["maxOutstanding"], 1000, "*: every setting");
+    assert_eq!(replaced["backoff"], json!([]), "*: every setting");
     server.stop().await;
 }
 

@@ -233,6 +233,21 @@ impl ApiError {
     }
 }
 
+/// A consumer in JSON without its `oldestUnackedAge` (a duration string
+/// when set), which grows from one read to the next.
+#[track_caller]
+pub(super) fn without_age(consumer: &Value) -> Value {
+    let mut consumer = consumer.clone();
+    let fields = consumer.as_object_mut().expect("a consumer is an object");
+    if let Some(age) = fields.remove("oldestUnackedAge") {
+        assert!(
+            age.as_str().is_some_and(|a| a.ends_with('s')),
+            "oldestUnackedAge is a duration: {age}"
+        );
+    }
+    consumer
+}
+
 /// `text` in standard base64, as proto3 JSON writes bytes.
 pub(super) fn b64(text: impl AsRef<[u8]>) -> String {
     STANDARD.encode(text)

@@ -19,7 +19,14 @@ use gostream::pb::gostream::v1::{
 use tonic::{Status, transport::Channel};
 
 use super::{CONSUMER, TOPIC};
-use crate::{broker::PATIENCE, client::pb_duration};
+use crate::{broker::PATIENCE, client::pb_duration, workload::Rng};
+
+/// The most messages a reader fetches at once.
+const MAX_MESSAGES: u32 = 8;
+
+/// A reader pauses this many ms (random in the range) after settling a
+/// batch.
+const PAUSE_MS: (u64, u64) = (80, 200);
 
 /// What a reader does with a message, decided by its index (its value is
 /// `job-<index>;`), so every run settles the same messages the same way.
@@ -42,7 +49,7 @@ pub(super) enum Behaviour {
 impl Behaviour {
     /// The behaviour of the message with this index.
     pub(super) fn of(index: u64) -> Self {
-        if index % 100 == 7 {
+        if index % 50 == 7 {
             Self::Reject
         } else if index % 100 == 33 {
             Self::Poison
@@ -125,11 +132,13 @@ pub(super) struct Read {
     pub(super) failure: Option<(Instant, Status)>,
 }
 
-/// Fetches (short long-polls, small batches) and settles until `stop` is
-/// set or a call fails.
+/// Fetches (short long-polls, small batches) and settles, then "works"
+/// for a random pause (so the messages are spread over the rounds and the
+/// kills find work in flight), until `stop` is set or a call fails.
 pub(super) async fn read(
     mut client: ConsumerServiceClient<Channel>,
     stop: Arc<AtomicBool>,
+    mut rng: Rng,
 ) -> Read {
     let mut read = Read {
         received: Vec::new(),
@@ -140,7 +149,7 @@ pub(super) async fn read(
         let request = FetchRequest {
             topic: TOPIC.to_owned(),
             consumer: CONSUMER.to_owned(),
-            max_messages: 20,
+            max_messages: MAX_MESSAGES,
             max_bytes: 0,
             max_wait: Some(pb_duration(Duration::from_millis(200))),
         };
@@ -202,6 +211,9 @@ pub(super) async fn read(
                 return read;
             }
         }
+        let pause = rng.between(PAUSE_MS.0, PAUSE_MS.1);
+        // Not a wait for a condition: the time a reader takes to process.
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     read
 }

@@ -32,6 +32,7 @@ const CASES: &[&str] = &[
     "required",
     "response_body",
     "same_openapi_path",
+    "update_beside_get",
     "update_in_path",
 ];
 
@@ -248,6 +249,48 @@ fn every_binding_has_an_operation_in_the_document() {
         [
             "cases.same_openapi_path.S.GetItem",
             "cases.same_openapi_path.S.GetPart"
+        ]
+    );
+}
+
+/// An update whose path names fields inside its body field
+/// (`{part.name}`, `{part.size}`) beside a path of the same shape with
+/// other names (`{name}`, `{size}`): OpenAPI treats the two as one path, so
+/// the update joins it under its names, its parameters renamed.
+#[test]
+fn paths_of_one_shape_are_one_path_item() {
+    let bindings = bindings("update_beside_get").unwrap_or_else(|e| panic!("{e}"));
+    let document = openapi::document(&bindings, &crate::info());
+    let paths = document["paths"].as_object().unwrap();
+    let keys: Vec<&String> = paths.keys().collect();
+    assert_eq!(keys, ["/v1/parts/{name}/sizes/{size}"]);
+    let item = &paths["/v1/parts/{name}/sizes/{size}"];
+    let names = |method: &str| -> Vec<(String, String)> {
+        item[method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "path")
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    p["description"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        names("get"),
+        [
+            ("name".to_owned(), String::new()),
+            ("size".to_owned(), String::new())
+        ]
+    );
+    assert_eq!(
+        names("patch"),
+        [
+            ("name".to_owned(), "a segment of `part.name`".to_owned()),
+            ("size".to_owned(), "a segment of `part.size`".to_owned()),
         ]
     );
 }

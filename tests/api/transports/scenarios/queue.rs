@@ -396,6 +396,25 @@ async fn update_consumer_changes_what_its_mask_names(b: &impl Broker) {
         .await
         .expect("UpdateConsumer");
     assert_eq!(manual.ack_timeout, secs(5));
+    // `*` names what the consumer's mode has: a manual consumer's ack
+    // timeout (back to its default here), nothing of an auto consumer.
+    let manual = b
+        .update_consumer(named(topic, "manual"), mask(&["*"]))
+        .await
+        .expect("UpdateConsumer");
+    assert_eq!(manual.ack_timeout, secs(30));
+    b.create_consumer(consumer_at(topic, "auto", None))
+        .await
+        .expect("CreateConsumer");
+    let auto = b
+        .update_consumer(named(topic, "auto"), mask(&["*"]))
+        .await
+        .expect("UpdateConsumer");
+    assert_eq!(auto.commit_mode, CommitMode::Auto as i32);
+    let refused = b
+        .update_consumer(named(topic, "auto"), mask(&["ack_timeout"]))
+        .await;
+    expect_invalid(refused, "consumer.ack_timeout");
 }
 
 /// Unknown paths, a change of commit mode, and settings out of range are

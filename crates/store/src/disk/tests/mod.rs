@@ -1,8 +1,10 @@
 //! Tests of the disk log as a whole: append and read, retention, group
-//! commit; recovery and faults in their own files.
+//! commit; recovery, faults and per-message consumers across a restart in
+//! their own files.
 
 mod faults;
 mod files;
+mod queue;
 mod recovery;
 
 use std::{
