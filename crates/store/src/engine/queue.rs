@@ -556,13 +556,19 @@ impl ConsumerState {
                     self.queue.relabel(offset, Lease::Leased(until));
                 }
             }
-            if matches!(
-                self.queue.pending.get(&offset),
-                Some(Entry {
-                    lease: Lease::DeadLettering(_),
-                    ..
-                })
-            ) {
+            let may_move = matches!(
+                settlement,
+                Settlement::Nack { .. } | Settlement::Reject { .. }
+            );
+            if may_move
+                && matches!(
+                    self.queue.pending.get(&offset),
+                    Some(Entry {
+                        lease: Lease::DeadLettering(_),
+                        ..
+                    })
+                )
+            {
                 outcome.moves.push(offset);
             }
         }
