@@ -14,10 +14,12 @@
 //! - **waiting** for redelivery, ready at an instant (or **ready** now);
 //! - **dead-lettering**: on its way to the dead-letter topic.
 //!
-//! Everything not settled is an entry of `pending`, so the consumer holds
-//! at most `max_outstanding` entries (a fetch delivers new messages only
-//! while there is room), and at most one more `done` range than entries
-//! (ranges are separated by pending messages). Two indexes make every step
+//! Everything not settled is an entry of `pending` (a sorted deque, see
+//! [`pending`]: deliveries append, acks mostly remove near the front), so
+//! the consumer holds at most `max_outstanding` entries (a fetch delivers
+//! new messages only while there is room), and at most one more `done`
+//! range than entries (ranges are separated by pending messages). Two
+//! indexes make every step
 //! cost O(log n): `timers`, a min-heap of (instant, offset), says when
 //! leased and waiting entries change state, and `ready` orders the ready
 //! ones by offset. A settle does not search the heap: an entry whose state
@@ -59,9 +61,11 @@
 //! append (the topic was deleted, the memory cap) sends the message back to
 //! waiting, as a failed delivery.
 
+mod pending;
+
 use std::{
     cmp::Reverse,
-    collections::{BTreeMap, BTreeSet, BinaryHeap, btree_map},
+    collections::{BTreeMap, BTreeSet, BinaryHeap},
 };
 
 use tokio::time::Instant;
@@ -72,6 +76,7 @@ use crate::{
     error::Result,
     log::{DeadLetterIntent, QueueRecord},
 };
+use pending::Pending;
 
 /// Where a pending message stands.
 #[derive(Debug, Clone)]
@@ -109,7 +114,7 @@ struct Entry {
 /// A per-message consumer's pending messages, settled marks and counters.
 #[derive(Debug, Clone, Default)]
 pub(super) struct QueueState {
-    pending: BTreeMap<u64, Entry>,
+    pending: Pending<Entry>,
     /// (when, offset) of every leased and waiting entry, earliest first,
     /// and of entries that changed state since (skipped when they come out).
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -167,7 +172,7 @@ impl QueueState {
         let live: Vec<Reverse<(Instant, u64)>> = self
             .pending
             .iter()
-            .filter_map(|(&offset, entry)| match entry.lease {
+            .filter_map(|(offset, entry)| match entry.lease {
                 Lease::Leased(at) | Lease::Waiting(at) => Some(Reverse((at, offset))),
                 Lease::Ready | Lease::DeadLettering(_) => None,
             })
@@ -179,14 +184,14 @@ impl QueueState {
     /// leased or waiting until `at`.
     fn is_live(&self, at: Instant, offset: u64) -> bool {
         matches!(
-            self.pending.get(&offset).map(|e| &e.lease),
+            self.pending.get(offset).map(|e| &e.lease),
             Some(Lease::Leased(until) | Lease::Waiting(until)) if *until == at
         )
     }
 
     /// Gives `offset`'s entry a new state.
     fn relabel(&mut self, offset: u64, lease: Lease) {
-        let Some(entry) = self.pending.get_mut(&offset) else {
+        let Some(entry) = self.pending.get_mut(offset) else {
             return;
         };
         let old = std::mem::replace(&mut entry.lease, lease.clone());
@@ -195,7 +200,7 @@ impl QueueState {
     }
 
     fn remove(&mut self, offset: u64) -> Option<Entry> {
-        let entry = self.pending.remove(&offset)?;
+        let entry = self.pending.remove(offset)?;
         self.unindex(offset, &entry.lease);
         Some(entry)
     }
@@ -275,7 +280,7 @@ impl ConsumerState {
     /// skipped count so far.
     pub(super) fn queue_catch_up(&mut self, start: u64) -> u64 {
         if start > self.committed {
-            while let Some((&offset, _)) = self.queue.pending.first_key_value() {
+            while let Some(offset) = self.queue.pending.first_offset() {
                 if offset >= start {
                     break;
                 }
@@ -374,7 +379,7 @@ impl ConsumerState {
             if !self.queue.is_live(at, offset) {
                 continue;
             }
-            let Some(entry) = self.queue.pending.get(&offset) else {
+            let Some(entry) = self.queue.pending.get(offset) else {
                 continue;
             };
             match entry.lease {
@@ -435,7 +440,7 @@ impl ConsumerState {
                 return Ok(out);
             }
             bytes = bytes.saturating_add(size);
-            let Some(entry) = self.queue.pending.get_mut(&offset) else {
+            let Some(entry) = self.queue.pending.get_mut(offset) else {
                 break;
             };
             entry.count = entry.count.saturating_add(1);
@@ -511,15 +516,15 @@ impl ConsumerState {
                 refs.iter().all(|l| l.delivery_count.is_none())
                     || refs.iter().any(|l| l.delivery_count == Some(count))
             };
-            let btree_map::Entry::Occupied(entry) = self.queue.pending.entry(offset) else {
+            let Some(index) = self.queue.pending.find(offset) else {
                 outcome.settled.not_leased.push(offset);
                 continue;
             };
-            let count = match entry.get() {
-                Entry {
+            let count = match self.queue.pending.at(index) {
+                Some(Entry {
                     count,
                     lease: Lease::Leased(until),
-                } if *until > now && answers(*count) => *count,
+                }) if *until > now && answers(*count) => *count,
                 _ => {
                     outcome.settled.not_leased.push(offset);
                     continue;
@@ -529,7 +534,7 @@ impl ConsumerState {
             match settlement {
                 Settlement::Ack => {
                     // Leased: no index but the timer, left in the heap.
-                    entry.remove();
+                    self.queue.pending.remove_at(index);
                     self.settle_offset(offset);
                     outcome.persist = true;
                     outcome.wake = true;
@@ -562,7 +567,7 @@ impl ConsumerState {
             );
             if may_move
                 && matches!(
-                    self.queue.pending.get(&offset),
+                    self.queue.pending.get(offset),
                     Some(Entry {
                         lease: Lease::DeadLettering(_),
                         ..
@@ -582,7 +587,7 @@ impl ConsumerState {
             return Vec::new();
         }
         let mut claimed = Vec::new();
-        for (&offset, entry) in &mut self.queue.pending {
+        for (offset, entry) in self.queue.pending.iter_mut() {
             if let Lease::DeadLettering(m) = &mut entry.lease
                 && !m.claimed
             {
@@ -595,7 +600,7 @@ impl ConsumerState {
     }
 
     fn claimed_move(&mut self, offset: u64) -> Option<(u32, &mut Move)> {
-        match self.queue.pending.get_mut(&offset) {
+        match self.queue.pending.get_mut(offset) {
             Some(Entry {
                 count,
                 lease: Lease::DeadLettering(m),
@@ -667,8 +672,8 @@ impl ConsumerState {
         let outstanding = self
             .queue
             .pending
-            .values()
-            .filter(|e| matches!(e.lease, Lease::Leased(until) if until > now))
+            .iter()
+            .filter(|(_, e)| matches!(e.lease, Lease::Leased(until) if until > now))
             .count() as u64;
         QueueCounts {
             outstanding,
@@ -688,7 +693,7 @@ impl ConsumerState {
             redelivered: self.queue.redelivered,
             dead_lettered: self.queue.dead_lettered,
         };
-        for (&offset, entry) in &self.queue.pending {
+        for (offset, entry) in self.queue.pending.iter() {
             match &entry.lease {
                 Lease::DeadLettering(m) if m.mark.is_some() => {
                     record.dead_letters.push(DeadLetterIntent {
@@ -806,7 +811,7 @@ mod tests {
             assert!(q.queue.pending.len() <= 64);
             let mut offsets: Vec<u64> = leased.iter().map(|m| m.offset).collect();
             // Ack about two thirds, in a scrambled order; the rest later.
-            let mut pending: Vec<u64> = q.queue.pending.keys().copied().collect();
+            let mut pending: Vec<u64> = q.queue.pending.iter().map(|(o, _)| o).collect();
             pending.retain(|o| !offsets.contains(o));
             offsets.extend(pending);
             offsets.retain(|_| {
@@ -820,7 +825,7 @@ mod tests {
             assert!(q.queue.timers.len() <= 2 * 64 + 64);
             assert!(q.queue.done.keys().all(|&start| start > q.committed));
             if leased.is_empty() && offsets.is_empty() {
-                let all: Vec<u64> = q.queue.pending.keys().copied().collect();
+                let all: Vec<u64> = q.queue.pending.iter().map(|(o, _)| o).collect();
                 q.settle(now, acks(&all), &Settlement::Ack);
             }
         }
