@@ -920,13 +920,23 @@ impl<F: LogFactory> Engine<F> {
             else {
                 continue;
             };
-            tracing::warn!(
-                topic = %source.name,
-                consumer = %id,
-                %dead_letter_topic,
-                %error,
-                "dead-lettering failed; the messages wait for redelivery"
-            );
+            if published {
+                tracing::warn!(
+                    topic = %source.name,
+                    consumer = %id,
+                    %dead_letter_topic,
+                    %error,
+                    "dead-lettering failed after publishing; the sweep finishes the move"
+                );
+            } else {
+                tracing::warn!(
+                    topic = %source.name,
+                    consumer = %id,
+                    %dead_letter_topic,
+                    %error,
+                    "dead-lettering failed; the messages wait for redelivery"
+                );
+            }
             let durability = {
                 let Ok(mut state) = source.lock() else {
                     continue;
