@@ -9,6 +9,7 @@
 //!   scenario, instantiated per backend.
 //! - [`model`]: random sequences of operations run against `MemoryStore` and
 //!   a model of those rules.
+//! - [`restart`]: per-message consumers across a restart of the disk store.
 //! - [`clock`]: wall-clock time, which both check the store's stamps against.
 //! - [`redis_support`]: the Redis servers the Redis backends run on.
 
@@ -17,3 +18,4 @@ mod conformance;
 mod model;
 #[path = "../support/redis.rs"]
 mod redis_support;
+mod restart;

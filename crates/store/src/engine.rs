@@ -8,7 +8,7 @@
 //! its consumers and its settings, so publishers and readers of different
 //! topics never contend, and a fetch reads and advances a consumer in one
 //! critical section. No lock is held across an `.await`: a log returns what
-//! is slow (an fsync) as a [`Durability`](super::log::Durability), awaited after the lock is
+//! is slow (an fsync) as a [`Durability`], awaited after the lock is
 //! released.
 //!
 //! Each topic also has a `watch` channel that is bumped after every append
@@ -34,6 +34,33 @@
 //! room, then tries a tight append (a chunk sized to the batch), then has
 //! the age sweep free what it can, and is refused with `RESOURCE_EXHAUSTED`
 //! if that is not enough.
+//!
+//! # Per-message consumers
+//! A per-message consumer (a work queue) keeps, beside its offsets, the
+//! state of every message between its ack floor and its offset: leased,
+//! waiting, or being dead-lettered, and the settled ranges above the floor
+//! (the `queue` module describes the model and the life of a lease). Fetch,
+//! Subscribe and settles change it under the topic's lock, processing the
+//! expiries due first; a settle bumps the topic's `watch` so readers held
+//! back by `max_outstanding` look again, and a waiting fetch wakes at the
+//! next lease expiry or redelivery time. [`Store::enforce_retention`] also
+//! sweeps every such consumer (expiries, and the dead-letter moves nobody
+//! runs: expiries at `max_deliveries`, moves recovered after a restart).
+//! Every change to what is settled, to delivery counts or to dead-letter
+//! intents is saved with the consumer's record before the call returns or
+//! hands out messages; the record costs time in proportion to the pending
+//! messages, so it is built only for a log that persists consumers
+//! ([`TopicLog::persists_consumers`]).
+//!
+//! A dead-letter move publishes into another topic, so it runs after the
+//! source topic's lock is released and never holds two topic locks at
+//! once, nor takes the map of topics while holding one (topic deletion
+//! takes them in the other order). It records its intent (with the
+//! dead-letter topic's end offset as its mark) durably before publishing,
+//! publishes only if no copy is found from the mark on, then settles the
+//! message: exactly once, across crashes and retries (the `queue` module
+//! gives the argument). A caller that claims moves and is dropped (a client gone)
+//! gives them back to the sweep.
 
 mod consumer;
 mod queue;
@@ -684,8 +711,13 @@ impl<F: LogFactory> Store for Engine<F> {
         if outcome.wake {
             handle.changed.send_replace(());
         }
+        // Claimed from here on: given back to the sweep if this call is
+        // dropped before the moves are done.
+        let claims = Claims::new(&handle, id, outcome.moves);
         durability.wait().await?;
-        self.run_moves(&handle, id, outcome.moves).await;
+        if let Some(claims) = claims {
+            self.run_moves(claims).await;
+        }
         Ok(outcome.settled)
     }
 
@@ -845,10 +877,7 @@ impl<F: LogFactory> Engine<F> {
                             }
                         }
                     }
-                    let moves = consumer.claim_moves();
-                    if !moves.is_empty() {
-                        work.push((id.clone(), moves));
-                    }
+                    work.extend(Claims::new(&topic, id, consumer.claim_moves()));
                 }
             }
             for durability in durabilities {
@@ -856,28 +885,21 @@ impl<F: LogFactory> Engine<F> {
                     tracing::warn!(topic = %topic.name, %error, "saving a consumer failed");
                 }
             }
-            for (id, moves) in work {
-                self.run_moves(&topic, &id, moves).await;
+            for claims in work {
+                self.run_moves(claims).await;
             }
         }
     }
 
-    /// Runs the dead-letter moves `claimed` (offsets of consumer `id` of
-    /// `source`, claimed by the caller); see [`queue`] for why each message
-    /// reaches its dead-letter topic exactly once. A move that fails sends
-    /// its message back to waiting (nothing published) or gives the move
-    /// back to the sweep (something may have been published), with a
-    /// warning. If this future is dropped, what it had not finished is
+    /// Runs the dead-letter moves the caller claimed; see [`queue`] for why
+    /// each message reaches its dead-letter topic exactly once. A move that
+    /// fails sends its message back to waiting (nothing published) or gives
+    /// the move back to the sweep (something may have been published), with
+    /// a warning. If this future is dropped, what it had not finished is
     /// given back to the sweep.
-    async fn run_moves(&self, source: &Arc<Topic<F::Log>>, id: &ConsumerId, claimed: Vec<u64>) {
-        if claimed.is_empty() {
-            return;
-        }
-        let mut guard = Claims {
-            topic: source.clone(),
-            id: id.clone(),
-            offsets: claimed,
-        };
+    async fn run_moves(&self, mut guard: Claims<F::Log>) {
+        let source = &guard.topic.clone();
+        let id = &guard.id.clone();
         let mut groups: BTreeMap<TopicName, Vec<u64>> = BTreeMap::new();
         {
             let Ok(mut state) = source.lock() else {
@@ -898,13 +920,23 @@ impl<F: LogFactory> Engine<F> {
             else {
                 continue;
             };
-            tracing::warn!(
-                topic = %source.name,
-                consumer = %id,
-                %dead_letter_topic,
-                %error,
-                "dead-lettering failed; the messages wait for redelivery"
-            );
+            if published {
+                tracing::warn!(
+                    topic = %source.name,
+                    consumer = %id,
+                    %dead_letter_topic,
+                    %error,
+                    "dead-lettering failed after publishing; the sweep finishes the move"
+                );
+            } else {
+                tracing::warn!(
+                    topic = %source.name,
+                    consumer = %id,
+                    %dead_letter_topic,
+                    %error,
+                    "dead-lettering failed; the messages wait for redelivery"
+                );
+            }
             let durability = {
                 let Ok(mut state) = source.lock() else {
                     continue;
@@ -990,9 +1022,16 @@ impl<F: LogFactory> Engine<F> {
         };
         durability.wait().await.map_err(before)?;
         if !copies.is_empty() {
-            let appended = self
-                .append_dead_letters(&dlq, &source.name, id, copies)
-                .map_err(before)?;
+            let appended = match self.append_dead_letters(&dlq, &source.name, id, copies.clone()) {
+                // Over the memory cap: as a publish does, let retention by
+                // age free what it can and try once more.
+                Err(Error::ResourceExhausted(_)) => {
+                    self.sweep();
+                    self.append_dead_letters(&dlq, &source.name, id, copies)
+                }
+                other => other,
+            }
+            .map_err(before)?;
             if let Some((durability, end)) = appended {
                 durability.wait().await.map_err(|error| (true, error))?;
                 if let Ok(mut state) = dlq.lock() {
@@ -1087,6 +1126,17 @@ struct Claims<L: TopicLog> {
     offsets: Vec<u64>,
 }
 
+impl<L: TopicLog> Claims<L> {
+    /// The claims on `offsets` of consumer `id` of `topic`, if any.
+    fn new(topic: &Arc<Topic<L>>, id: &ConsumerId, offsets: Vec<u64>) -> Option<Self> {
+        (!offsets.is_empty()).then(|| Self {
+            topic: topic.clone(),
+            id: id.clone(),
+            offsets,
+        })
+    }
+}
+
 impl<L: TopicLog> Drop for Claims<L> {
     fn drop(&mut self) {
         if self.offsets.is_empty() {
@@ -1179,5 +1229,276 @@ mod tests {
         // Every call returns the same budget.
         let _held = budget.force_reserve_response(7, ResponseKind::Unary);
         assert_eq!(store.memory_budget().response_bytes(), 7);
+    }
+
+    /// A dead-letter scenario: topic `t` with one message, topic `dlq`, and
+    /// per-message consumer `q` of `t` dead-lettering into `dlq`, which has
+    /// been given the message once.
+    async fn dead_letter_setup() -> (MemoryStore, TopicName, TopicName, ConsumerId) {
+        let store = MemoryStore::new(StoreLimits::DEFAULT);
+        let t = TopicName::parse("t").expect("a name");
+        let dlq = TopicName::parse("dlq").expect("a name");
+        for name in [&t, &dlq] {
+            store
+                .create_topic(name.clone(), RetentionOverrides::default())
+                .await
+                .expect("create");
+        }
+        store.publish(&t, vec![record(3)]).await.expect("publish");
+        let spec = ConsumerSpec {
+            id: Some(ConsumerId::parse("q").expect("an id")),
+            commit_mode: CommitMode::PerMessage,
+            queue: crate::QueuePolicy {
+                dead_letter_topic: Some(dlq.clone()),
+                ..crate::QueuePolicy::default()
+            },
+            ..ConsumerSpec::default()
+        };
+        let q = store.create_consumer(&t, spec).await.expect("create").id;
+        let batch = store
+            .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("fetch");
+        assert_eq!(batch.messages.len(), 1);
+        (store, t, dlq, q)
+    }
+
+    /// Replaces consumer `q` of `t` with what a restart recovers from a
+    /// record holding a dead-letter intent for offset 0 with `mark`.
+    fn recover_with_intent(store: &MemoryStore, t: &TopicName, q: &ConsumerId, mark: u64) {
+        let handle = store.topic(t).expect("the topic");
+        let mut state = handle.lock().expect("the lock");
+        let mut record = state.consumers[q].record(q);
+        record.offset = 1;
+        record.committed = 0;
+        record.queue_state = crate::log::QueueRecord {
+            dead_letters: vec![crate::log::DeadLetterIntent {
+                offset: 0,
+                delivery_count: 1,
+                reason: crate::DeadLetterReason::Reject,
+                detail: "bad".into(),
+                topic: TopicName::parse("dlq").expect("a name"),
+                mark,
+            }],
+            ..Default::default()
+        };
+        state
+            .consumers
+            .insert(q.clone(), ConsumerState::from_record(&record));
+    }
+
+    async fn dead_letters(store: &MemoryStore, dlq: &TopicName) -> Vec<crate::Message> {
+        store
+            .read(dlq, 0, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("read")
+            .messages
+    }
+
+    fn reject() -> Settlement {
+        Settlement::Reject {
+            reason: "bad".into(),
+        }
+    }
+
+    fn offset_zero() -> Vec<LeaseRef> {
+        vec![LeaseRef {
+            offset: 0,
+            delivery_count: None,
+        }]
+    }
+
+    /// A move resumed after a crash that came after its copy was published
+    /// finds the copy (at or after its mark) and publishes nothing more.
+    #[tokio::test]
+    async fn a_resumed_move_finds_its_copy_and_publishes_nothing_more() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        let settled = store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        assert_eq!(settled.applied, [0]);
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 1);
+
+        recover_with_intent(&store, &t, &q, 0);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!((info.committed_offset, info.counts.waiting), (0, 1));
+        store.enforce_retention().await.expect("sweep");
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 1, "no duplicate");
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!(
+            (info.committed_offset, info.counts),
+            (
+                1,
+                crate::QueueCounts {
+                    dead_lettered: 1,
+                    ..Default::default()
+                }
+            )
+        );
+    }
+
+    /// A move resumed after a crash that came before its copy was published
+    /// publishes it, once, however often it is resumed.
+    #[tokio::test]
+    async fn a_resumed_move_that_never_published_publishes_once() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        recover_with_intent(&store, &t, &q, 0);
+        store.enforce_retention().await.expect("sweep");
+        store.enforce_retention().await.expect("sweep");
+        let moved = dead_letters(&store, &dlq).await;
+        assert_eq!(moved.len(), 1);
+        let headers = &moved[0].record.headers;
+        assert_eq!(headers[crate::DEAD_LETTER_REASON], "reject");
+        assert_eq!(headers[crate::DEAD_LETTER_DETAIL], "bad");
+        assert_eq!(
+            store
+                .get_consumer(&t, &q)
+                .await
+                .expect("get")
+                .committed_offset,
+            1
+        );
+    }
+
+    /// Only a copy at or after the mark is the move's own: an older copy of
+    /// the same offset (dead-lettered before a seek) does not count.
+    #[tokio::test]
+    async fn a_copy_before_the_mark_is_not_the_moves_own() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        recover_with_intent(&store, &t, &q, 1);
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 2);
+    }
+
+    /// A move whose dead-letter topic was deleted sends the message back
+    /// to waiting; it is never lost.
+    #[tokio::test]
+    async fn a_move_to_a_deleted_topic_sends_the_message_back() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        store.delete_topic(&dlq).await.expect("delete");
+        let settled = store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        assert_eq!(settled.applied, [0]);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!(
+            (
+                info.committed_offset,
+                info.counts.waiting,
+                info.counts.dead_lettered
+            ),
+            (0, 1, 0)
+        );
+        let batch = store
+            .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("fetch");
+        assert_eq!(
+            batch
+                .messages
+                .iter()
+                .map(|m| (m.offset, m.delivery_count))
+                .collect::<Vec<_>>(),
+            [(0, 2)]
+        );
+    }
+
+    /// A dead-letter topic that cannot take the copy (the memory cap is
+    /// reached) sends the message back to waiting, and it is moved at a
+    /// later failure once there is room.
+    #[tokio::test]
+    async fn a_move_over_the_memory_cap_sends_the_message_back() {
+        let store = MemoryStore::new(StoreLimits {
+            max_memory_bytes: 64 * 1024,
+            ..StoreLimits::DEFAULT
+        });
+        let t = TopicName::parse("t").expect("a name");
+        let dlq = TopicName::parse("dlq").expect("a name");
+        let filler = TopicName::parse("filler").expect("a name");
+        for name in [&t, &dlq, &filler] {
+            store
+                .create_topic(name.clone(), RetentionOverrides::default())
+                .await
+                .expect("create");
+        }
+        store
+            .publish(&t, vec![record(1000)])
+            .await
+            .expect("publish");
+        while store.publish(&filler, vec![record(1000)]).await.is_ok() {}
+        let spec = ConsumerSpec {
+            id: Some(ConsumerId::parse("q").expect("an id")),
+            commit_mode: CommitMode::PerMessage,
+            queue: crate::QueuePolicy {
+                dead_letter_topic: Some(dlq.clone()),
+                ..crate::QueuePolicy::default()
+            },
+            ..ConsumerSpec::default()
+        };
+        let q = store.create_consumer(&t, spec).await.expect("create").id;
+        let fetched = store
+            .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("fetch");
+        assert_eq!(fetched.messages.len(), 1);
+        let settled = store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        assert_eq!(settled.applied, [0]);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!(
+            (
+                info.committed_offset,
+                info.counts.waiting,
+                info.counts.dead_lettered
+            ),
+            (0, 1, 0),
+            "no room in the dead-letter topic: back to waiting"
+        );
+        assert!(dead_letters(&store, &dlq).await.is_empty());
+
+        store.delete_topic(&filler).await.expect("delete");
+        let fetched = store
+            .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
+            .await
+            .expect("fetch");
+        assert_eq!(fetched.messages[0].delivery_count, 2);
+        store
+            .settle(&t, &q, offset_zero(), reject())
+            .await
+            .expect("reject");
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 1);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!((info.committed_offset, info.counts.dead_lettered), (1, 1));
+    }
+
+    /// Moves claimed by a call that is dropped before running them are
+    /// given back, and the sweep runs them.
+    #[tokio::test]
+    async fn moves_claimed_by_a_dropped_call_are_run_by_the_sweep() {
+        let (store, t, dlq, q) = dead_letter_setup().await;
+        let handle = store.topic(&t).expect("the topic");
+        let moves = {
+            let mut state = handle.lock().expect("the lock");
+            let consumer = state.consumers.get_mut(&q).expect("the consumer");
+            consumer
+                .settle(Instant::now(), offset_zero(), &reject())
+                .moves
+        };
+        assert_eq!(moves, [0]);
+        drop(Claims::new(&handle, &q, moves));
+        assert!(dead_letters(&store, &dlq).await.is_empty());
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(dead_letters(&store, &dlq).await.len(), 1);
+        let info = store.get_consumer(&t, &q).await.expect("get");
+        assert_eq!((info.committed_offset, info.counts.dead_lettered), (1, 1));
     }
 }

@@ -133,8 +133,13 @@ pub trait Store: Send + Sync + 'static {
     /// it; the batch says how many messages it skipped. In
     /// auto mode the committed offset advances too. In manual mode, if what
     /// was delivered stayed uncommitted for the consumer's ack timeout, the
-    /// offset first rewinds to the committed offset (redelivery). With
-    /// nothing to read, waits up to `wait` for a message.
+    /// offset first rewinds to the committed offset (redelivery). In
+    /// per-message mode every message returned is leased to this caller for
+    /// the ack timeout, with its `delivery_count`: first the messages waiting
+    /// for redelivery that are due, then new ones while fewer than
+    /// `max_outstanding` are unsettled; concurrent fetchers never hold the
+    /// same lease. With nothing to read, waits up to `wait` for a message (or
+    /// for a settle to free room, or a redelivery to fall due).
     async fn fetch(
         &self,
         topic: &TopicName,

@@ -36,7 +36,10 @@ pub struct TopicMeta {
 ///
 /// A manual-mode consumer's deliveries that were not committed are not
 /// persisted: after a restart its offset is its committed offset, so they
-/// are delivered again (at least once).
+/// are delivered again (at least once). A per-message consumer's offset
+/// (the next message never delivered) and ack floor are persisted with
+/// the state of every message between them ([`QueueRecord`]), each time
+/// it changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
     /// The consumer's id.

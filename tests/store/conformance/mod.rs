@@ -334,6 +334,8 @@ macro_rules! contents_suite {
                     seek_resets_leases_marks_and_counters,
                     retention_skips_unsettled_messages_without_dead_lettering,
                     subscribe_pushes_up_to_max_outstanding,
+                    an_expired_lease_at_max_deliveries_is_dropped_without_a_topic,
+                    a_deleted_dead_letter_topic_sends_the_message_back,
                 ],
             },
             multi_thread: {

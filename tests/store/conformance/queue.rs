@@ -1077,3 +1077,72 @@ pub(super) async fn concurrent_readers_ack_every_message_exactly_once(store: Arc
         (MESSAGES, MESSAGES, counts(0, 0, MESSAGES / 5, 0))
     );
 }
+
+/// A lease that expires at `max_deliveries` with no dead-letter topic is
+/// dropped: settled and counted, never delivered again.
+pub(super) async fn an_expired_lease_at_max_deliveries_is_dropped_without_a_topic(
+    store: Arc<dyn Store>,
+) {
+    tokio::time::pause();
+    let t = new_topic(&*store, "jobs").await;
+    publish(&*store, &t, &["a", "b"]).await;
+    let policy = QueuePolicy {
+        max_deliveries: 2,
+        ..QueuePolicy::default()
+    };
+    let q = queue_consumer(&*store, &t, "workers", policy).await;
+    assert_eq!(offsets(&fetch(&*store, &t, &q, 1).await.messages), [0]);
+    advance(LEASE).await;
+    assert_eq!(
+        deliveries(&fetch(&*store, &t, &q, 1).await.messages),
+        [(0, 2)]
+    );
+    advance(LEASE).await;
+    store.enforce_retention().await.expect("sweep");
+    assert_eq!(state(&*store, &t, &q).await, (1, 1, counts(0, 0, 1, 1)));
+    assert_eq!(
+        deliveries(&fetch(&*store, &t, &q, 10).await.messages),
+        [(1, 1)],
+        "never delivered again"
+    );
+}
+
+/// A dead-letter topic deleted since the consumer was set up cannot take
+/// the message: it goes back to waiting (after the backoff for its count)
+/// and is dead-lettered at its next failure once the topic exists again.
+pub(super) async fn a_deleted_dead_letter_topic_sends_the_message_back(store: Arc<dyn Store>) {
+    tokio::time::pause();
+    let t = new_topic(&*store, "jobs").await;
+    let dlq = new_topic(&*store, "jobs.dlq").await;
+    publish(&*store, &t, &["a"]).await;
+    let policy = QueuePolicy {
+        backoff: vec![Duration::from_secs(5)],
+        ..dead_letter_to(&dlq, 0)
+    };
+    let q = queue_consumer(&*store, &t, "workers", policy).await;
+    fetch(&*store, &t, &q, 10).await;
+    store.delete_topic(&dlq).await.expect("delete");
+    let reject = || Settlement::Reject {
+        reason: "bad".into(),
+    };
+    assert_eq!(
+        settle(&*store, &t, &q, refs(&[0]), reject()).await,
+        settled(&[0], &[]),
+        "applied, though the move failed"
+    );
+    assert_eq!(state(&*store, &t, &q).await, (1, 0, counts(0, 1, 0, 0)));
+    advance(Duration::from_millis(4999)).await;
+    assert!(fetch(&*store, &t, &q, 10).await.messages.is_empty());
+    advance(Duration::from_millis(1)).await;
+    assert_eq!(
+        deliveries(&fetch(&*store, &t, &q, 10).await.messages),
+        [(0, 2)]
+    );
+
+    let dlq = new_topic(&*store, "jobs.dlq").await;
+    settle(&*store, &t, &q, refs(&[0]), reject()).await;
+    let moved = read_all(&*store, &dlq).await;
+    assert_eq!(values(&moved), ["a"]);
+    assert_eq!(moved[0].record.headers[DEAD_LETTER_DELIVERY_COUNT], "2");
+    assert_eq!(state(&*store, &t, &q).await, (1, 1, counts(0, 0, 1, 1)));
+}

@@ -7,9 +7,19 @@
 //! store: a topic's or consumer's creation time from the create call (checked
 //! to lie within the bounds taken around it), a message's publish time the
 //! first time a read or fetch returns it (checked against the bounds of its
-//! publish, and to never decrease along the log). Manual consumers get a
-//! one-hour ack timeout so redelivery never fires within a case; the
-//! conformance suite covers redelivery with paused time.
+//! publish, and to never decrease along the log), or the first time a
+//! consumer's oldest unacknowledged time reports it. Manual and per-message
+//! consumers get a one-hour ack timeout so neither redelivery nor lease
+//! expiry fires within a case; the conformance suite covers them with
+//! paused time.
+//!
+//! Per-message consumers are in the model with every settle (Ack, Nack
+//! with no delay, the backoff or an hour, Reject, ExtendLease), by offset
+//! or by delivery, `max_deliveries`, `max_outstanding`, a backoff of
+//! nothing or an hour, dead-lettering into a topic of the model (or
+//! dropping without one, or back to waiting when that topic was deleted),
+//! UpdateConsumer, Seek, and Commit refused. A second property works one
+//! such consumer hard ([`ops::queue_sequence`]).
 //!
 //! # Layout
 //! [`ops`] generates the operations, [`reference`] is the model, and
@@ -27,7 +37,10 @@ use gostream_store::{
 };
 use proptest::prelude::*;
 
-use ops::{CommitArg, OffsetArg, Op, PositionArg, sequence};
+use ops::{
+    CommitArg, DelayArg, LeaseOffset, OffsetArg, Op, PositionArg, QueueArg, SettleArg, UpdateArg,
+    queue_sequence, sequence,
+};
 use reference::Model;
 use step::step;
 
@@ -69,6 +82,12 @@ proptest! {
     fn the_memory_store_behaves_like_the_model(ops in sequence()) {
         run(&ops)?;
     }
+
+    /// The same, for sequences that work a per-message consumer.
+    #[test]
+    fn the_memory_store_works_a_queue_like_the_model(ops in queue_sequence()) {
+        run(&ops)?;
+    }
 }
 
 /// A fixed sequence through every kind of operation, so a change that breaks
@@ -99,18 +118,21 @@ fn a_known_sequence_matches_the_model() {
             id: Some(0),
             start: PositionArg::Earliest,
             mode: CommitMode::Manual,
+            queue: QueueArg::DEFAULT,
         },
         Op::CreateConsumer {
             topic: 0,
             id: None,
             start: PositionArg::Offset(OffsetArg::FromEnd(1)),
             mode: CommitMode::Auto,
+            queue: QueueArg::DEFAULT,
         },
         Op::CreateConsumer {
             topic: 0,
             id: None,
             start: PositionArg::TimeMax,
             mode: CommitMode::Auto,
+            queue: QueueArg::DEFAULT,
         },
         Op::Fetch {
             topic: 0,
@@ -158,6 +180,90 @@ fn a_known_sequence_matches_the_model() {
         Op::Publish {
             topic: 0,
             records: vec![small(b"again")],
+        },
+        // A work queue dead-lettering into topic 1.
+        Op::CreateTopic { topic: 1 },
+        Op::CreateConsumer {
+            topic: 0,
+            id: Some(1),
+            start: PositionArg::Earliest,
+            mode: CommitMode::PerMessage,
+            queue: QueueArg {
+                max_deliveries: 2,
+                park: false,
+                dead_letter_topic: Some(1),
+                max_outstanding: 2,
+            },
+        },
+        Op::Publish {
+            topic: 0,
+            records: vec![small(b"x"), small(b"y")],
+        },
+        Op::Fetch {
+            topic: 0,
+            id: 1,
+            limits: limits(10),
+        },
+        Op::Settle {
+            topic: 0,
+            id: 1,
+            leases: vec![(LeaseOffset::At(0), None)],
+            settle: SettleArg::Nack(DelayArg::Zero),
+        },
+        Op::Fetch {
+            topic: 0,
+            id: 1,
+            limits: limits(10),
+        },
+        Op::Settle {
+            topic: 0,
+            id: 1,
+            leases: vec![
+                (LeaseOffset::At(0), Some(1)),
+                (LeaseOffset::FromFloor(0), Some(2)),
+                (LeaseOffset::At(2), None),
+            ],
+            settle: SettleArg::Nack(DelayArg::Backoff),
+        },
+        Op::Settle {
+            topic: 0,
+            id: 1,
+            leases: vec![(LeaseOffset::At(1), None)],
+            settle: SettleArg::Reject,
+        },
+        Op::Read {
+            topic: 1,
+            offset: OffsetArg::At(0),
+            limits: limits(10),
+        },
+        Op::UpdateConsumer {
+            topic: 0,
+            id: 1,
+            update: UpdateArg {
+                max_outstanding: Some(1),
+                ..UpdateArg::default()
+            },
+        },
+        Op::Fetch {
+            topic: 0,
+            id: 1,
+            limits: limits(10),
+        },
+        Op::Settle {
+            topic: 0,
+            id: 1,
+            leases: vec![(LeaseOffset::At(2), None)],
+            settle: SettleArg::Extend,
+        },
+        Op::Commit {
+            topic: 0,
+            id: 1,
+            offset: CommitArg::At(1),
+        },
+        Op::ListConsumers {
+            topic: 0,
+            after: None,
+            limit: 5,
         },
     ];
     if let Err(error) = run(&ops) {

@@ -4,7 +4,7 @@
 use std::{collections::HashMap, fmt::Debug};
 
 use bytes::Bytes;
-use gostream_store::{CommitMode, ReadLimits, Record};
+use gostream_store::{CommitMode, DEFAULT_MAX_OUTSTANDING, ReadLimits, Record};
 use proptest::{collection::vec, option, prelude::*};
 
 use super::{CONSUMERS, MAX_MESSAGE_BYTES, TOPICS};
@@ -33,6 +33,70 @@ pub(super) enum PositionArg {
 pub(super) enum CommitArg {
     At(u64),
     FromOffset(i64),
+}
+
+/// A consumer's queue settings, naming topics by index. Only a per-message
+/// consumer may set them; elsewhere anything but [`QueueArg::DEFAULT`] is
+/// invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct QueueArg {
+    pub(super) max_deliveries: u32,
+    /// A backoff of one hour (a message nacked without a delay stays
+    /// waiting for the rest of the case) instead of none.
+    pub(super) park: bool,
+    pub(super) dead_letter_topic: Option<usize>,
+    pub(super) max_outstanding: u32,
+}
+
+impl QueueArg {
+    /// The settings of a consumer that sets none.
+    pub(super) const DEFAULT: Self = Self {
+        max_deliveries: 0,
+        park: false,
+        dead_letter_topic: None,
+        max_outstanding: DEFAULT_MAX_OUTSTANDING,
+    };
+}
+
+/// The offset a settle names: absolute, or relative to the consumer's
+/// committed offset (as the model sees it), where its leases are.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum LeaseOffset {
+    At(u64),
+    FromFloor(u64),
+}
+
+/// A nack's delay.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum DelayArg {
+    /// Redeliver at once.
+    Zero,
+    /// None: the backoff for the message's delivery count.
+    Backoff,
+    /// An hour: waiting for the rest of the case.
+    Hour,
+}
+
+/// What a settle call does.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SettleArg {
+    Ack,
+    Nack(DelayArg),
+    Reject,
+    /// ExtendLease by the ack timeout.
+    Extend,
+}
+
+/// A consumer update, naming topics by index; `ack_timeout: Some(false)`
+/// asks for an invalid (zero) ack timeout.
+#[derive(Debug, Clone, Copy, Default)]
+#[allow(clippy::option_option)]
+pub(super) struct UpdateArg {
+    pub(super) ack_timeout: Option<bool>,
+    pub(super) max_deliveries: Option<u32>,
+    pub(super) park: Option<bool>,
+    pub(super) dead_letter_topic: Option<Option<usize>>,
+    pub(super) max_outstanding: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +133,7 @@ pub(super) enum Op {
         id: Option<usize>,
         start: PositionArg,
         mode: CommitMode,
+        queue: QueueArg,
     },
     DeleteConsumer {
         topic: usize,
@@ -97,6 +162,18 @@ pub(super) enum Op {
         topic: usize,
         id: usize,
         position: PositionArg,
+    },
+    /// Ack, Nack, Reject or ExtendLease of (offset, delivery count) refs.
+    Settle {
+        topic: usize,
+        id: usize,
+        leases: Vec<(LeaseOffset, Option<u32>)>,
+        settle: SettleArg,
+    },
+    UpdateConsumer {
+        topic: usize,
+        id: usize,
+        update: UpdateArg,
     },
 }
 
@@ -140,7 +217,90 @@ pub(super) fn commit_arg() -> impl Strategy<Value = CommitArg> {
 }
 
 pub(super) fn commit_mode() -> impl Strategy<Value = CommitMode> {
-    prop_oneof![Just(CommitMode::Auto), Just(CommitMode::Manual)]
+    prop_oneof![
+        1 => Just(CommitMode::Auto),
+        1 => Just(CommitMode::Manual),
+        2 => Just(CommitMode::PerMessage)
+    ]
+}
+
+/// Small `max_outstanding` values (so flow control comes into play), now
+/// and then an invalid 0.
+pub(super) fn max_outstanding() -> impl Strategy<Value = u32> {
+    prop_oneof![1 => Just(0), 6 => 1u32..5, 2 => Just(DEFAULT_MAX_OUTSTANDING)]
+}
+
+pub(super) fn queue_arg() -> impl Strategy<Value = QueueArg> {
+    (
+        prop_oneof![3 => Just(0u32), 2 => 1u32..4],
+        prop_oneof![4 => Just(false), 1 => Just(true)],
+        option::of(topic_index()),
+        max_outstanding(),
+    )
+        .prop_map(
+            |(max_deliveries, park, dead_letter_topic, max_outstanding)| QueueArg {
+                max_deliveries,
+                park,
+                dead_letter_topic,
+                max_outstanding,
+            },
+        )
+}
+
+/// A mode and its queue settings: a per-message consumer's are random;
+/// another mode's are the default, now and then not (invalid).
+pub(super) fn mode_and_queue() -> impl Strategy<Value = (CommitMode, QueueArg)> {
+    (commit_mode(), queue_arg(), prop::bool::weighted(0.1)).prop_map(|(mode, queue, odd)| {
+        if mode == CommitMode::PerMessage || odd {
+            (mode, queue)
+        } else {
+            (mode, QueueArg::DEFAULT)
+        }
+    })
+}
+
+pub(super) fn settle_arg() -> impl Strategy<Value = SettleArg> {
+    prop_oneof![
+        6 => Just(SettleArg::Ack),
+        2 => Just(SettleArg::Nack(DelayArg::Zero)),
+        1 => Just(SettleArg::Nack(DelayArg::Backoff)),
+        1 => Just(SettleArg::Nack(DelayArg::Hour)),
+        2 => Just(SettleArg::Reject),
+        1 => Just(SettleArg::Extend),
+    ]
+}
+
+/// Up to three refs to offsets near the consumer's committed offset, each by offset alone or
+/// with a delivery count; now and then none (invalid).
+pub(super) fn lease_refs() -> impl Strategy<Value = Vec<(LeaseOffset, Option<u32>)>> {
+    let offset = prop_oneof![
+        1 => (0u64..8).prop_map(LeaseOffset::At),
+        3 => (0u64..4).prop_map(LeaseOffset::FromFloor),
+    ];
+    let one = (
+        offset,
+        prop_oneof![2 => Just(None), 1 => (1u32..4).prop_map(Some)],
+    );
+    prop_oneof![1 => Just(Vec::new()), 12 => vec(one, 1..4)]
+}
+
+pub(super) fn update_arg() -> impl Strategy<Value = UpdateArg> {
+    (
+        option::weighted(0.2, prop::bool::weighted(0.7)),
+        option::weighted(0.3, 0u32..4),
+        option::weighted(0.2, any::<bool>()),
+        option::weighted(0.3, option::of(topic_index())),
+        option::weighted(0.3, max_outstanding()),
+    )
+        .prop_map(
+            |(ack_timeout, max_deliveries, park, dead_letter_topic, max_outstanding)| UpdateArg {
+                ack_timeout,
+                max_deliveries,
+                park,
+                dead_letter_topic,
+                max_outstanding,
+            },
+        )
 }
 
 /// Small records, and now and then one over the size limit.
@@ -187,9 +347,9 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
             topic_index(),
             prop_oneof![6 => consumer_index().prop_map(Some), 1 => Just(None)],
             position_arg(),
-            commit_mode(),
+            mode_and_queue(),
         )
-            .prop_map(|(topic, id, start, mode)| Op::CreateConsumer { topic, id, start, mode }),
+            .prop_map(|(topic, id, start, (mode, queue))| Op::CreateConsumer { topic, id, start, mode, queue }),
         1 => (topic_index(), consumer_index()).prop_map(|(topic, id)| Op::DeleteConsumer { topic, id }),
         1 => (topic_index(), consumer_index()).prop_map(|(topic, id)| Op::GetConsumer { topic, id }),
         1 => (topic_index(), option::of(consumer_index()), 0usize..4)
@@ -200,13 +360,25 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(topic, id, offset)| Op::Commit { topic, id, offset }),
         2 => (topic_index(), consumer_index(), position_arg())
             .prop_map(|(topic, id, position)| Op::Seek { topic, id, position }),
+        6 => (topic_index(), consumer_index(), lease_refs(), settle_arg())
+            .prop_map(|(topic, id, leases, settle)| Op::Settle { topic, id, leases, settle }),
+        1 => (topic_index(), consumer_index(), update_arg())
+            .prop_map(|(topic, id, update)| Op::UpdateConsumer { topic, id, update }),
     ]
 }
 
 /// Up to 40 operations. The first create two topics and a consumer, so that
 /// most operations meet some state rather than `TopicNotFound`.
 pub(super) fn sequence() -> impl Strategy<Value = Vec<Op>> {
-    (commit_mode(), vec(op(), 1..=37)).prop_map(|(mode, ops)| {
+    (commit_mode(), queue_arg(), vec(op(), 1..=37)).prop_map(|(mode, queue, ops)| {
+        let queue = if mode == CommitMode::PerMessage {
+            QueueArg {
+                max_outstanding: queue.max_outstanding.max(1),
+                ..queue
+            }
+        } else {
+            QueueArg::DEFAULT
+        };
         let prelude = [
             Op::CreateTopic { topic: 0 },
             Op::CreateTopic { topic: 1 },
@@ -215,8 +387,68 @@ pub(super) fn sequence() -> impl Strategy<Value = Vec<Op>> {
                 id: Some(0),
                 start: PositionArg::Earliest,
                 mode,
+                queue,
             },
         ];
         prelude.into_iter().chain(ops).collect()
     })
+}
+
+/// A work queue's life: consumer 0 of topic 0 in per-message mode,
+/// dead-lettering into topic 1 or not, then publishes, fetches, settles,
+/// updates and seeks on it (and now and then its dead-letter topic deleted
+/// or re-created), so sequences reach deep into its states.
+pub(super) fn queue_sequence() -> impl Strategy<Value = Vec<Op>> {
+    let small_record = record().prop_filter("a record within the limit", |r| {
+        r.key.len()
+            + r.value.len()
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            <= MAX_MESSAGE_BYTES
+    });
+    let queue_op = prop_oneof![
+        4 => vec(small_record, 1..=4).prop_map(|records| Op::Publish { topic: 0, records }),
+        6 => read_limits().prop_map(|limits| Op::Fetch { topic: 0, id: 0, limits }),
+        8 => (lease_refs(), settle_arg())
+            .prop_map(|(leases, settle)| Op::Settle { topic: 0, id: 0, leases, settle }),
+        1 => update_arg().prop_map(|update| Op::UpdateConsumer { topic: 0, id: 0, update }),
+        1 => Just(Op::GetConsumer { topic: 0, id: 0 }),
+        1 => position_arg().prop_map(|position| Op::Seek { topic: 0, id: 0, position }),
+        1 => Just(Op::Read { topic: 1, offset: OffsetArg::At(0), limits: ReadLimits::default() }),
+        1 => prop_oneof![
+            Just(Op::DeleteTopic { topic: 1 }),
+            Just(Op::CreateTopic { topic: 1 }),
+        ],
+    ];
+    (
+        0u32..4,
+        any::<bool>(),
+        any::<bool>(),
+        1u32..6,
+        vec(queue_op, 1..=60),
+    )
+        .prop_map(
+            |(max_deliveries, park, dead_letter, max_outstanding, ops)| {
+                let queue = QueueArg {
+                    max_deliveries,
+                    park,
+                    dead_letter_topic: dead_letter.then_some(1),
+                    max_outstanding,
+                };
+                let prelude = [
+                    Op::CreateTopic { topic: 0 },
+                    Op::CreateTopic { topic: 1 },
+                    Op::CreateConsumer {
+                        topic: 0,
+                        id: Some(0),
+                        start: PositionArg::Earliest,
+                        mode: CommitMode::PerMessage,
+                        queue,
+                    },
+                ];
+                prelude.into_iter().chain(ops).collect()
+            },
+        )
 }

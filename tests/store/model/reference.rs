@@ -4,7 +4,8 @@
 use std::{collections::BTreeMap, fmt::Debug, time::Duration};
 
 use gostream_store::{
-    Subject,
+    ConsumerUpdate, DeadLetterReason, LeaseRef, QueueCounts, QueuePolicy, Settled, Settlement,
+    StoreLimits, Subject, dead_letter_record,
     {
         Batch, CommitMode, ConsumerId, ConsumerInfo, Message, Page, Position, PublishAck,
         ReadLimits, Record, TopicInfo, TopicName,
@@ -12,7 +13,7 @@ use gostream_store::{
     {Error, Result},
 };
 
-use super::{ACK_TIMEOUT, MAX_MESSAGE_BYTES};
+use super::MAX_MESSAGE_BYTES;
 
 #[derive(Debug, Default)]
 pub(super) struct Model {
@@ -38,9 +39,87 @@ pub(super) struct ModelMessage {
 #[derive(Debug)]
 pub(super) struct ModelConsumer {
     offset: u64,
+    /// Auto and manual modes: the committed offset. Per-message mode: see
+    /// [`ModelConsumer::committed`].
     committed: u64,
     mode: CommitMode,
     create_time_ns: u64,
+    ack_timeout: Duration,
+    policy: QueuePolicy,
+    /// Per-message mode: every message delivered and not settled, by offset:
+    /// its delivery count and where it stands. Leases never expire within a
+    /// case (the ack timeout is an hour).
+    pending: BTreeMap<u64, (u32, Held)>,
+    redelivered: u64,
+    dead_lettered: u64,
+}
+
+/// Where a per-message consumer's pending message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Leased,
+    /// Waiting, ready now.
+    Ready,
+    /// Waiting an hour: for the rest of the case.
+    Parked,
+}
+
+impl ModelConsumer {
+    fn per_message(&self) -> bool {
+        self.mode == CommitMode::PerMessage
+    }
+
+    /// The committed offset; in per-message mode the ack floor: the oldest
+    /// pending message, or the offset when none is.
+    fn committed(&self) -> u64 {
+        if self.per_message() {
+            self.pending.keys().next().copied().unwrap_or(self.offset)
+        } else {
+            self.committed
+        }
+    }
+
+    /// Waiting after a failed delivery (a nack without delay, or a failed
+    /// dead-letter move): ready at once without a backoff, parked with one.
+    fn after_backoff(&self) -> Held {
+        if self.policy.backoff.is_empty() {
+            Held::Ready
+        } else {
+            Held::Parked
+        }
+    }
+}
+
+/// `Invalid` unless `policy` suits a consumer of `topic` in `mode`, as the
+/// store checks it (ack timeouts are always valid here).
+fn check_policy(topic: &TopicName, mode: CommitMode, policy: &QueuePolicy) -> Result<()> {
+    let default = QueuePolicy::default();
+    if mode != CommitMode::PerMessage {
+        let set = [
+            (
+                policy.max_deliveries != default.max_deliveries,
+                Subject::MaxDeliveries,
+            ),
+            (policy.backoff != default.backoff, Subject::Backoff),
+            (policy.dead_letter_topic.is_some(), Subject::DeadLetterTopic),
+            (
+                policy.max_outstanding != default.max_outstanding,
+                Subject::MaxOutstanding,
+            ),
+        ];
+        return match set.into_iter().find(|(set, _)| *set) {
+            Some((_, subject)) => Err(invalid(subject)),
+            None => Ok(()),
+        };
+    }
+    if policy.dead_letter_topic.as_ref() == Some(topic) {
+        return Err(invalid(Subject::DeadLetterTopic));
+    }
+    if policy.max_outstanding == 0 || policy.max_outstanding > StoreLimits::DEFAULT.max_outstanding
+    {
+        return Err(invalid(Subject::MaxOutstanding));
+    }
+    Ok(())
 }
 
 /// The bytes a record holds: key, value, header names and values.
@@ -135,21 +214,98 @@ impl ModelTopic {
             topic: topic.clone(),
             id: id.clone(),
             offset: consumer.offset,
-            committed_offset: consumer.committed,
-            lag: self.end() - consumer.committed,
+            committed_offset: consumer.committed(),
+            lag: self.end() - consumer.committed(),
             commit_mode: consumer.mode,
             ack_timeout: match consumer.mode {
                 CommitMode::Auto => Duration::ZERO,
-                CommitMode::Manual | CommitMode::PerMessage => ACK_TIMEOUT,
+                CommitMode::Manual | CommitMode::PerMessage => consumer.ack_timeout,
             },
             create_time_ns: consumer.create_time_ns,
-            queue: Default::default(),
-            counts: Default::default(),
+            queue: consumer.policy.clone(),
+            counts: {
+                let outstanding = consumer
+                    .pending
+                    .values()
+                    .filter(|(_, held)| *held == Held::Leased)
+                    .count() as u64;
+                QueueCounts {
+                    outstanding,
+                    waiting: consumer.pending.len() as u64 - outstanding,
+                    redelivered: consumer.redelivered,
+                    dead_lettered: consumer.dead_lettered,
+                }
+            },
             oldest_unacked_time_ns: self
                 .log
-                .get(consumer.committed as usize)
+                .get(consumer.committed() as usize)
                 .and_then(|m| m.publish_time_ns),
         }
+    }
+
+    /// A fetch through per-message consumer `id`: ready redeliveries
+    /// first, then new messages while it has room, in one run of whole
+    /// messages within the byte limit (the first always comes).
+    fn lease(&mut self, name: &TopicName, id: &ConsumerId, limits: ReadLimits) -> Result<Batch> {
+        let end = self.end();
+        let consumer = self
+            .consumers
+            .get(id)
+            .ok_or_else(|| consumer_not_found(name, id))?;
+        let ready: Vec<u64> = consumer
+            .pending
+            .iter()
+            .filter(|(_, (_, held))| *held == Held::Ready)
+            .map(|(&offset, _)| offset)
+            .collect();
+        let room =
+            (consumer.policy.max_outstanding as usize).saturating_sub(consumer.pending.len());
+        let fresh = (consumer.offset..end).take(room);
+        let mut chosen = Vec::new();
+        let mut bytes = 0;
+        for offset in ready.iter().copied().chain(fresh) {
+            let size = record_bytes(&self.log[offset as usize].record);
+            if chosen.len() == limits.max_messages
+                || (!chosen.is_empty() && bytes + size > limits.max_bytes)
+            {
+                break;
+            }
+            bytes += size;
+            chosen.push(offset);
+        }
+        let mut messages = Vec::new();
+        for offset in chosen {
+            let mut message = self
+                .take(
+                    offset,
+                    ReadLimits {
+                        max_messages: 1,
+                        ..limits
+                    },
+                )
+                .remove(0);
+            let consumer = self.consumer_mut(name, id)?;
+            let count = match consumer.pending.get(&offset) {
+                Some(&(count, _)) => {
+                    consumer.redelivered += 1;
+                    count + 1
+                }
+                None => {
+                    consumer.offset += 1;
+                    1
+                }
+            };
+            consumer.pending.insert(offset, (count, Held::Leased));
+            message.delivery_count = count;
+            messages.push(message);
+        }
+        let consumer = self.consumer_mut(name, id)?;
+        Ok(Batch {
+            skipped: 0,
+            next_offset: consumer.offset,
+            end_offset: end,
+            messages,
+        })
     }
 
     pub(super) fn consumer_mut(
@@ -282,14 +438,20 @@ impl Model {
     }
 
     /// `id` is the spec's id, or for a generated one the id the store chose.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn create_consumer(
         &mut self,
         name: &TopicName,
         id: &ConsumerId,
         start: Position,
         mode: CommitMode,
+        ack_timeout: Duration,
+        policy: QueuePolicy,
         create_time_ns: u64,
     ) -> Result<ConsumerInfo> {
+        check_policy(name, mode, &policy)?;
+        self.topic(name)?;
+        self.check_dead_letter_topic(policy.dead_letter_topic.as_ref())?;
         let topic = self.topic_mut(name)?;
         if topic.consumers.contains_key(id) {
             return Err(Error::ConsumerAlreadyExists {
@@ -303,6 +465,11 @@ impl Model {
             committed: offset,
             mode,
             create_time_ns,
+            ack_timeout,
+            policy,
+            pending: BTreeMap::new(),
+            redelivered: 0,
+            dead_lettered: 0,
         };
         let info = topic.consumer_info(name, id, &consumer);
         topic.consumers.insert(id.clone(), consumer);
@@ -354,6 +521,9 @@ impl Model {
         limits: ReadLimits,
     ) -> Result<Batch> {
         let topic = self.topic_mut(name)?;
+        if topic.consumer_mut(name, id)?.per_message() {
+            return topic.lease(name, id, limits);
+        }
         let offset = topic.consumer_mut(name, id)?.offset;
         let messages = topic.take(offset, limits);
         let end = topic.end();
@@ -378,6 +548,12 @@ impl Model {
     ) -> Result<ConsumerInfo> {
         let topic = self.topic_mut(name)?;
         let consumer = topic.consumer_mut(name, id)?;
+        if consumer.per_message() {
+            return Err(Error::FailedPrecondition {
+                reason: "PER_MESSAGE_CONSUMER",
+                message: String::new(),
+            });
+        }
         if offset > consumer.offset {
             return Err(Error::FailedPrecondition {
                 reason: "COMMIT_BEYOND_DELIVERED",
@@ -400,7 +576,168 @@ impl Model {
         let consumer = topic.consumer_mut(name, id)?;
         consumer.offset = offset;
         consumer.committed = offset;
+        consumer.pending.clear();
+        consumer.redelivered = 0;
+        consumer.dead_lettered = 0;
         self.get_consumer(name, id)
+    }
+
+    fn check_dead_letter_topic(&self, topic: Option<&TopicName>) -> Result<()> {
+        match topic {
+            Some(topic) if !self.topics.contains_key(topic) => {
+                Err(invalid(Subject::DeadLetterTopic))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn update_consumer(
+        &mut self,
+        name: &TopicName,
+        id: &ConsumerId,
+        update: &ConsumerUpdate,
+    ) -> Result<ConsumerInfo> {
+        if update.ack_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(invalid(Subject::AckTimeout));
+        }
+        self.topic_mut(name)?.consumer_mut(name, id)?;
+        if let Some(topic) = &update.dead_letter_topic {
+            self.check_dead_letter_topic(topic.as_ref())?;
+        }
+        let consumer = self.topic_mut(name)?.consumer_mut(name, id)?;
+        if consumer.mode == CommitMode::Auto && update.ack_timeout.is_some() {
+            return Err(invalid(Subject::AckTimeout));
+        }
+        if !consumer.per_message() {
+            let set = [
+                (update.max_deliveries.is_some(), Subject::MaxDeliveries),
+                (update.backoff.is_some(), Subject::Backoff),
+                (update.dead_letter_topic.is_some(), Subject::DeadLetterTopic),
+                (update.max_outstanding.is_some(), Subject::MaxOutstanding),
+            ];
+            if let Some((_, subject)) = set.into_iter().find(|(set, _)| *set) {
+                return Err(invalid(subject));
+            }
+        }
+        let policy = update.apply(&consumer.policy);
+        check_policy(name, consumer.mode, &policy)?;
+        consumer.policy = policy;
+        if let Some(ack_timeout) = update.ack_timeout {
+            consumer.ack_timeout = ack_timeout;
+        }
+        self.get_consumer(name, id)
+    }
+
+    /// Settles as a per-message consumer does: the dead-letter copies are
+    /// published within `published_within`.
+    pub(super) fn settle(
+        &mut self,
+        name: &TopicName,
+        id: &ConsumerId,
+        leases: &[LeaseRef],
+        settlement: &Settlement,
+        published_within: (u64, u64),
+    ) -> Result<Settled> {
+        if leases.is_empty() {
+            return Err(invalid(Subject::Offsets));
+        }
+        let topic = self.topic_mut(name)?;
+        let log: Vec<Record> = topic.log.iter().map(|m| m.record.clone()).collect();
+        let consumer = topic.consumer_mut(name, id)?;
+        if !consumer.per_message() {
+            return Err(Error::FailedPrecondition {
+                reason: "NOT_PER_MESSAGE",
+                message: String::new(),
+            });
+        }
+        let mut named: BTreeMap<u64, Vec<Option<u32>>> = BTreeMap::new();
+        for lease in leases {
+            named
+                .entry(lease.offset)
+                .or_default()
+                .push(lease.delivery_count);
+        }
+        let mut settled = Settled::default();
+        // (offset, count, reason, detail) to move to the dead-letter topic.
+        let mut moves = Vec::new();
+        for (offset, counts) in named {
+            let count = match consumer.pending.get(&offset) {
+                Some(&(count, Held::Leased))
+                    if counts.iter().all(Option::is_none) || counts.contains(&Some(count)) =>
+                {
+                    count
+                }
+                _ => {
+                    settled.not_leased.push(offset);
+                    continue;
+                }
+            };
+            settled.applied.push(offset);
+            let exhausted =
+                consumer.policy.max_deliveries > 0 && count >= consumer.policy.max_deliveries;
+            let dead_letter = match settlement {
+                Settlement::Ack => {
+                    consumer.pending.remove(&offset);
+                    None
+                }
+                Settlement::Nack { .. } if exhausted => {
+                    Some((DeadLetterReason::Nack, String::new()))
+                }
+                Settlement::Nack { delay } => {
+                    let held = match delay {
+                        Some(delay) if delay.is_zero() => Held::Ready,
+                        Some(_) => Held::Parked,
+                        None => consumer.after_backoff(),
+                    };
+                    consumer.pending.insert(offset, (count, held));
+                    None
+                }
+                Settlement::Reject { reason } => Some((DeadLetterReason::Reject, reason.clone())),
+                Settlement::ExtendLease { .. } => None,
+            };
+            if let Some((reason, detail)) = dead_letter {
+                if consumer.policy.dead_letter_topic.is_none() {
+                    consumer.pending.remove(&offset);
+                    consumer.dead_lettered += 1;
+                } else {
+                    moves.push((offset, count, reason, detail));
+                }
+            }
+        }
+        let Some(dead_letter_topic) = consumer.policy.dead_letter_topic.clone() else {
+            return Ok(settled);
+        };
+        if moves.is_empty() {
+            return Ok(settled);
+        }
+        let Some(dlq) = self.topics.get_mut(&dead_letter_topic) else {
+            // The topic is gone: the messages wait for redelivery.
+            let consumer = self.topic_mut(name)?.consumer_mut(name, id)?;
+            let held = consumer.after_backoff();
+            for (offset, count, _, _) in moves {
+                consumer.pending.insert(offset, (count, held));
+            }
+            return Ok(settled);
+        };
+        for (offset, count, reason, detail) in &moves {
+            let message = Message {
+                offset: *offset,
+                record: log[*offset as usize].clone(),
+                publish_time_ns: 0,
+                delivery_count: 0,
+            };
+            dlq.log.push(ModelMessage {
+                record: dead_letter_record(&message, name, id, *count, *reason, detail),
+                publish_time_ns: None,
+                published_within,
+            });
+        }
+        let consumer = self.topic_mut(name)?.consumer_mut(name, id)?;
+        for (offset, ..) in moves {
+            consumer.pending.remove(&offset);
+            consumer.dead_lettered += 1;
+        }
+        Ok(settled)
     }
 
     /// Takes the oldest-unacknowledged times the store reported for

@@ -4,12 +4,16 @@
 use std::{fmt::Debug, time::Duration};
 
 use gostream_store::{
+    ConsumerUpdate, LeaseRef, MAX_REDELIVERY_DELAY, QueuePolicy, Settlement,
     {ConsumerId, ConsumerInfo, ConsumerSpec, Position, Store, TopicName}, {Error, Result},
 };
 
 use super::{
     ACK_TIMEOUT, CONSUMERS, TOPICS,
-    ops::{CommitArg, OffsetArg, Op, PositionArg},
+    ops::{
+        CommitArg, DelayArg, LeaseOffset, OffsetArg, Op, PositionArg, QueueArg, SettleArg,
+        UpdateArg,
+    },
     reference::{Model, ModelTopic, invalid},
 };
 use crate::clock::now_ns;
@@ -94,6 +98,53 @@ fn learn_info(
     }
 }
 
+/// The backoff `park` asks for: an hour, or none.
+fn backoff(park: bool) -> Vec<Duration> {
+    if park {
+        vec![MAX_REDELIVERY_DELAY]
+    } else {
+        Vec::new()
+    }
+}
+
+pub(super) fn queue_policy(arg: QueueArg) -> QueuePolicy {
+    QueuePolicy {
+        max_deliveries: arg.max_deliveries,
+        backoff: backoff(arg.park),
+        dead_letter_topic: arg.dead_letter_topic.map(topic_name),
+        max_outstanding: arg.max_outstanding,
+    }
+}
+
+fn consumer_update(arg: UpdateArg) -> ConsumerUpdate {
+    ConsumerUpdate {
+        ack_timeout: arg
+            .ack_timeout
+            .map(|valid| if valid { ACK_TIMEOUT } else { Duration::ZERO }),
+        max_deliveries: arg.max_deliveries,
+        backoff: arg.park.map(backoff),
+        dead_letter_topic: arg.dead_letter_topic.map(|topic| topic.map(topic_name)),
+        max_outstanding: arg.max_outstanding,
+    }
+}
+
+fn settlement(arg: SettleArg) -> Settlement {
+    match arg {
+        SettleArg::Ack => Settlement::Ack,
+        SettleArg::Nack(delay) => Settlement::Nack {
+            delay: match delay {
+                DelayArg::Zero => Some(Duration::ZERO),
+                DelayArg::Backoff => None,
+                DelayArg::Hour => Some(MAX_REDELIVERY_DELAY),
+            },
+        },
+        SettleArg::Reject => Settlement::Reject {
+            reason: "bad".into(),
+        },
+        SettleArg::Extend => Settlement::ExtendLease { extension: None },
+    }
+}
+
 /// Runs `op` on both and compares the results.
 pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Result<(), String> {
     match *op {
@@ -159,6 +210,7 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
             id,
             start,
             mode,
+            queue,
         } => {
             let name = topic_name(topic);
             let start = position_of(start, end_of(model, &name));
@@ -167,7 +219,7 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
                 start,
                 commit_mode: mode,
                 ack_timeout: ACK_TIMEOUT,
-                queue: Default::default(),
+                queue: queue_policy(queue),
             };
             let before = now_ns();
             let actual = store.create_consumer(&name, spec).await;
@@ -201,7 +253,15 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
             };
             check(
                 actual,
-                model.create_consumer(&name, &id, start, mode, create_time),
+                model.create_consumer(
+                    &name,
+                    &id,
+                    start,
+                    mode,
+                    ACK_TIMEOUT,
+                    queue_policy(queue),
+                    create_time,
+                ),
             )
         }
         Op::DeleteConsumer { topic, id } => {
@@ -261,6 +321,44 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
             let actual = store.seek(&name, &id, position).await;
             learn_info(model, &name, &actual)?;
             check(actual, model.seek(&name, &id, position))
+        }
+        Op::Settle {
+            topic,
+            id,
+            ref leases,
+            settle,
+        } => {
+            let (name, id) = (topic_name(topic), consumer_id(id));
+            let floor = model
+                .get_consumer(&name, &id)
+                .map_or(0, |c| c.committed_offset);
+            let leases: Vec<LeaseRef> = leases
+                .iter()
+                .map(|&(offset, delivery_count)| LeaseRef {
+                    offset: match offset {
+                        LeaseOffset::At(offset) => offset,
+                        LeaseOffset::FromFloor(delta) => floor + delta,
+                    },
+                    delivery_count,
+                })
+                .collect();
+            let settlement = settlement(settle);
+            let before = now_ns();
+            let actual = store
+                .settle(&name, &id, leases.clone(), settlement.clone())
+                .await;
+            let bounds = (before, now_ns());
+            check(
+                actual,
+                model.settle(&name, &id, &leases, &settlement, bounds),
+            )
+        }
+        Op::UpdateConsumer { topic, id, update } => {
+            let (name, id) = (topic_name(topic), consumer_id(id));
+            let update = consumer_update(update);
+            let actual = store.update_consumer(&name, &id, update.clone()).await;
+            learn_info(model, &name, &actual)?;
+            check(actual, model.update_consumer(&name, &id, &update))
         }
     }
 }

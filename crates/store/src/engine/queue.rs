@@ -14,12 +14,19 @@
 //! - **waiting** for redelivery, ready at an instant (or **ready** now);
 //! - **dead-lettering**: on its way to the dead-letter topic.
 //!
-//! Everything not settled is an entry of `pending`, so the consumer holds
-//! at most `max_outstanding` entries (a fetch delivers new messages only
-//! while there is room), and at most one more `done` range than entries
-//! (ranges are separated by pending messages). Two indexes make every step
-//! cost O(log n): `timers` orders the leased and waiting entries by the
-//! instant they change state, `ready` orders the ready ones by offset.
+//! Everything not settled is an entry of `pending` (a sorted deque, see
+//! [`pending`]: deliveries append, acks mostly remove near the front), so
+//! the consumer holds at most `max_outstanding` entries (a fetch delivers
+//! new messages only while there is room), and at most one more `done`
+//! range than entries (ranges are separated by pending messages). Two
+//! indexes make every step
+//! cost O(log n): `timers`, a min-heap of (instant, offset), says when
+//! leased and waiting entries change state, and `ready` orders the ready
+//! ones by offset. A settle does not search the heap: an entry whose state
+//! changed is left there and skipped when it comes out (it no longer
+//! matches), and the heap is rebuilt from `pending` when such leftovers
+//! outnumber the live entries, so it too stays within twice the pending
+//! messages (plus a constant) at an amortized O(1) per step.
 //!
 //! # The life of a lease
 //! A fetch first processes every timer that fell due: a lease that expired
@@ -54,7 +61,12 @@
 //! append (the topic was deleted, the memory cap) sends the message back to
 //! waiting, as a failed delivery.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod pending;
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BTreeSet, BinaryHeap},
+};
 
 use tokio::time::Instant;
 
@@ -64,6 +76,7 @@ use crate::{
     error::Result,
     log::{DeadLetterIntent, QueueRecord},
 };
+use pending::Pending;
 
 /// Where a pending message stands.
 #[derive(Debug, Clone)]
@@ -101,9 +114,10 @@ struct Entry {
 /// A per-message consumer's pending messages, settled marks and counters.
 #[derive(Debug, Clone, Default)]
 pub(super) struct QueueState {
-    pending: BTreeMap<u64, Entry>,
-    /// (when, offset) of every leased and waiting entry.
-    timers: BTreeSet<(Instant, u64)>,
+    pending: Pending<Entry>,
+    /// (when, offset) of every leased and waiting entry, earliest first,
+    /// and of entries that changed state since (skipped when they come out).
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The ready entries.
     ready: BTreeSet<u64>,
     /// Settled ranges above the floor: start → end.
@@ -119,9 +133,8 @@ pub(super) struct QueueState {
 impl QueueState {
     fn unindex(&mut self, offset: u64, lease: &Lease) {
         match lease {
-            Lease::Leased(at) | Lease::Waiting(at) => {
-                self.timers.remove(&(*at, offset));
-            }
+            // Left in the heap, skipped when it comes out.
+            Lease::Leased(_) | Lease::Waiting(_) => {}
             Lease::Ready => {
                 self.ready.remove(&offset);
             }
@@ -133,7 +146,10 @@ impl QueueState {
     fn index(&mut self, offset: u64, lease: &Lease) {
         match lease {
             Lease::Leased(at) | Lease::Waiting(at) => {
-                self.timers.insert((*at, offset));
+                self.timers.push(Reverse((*at, offset)));
+                if self.timers.len() > 2 * self.pending.len() + 64 {
+                    self.rebuild_timers();
+                }
             }
             Lease::Ready => {
                 self.ready.insert(offset);
@@ -144,15 +160,38 @@ impl QueueState {
     }
 
     fn insert(&mut self, offset: u64, count: u32, lease: Lease) {
-        self.index(offset, &lease);
+        let indexed = lease.clone();
         if let Some(old) = self.pending.insert(offset, Entry { count, lease }) {
             self.unindex(offset, &old.lease);
         }
+        self.index(offset, &indexed);
+    }
+
+    /// The heap with only the live timers.
+    fn rebuild_timers(&mut self) {
+        let live: Vec<Reverse<(Instant, u64)>> = self
+            .pending
+            .iter()
+            .filter_map(|(offset, entry)| match entry.lease {
+                Lease::Leased(at) | Lease::Waiting(at) => Some(Reverse((at, offset))),
+                Lease::Ready | Lease::DeadLettering(_) => None,
+            })
+            .collect();
+        self.timers = BinaryHeap::from(live);
+    }
+
+    /// Whether the timer (`at`, `offset`) is live: the entry is still
+    /// leased or waiting until `at`.
+    fn is_live(&self, at: Instant, offset: u64) -> bool {
+        matches!(
+            self.pending.get(offset).map(|e| &e.lease),
+            Some(Lease::Leased(until) | Lease::Waiting(until)) if *until == at
+        )
     }
 
     /// Gives `offset`'s entry a new state.
     fn relabel(&mut self, offset: u64, lease: Lease) {
-        let Some(entry) = self.pending.get_mut(&offset) else {
+        let Some(entry) = self.pending.get_mut(offset) else {
             return;
         };
         let old = std::mem::replace(&mut entry.lease, lease.clone());
@@ -161,14 +200,15 @@ impl QueueState {
     }
 
     fn remove(&mut self, offset: u64) -> Option<Entry> {
-        let entry = self.pending.remove(&offset)?;
+        let entry = self.pending.remove(offset)?;
         self.unindex(offset, &entry.lease);
         Some(entry)
     }
 
-    /// The next instant a timer falls due.
+    /// The next instant a timer may fall due (a timer left behind by a
+    /// settle may make it early, never late).
     pub(super) fn next_timer(&self) -> Option<Instant> {
-        self.timers.first().map(|&(at, _)| at)
+        self.timers.peek().map(|&Reverse((at, _))| at)
     }
 
     /// Takes the count of unsettled messages retention removed.
@@ -240,7 +280,7 @@ impl ConsumerState {
     /// skipped count so far.
     pub(super) fn queue_catch_up(&mut self, start: u64) -> u64 {
         if start > self.committed {
-            while let Some((&offset, _)) = self.queue.pending.first_key_value() {
+            while let Some(offset) = self.queue.pending.first_offset() {
                 if offset >= start {
                     break;
                 }
@@ -331,12 +371,15 @@ impl ConsumerState {
     /// persisted changed.
     pub(super) fn expire(&mut self, now: Instant) -> bool {
         let mut changed = false;
-        while let Some(&(at, offset)) = self.queue.timers.first() {
+        while let Some(&Reverse((at, offset))) = self.queue.timers.peek() {
             if at > now {
                 break;
             }
-            let Some(entry) = self.queue.pending.get(&offset) else {
-                self.queue.timers.pop_first();
+            self.queue.timers.pop();
+            if !self.queue.is_live(at, offset) {
+                continue;
+            }
+            let Some(entry) = self.queue.pending.get(offset) else {
                 continue;
             };
             match entry.lease {
@@ -353,9 +396,7 @@ impl ConsumerState {
                     );
                 }
                 Lease::Waiting(_) => self.queue.relabel(offset, Lease::Ready),
-                _ => {
-                    self.queue.timers.pop_first();
-                }
+                Lease::Ready | Lease::DeadLettering(_) => {}
             }
         }
         changed
@@ -399,7 +440,7 @@ impl ConsumerState {
                 return Ok(out);
             }
             bytes = bytes.saturating_add(size);
-            let Some(entry) = self.queue.pending.get_mut(&offset) else {
+            let Some(entry) = self.queue.pending.get_mut(offset) else {
                 break;
             };
             entry.count = entry.count.saturating_add(1);
@@ -411,30 +452,36 @@ impl ConsumerState {
         let room = (self.policy.max_outstanding as usize).saturating_sub(self.queue.pending.len());
         let available = usize::try_from(end.saturating_sub(self.offset)).unwrap_or(usize::MAX);
         let want = room.min(limits.max_messages - out.len()).min(available);
-        if want == 0 || (!out.is_empty() && bytes >= limits.max_bytes) {
+        if want == 0 {
             return Ok(out);
         }
-        let fresh = read(
+        let mut fresh = read(
             self.offset,
             ReadLimits {
                 max_messages: want,
                 max_bytes: limits.max_bytes - bytes.min(limits.max_bytes),
             },
         )?;
-        for mut message in fresh.into_iter().take(want) {
-            if message.offset != self.offset {
-                break;
-            }
-            let size = message.record.size();
-            if !out.is_empty() && bytes.saturating_add(size) > limits.max_bytes {
-                break;
-            }
-            bytes = bytes.saturating_add(size);
-            self.queue.insert(message.offset, 1, Lease::Leased(until));
-            self.offset += 1;
-            message.delivery_count = 1;
-            out.push(message);
+        fresh.truncate(want);
+        // The log returns consecutive messages within the bytes left, and
+        // the first however large: behind redeliveries, it must fit too.
+        let misplaced = fresh.first().is_some_and(|m| m.offset != self.offset);
+        let too_large = !out.is_empty()
+            && fresh
+                .first()
+                .is_some_and(|m| bytes.saturating_add(m.record.size()) > limits.max_bytes);
+        if misplaced || too_large {
+            fresh.clear();
         }
+        for message in &mut fresh {
+            self.queue.insert(message.offset, 1, Lease::Leased(until));
+            message.delivery_count = 1;
+        }
+        self.offset += fresh.len() as u64;
+        if out.is_empty() {
+            return Ok(fresh);
+        }
+        out.append(&mut fresh);
         Ok(out)
     }
 
@@ -469,7 +516,11 @@ impl ConsumerState {
                 refs.iter().all(|l| l.delivery_count.is_none())
                     || refs.iter().any(|l| l.delivery_count == Some(count))
             };
-            let count = match self.queue.pending.get(&offset) {
+            let Some(index) = self.queue.pending.find(offset) else {
+                outcome.settled.not_leased.push(offset);
+                continue;
+            };
+            let count = match self.queue.pending.at(index) {
                 Some(Entry {
                     count,
                     lease: Lease::Leased(until),
@@ -482,7 +533,8 @@ impl ConsumerState {
             outcome.settled.applied.push(offset);
             match settlement {
                 Settlement::Ack => {
-                    self.queue.remove(offset);
+                    // Leased: no index but the timer, left in the heap.
+                    self.queue.pending.remove_at(index);
                     self.settle_offset(offset);
                     outcome.persist = true;
                     outcome.wake = true;
@@ -509,13 +561,19 @@ impl ConsumerState {
                     self.queue.relabel(offset, Lease::Leased(until));
                 }
             }
-            if matches!(
-                self.queue.pending.get(&offset),
-                Some(Entry {
-                    lease: Lease::DeadLettering(_),
-                    ..
-                })
-            ) {
+            let may_move = matches!(
+                settlement,
+                Settlement::Nack { .. } | Settlement::Reject { .. }
+            );
+            if may_move
+                && matches!(
+                    self.queue.pending.get(offset),
+                    Some(Entry {
+                        lease: Lease::DeadLettering(_),
+                        ..
+                    })
+                )
+            {
                 outcome.moves.push(offset);
             }
         }
@@ -529,7 +587,7 @@ impl ConsumerState {
             return Vec::new();
         }
         let mut claimed = Vec::new();
-        for (&offset, entry) in &mut self.queue.pending {
+        for (offset, entry) in self.queue.pending.iter_mut() {
             if let Lease::DeadLettering(m) = &mut entry.lease
                 && !m.claimed
             {
@@ -542,7 +600,7 @@ impl ConsumerState {
     }
 
     fn claimed_move(&mut self, offset: u64) -> Option<(u32, &mut Move)> {
-        match self.queue.pending.get_mut(&offset) {
+        match self.queue.pending.get_mut(offset) {
             Some(Entry {
                 count,
                 lease: Lease::DeadLettering(m),
@@ -614,8 +672,8 @@ impl ConsumerState {
         let outstanding = self
             .queue
             .pending
-            .values()
-            .filter(|e| matches!(e.lease, Lease::Leased(until) if until > now))
+            .iter()
+            .filter(|(_, e)| matches!(e.lease, Lease::Leased(until) if until > now))
             .count() as u64;
         QueueCounts {
             outstanding,
@@ -635,7 +693,7 @@ impl ConsumerState {
             redelivered: self.queue.redelivered,
             dead_lettered: self.queue.dead_lettered,
         };
-        for (&offset, entry) in &self.queue.pending {
+        for (offset, entry) in self.queue.pending.iter() {
             match &entry.lease {
                 Lease::DeadLettering(m) if m.mark.is_some() => {
                     record.dead_letters.push(DeadLetterIntent {
@@ -683,5 +741,151 @@ impl ConsumerState {
         self.queue.redelivered = record.redelivered;
         self.queue.dead_lettered = record.dead_lettered;
         self.advance_floor();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{CommitMode, QueuePolicy, Record};
+
+    fn consumer(max_outstanding: u32) -> ConsumerState {
+        ConsumerState::new(
+            0,
+            CommitMode::PerMessage,
+            Duration::from_secs(30),
+            0,
+            QueuePolicy {
+                max_outstanding,
+                ..QueuePolicy::default()
+            },
+        )
+    }
+
+    /// A log of `end` one-byte messages.
+    fn log(end: u64) -> impl FnMut(u64, ReadLimits) -> Result<Vec<Message>> {
+        move |from, limits| {
+            Ok((from..end)
+                .take(limits.max_messages)
+                .map(|offset| Message {
+                    offset,
+                    record: Record {
+                        value: Bytes::from_static(b"x"),
+                        ..Record::default()
+                    },
+                    publish_time_ns: 0,
+                    delivery_count: 0,
+                })
+                .collect())
+        }
+    }
+
+    fn acks(offsets: &[u64]) -> Vec<LeaseRef> {
+        offsets
+            .iter()
+            .map(|&offset| LeaseRef {
+                offset,
+                delivery_count: None,
+            })
+            .collect()
+    }
+
+    /// Acks in a scrambled order: the consumer never holds more than
+    /// `max_outstanding` pending messages nor more settled ranges than
+    /// pending messages plus one, and its floor ends at the end.
+    #[tokio::test(start_paused = true)]
+    async fn memory_stays_bounded_by_max_outstanding() {
+        const END: u64 = 5000;
+        let mut q = consumer(64);
+        let mut read = log(END);
+        let mut seed = 7u64;
+        let now = Instant::now();
+        while q.committed < END {
+            let leased = q
+                .lease(now, ReadLimits::default(), END, &mut read)
+                .expect("lease");
+            assert!(q.queue.pending.len() <= 64);
+            let mut offsets: Vec<u64> = leased.iter().map(|m| m.offset).collect();
+            // Ack about two thirds, in a scrambled order; the rest later.
+            let mut pending: Vec<u64> = q.queue.pending.iter().map(|(o, _)| o).collect();
+            pending.retain(|o| !offsets.contains(o));
+            offsets.extend(pending);
+            offsets.retain(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                !(seed >> 33).is_multiple_of(3)
+            });
+            offsets.reverse();
+            let outcome = q.settle(now, acks(&offsets), &Settlement::Ack);
+            assert_eq!(outcome.settled.applied.len(), offsets.len());
+            assert!(q.queue.done.len() <= q.queue.pending.len() + 1);
+            assert!(q.queue.timers.len() <= 2 * 64 + 64);
+            assert!(q.queue.done.keys().all(|&start| start > q.committed));
+            if leased.is_empty() && offsets.is_empty() {
+                let all: Vec<u64> = q.queue.pending.iter().map(|(o, _)| o).collect();
+                q.settle(now, acks(&all), &Settlement::Ack);
+            }
+        }
+        assert_eq!((q.offset, q.committed), (END, END));
+        assert!(q.queue.pending.is_empty() && q.queue.done.is_empty());
+        assert!(q.queue.timers.len() <= 2 * 64 + 64 && q.queue.ready.is_empty());
+    }
+
+    /// Settled ranges merge with both neighbours, and the floor moves past
+    /// every range that starts at it.
+    #[tokio::test(start_paused = true)]
+    async fn settled_ranges_merge_and_the_floor_follows() {
+        let mut q = consumer(100);
+        let now = Instant::now();
+        q.lease(now, ReadLimits::default(), 10, log(10))
+            .expect("lease");
+        for offset in [3, 5, 4, 8] {
+            q.settle(now, acks(&[offset]), &Settlement::Ack);
+        }
+        assert_eq!(
+            q.queue
+                .done
+                .iter()
+                .map(|(&s, &e)| (s, e))
+                .collect::<Vec<_>>(),
+            [(3, 6), (8, 9)]
+        );
+        assert_eq!(q.queue_record().done, [3..6, 8..9]);
+        q.settle(now, acks(&[1, 2]), &Settlement::Ack);
+        assert_eq!(q.committed, 0);
+        q.settle(now, acks(&[0]), &Settlement::Ack);
+        assert_eq!(q.committed, 6);
+        assert_eq!(q.queue.done.len(), 1);
+        let record = q.queue_record();
+        assert_eq!(record.pending, [(6, 1), (7, 1), (9, 1)]);
+    }
+
+    /// What a restart recovers: pending messages ready at once with their
+    /// counts, settled ranges and counters kept.
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_makes_every_pending_message_ready() {
+        let mut q = consumer(100);
+        let now = Instant::now();
+        q.lease(now, ReadLimits::default(), 4, log(4))
+            .expect("lease");
+        q.settle(now, acks(&[1]), &Settlement::Ack);
+        let nack = Settlement::Nack {
+            delay: Some(Duration::ZERO),
+        };
+        q.settle(now, acks(&[2]), &nack);
+        q.lease(now, ReadLimits::default(), 4, log(4))
+            .expect("lease");
+        let record = q.record(&crate::ConsumerId::parse("q").expect("an id"));
+        let back = ConsumerState::from_record(&record);
+        assert_eq!((back.offset, back.committed), (4, 0));
+        assert_eq!(
+            back.queue.ready.iter().copied().collect::<Vec<_>>(),
+            [0, 2, 3]
+        );
+        assert_eq!(back.queue_record(), record.queue_state);
+        assert_eq!(back.queue_counts(now).redelivered, 1);
     }
 }

@@ -281,7 +281,10 @@ impl<L: TopicLog> Topic<L> {
                 // Persist before handing anything out, so a failed write
                 // delivers nothing.
                 if consumer.persisted() != before {
-                    durabilities.push(state.log.save_consumer(&consumer.record(id))?);
+                    let durability = state.log.save_consumer(&consumer.record(id))?;
+                    if !durability.is_done() {
+                        durabilities.push(durability);
+                    }
                 }
                 let batch = Batch {
                     skipped,
@@ -325,7 +328,10 @@ fn lease<L: TopicLog>(
     let messages = consumer.lease(now, limits, end, |from, limits| log.read(from, limits))?;
     persist |= !messages.is_empty();
     if persist {
-        durabilities.push(save_consumer(log, id, consumer)?);
+        let durability = save_consumer(log, id, consumer)?;
+        if !durability.is_done() {
+            durabilities.push(durability);
+        }
     }
     if messages.is_empty() && !last {
         return Ok(Attempt::Wait(consumer.queue.next_timer()));
