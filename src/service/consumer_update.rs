@@ -8,10 +8,7 @@ use super::convert::{consumer_id, duration, durations, topic_name};
 use crate::{
     error::{Error, Result, StoreError},
     pb::gostream::v1 as pb,
-    store::{
-        CommitMode, ConsumerId, ConsumerUpdate, DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_OUTSTANDING,
-        Subject, TopicName,
-    },
+    store::{CommitMode, ConsumerId, ConsumerUpdate, DEFAULT_ACK_TIMEOUT, Subject, TopicName},
 };
 
 /// The fields of a consumer UpdateConsumer can change.
@@ -126,10 +123,8 @@ fn settings(consumer: &pb::Consumer, paths: &[&str]) -> Result<ConsumerUpdate> {
                 });
             }
             "max_outstanding" => {
-                update.max_outstanding = Some(match consumer.max_outstanding {
-                    0 => DEFAULT_MAX_OUTSTANDING,
-                    n => n,
-                });
+                // 0 (not set): back to the store's default.
+                update.max_outstanding = Some(consumer.max_outstanding);
             }
             _ => {}
         }
@@ -354,7 +349,7 @@ mod tests {
                 max_deliveries: Some(0),
                 backoff: Some(vec![Duration::from_secs(1)]),
                 dead_letter_topic: Some(None),
-                max_outstanding: Some(DEFAULT_MAX_OUTSTANDING),
+                max_outstanding: Some(0),
             }
         );
     }
@@ -386,7 +381,7 @@ mod tests {
                 max_deliveries: Some(4),
                 backoff: Some(Vec::new()),
                 dead_letter_topic: Some(None),
-                max_outstanding: Some(DEFAULT_MAX_OUTSTANDING),
+                max_outstanding: Some(0),
             }
         );
         assert_eq!(

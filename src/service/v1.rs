@@ -20,8 +20,8 @@ use crate::{
         publisher_service_server::PublisherService, topic_service_server::TopicService,
     },
     store::{
-        ConsumerSpec, DEFAULT_ACK_TIMEOUT, DEFAULT_MAX_OUTSTANDING, Page, Position, QueuePolicy,
-        Settlement, Store, SubscribeFrom,
+        ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, QueuePolicy, Settlement, Store,
+        SubscribeFrom,
     },
     subscription,
 };
@@ -275,10 +275,8 @@ impl ConsumerService for V1 {
                     name if name.is_empty() => None,
                     name => Some(convert::topic_name("dead_letter_topic", name)?),
                 },
-                max_outstanding: match request.max_outstanding {
-                    0 => DEFAULT_MAX_OUTSTANDING,
-                    n => n,
-                },
+                // 0 (not set): the store's default.
+                max_outstanding: request.max_outstanding,
             },
         };
         let consumer = self

@@ -373,7 +373,9 @@ impl Inner {
                 ));
             }
         }
-        let policy = update.apply(&info.queue);
+        let policy = update
+            .apply(&info.queue)
+            .resolve(info.commit_mode, &self.limits);
         policy.check(topic, info.commit_mode, self.limits.max_outstanding)?;
         if let Some(Some(dlq)) = &update.dead_letter_topic {
             self.check_dead_letter_topic(dlq).await?;
@@ -394,7 +396,12 @@ impl Inner {
                             .dead_letter_topic
                             .map(|dlq| dlq.map(|t| t.to_string()).unwrap_or_default()),
                     ),
-                    setting(update.max_outstanding.map(|n| n.to_string())),
+                    // The resolved value: 0 (not set) is the default.
+                    setting(
+                        update
+                            .max_outstanding
+                            .map(|_| policy.max_outstanding.to_string()),
+                    ),
                     Bytes::from(self.channel()),
                     Bytes::from(topic.to_string()),
                 ],

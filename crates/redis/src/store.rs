@@ -209,7 +209,12 @@ impl Store for RedisStore {
             .0)
     }
 
-    async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
+    async fn create_consumer(
+        &self,
+        topic: &TopicName,
+        mut spec: ConsumerSpec,
+    ) -> Result<ConsumerInfo> {
+        spec.queue = spec.queue.resolve(spec.commit_mode, &self.inner.limits);
         spec.check(topic, &self.inner.limits)?;
         let id = spec.id.unwrap_or_else(ConsumerId::generate);
         let [kind, value] = position_args(spec.start);

@@ -514,7 +514,12 @@ impl<F: LogFactory> Store for Engine<F> {
         self.topic(topic)?.read(offset, limits, wait).await
     }
 
-    async fn create_consumer(&self, topic: &TopicName, spec: ConsumerSpec) -> Result<ConsumerInfo> {
+    async fn create_consumer(
+        &self,
+        topic: &TopicName,
+        mut spec: ConsumerSpec,
+    ) -> Result<ConsumerInfo> {
+        spec.queue = spec.queue.resolve(spec.commit_mode, &self.limits);
         spec.check(topic, &self.limits)?;
         let handle = self.topic(topic)?;
         self.check_dead_letter_topic(spec.queue.dead_letter_topic.as_ref())?;
@@ -655,7 +660,7 @@ impl<F: LogFactory> Store for Engine<F> {
                     ));
                 }
             }
-            let policy = update.apply(&consumer.policy);
+            let policy = update.apply(&consumer.policy).resolve(mode, &self.limits);
             policy.check(topic, mode, self.limits.max_outstanding)?;
             consumer.policy = policy;
             if let Some(ack_timeout) = update.ack_timeout {

@@ -258,6 +258,23 @@ impl Default for QueuePolicy {
 }
 
 impl QueuePolicy {
+    /// The policy a store keeps for a consumer in `mode`: a per-message
+    /// consumer's `max_outstanding` of 0 (not set) becomes the default,
+    /// [`DEFAULT_MAX_OUTSTANDING`] or the broker's `--max-outstanding` if
+    /// lower; a consumer in another mode that sets nothing keeps the default
+    /// policy (one that sets something is left for [`Self::check`] to
+    /// refuse).
+    pub fn resolve(mut self, mode: CommitMode, limits: &StoreLimits) -> Self {
+        if mode == CommitMode::PerMessage {
+            if self.max_outstanding == 0 {
+                self.max_outstanding = DEFAULT_MAX_OUTSTANDING.min(limits.max_outstanding);
+            }
+        } else if self.max_outstanding == 0 {
+            self.max_outstanding = DEFAULT_MAX_OUTSTANDING;
+        }
+        self
+    }
+
     /// The delay before redelivering a message delivered `delivery_count`
     /// times (its `delivery_count`-th redelivery).
     pub fn backoff_for(&self, delivery_count: u32) -> Duration {

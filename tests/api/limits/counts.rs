@@ -84,7 +84,8 @@ async fn topics_and_consumers_past_their_limits_are_refused_until_room_is_made()
 
 /// `--max-outstanding`: a per-message consumer may not ask for more (on
 /// create or update), over gRPC and REST alike, and the refusal names the
-/// field and the flag.
+/// field and the flag; one that sets none gets the limit when it is below
+/// the default.
 #[tokio::test]
 async fn max_outstanding_past_the_broker_limit_is_refused_naming_the_flag() {
     let server = TestServer::start_with(Config {
@@ -138,5 +139,31 @@ async fn max_outstanding_past_the_broker_limit_is_refused_naming_the_flag() {
         ),
         "{body}"
     );
+
+    // A consumer that sets none gets the broker's limit when it is below
+    // the default of 1000, on create and when an update names the field
+    // without a value.
+    let unset = within(
+        "consumer",
+        consumers.create_consumer(CreateConsumerRequest {
+            consumer_id: "unset".into(),
+            ..queue(0)
+        }),
+    )
+    .await
+    .expect("a consumer without max_outstanding")
+    .into_inner()
+    .consumer
+    .expect("the consumer");
+    assert_eq!(unset.max_outstanding, 50);
+    let reply = reqwest::Client::new()
+        .patch(server.rest("/v1/topics/queue/consumers/q?updateMask=maxOutstanding"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("REST update");
+    assert_eq!(reply.status(), 200);
+    let body: Value = reply.json().await.expect("the consumer");
+    assert_eq!(body["consumer"]["maxOutstanding"], 50, "{body}");
     server.stop().await;
 }

@@ -11,9 +11,9 @@ use futures_util::StreamExt as _;
 use gostream_store::{
     CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, ConsumerUpdate, DEAD_LETTER_CONSUMER,
     DEAD_LETTER_DELIVERY_COUNT, DEAD_LETTER_DETAIL, DEAD_LETTER_REASON, DEAD_LETTER_SOURCE_OFFSET,
-    DEAD_LETTER_SOURCE_TOPIC, LeaseRef, MAX_SETTLE_OFFSETS, Message, Position, QueueCounts,
-    QueuePolicy, Record, RetentionUpdate, Settled, Settlement, Store, Subject, SubscribeFrom,
-    TopicName,
+    DEAD_LETTER_SOURCE_TOPIC, DEFAULT_MAX_OUTSTANDING, LeaseRef, MAX_SETTLE_OFFSETS, Message,
+    Position, QueueCounts, QueuePolicy, Record, RetentionUpdate, Settled, Settlement, Store,
+    Subject, SubscribeFrom, TopicName,
 };
 use tokio::time::{advance, timeout};
 
@@ -723,7 +723,7 @@ pub(super) async fn update_consumer_refuses_invalid_settings(store: Arc<dyn Stor
         (
             &q,
             ConsumerUpdate {
-                max_outstanding: Some(0),
+                max_outstanding: Some(10_001),
                 ..ConsumerUpdate::default()
             },
             Subject::MaxOutstanding,
@@ -761,6 +761,18 @@ pub(super) async fn update_consumer_refuses_invalid_settings(store: Arc<dyn Stor
         QueuePolicy::default(),
         "nothing changed"
     );
+    // A max_outstanding of 0 (not set) is the default.
+    let fewer = ConsumerUpdate {
+        max_outstanding: Some(10),
+        ..ConsumerUpdate::default()
+    };
+    store.update_consumer(&t, &q, fewer).await.expect("update");
+    let unset = ConsumerUpdate {
+        max_outstanding: Some(0),
+        ..ConsumerUpdate::default()
+    };
+    let back = store.update_consumer(&t, &q, unset).await.expect("update");
+    assert_eq!(back.queue.max_outstanding, DEFAULT_MAX_OUTSTANDING);
     // A manual consumer's ack timeout may change.
     let longer = ConsumerUpdate {
         ack_timeout: Some(Duration::from_secs(60)),
@@ -786,13 +798,6 @@ pub(super) async fn update_consumer_refuses_invalid_settings(store: Arc<dyn Stor
 pub(super) async fn queue_settings_and_settles_are_checked(store: Arc<dyn Store>) {
     let t = new_topic(&*store, "jobs").await;
     let invalid_specs = [
-        (
-            QueuePolicy {
-                max_outstanding: 0,
-                ..QueuePolicy::default()
-            },
-            Subject::MaxOutstanding,
-        ),
         (
             QueuePolicy {
                 max_outstanding: 10_001,

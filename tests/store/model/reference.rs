@@ -90,6 +90,15 @@ impl ModelConsumer {
     }
 }
 
+/// `max_outstanding` of 0 (not set) is the default, 1000 (below the
+/// default `--max-outstanding` of 10000), in every mode.
+fn with_default_outstanding(mut policy: QueuePolicy) -> QueuePolicy {
+    if policy.max_outstanding == 0 {
+        policy.max_outstanding = 1000;
+    }
+    policy
+}
+
 /// `Invalid` unless `policy` suits a consumer of `topic` in `mode`, as the
 /// store checks it (ack timeouts are always valid here).
 fn check_policy(topic: &TopicName, mode: CommitMode, policy: &QueuePolicy) -> Result<()> {
@@ -449,6 +458,7 @@ impl Model {
         policy: QueuePolicy,
         create_time_ns: u64,
     ) -> Result<ConsumerInfo> {
+        let policy = with_default_outstanding(policy);
         check_policy(name, mode, &policy)?;
         self.topic(name)?;
         self.check_dead_letter_topic(policy.dead_letter_topic.as_ref())?;
@@ -619,7 +629,7 @@ impl Model {
                 return Err(invalid(subject));
             }
         }
-        let policy = update.apply(&consumer.policy);
+        let policy = with_default_outstanding(update.apply(&consumer.policy));
         check_policy(name, consumer.mode, &policy)?;
         consumer.policy = policy;
         if let Some(ack_timeout) = update.ack_timeout {
