@@ -1171,6 +1171,19 @@ mod tests {
         }
     }
 
+    /// A per-message consumer `q` that dead-letters into `dlq`.
+    fn queue_into(dlq: &TopicName) -> ConsumerSpec {
+        ConsumerSpec {
+            id: Some(ConsumerId::parse("q").expect("an id")),
+            commit_mode: CommitMode::PerMessage,
+            queue: crate::QueuePolicy {
+                dead_letter_topic: Some(dlq.clone()),
+                ..crate::QueuePolicy::default()
+            },
+            ..ConsumerSpec::default()
+        }
+    }
+
     #[tokio::test]
     async fn a_publish_is_refused_while_responses_hold_the_room() {
         let store = MemoryStore::new(StoreLimits {
@@ -1250,16 +1263,11 @@ mod tests {
                 .expect("create");
         }
         store.publish(&t, vec![record(3)]).await.expect("publish");
-        let spec = ConsumerSpec {
-            id: Some(ConsumerId::parse("q").expect("an id")),
-            commit_mode: CommitMode::PerMessage,
-            queue: crate::QueuePolicy {
-                dead_letter_topic: Some(dlq.clone()),
-                ..crate::QueuePolicy::default()
-            },
-            ..ConsumerSpec::default()
-        };
-        let q = store.create_consumer(&t, spec).await.expect("create").id;
+        let q = store
+            .create_consumer(&t, queue_into(&dlq))
+            .await
+            .expect("create")
+            .id;
         let batch = store
             .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
             .await
@@ -1438,16 +1446,11 @@ mod tests {
             .await
             .expect("publish");
         while store.publish(&filler, vec![record(1000)]).await.is_ok() {}
-        let spec = ConsumerSpec {
-            id: Some(ConsumerId::parse("q").expect("an id")),
-            commit_mode: CommitMode::PerMessage,
-            queue: crate::QueuePolicy {
-                dead_letter_topic: Some(dlq.clone()),
-                ..crate::QueuePolicy::default()
-            },
-            ..ConsumerSpec::default()
-        };
-        let q = store.create_consumer(&t, spec).await.expect("create").id;
+        let q = store
+            .create_consumer(&t, queue_into(&dlq))
+            .await
+            .expect("create")
+            .id;
         let fetched = store
             .fetch(&t, &q, ReadLimits::default(), Duration::ZERO)
             .await
