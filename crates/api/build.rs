@@ -42,6 +42,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // REST clients see every field, `"offset": "0"` included, as
         // grpc-gateway does; unset message fields are still left out.
         .emit_fields()
-        .build(&[".gostream"])?;
+        .build(&[".gostream", ".google.rpc"])?;
     Ok(())
 }

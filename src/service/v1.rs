@@ -221,6 +221,20 @@ impl BrokerService for V1 {
 
 #[tonic::async_trait]
 impl PublisherService for V1 {
+    type PublishStreamStream = std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = Result<pb::PublishStreamResponse, tonic::Status>>
+                + Send,
+        >,
+    >;
+
+    async fn publish_stream(
+        &self,
+        _request: Request<tonic::Streaming<pb::PublishStreamRequest>>,
+    ) -> Reply<Self::PublishStreamStream> {
+        Err(tonic::Status::unimplemented("PublishStream: not built yet"))
+    }
+
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Reply<pb::PublishResponse> {
         self.auth
             .check(&request, Action::Publish, &request.get_ref().topic)?;

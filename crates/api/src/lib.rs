@@ -23,6 +23,13 @@ pub mod google {
     pub mod api {
         include!(concat!(env!("OUT_DIR"), "/google.api.rs"));
     }
+
+    /// `google.rpc`: the error model (`Status`), as PublishStream answers a
+    /// frame that failed.
+    pub mod rpc {
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.serde.rs"));
+    }
 }
 
 /// `gostream` (the GoStream-compatible API) and `gostream.v1`.
