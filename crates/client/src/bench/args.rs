@@ -173,6 +173,21 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "discard", value_name = "STORE")]
     pub baseline_store: BaselineStore,
 
+    /// produce: each producer publishes over one PublishStream (gRPC only):
+    /// frames of --batch-size records, sent without waiting for their
+    /// answers, at most --in-flight of them unanswered; a frame's records
+    /// count when its answer comes. Latencies are per frame.
+    #[arg(long)]
+    pub stream: bool,
+
+    /// produce over gRPC: first run the same workload against a bare tonic
+    /// server started in this process, which answers every Publish and
+    /// PublishStream frame at once with a made-up offset and nothing behind
+    /// it (no store, no layers, no auth, no metrics); print both and their
+    /// ratio: what the broker's layers cost. Not with --baseline.
+    #[arg(long, conflicts_with = "baseline")]
+    pub tonic_baseline: bool,
+
     /// Leave the topics in place at the end (to inspect them).
     #[arg(long)]
     pub keep_topics: bool,
@@ -218,6 +233,14 @@ impl BenchArgs {
         if self.ack && (self.mode != Mode::Consume || self.read != Read::Fetch) {
             return Err(
                 "--ack applies to consume mode with --read fetch: it acknowledges each Fetch response"
+                    .to_owned(),
+            );
+        }
+        if (self.stream || self.tonic_baseline)
+            && (self.mode != Mode::Produce || self.transport != Transport::Grpc)
+        {
+            return Err(
+                "--stream and --tonic-baseline apply to produce mode over gRPC (PublishStream and the bare server are gRPC only)"
                     .to_owned(),
             );
         }

@@ -10,7 +10,9 @@ use std::{fmt, path::PathBuf, time::Duration};
 use bytes::Bytes;
 
 use super::{args::Transport, grpc::Grpc, rest::Rest};
-use gostream_api::gostream::v1::{Delivery, FetchResponse, SubscribeResponse};
+use gostream_api::gostream::v1::{
+    Delivery, FetchResponse, PublishStreamRequest, PublishStreamResponse, SubscribeResponse,
+};
 
 /// The broker a run measures, and how to reach it.
 #[derive(Debug, Clone)]
@@ -23,6 +25,9 @@ pub struct Target {
     pub token: Option<String>,
     /// `--ca-cert` (https:// over gRPC).
     pub ca_cert: Option<PathBuf>,
+    /// A bare server (`--tonic-baseline`): it serves only Publish and
+    /// PublishStream, so the run creates, checks and deletes no topics.
+    pub bare: bool,
 }
 
 /// A failed call: which call, and the broker's (or the transport's) answer.
@@ -146,6 +151,21 @@ impl Conn {
         match self {
             Self::Grpc(c) => c.publish(topic, values).await,
             Self::Rest(c) => c.publish(topic, values, fixed).await,
+        }
+    }
+
+    /// Opens a PublishStream whose frames are what `frames` yields; the
+    /// answers, in order. gRPC only.
+    pub async fn publish_stream(
+        &mut self,
+        frames: impl futures_util::Stream<Item = PublishStreamRequest> + Send + 'static,
+    ) -> CallResult<tonic::Streaming<PublishStreamResponse>> {
+        match self {
+            Self::Grpc(c) => c.publish_stream(frames).await,
+            Self::Rest(_) => Err(CallError {
+                call: "PublishStream",
+                message: "not available over REST".to_owned(),
+            }),
         }
     }
 

@@ -14,8 +14,8 @@ use tonic::{
 use gostream_api::gostream::v1::{
     AckRequest, Boundary, CommitMode, CreateConsumerRequest, CreateTopicRequest,
     DeleteTopicRequest, Delivery, FetchRequest, FetchResponse, GetConsumerRequest, GetTopicRequest,
-    Position, PublishRequest, Record, SubscribeRequest, SubscribeResponse,
-    consumer_service_client::ConsumerServiceClient, position,
+    Position, PublishRequest, PublishStreamRequest, PublishStreamResponse, Record,
+    SubscribeRequest, SubscribeResponse, consumer_service_client::ConsumerServiceClient, position,
     publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
 };
 
@@ -209,6 +209,17 @@ impl Grpc {
             .await
             .map_err(failed("Publish"))?;
         Ok(response.into_inner().count)
+    }
+
+    pub(super) async fn publish_stream(
+        &mut self,
+        frames: impl futures_util::Stream<Item = PublishStreamRequest> + Send + 'static,
+    ) -> CallResult<tonic::Streaming<PublishStreamResponse>> {
+        self.publisher
+            .publish_stream(frames)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(failed("PublishStream"))
     }
 
     pub(super) async fn fetch(

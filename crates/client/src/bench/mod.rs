@@ -17,7 +17,8 @@
 //!
 //! # Layout
 //! - [`args`]: the flags.
-//! - [`local`]: the in-process broker, as the binary provides it.
+//! - [`local`]: the in-process broker, as the binary provides it; [`bare`]:
+//!   the bare tonic server of `--tonic-baseline`.
 //! - [`client`], [`grpc`], [`rest`]: the calls, over either API.
 //! - [`pace`]: the process clock, the budget and the `--rate` schedule.
 //! - [`workload`]: one run against one broker; [`produce`], [`consume`],
@@ -27,6 +28,7 @@
 
 pub mod ack;
 pub mod args;
+pub mod bare;
 pub mod client;
 pub mod consume;
 pub mod e2e;
@@ -98,6 +100,8 @@ pub fn run(
     };
     let baseline = if args.baseline {
         Some(in_process(&runtime, args, local, baseline_backend, progress)?.result)
+    } else if args.tonic_baseline {
+        Some(bare(&runtime, args, progress)?.result)
     } else {
         None
     };
@@ -107,6 +111,7 @@ pub fn run(
             url: client.server.clone(),
             token: client.token.clone(),
             ca_cert: client.ca_cert.clone(),
+            bare: false,
         };
         let result = runtime
             .block_on(workload::run(args, &target, progress, false))
@@ -144,7 +149,11 @@ pub fn run(
             report.text(
                 &heading(args, &broker),
                 &broker,
-                baseline_backend.describe(),
+                if args.tonic_baseline {
+                    BARE
+                } else {
+                    baseline_backend.describe()
+                },
                 latency_of(args)
             )
         );
@@ -167,6 +176,7 @@ fn in_process(
         url: broker.url(args.transport),
         token: None,
         ca_cert: None,
+        bare: false,
     };
     let result = runtime.block_on(workload::run(args, &target, progress, true));
     let stopped = broker.stop();
@@ -175,9 +185,34 @@ fn in_process(
     Ok(result)
 }
 
+/// How the `--tonic-baseline` server is named in the report.
+const BARE: &str = "a bare tonic server (answers at once, nothing behind it)";
+
+/// Runs the workload against a bare tonic server started for it.
+fn bare(
+    runtime: &tokio::runtime::Runtime,
+    args: &BenchArgs,
+    progress: Progress,
+) -> Result<Measured, Failure> {
+    let server = bare::BareServer::start().map_err(Failure::Run)?;
+    let target = Target {
+        transport: args.transport,
+        url: server.url(),
+        token: None,
+        ca_cert: None,
+        bare: true,
+    };
+    let result = runtime.block_on(workload::run(args, &target, progress, false));
+    let stopped = server.stop();
+    let result = result.map_err(|e| Failure::Run(format!("{e} ({BARE})")))?;
+    stopped.map_err(Failure::Run)?;
+    Ok(result)
+}
+
 /// What the latency figures measure, in `args`' mode.
 fn latency_of(args: &BenchArgs) -> &'static str {
     match (args.mode, args.read) {
+        (Mode::Produce, _) if args.stream => "per frame, sent to answered",
         (Mode::Produce, _) => "per publish call",
         (Mode::Consume, Read::Fetch) if args.ack => {
             "per Fetch call; each Ack overlaps the next Fetch"
@@ -212,12 +247,21 @@ fn heading(args: &BenchArgs, broker: &str) -> String {
             d.as_secs_f64()
         ),
     };
-    let producers = format!(
-        "{} x {} in flight, {} per publish",
-        plural(args.producers, "producer"),
-        args.in_flight,
-        args.batch_size
-    );
+    let producers = if args.stream {
+        format!(
+            "{}, each one PublishStream with up to {} unanswered frames, {} per frame",
+            plural(args.producers, "producer"),
+            args.in_flight,
+            args.batch_size
+        )
+    } else {
+        format!(
+            "{} x {} in flight, {} per publish",
+            plural(args.producers, "producer"),
+            args.in_flight,
+            args.batch_size
+        )
+    };
     let consumers = match (args.mode, args.read) {
         (Mode::Consume, Read::Fetch) if args.ack => format!(
             "{}, Fetch of up to {}, then one Ack of each response",
@@ -275,9 +319,14 @@ fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
         "fetch_batch": args.fetch_batch,
         "ack": args.ack,
         "idle_consumers": args.idle_consumers,
-        "baseline": args.baseline.then_some(match args.baseline_store {
-            BaselineStore::Discard => "in-process discard store, run first",
-            BaselineStore::Memory => "in-process memory store, run first",
-        }),
+        "stream": args.stream,
+        "baseline": if args.tonic_baseline {
+            Some("in-process bare tonic server, run first")
+        } else {
+            args.baseline.then_some(match args.baseline_store {
+                BaselineStore::Discard => "in-process discard store, run first",
+                BaselineStore::Memory => "in-process memory store, run first",
+            })
+        },
     })
 }

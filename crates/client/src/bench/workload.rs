@@ -36,6 +36,8 @@ pub struct Run<'a> {
     /// The random-looking payload every message carries (e2e writes its
     /// send time over the first 8 bytes).
     pub payload: Bytes,
+    /// Against a bare server (no topics to create, check or delete).
+    pub bare: bool,
 }
 
 impl Run<'_> {
@@ -68,7 +70,8 @@ pub async fn run(
     let mut admin = conns[0].clone();
     let mut created = Vec::new();
     let mut result = Ok(());
-    'topics: for topic in &topics {
+    let to_create: &[String] = if target.bare { &[] } else { &topics };
+    'topics: for topic in to_create {
         match admin.create_topic(topic).await {
             Ok(()) => created.push(topic.clone()),
             Err(error) => {
@@ -93,6 +96,7 @@ pub async fn run(
         run_id,
         progress,
         payload: payload(args.message_size),
+        bare: target.bare,
     };
     let outcome = match result {
         Ok(()) => match args.mode {

@@ -24,6 +24,14 @@ pub enum Failure {
     Setup(String),
     /// The command line is incomplete or contradictory (exit status 2).
     Usage(String),
+    /// Some frames of a PublishStream were not appended (each was reported
+    /// as its answer came); the others were.
+    Frames {
+        /// How many frames failed.
+        failed: u64,
+        /// How many frames were answered.
+        frames: u64,
+    },
     /// Reading stdin or writing stdout failed.
     Io(io::Error),
     /// Stdout was closed by its reader (`| head`): not an error, the command
@@ -74,6 +82,10 @@ impl fmt::Display for Failure {
                 Ok(())
             }
             Self::Setup(message) | Self::Usage(message) => f.write_str(message),
+            Self::Frames { failed, frames } => write!(
+                f,
+                "{failed} of {frames} frames were not appended (each is reported above); the others were"
+            ),
             Self::Io(error) => write!(f, "{error}"),
             Self::OutputClosed => f.write_str("stdout closed"),
         }

@@ -1,7 +1,12 @@
 //! `gostream publish TOPIC [--key K] [--header k=v]... [VALUE | -]`:
-//! PublisherService.Publish, with one message or every line of stdin.
+//! one message with PublisherService.Publish, or every line of stdin over
+//! one PublisherService.PublishStream.
 //!
-//! Lines of stdin are sent in batches of up to [`MAX_BATCH_MESSAGES`] lines
+//! Lines of stdin are sent as frames of a PublishStream, without waiting for
+//! the answers, which are read at the same time and printed in order: one
+//! acknowledgement per frame, or `error: frame N (lines A..B): CODE:
+//! message` on stderr for a frame that was not appended (the other frames
+//! still are); the command then exits with status 1. The frames are batches of up to [`MAX_BATCH_MESSAGES`] lines
 //! or [`MAX_BATCH_BYTES`] bytes. A batch is also sent as soon as no more
 //! input is ready, so `tail -f log | gostream publish logs` publishes each
 //! line as it comes while a file or a fast pipe goes out in full batches.
@@ -14,18 +19,29 @@ use std::{
 use clap::Args;
 use tokio::sync::mpsc;
 
-use super::{Failure, args::parse_header, connect::Clients, output::Printer};
-use gostream_api::gostream::v1::{PublishRequest, PublishResponse, Record};
+use tonic::{Code, Status};
 
-/// The most lines in one Publish request.
+use super::{
+    Failure,
+    args::parse_header,
+    connect::{Clients, Transport},
+    failure::code_name,
+    output::Printer,
+};
+use gostream_api::gostream::v1::{
+    PublishRequest, PublishResponse, PublishStreamRequest, Record,
+    publisher_service_client::PublisherServiceClient,
+};
+
+/// The most lines in one frame.
 pub const MAX_BATCH_MESSAGES: usize = 500;
 
-/// The most bytes (keys, values and headers) in one Publish request; a
+/// The most bytes (keys, values and headers) in one frame; a
 /// single longer line is sent alone.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
 /// `publish`'s arguments.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct PublishArgs {
     /// The topic to publish to.
     pub topic: String,
@@ -75,20 +91,19 @@ impl PublishArgs {
     }
 }
 
-/// Runs `publish`, printing one acknowledgement per request.
+/// Runs `publish`, printing one acknowledgement per request or frame.
 pub async fn run(clients: Clients, args: PublishArgs, out: &mut Printer) -> Result<(), Failure> {
     let mut publisher = clients.publisher;
-    let mut send = async |records: Vec<Record>, out: &mut Printer| -> Result<(), Failure> {
-        let request = PublishRequest {
-            topic: args.topic.clone(),
-            records,
-        };
-        let ack = publisher.publish(request).await?.into_inner();
-        print_ack(out, &ack)?;
-        out.flush()
-    };
     match args.source()? {
-        Source::Value(value) => send(vec![args.record(value.into_bytes())], out).await,
+        Source::Value(value) => {
+            let request = PublishRequest {
+                topic: args.topic.clone(),
+                records: vec![args.record(value.into_bytes())],
+            };
+            let ack = publisher.publish(request).await?.into_inner();
+            print_ack(out, ack.first_offset, ack.count)?;
+            out.flush()
+        }
         Source::Stdin => {
             let overhead = args.key.as_ref().map_or(0, String::len)
                 + args
@@ -96,15 +111,119 @@ pub async fn run(clients: Clients, args: PublishArgs, out: &mut Printer) -> Resu
                     .iter()
                     .map(|(k, v)| k.len() + v.len())
                     .sum::<usize>();
-            let (batches, mut receiver) = mpsc::channel(4);
+            let (batches, receiver) = mpsc::channel(4);
             std::thread::spawn(move || read_batches(std::io::stdin(), overhead, &batches));
-            while let Some(batch) = receiver.recv().await {
-                let records = batch?.into_iter().map(|v| args.record(v)).collect();
-                send(records, out).await?;
-            }
-            Ok(())
+            stream(&mut publisher, args, receiver, out).await
         }
     }
+}
+
+/// What the answer reader knows of a frame sent: its lines of stdin
+/// (1-based, first and count).
+type Sent = (u64, u64);
+
+/// Sends each batch of `batches` as a frame of one PublishStream without
+/// waiting, and prints the answers as they come, in order.
+async fn stream(
+    publisher: &mut PublisherServiceClient<Transport>,
+    args: PublishArgs,
+    mut batches: mpsc::Receiver<std::io::Result<Vec<Vec<u8>>>>,
+    out: &mut Printer,
+) -> Result<(), Failure> {
+    let (frames, mut to_send) = mpsc::channel::<PublishStreamRequest>(16);
+    let (sent, mut pending) = mpsc::unbounded_channel::<Sent>();
+    let sender = tokio::spawn(async move {
+        let mut line = 1_u64;
+        while let Some(batch) = batches.recv().await {
+            let records: Vec<Record> = batch?.into_iter().map(|v| args.record(v)).collect();
+            let count = records.len() as u64;
+            let frame = PublishStreamRequest {
+                topic: args.topic.clone(),
+                records,
+            };
+            if sent.send((line, count)).is_err() || frames.send(frame).await.is_err() {
+                // The answers stopped: the reader reports why.
+                break;
+            }
+            line += count;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let frame_stream = futures_util::stream::poll_fn(move |cx| to_send.poll_recv(cx));
+    let answered = read_answers(publisher, frame_stream, &mut pending, out).await;
+    if answered.is_err() {
+        // The stream failed: stop reading stdin (it may never end).
+        sender.abort();
+    }
+    // A read error of stdin comes first: the frames stopped because of it.
+    match sender.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(error.into()),
+        Err(error) if error.is_cancelled() => {}
+        Err(error) => {
+            return Err(Failure::Io(std::io::Error::other(format!(
+                "reading stdin failed: {error}"
+            ))));
+        }
+    }
+    let (frames, failed) = answered?;
+    if failed > 0 {
+        return Err(Failure::Frames { failed, frames });
+    }
+    Ok(())
+}
+
+/// Opens the stream and prints its answers; how many frames were answered
+/// and how many of them failed.
+async fn read_answers(
+    publisher: &mut PublisherServiceClient<Transport>,
+    frames: impl futures_util::Stream<Item = PublishStreamRequest> + Send + 'static,
+    pending: &mut mpsc::UnboundedReceiver<Sent>,
+    out: &mut Printer,
+) -> Result<(u64, u64), Failure> {
+    let mut answers = publisher.publish_stream(frames).await?.into_inner();
+    let (mut frame, mut failed) = (0_u64, 0_u64);
+    while let Some(answer) = answers.message().await? {
+        let Some((line, count)) = pending.recv().await else {
+            return Err(Failure::Status(Status::internal(format!(
+                "the broker answered frame {}, which was not sent",
+                answer.frame
+            ))));
+        };
+        if answer.frame != frame {
+            return Err(Failure::Status(Status::internal(format!(
+                "the broker answered frame {} when frame {frame} was next",
+                answer.frame
+            ))));
+        }
+        frame += 1;
+        if out.json() {
+            out.json_line(&answer)?;
+        }
+        if let Some(error) = &answer.error {
+            failed += 1;
+            out.flush()?;
+            let lines = match count {
+                1 => format!("line {line}"),
+                n => format!("lines {line}..{}", line + n - 1),
+            };
+            eprintln!(
+                "error: frame {} ({lines}): {}: {}",
+                answer.frame,
+                code_name(Code::from(error.code)),
+                error.message
+            );
+        } else if !out.json() {
+            print_ack(out, answer.first_offset, answer.count)?;
+        }
+        out.flush()?;
+    }
+    if pending.try_recv().is_ok() {
+        return Err(Failure::Status(Status::unavailable(format!(
+            "the broker ended the stream before answering frame {frame}"
+        ))));
+    }
+    Ok((frame, failed))
 }
 
 /// Reads lines from `input` and sends them in batches to `batches`, until
@@ -163,16 +282,18 @@ fn read_batches(
 
 /// Prints an acknowledgement: `published N messages at offsets A..B` (B
 /// included), or the PublishResponse as JSON.
-fn print_ack(out: &mut Printer, ack: &PublishResponse) -> Result<(), Failure> {
+fn print_ack(out: &mut Printer, first_offset: u64, count: u64) -> Result<(), Failure> {
     if out.json() {
-        return out.json_line(ack);
+        return out.json_line(&PublishResponse {
+            first_offset,
+            count,
+        });
     }
-    let text = match ack.count {
-        1 => format!("published 1 message at offset {}", ack.first_offset),
+    let text = match count {
+        1 => format!("published 1 message at offset {first_offset}"),
         n => format!(
-            "published {n} messages at offsets {}..{}",
-            ack.first_offset,
-            ack.first_offset + n.saturating_sub(1)
+            "published {n} messages at offsets {first_offset}..{}",
+            first_offset + n.saturating_sub(1)
         ),
     };
     out.line(&text)
