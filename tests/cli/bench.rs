@@ -384,6 +384,15 @@ async fn bad_flags_are_usage_errors() {
             &["bench", "consume", "--ack", "--read", "subscribe"],
             "--ack",
         ),
+        (&["bench", "consume", "--stream"], "--stream"),
+        (
+            &["bench", "produce", "--stream", "--transport", "rest"],
+            "--stream",
+        ),
+        (
+            &["bench", "produce", "--tonic-baseline", "--baseline"],
+            "--tonic-baseline",
+        ),
     ] {
         let stderr = gostream(args, &[], None).await.fails_with(2);
         assert!(stderr.contains(says), "{args:?}: {stderr}");
@@ -414,4 +423,83 @@ async fn an_unreachable_broker_fails_the_run() {
         stderr.starts_with("error: cannot connect to http://127.0.0.1:1"),
         "{stderr}"
     );
+}
+
+/// `--stream`: each producer publishes frames over one PublishStream, in
+/// process and against a broker process; every record is counted once.
+#[tokio::test]
+async fn produce_over_a_stream_in_process_and_against_a_broker() {
+    let report = bench(&[
+        "produce",
+        "--stream",
+        "--producers",
+        "2",
+        "--messages",
+        "3000",
+        "--batch-size",
+        "10",
+        "--in-flight",
+        "50",
+    ])
+    .await;
+    assert_eq!(report["config"]["stream"], true);
+    assert_sound(&report["result"], 3000);
+
+    let broker = Broker::start().await;
+    let run = broker
+        .run(&[
+            "bench",
+            "produce",
+            "--stream",
+            "--messages",
+            "2000",
+            "--in-flight",
+            "100",
+            "--keep-topics",
+            "--json",
+        ])
+        .await
+        .ok();
+    let report: Value = serde_json::from_str(&run).expect("a JSON report");
+    assert_sound(&report["result"], 2000);
+    let topics = broker.json(&["topics", "list"]).await;
+    assert_eq!(topics.len(), 1, "{topics:?}");
+    assert_eq!(topics[0]["endOffset"], "2000", "{topics:?}");
+}
+
+/// `--tonic-baseline`: the same workload against a bare tonic server first,
+/// for unary Publish and for PublishStream; both reported, with their ratio.
+#[tokio::test]
+async fn the_bare_tonic_baseline_is_run_and_quoted() {
+    for stream in [false, true] {
+        let mut args = vec![
+            "produce",
+            "--messages",
+            "2000",
+            "--in-flight",
+            "8",
+            "--tonic-baseline",
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        let report = bench(&args).await;
+        assert_sound(&report["result"], 2000);
+        assert_sound(&report["baseline"], 2000);
+        let baseline = report["config"]["baseline"].as_str().unwrap_or_default();
+        assert!(baseline.contains("bare tonic"), "{report}");
+        let ratio = number(&report, "/ratio");
+        let expected =
+            number(&report, "/result/msgs_per_sec") / number(&report, "/baseline/msgs_per_sec");
+        assert!(ratio > 0.0 && (ratio - expected).abs() < 1e-9, "{report}");
+    }
+    let text = gostream(
+        &["bench", "produce", "--messages", "500", "--tonic-baseline"],
+        &[],
+        None,
+    )
+    .await
+    .ok();
+    assert!(text.contains("a bare tonic server"), "{text}");
+    assert!(text.contains("ratio "), "{text}");
 }

@@ -89,3 +89,95 @@ async fn publish_stdin_without_a_dash() {
     let none = broker.run_with_stdin(&["publish", "raw"], Some(b"")).await;
     assert_eq!(none.ok(), "");
 }
+
+/// Lines of stdin go out as frames of one PublishStream: the answers come
+/// back numbered, in order, and every line lands once, in order.
+#[tokio::test]
+async fn publish_stdin_goes_over_one_stream_in_order() {
+    let broker = Broker::start().await;
+    broker.ok(&["topics", "create", "streamed"]).await;
+    let input: String = (0..1700).map(|i| format!("s{i}\n")).collect();
+
+    let acks = broker
+        .run_with_stdin(&["publish", "streamed", "--json"], Some(input.as_bytes()))
+        .await
+        .json();
+    assert!(acks.len() >= 4, "at least four frames: {acks:?}");
+    let mut next = 0;
+    for (i, ack) in acks.iter().enumerate() {
+        // proto3 JSON leaves out frame 0.
+        let frame = ack["frame"].as_str().unwrap_or("0");
+        assert_eq!(frame, i.to_string(), "answers in frame order: {acks:?}");
+        assert!(ack.get("error").is_none(), "{ack}");
+        let first: u64 = ack["firstOffset"].as_str().unwrap_or("0").parse().unwrap();
+        let count: u64 = ack["count"].as_str().expect("a count").parse().unwrap();
+        assert_eq!(first, next, "consecutive offsets: {acks:?}");
+        next += count;
+    }
+    assert_eq!(next, 1700);
+
+    let read = broker.ok(&["consume", "streamed"]).await;
+    let expected: Vec<String> = (0..1700).map(|i| format!("{i}\t\ts{i}")).collect();
+    assert_eq!(lines(&read), expected);
+}
+
+/// A frame the broker refuses (a line over its --max-message-bytes, in the
+/// middle) is reported with its number and lines, and the command exits 1;
+/// every other frame is appended, in order.
+#[tokio::test]
+async fn a_refused_frame_is_reported_and_the_others_are_appended() {
+    let broker = Broker::start_with(&["--max-message-bytes", "64"], "http").await;
+    broker.ok(&["topics", "create", "part"]).await;
+    const BAD: usize = 700;
+    let mut input = String::new();
+    for i in 0..1200 {
+        if i == BAD {
+            input.push_str(&"x".repeat(200));
+            input.push('\n');
+        } else {
+            input.push_str(&format!("p{i}\n"));
+        }
+    }
+    let run = broker
+        .run_with_stdin(&["publish", "part"], Some(input.as_bytes()))
+        .await;
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: frame "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one frame refused: {}", run.stderr);
+    // `error: frame N (lines A..B): CODE: message`, the bad line among them.
+    let (frame, rest) = errors[0]["error: frame ".len()..]
+        .split_once(" (lines ")
+        .unwrap_or_else(|| panic!("{}", errors[0]));
+    let frame: usize = frame.parse().expect("a frame number");
+    let (range, reason) = rest.split_once("): ").expect("a reason");
+    let (first, last) = range.split_once("..").expect("a line range");
+    let (first, last): (usize, usize) = (first.parse().unwrap(), last.parse().unwrap());
+    assert!(first <= BAD + 1 && BAD + 1 <= last, "{}", errors[0]);
+    let code = reason.split(": ").next().unwrap_or_default();
+    assert!(
+        !code.is_empty() && code.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+        "a code name, then the message: {}",
+        errors[0]
+    );
+    assert!(
+        run.stderr.contains("1 of ") && run.stderr.contains(" frames were not appended"),
+        "{}",
+        run.stderr
+    );
+    // One acknowledgement per other frame.
+    let acks = lines(&run.stdout);
+    assert!(frame < acks.len() + 1, "{}", run.stdout);
+    assert!(acks.iter().all(|a| a.starts_with("published ")), "{acks:?}");
+
+    let read = broker.ok(&["consume", "part"]).await;
+    let expected: Vec<String> = (0..1200)
+        .filter(|i| !(first - 1..last).contains(i))
+        .enumerate()
+        .map(|(offset, i)| format!("{offset}\t\tp{i}"))
+        .collect();
+    assert_eq!(lines(&read), expected);
+}
