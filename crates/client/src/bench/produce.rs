@@ -191,8 +191,15 @@ impl Producer {
                 if sent_frames
                     .send((turn.due_ns, turn.records, *index))
                     .is_err()
-                    || frames.send(frame).await.is_err()
                 {
+                    break;
+                }
+                let sent = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => break,
+                    sent = frames.send(frame) => sent,
+                };
+                if sent.is_err() {
                     break;
                 }
             }
@@ -273,6 +280,7 @@ impl Producer {
         }
         // A stop (or a failure) leaves the sender waiting for permits.
         permits.close();
+        drop(answers);
         match sender.await {
             Ok(lag) => tally.lag = lag,
             Err(error) => self
