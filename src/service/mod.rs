@@ -7,6 +7,7 @@ pub mod consumer_update;
 pub mod convert;
 pub mod legacy;
 pub mod retention;
+pub mod stream;
 pub mod v1;
 pub mod wire;
 

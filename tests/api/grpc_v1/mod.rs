@@ -26,6 +26,7 @@ mod commit_seek;
 mod consumers;
 mod fetch;
 mod publish;
+mod publish_stream;
 mod shutdown_health;
 mod subscribe;
 mod support;
