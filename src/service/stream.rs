@@ -127,3 +127,137 @@ pub fn rpc_status(status: &Status) -> rpc::Status {
         details: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        time::Duration,
+    };
+
+    use bytes::Bytes;
+    use tonic::{Code, metadata::MetadataMap};
+
+    use super::*;
+    use crate::{
+        auth::Auth,
+        store::{MemoryStore, RetentionOverrides, StoreLimits, TopicName},
+    };
+
+    const WINDOW: usize = 8;
+
+    /// A store with topic `w`, and a stream of `count` one-record frames to
+    /// it that counts the frames read.
+    async fn setup(
+        count: usize,
+    ) -> (
+        Arc<dyn Store>,
+        impl Stream<Item = Result<pb::PublishStreamRequest, Status>> + Unpin,
+        Arc<AtomicUsize>,
+    ) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(StoreLimits::DEFAULT));
+        let topic = TopicName::parse("w".to_owned()).unwrap();
+        store
+            .create_topic(topic, RetentionOverrides::default())
+            .await
+            .unwrap();
+        let read = Arc::new(AtomicUsize::new(0));
+        let counter = read.clone();
+        let frames = futures_util::stream::iter(0..count).map(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(pb::PublishStreamRequest {
+                topic: "w".to_owned(),
+                records: vec![pb::Record {
+                    value: Bytes::from_static(b"v"),
+                    ..pb::Record::default()
+                }],
+            })
+        });
+        (store, frames, read)
+    }
+
+    async fn end_offset(store: &dyn Store) -> u64 {
+        let topic = TopicName::parse("w".to_owned()).unwrap();
+        store.get_topic(&topic).await.unwrap().end_offset
+    }
+
+    /// Lets every task run until it waits: with paused time, a sleep
+    /// returns only once the runtime has nothing left to run.
+    async fn quiesce() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    fn caller() -> Caller {
+        Auth::off().caller(&MetadataMap::new()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_reads_no_answers_holds_the_stream_to_its_window() {
+        let (store, frames, read) = setup(10 * WINDOW).await;
+        let (answers, mut receiver) = mpsc::channel(WINDOW);
+        let task = tokio::spawn(serve(
+            store.clone(),
+            caller(),
+            frames,
+            answers,
+            CancellationToken::new(),
+        ));
+        quiesce().await;
+        // Exactly the window was read and appended; the rest waits.
+        assert_eq!(read.load(Ordering::Relaxed), WINDOW);
+        assert_eq!(end_offset(&*store).await, WINDOW as u64);
+
+        // Each answer taken lets one more frame in.
+        for frame in 0..3 {
+            let answer = receiver.recv().await.unwrap().unwrap();
+            assert_eq!((answer.frame, answer.first_offset), (frame, frame));
+        }
+        quiesce().await;
+        assert_eq!(read.load(Ordering::Relaxed), WINDOW + 3);
+        assert_eq!(end_offset(&*store).await, (WINDOW + 3) as u64);
+
+        // A client gone ends the task without reading further.
+        drop(receiver);
+        task.await.unwrap();
+        assert_eq!(read.load(Ordering::Relaxed), WINDOW + 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_shutdown_every_frame_read_is_answered_then_the_answers_end() {
+        let (store, frames, read) = setup(10 * WINDOW).await;
+        let (answers, mut receiver) = mpsc::channel(WINDOW);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve(
+            store.clone(),
+            caller(),
+            frames,
+            answers,
+            shutdown.clone(),
+        ));
+        quiesce().await;
+        shutdown.cancel();
+        task.await.unwrap();
+        let mut answered = 0;
+        while let Some(answer) = receiver.recv().await {
+            assert_eq!(answer.unwrap().first_offset, answered);
+            answered += 1;
+        }
+        assert_eq!(answered, WINDOW as u64);
+        assert_eq!(read.load(Ordering::Relaxed), WINDOW);
+        assert_eq!(end_offset(&*store).await, WINDOW as u64);
+    }
+
+    #[test]
+    fn a_status_without_details_keeps_its_code_and_message() {
+        let status = rpc_status(&Status::permission_denied("no"));
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (Code::PermissionDenied as i32, "no")
+        );
+        let rich = Error::invalid("topic", "bad name").to_status();
+        let status = rpc_status(&rich);
+        assert_eq!(status.code, Code::InvalidArgument as i32);
+        assert_eq!(status.message, rich.message());
+        assert_eq!(status.details.len(), 2, "ErrorInfo and BadRequest");
+    }
+}
