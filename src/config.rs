@@ -734,6 +734,14 @@ mod tests {
                 .unwrap_err()
                 .contains("--max-fetch-bytes")
         );
+        let no_window = Config {
+            max_stream_pending_frames: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            no_window.validate().unwrap_err(),
+            "--max-stream-pending-frames must be at least 1"
+        );
         let grpc_off = Config {
             grpc_addr: Listen::Off,
             ..Config::default()

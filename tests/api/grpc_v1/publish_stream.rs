@@ -483,3 +483,33 @@ async fn over_grpc_web_publish_stream_is_refused_with_a_clear_error() {
     );
     within("stop", server.stop()).await;
 }
+
+#[tokio::test]
+async fn a_stream_is_not_held_to_the_body_timeout() {
+    let config = Config {
+        body_timeout_ms: 100,
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let api = Api::connect(&server).await;
+    api.create_topic("ps-long").await;
+    let (frames, mut answers) = open(&api).await;
+    frames
+        .send(frame("ps-long", values("early", 1)))
+        .await
+        .expect("send");
+    assert_eq!(next(&mut answers).await.first_offset, 0);
+    // A producer idle for longer than --body-timeout-ms (a wait past the
+    // timeout, not a synchronisation).
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    frames
+        .send(frame("ps-long", values("late", 1)))
+        .await
+        .expect("send");
+    let late = next(&mut answers).await;
+    assert_eq!((late.frame, late.first_offset, late.error), (1, 1, None));
+    drop(frames);
+    let end = within("the end of the stream", answers.next()).await;
+    assert!(end.is_none(), "a clean end, got {end:?}");
+    within("stop", server.stop()).await;
+}
