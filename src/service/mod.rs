@@ -1,6 +1,7 @@
 //! The gRPC services: `gostream.v1` and the GoStream-compatible `gostream`
-//! package, both adapters over one [`Store`](crate::store::Store), and
-//! [`wire`]: bad wire input answered as the client's error.
+//! package, both adapters over one [`Store`](crate::store::Store);
+//! [`stream`]: the task that serves one PublishStream; and [`wire`]: bad
+//! wire input answered as the client's error.
 
 pub mod admission;
 pub mod consumer_update;
