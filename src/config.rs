@@ -371,6 +371,18 @@ pub struct Config {
     )]
     pub max_outstanding: u32,
 
+    /// The window of a PublishStream: the most frames the broker reads
+    /// from one stream ahead of its answers. At the window it stops
+    /// reading (HTTP/2 flow control holds the client back) until the
+    /// client reads answers; it never fails the stream for it.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_STREAM_PENDING_FRAMES",
+        default_value_t = 128,
+        value_name = "COUNT"
+    )]
+    pub max_stream_pending_frames: usize,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
     /// directives such as `gostream=debug,tower=warn`. RUST_LOG, if set, wins.
     #[arg(
@@ -477,6 +489,7 @@ impl Default for Config {
             max_topics: 10_000,
             max_consumers_per_topic: 1_000,
             max_outstanding: 10_000,
+            max_stream_pending_frames: 128,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             sse_keep_alive_secs: 15,
@@ -537,6 +550,10 @@ impl Config {
             (self.max_topics, "--max-topics"),
             (self.max_consumers_per_topic, "--max-consumers-per-topic"),
             (self.max_outstanding as usize, "--max-outstanding"),
+            (
+                self.max_stream_pending_frames,
+                "--max-stream-pending-frames",
+            ),
         ] {
             if value == 0 {
                 return Err(format!("{flag} must be at least 1"));
@@ -716,6 +733,14 @@ mod tests {
                 .validate()
                 .unwrap_err()
                 .contains("--max-fetch-bytes")
+        );
+        let no_window = Config {
+            max_stream_pending_frames: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            no_window.validate().unwrap_err(),
+            "--max-stream-pending-frames must be at least 1"
         );
         let grpc_off = Config {
             grpc_addr: Listen::Off,

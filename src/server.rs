@@ -283,7 +283,9 @@ pub async fn run(
     let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore::new(store, metrics.clone()));
     // Responses waiting for their clients count on the store's memory budget.
     let budget = store.memory_budget();
-    let v1 = V1::new(store.clone(), shutdown.clone()).with_auth(access.auth.clone());
+    let v1 = V1::new(store.clone(), shutdown.clone())
+        .with_auth(access.auth.clone())
+        .with_stream_window(config.max_stream_pending_frames);
     let legacy = Legacy::new(store.clone()).with_auth(access.auth.clone());
     let retention = tokio::spawn(enforce_retention(
         store.clone(),

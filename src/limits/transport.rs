@@ -14,7 +14,9 @@
 //!   a request's body must have arrived within the timeout after the request
 //!   started; past it the body fails, the client gets gRPC
 //!   `DEADLINE_EXCEEDED` or REST 408 (the gateway's JSON error), and the
-//!   connection is closed once the answer is written.
+//!   connection is closed once the answer is written. A PublishStream's body
+//!   is the stream itself and is not timed ([`is_request_stream`]); its
+//!   window (`--max-stream-pending-frames`) bounds what it holds.
 
 use std::{
     future::Future,
@@ -54,6 +56,13 @@ pub fn response_kind(path: &str) -> ResponseKind {
     } else {
         ResponseKind::Unary
     }
+}
+
+/// Whether a gRPC method path is a request stream (`/PublishStream`),
+/// whose body lasts as long as the client keeps publishing: it is not held
+/// to `--body-timeout-ms`.
+pub fn is_request_stream(path: &str) -> bool {
+    path.ends_with("/PublishStream")
 }
 
 /// See the [module documentation](self).
@@ -338,6 +347,10 @@ where
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if is_request_stream(request.uri().path()) {
+            let response = self.inner.call(request);
+            return Box::pin(response);
+        }
         let timed_out = Arc::new(AtomicBool::new(false));
         let connection = ConnectionInfo::of(request.extensions());
         let timeout = self.timeout;

@@ -1,12 +1,14 @@
 //! The gRPC services: `gostream.v1` and the GoStream-compatible `gostream`
-//! package, both adapters over one [`Store`](crate::store::Store), and
-//! [`wire`]: bad wire input answered as the client's error.
+//! package, both adapters over one [`Store`](crate::store::Store);
+//! [`stream`]: the task that serves one PublishStream; and [`wire`]: bad
+//! wire input answered as the client's error.
 
 pub mod admission;
 pub mod consumer_update;
 pub mod convert;
 pub mod legacy;
 pub mod retention;
+pub mod stream;
 pub mod v1;
 pub mod wire;
 

@@ -11,10 +11,11 @@ use futures_util::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::{admission, consumer_update, convert, retention};
+use super::{admission, consumer_update, convert, retention, stream};
 use crate::{
     auth::{self, Action, Auth},
     error::{Error, Result},
+    metrics,
     pb::gostream::v1::{
         self as pb, broker_service_server::BrokerService, consumer_service_server::ConsumerService,
         publisher_service_server::PublisherService, topic_service_server::TopicService,
@@ -32,6 +33,7 @@ pub struct V1 {
     store: Arc<dyn Store>,
     shutdown: CancellationToken,
     auth: Auth,
+    pending_frames: usize,
 }
 
 impl V1 {
@@ -42,6 +44,17 @@ impl V1 {
             store,
             shutdown,
             auth: Auth::off(),
+            pending_frames: stream::DEFAULT_PENDING_FRAMES,
+        }
+    }
+
+    /// The same API, a PublishStream reading at most `frames` frames ahead
+    /// of its answers (`--max-stream-pending-frames`; at least 1).
+    #[must_use]
+    pub fn with_stream_window(self, frames: usize) -> Self {
+        Self {
+            pending_frames: frames.max(1),
+            ..self
         }
     }
 
@@ -221,18 +234,31 @@ impl BrokerService for V1 {
 
 #[tonic::async_trait]
 impl PublisherService for V1 {
-    type PublishStreamStream = std::pin::Pin<
-        Box<
-            dyn futures_util::Stream<Item = Result<pb::PublishStreamResponse, tonic::Status>>
-                + Send,
-        >,
-    >;
+    type PublishStreamStream = Pin<Box<dyn Stream<Item = stream::Answer> + Send>>;
 
     async fn publish_stream(
         &self,
-        _request: Request<tonic::Streaming<pb::PublishStreamRequest>>,
+        request: Request<tonic::Streaming<pb::PublishStreamRequest>>,
     ) -> Reply<Self::PublishStreamStream> {
-        Err(tonic::Status::unimplemented("PublishStream: not built yet"))
+        if metrics::is_grpc_web(request.extensions()) {
+            return Err(Status::unimplemented(
+                "PublishStream is not available over grpc-web: browsers cannot stream \
+                 requests; use Publish",
+            ));
+        }
+        // The token is checked once; each frame's topic against its grants.
+        let caller = self.auth.caller(request.metadata())?;
+        let (answers, receiver) = tokio::sync::mpsc::channel(self.pending_frames);
+        tokio::spawn(stream::serve(
+            self.store.clone(),
+            caller,
+            request.into_inner(),
+            answers,
+            self.shutdown.clone(),
+        ));
+        ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(
+            receiver,
+        )))
     }
 
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Reply<pb::PublishResponse> {

@@ -33,6 +33,12 @@ pub fn mark_grpc_web<B>(mut request: Request<B>) -> Request<B> {
     request
 }
 
+/// Whether the request with these `extensions` arrived as grpc-web
+/// (marked by [`mark_grpc_web`]).
+pub fn is_grpc_web(extensions: &tonic::Extensions) -> bool {
+    extensions.get::<GrpcWeb>().is_some()
+}
+
 /// Counts gRPC and grpc-web requests; see the [module docs](super).
 #[derive(Debug, Clone)]
 pub struct GrpcMetricsLayer {

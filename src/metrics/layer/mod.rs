@@ -30,7 +30,7 @@ mod rest;
 
 use std::time::Instant;
 
-pub use grpc::{GrpcBody, GrpcFuture, GrpcMetrics, GrpcMetricsLayer, mark_grpc_web};
+pub use grpc::{GrpcBody, GrpcFuture, GrpcMetrics, GrpcMetricsLayer, is_grpc_web, mark_grpc_web};
 pub use rest::{RestFuture, RestMetrics, RestMetricsLayer};
 
 use super::Metrics;

@@ -7,9 +7,10 @@
 //! [`Api`](api::Api) holds one client per service (each on its own
 //! connection) and wraps the calls a test expects to succeed; error paths
 //! call the generated clients directly. [`support`] builds requests and
-//! records, reads responses and starts long-polls. The tests follow the services in proto
-//! order, one module per service or feature: [`topics`], [`publish`],
-//! [`consumers`], [`fetch`] (with long-polls), [`commit_seek`],
+//! records, reads responses and starts long-polls. The tests follow the
+//! services in proto order, one module per service or feature: [`topics`],
+//! [`publish`], [`publish_stream`], [`consumers`], [`fetch`] (with
+//! long-polls), [`commit_seek`],
 //! [`subscribe`], [`shutdown_health`] (graceful shutdown, health and error
 //! details).
 //!
@@ -26,6 +27,7 @@ mod commit_seek;
 mod consumers;
 mod fetch;
 mod publish;
+mod publish_stream;
 mod shutdown_health;
 mod subscribe;
 mod support;

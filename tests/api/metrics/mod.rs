@@ -10,8 +10,10 @@
 //!   calls get their own labels.
 //! - [`queue`]: the leases, waiting messages, redeliveries and dead letters
 //!   of per-message consumers.
+//! - [`stream`]: PublishStream counted like Publish.
 
 mod lifecycle;
 mod queue;
+mod stream;
 mod text;
 mod traffic;

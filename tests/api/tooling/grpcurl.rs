@@ -390,3 +390,53 @@ async fn grpcurl_sets_retention_and_gets_the_broker() {
     assert_eq!(text(&broker["defaultRetention"]["maxMessages"]), "0");
     server.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs grpcurl; tests/run.sh runs it"]
+async fn grpcurl_streams_frames_to_publish_stream_and_prints_each_answer() {
+    let server = TestServer::start().await;
+    grpcurl_call(
+        &server,
+        "gostream.v1.TopicService/CreateTopic",
+        r#"{"name": "stream-orders"}"#,
+    )
+    .await;
+
+    // grpcurl sends each JSON object of -d as one frame.
+    let run = grpcurl(
+        &server,
+        &[
+            "-d",
+            r#"{"topic": "stream-orders", "records": [{"value": "aGVsbG8="}]}
+               {"topic": "stream-missing", "records": [{"value": "aGVsbG8="}]}
+               {"topic": "stream-orders", "records": [{"value": "YQ=="}, {"value": "Yg=="}]}"#,
+        ],
+        &["gostream.v1.PublisherService/PublishStream"],
+    )
+    .await
+    .ok();
+    let answers: Vec<Value> = serde_json::Deserializer::from_str(&run.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("JSON answers: {e}\n{}", run.stdout));
+    assert_eq!(answers.len(), 3, "{}", run.stdout);
+    assert_eq!(text(&answers[0]["count"]), "1", "{}", run.stdout);
+    assert_eq!(text(&answers[1]["frame"]), "1", "{}", run.stdout);
+    assert_eq!(answers[1]["error"]["code"], 5, "NOT_FOUND: {}", run.stdout);
+    assert!(
+        answers[1]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("stream-missing")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        answers[1]["error"]["details"][0]["reason"], "TOPIC_NOT_FOUND",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(text(&answers[2]["frame"]), "2", "{}", run.stdout);
+    assert_eq!(text(&answers[2]["firstOffset"]), "1", "{}", run.stdout);
+    assert_eq!(text(&answers[2]["count"]), "2", "{}", run.stdout);
+    server.stop().await;
+}
