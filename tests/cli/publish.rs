@@ -105,8 +105,7 @@ async fn publish_stdin_goes_over_one_stream_in_order() {
     assert!(acks.len() >= 4, "at least four frames: {acks:?}");
     let mut next = 0;
     for (i, ack) in acks.iter().enumerate() {
-        // proto3 JSON leaves out frame 0.
-        let frame = ack["frame"].as_str().unwrap_or("0");
+        let frame = ack["frame"].as_str().expect("a frame number");
         assert_eq!(frame, i.to_string(), "answers in frame order: {acks:?}");
         assert!(ack.get("error").is_none(), "{ack}");
         let first: u64 = ack["firstOffset"].as_str().unwrap_or("0").parse().unwrap();
