@@ -81,7 +81,9 @@ pub enum Read {
 /// With --baseline, the same workload runs first against a second
 /// in-process broker whose store keeps nothing (or, with --baseline-store
 /// memory, the in-memory store), then against the broker; both results are
-/// printed, with their ratio.
+/// printed, with their ratio. With --tonic-baseline (produce over gRPC), the
+/// first run is against a bare tonic server answering Publish and
+/// PublishStream with nothing behind it: what the broker's layers cost.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// What to measure.
