@@ -24,6 +24,7 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod gateway;
+pub mod grpc_web;
 pub mod layers;
 pub mod limits;
 pub mod metrics;

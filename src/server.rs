@@ -509,7 +509,9 @@ async fn serve_grpc(
         .layer(crate::layers::grpc_web_cors())
         // Request metrics: grpc-web is told apart before GrpcWebLayer
         // rewrites it to gRPC, and counted after, with real trailers.
-        .layer(tower::util::MapRequestLayer::new(metrics::mark_grpc_web))
+        .layer(tower::util::MapRequestLayer::new(
+            crate::grpc_web::mark_grpc_web,
+        ))
         .layer(tonic_web::GrpcWebLayer::new())
         // Past grpc-web's translation, so both get DEADLINE_EXCEEDED.
         .layer(GrpcBodyTimeoutLayer::new(Duration::from_millis(

@@ -33,7 +33,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-pub use layer::{GrpcMetricsLayer, RestMetricsLayer, is_grpc_web, mark_grpc_web};
+pub use layer::{GrpcMetricsLayer, RestMetricsLayer};
 pub use scrape::{CONTENT_TYPE, router, scrape_text};
 pub use store::MeteredStore;
 

@@ -15,7 +15,6 @@ use super::{admission, consumer_update, convert, retention, stream};
 use crate::{
     auth::{self, Action, Auth},
     error::{Error, Result},
-    metrics,
     pb::gostream::v1::{
         self as pb, broker_service_server::BrokerService, consumer_service_server::ConsumerService,
         publisher_service_server::PublisherService, topic_service_server::TopicService,
@@ -240,7 +239,7 @@ impl PublisherService for V1 {
         &self,
         request: Request<tonic::Streaming<pb::PublishStreamRequest>>,
     ) -> Reply<Self::PublishStreamStream> {
-        if metrics::is_grpc_web(request.extensions()) {
+        if crate::grpc_web::is_grpc_web_call(&request) {
             return Err(Status::unimplemented(
                 "PublishStream is not available over grpc-web: browsers cannot stream \
                  requests; use Publish",

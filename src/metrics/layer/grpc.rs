@@ -8,36 +8,12 @@ use std::{
 };
 
 use axum::body::HttpBody;
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, Request, Response};
 use tonic::Code;
 use tower::{Layer, Service};
 
 use super::{Call, UNMATCHED};
-use crate::{error::code_name, metrics::Metrics};
-
-/// Marks a request that arrived as grpc-web, for [`GrpcMetricsLayer`].
-#[derive(Debug, Clone, Copy)]
-struct GrpcWeb;
-
-/// Marks `request` as grpc-web if its content type says so. Use it (in a
-/// `tower::util::MapRequestLayer`) outside tonic's `GrpcWebLayer`, which
-/// rewrites the content type to plain gRPC.
-pub fn mark_grpc_web<B>(mut request: Request<B>) -> Request<B> {
-    let grpc_web = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc-web"));
-    if grpc_web {
-        request.extensions_mut().insert(GrpcWeb);
-    }
-    request
-}
-
-/// Whether the request with these `extensions` arrived as grpc-web
-/// (marked by [`mark_grpc_web`]).
-pub fn is_grpc_web(extensions: &tonic::Extensions) -> bool {
-    extensions.get::<GrpcWeb>().is_some()
-}
+use crate::{error::code_name, grpc_web::is_grpc_web, metrics::Metrics};
 
 /// Counts gRPC and grpc-web requests; see the [module docs](super).
 #[derive(Debug, Clone)]
@@ -84,7 +60,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let transport = if request.extensions().get::<GrpcWeb>().is_some() {
+        let transport = if is_grpc_web(request.extensions()) {
             "grpc-web"
         } else {
             "grpc"
@@ -204,19 +180,5 @@ mod tests {
         assert_eq!(grpc_status(&headers), Some(Code::NotFound));
         headers.insert("grpc-status", "nonsense".parse().unwrap());
         assert_eq!(grpc_status(&headers), Some(Code::Unknown));
-    }
-
-    #[test]
-    fn grpc_web_is_marked_by_content_type() {
-        let request = |content_type: &str| {
-            Request::builder()
-                .header(header::CONTENT_TYPE, content_type)
-                .body(())
-                .unwrap()
-        };
-        let marked = mark_grpc_web(request("application/grpc-web-text+proto"));
-        assert!(marked.extensions().get::<GrpcWeb>().is_some());
-        let plain = mark_grpc_web(request("application/grpc"));
-        assert!(plain.extensions().get::<GrpcWeb>().is_none());
     }
 }

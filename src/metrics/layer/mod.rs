@@ -15,7 +15,7 @@
 //!   `UNIMPLEMENTED`.
 //! - grpc-web: as gRPC, labelled `transport="grpc-web"`. The layer sits
 //!   inside tonic's `GrpcWebLayer` (which turns grpc-web into gRPC, trailers
-//!   included), so [`mark_grpc_web`], placed outside it, marks such requests
+//!   included), so [`mark_grpc_web`](crate::grpc_web::mark_grpc_web), placed outside it, marks such requests
 //!   by their content type first.
 //! - REST: `rpc` is `METHOD /route/template` of the binding the request
 //!   matched (`POST /v1/topics/{topic}:publish`), or of the gateway's own
@@ -30,7 +30,7 @@ mod rest;
 
 use std::time::Instant;
 
-pub use grpc::{GrpcBody, GrpcFuture, GrpcMetrics, GrpcMetricsLayer, is_grpc_web, mark_grpc_web};
+pub use grpc::{GrpcBody, GrpcFuture, GrpcMetrics, GrpcMetricsLayer};
 pub use rest::{RestFuture, RestMetrics, RestMetricsLayer};
 
 use super::Metrics;
