@@ -610,6 +610,7 @@ impl Config {
             max_consumers_per_topic: self.max_consumers_per_topic,
             max_fetch_bytes: self.max_fetch_bytes,
             max_outstanding: self.max_outstanding,
+            ..Default::default()
         }
     }
 

@@ -179,7 +179,9 @@ fn store_code(error: &StoreError) -> Code {
             Code::AlreadyExists
         }
         StoreError::OffsetOutOfRange { .. } => Code::OutOfRange,
-        StoreError::FailedPrecondition { .. } => Code::FailedPrecondition,
+        StoreError::FailedPrecondition { .. } | StoreError::OutOfSequence { .. } => {
+            Code::FailedPrecondition
+        }
         StoreError::ResourceExhausted(_) => Code::ResourceExhausted,
         StoreError::Unavailable(_) => Code::Unavailable,
         StoreError::DataLoss { .. } => Code::DataLoss,
@@ -197,6 +199,15 @@ fn store_reason(error: &StoreError) -> &'static str {
         StoreError::ConsumerAlreadyExists { .. } => "CONSUMER_ALREADY_EXISTS",
         StoreError::OffsetOutOfRange { .. } => "OFFSET_OUT_OF_RANGE",
         StoreError::FailedPrecondition { reason, .. } => reason,
+        StoreError::OutOfSequence {
+            expected, received, ..
+        } => {
+            if received > expected {
+                "SEQUENCE_GAP"
+            } else {
+                "STALE_SEQUENCE"
+            }
+        }
         StoreError::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
         StoreError::Unavailable(_) => "UNAVAILABLE",
         StoreError::DataLoss { .. } => "DATA_LOSS",
@@ -228,6 +239,17 @@ fn store_metadata(error: &StoreError) -> Vec<(&'static str, String)> {
         StoreError::DataLoss { topic, offset, .. } => {
             vec![("topic", topic.clone()), ("offset", offset.to_string())]
         }
+        StoreError::OutOfSequence {
+            topic,
+            producer,
+            expected,
+            received,
+        } => vec![
+            ("topic", topic.clone()),
+            ("producer_id", producer.clone()),
+            ("expected_sequence", expected.to_string()),
+            ("sequence", received.to_string()),
+        ],
         StoreError::Invalid { .. }
         | StoreError::FailedPrecondition { .. }
         | StoreError::ResourceExhausted(_)

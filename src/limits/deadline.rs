@@ -23,8 +23,8 @@ use async_trait::async_trait;
 use crate::{
     store::{
         Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MessageStream, Page, Position, PublishAck,
-        ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store, StoreStats, SubscribeFrom,
-        TopicInfo, TopicName,
+        PublishOptions, ReadLimits, Record, RetentionOverrides, RetentionUpdate, Store, StoreStats,
+        SubscribeFrom, TopicInfo, TopicName,
     },
     store::{Error, Result},
 };
@@ -133,10 +133,15 @@ impl Store for DeadlineStore {
         .await
     }
 
-    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
+    async fn publish_with(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+        options: PublishOptions,
+    ) -> Result<PublishAck> {
         let topic = topic.clone();
         self.within(Duration::ZERO, move |s| {
-            Box::pin(async move { s.publish(&topic, records).await })
+            Box::pin(async move { s.publish_with(&topic, records, options).await })
         })
         .await
     }

@@ -18,8 +18,8 @@ use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use super::{Metrics, TopicLabels};
 use crate::store::{
     Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MessageStream, Page, Position, PublishAck,
-    ReadLimits, Record, Result, RetentionOverrides, RetentionUpdate, Store, StoreStats,
-    SubscribeFrom, TopicInfo, TopicName,
+    PublishOptions, ReadLimits, Record, Result, RetentionOverrides, RetentionUpdate, Store,
+    StoreStats, SubscribeFrom, TopicInfo, TopicName,
 };
 
 /// A [`Store`] counting messages and bytes in (publish) and out (read,
@@ -88,10 +88,31 @@ impl Store for MeteredStore {
         Ok(())
     }
 
-    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
-        let count = records.len() as u64;
-        let bytes: usize = records.iter().map(Record::size).sum();
-        let ack = self.inner.publish(topic, records).await?;
+    async fn publish_with(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+        options: PublishOptions,
+    ) -> Result<PublishAck> {
+        let sizes: Vec<usize> = records.iter().map(Record::size).collect();
+        let ack = self.inner.publish_with(topic, records, options).await?;
+        // What was appended now: nothing for a producer's retry, and not
+        // the records whose ids were duplicates.
+        let count = if ack.duplicate { 0 } else { ack.count };
+        let bytes: usize = if ack.duplicate {
+            0
+        } else if ack.duplicates.is_empty() {
+            sizes.iter().sum()
+        } else {
+            let skipped: std::collections::HashSet<usize> =
+                ack.duplicates.iter().map(|d| d.index as usize).collect();
+            sizes
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !skipped.contains(i))
+                .map(|(_, size)| size)
+                .sum()
+        };
         let labels = TopicLabels::of(topic.as_str());
         let counters = self.metrics.topics();
         counters.messages_in.get_or_create(&labels).inc_by(count);

@@ -266,6 +266,7 @@ pub fn topic(info: TopicInfo) -> pb::Topic {
         size_bytes: info.size_bytes,
         create_time: Some(timestamp(info.create_time_ns)),
         retention: Some(super::retention::policy(info.retention)),
+        ..Default::default()
     }
 }
 

@@ -51,6 +51,9 @@ pub fn field(subject: Subject) -> String {
         Subject::Delay => "delay".to_owned(),
         Subject::Extension => "extension".to_owned(),
         Subject::Reason => "reason".to_owned(),
+        Subject::ProducerId => "producer_id".to_owned(),
+        Subject::RecordId(index) => format!("records[{index}].id"),
+        Subject::DedupeWindow => "dedupe_window".to_owned(),
     }
 }
 

@@ -25,6 +25,7 @@ pub fn overrides(field: &str, policy: Option<pb::RetentionPolicy>) -> Result<Ret
             .as_ref()
             .map(|d| duration(&format!("{field}.max_age"), d))
             .transpose()?,
+        ..Default::default()
     })
 }
 
@@ -197,6 +198,7 @@ mod tests {
                     max_messages: Some(None),
                     max_bytes: Some(None),
                     max_age: Some(Some(Duration::from_secs(60))),
+                    ..Default::default()
                 }
             );
         }

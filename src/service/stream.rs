@@ -86,12 +86,14 @@ pub async fn serve<S>(
                         first_offset: ack.first_offset,
                         count: ack.count,
                         error: None,
+                        ..Default::default()
                     },
                     Err(status) => pb::PublishStreamResponse {
                         frame: index,
                         first_offset: 0,
                         count: 0,
                         error: Some(rpc_status(&status)),
+                        ..Default::default()
                     },
                 };
                 permit.send(Ok(answer));
@@ -171,6 +173,7 @@ mod tests {
                     value: Bytes::from_static(b"v"),
                     ..pb::Record::default()
                 }],
+                ..Default::default()
             })
         });
         (store, frames, read)

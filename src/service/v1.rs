@@ -274,7 +274,15 @@ impl PublisherService for V1 {
         ok(pb::PublishResponse {
             first_offset: ack.first_offset,
             count: ack.count,
+            ..Default::default()
         })
+    }
+
+    async fn init_producer(
+        &self,
+        _request: Request<pb::InitProducerRequest>,
+    ) -> Reply<pb::InitProducerResponse> {
+        Err(Status::unimplemented("InitProducer is not available yet"))
     }
 }
 

@@ -81,6 +81,7 @@ pub async fn try_publish(
     let request = PublishRequest {
         topic: topic.to_owned(),
         records,
+        ..Default::default()
     };
     within("Publish", broker.publisher().publish(request))
         .await

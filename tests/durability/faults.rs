@@ -51,6 +51,7 @@ fn big_batch(id: &str, count: usize, bytes: usize) -> Vec<Record> {
                 key: Bytes::from(format!("key-{index}")),
                 value: Bytes::from(value),
                 headers: HashMap::from([("batch".to_owned(), id.to_owned())]),
+                ..Default::default()
             }
         })
         .collect()

@@ -189,6 +189,7 @@ async fn set_up(broker: &Broker) {
                 key: Default::default(),
                 value: value_of(index),
                 headers: HashMap::new(),
+                ..Default::default()
             })
             .collect();
         assert_eq!(publish(broker, TOPIC, records).await, first);

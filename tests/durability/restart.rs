@@ -69,6 +69,7 @@ async fn create_topic_with(broker: &Broker, name: &str, retention: RetentionPoli
     let request = CreateTopicRequest {
         name: name.to_owned(),
         retention: Some(retention),
+        ..Default::default()
     };
     within("CreateTopic", broker.topics().create_topic(request))
         .await

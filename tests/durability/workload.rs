@@ -90,6 +90,7 @@ pub fn batch(rng: &mut Rng, batch_id: &str, len: usize, max_filler: usize) -> Ve
                 key: Bytes::from(key),
                 value: Bytes::from(value),
                 headers,
+                ..Default::default()
             }
         })
         .collect()

@@ -393,6 +393,7 @@ pub async fn create_topic(channel: &Channel, topic: &str, max_messages: Option<u
             max_messages: Some(n),
             ..RetentionPolicy::default()
         }),
+        ..Default::default()
     };
     within(
         "CreateTopic",
@@ -440,6 +441,7 @@ pub async fn publish(
                 ..Record::default()
             })
             .collect(),
+        ..Default::default()
     };
     within("Publish", PATIENCE, publisher(channel).publish(request))
         .await

@@ -86,6 +86,7 @@ fn create_topic_bytes(name: &str) -> Vec<u8> {
     CreateTopicRequest {
         name: name.to_owned(),
         retention: None,
+        ..Default::default()
     }
     .encode_to_vec()
 }

@@ -93,6 +93,7 @@ impl Node {
             self.topics().await.create_topic(pb::CreateTopicRequest {
                 name: name.to_owned(),
                 retention: None,
+                ..Default::default()
             }),
         )
         .await
@@ -143,6 +144,7 @@ pub fn publish_request(topic: &str, values: &[String]) -> pb::PublishRequest {
                 ..Default::default()
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -279,6 +279,7 @@ impl Inner {
             max_messages: items.optional()?,
             max_bytes: items.optional()?,
             max_age: items.optional()?.map(Duration::from_nanos),
+            dedupe_window: None,
         };
         Ok((
             TopicInfo {
@@ -289,6 +290,7 @@ impl Inner {
                 size_bytes,
                 create_time_ns,
                 retention: overrides.effective(&self.limits.default_retention),
+                dedupe_window: overrides.dedupe_window.unwrap_or_default(),
             },
             generation,
         ))
@@ -628,6 +630,7 @@ impl Inner {
         Ok(PublishAck {
             first_offset: codec::number(value, "a publish")?,
             count,
+            ..PublishAck::default()
         })
     }
 

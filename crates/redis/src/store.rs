@@ -18,7 +18,7 @@ use gostream_store::{
     error::{Error, Result},
     {
         Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, ConsumerUpdate, LeaseRef,
-        MAX_WAIT, MessageStream, Page, Position, PublishAck, ReadLimits, Record,
+        MAX_WAIT, MessageStream, Page, Position, PublishAck, PublishOptions, ReadLimits, Record,
         RetentionOverrides, RetentionUpdate, Settled, Settlement, Store, StoreStats, SubscribeFrom,
         TopicInfo, TopicName,
     },
@@ -175,7 +175,18 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
+    async fn publish_with(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+        options: PublishOptions,
+    ) -> Result<PublishAck> {
+        options.check(records.len())?;
+        if !options.is_plain() {
+            return Err(Error::Unavailable(
+                "idempotent publishing is not available yet".into(),
+            ));
+        }
         self.inner.publish(topic, records).await
     }
 

@@ -131,6 +131,7 @@ impl<F: LogFactory> Engine<F> {
             meta,
             log,
             consumers,
+            history: _,
         } in recovered
         {
             memory.fetch_add(log.memory_bytes(), Ordering::Relaxed);
@@ -331,6 +332,7 @@ impl<F: LogFactory> Engine<F> {
             PublishAck {
                 first_offset,
                 count,
+                ..PublishAck::default()
             },
             durability,
             end,
@@ -466,8 +468,19 @@ impl<F: LogFactory> Store for Engine<F> {
         Ok(())
     }
 
-    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
+    async fn publish_with(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+        options: crate::PublishOptions,
+    ) -> Result<PublishAck> {
         check_records(&records, self.limits.max_message_bytes)?;
+        options.check(records.len())?;
+        if !options.is_plain() {
+            return Err(Error::Unavailable(
+                "idempotent publishing is not available yet".into(),
+            ));
+        }
         let handle = self.topic(topic)?;
         let mut records = Some(records);
         let appended = match self.append(&handle, &mut records)? {

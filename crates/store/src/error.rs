@@ -75,6 +75,25 @@ pub enum Error {
         message: String,
     },
 
+    /// An idempotent producer's publish does not start where its sequence
+    /// on the topic stands (a gap when `received` is above `expected`,
+    /// stale when below), and is not a retry of one of its last
+    /// publishes. Nothing was appended.
+    #[error(
+        "producer \"{producer}\" on topic \"{topic}\": sequence {received} {}; the expected sequence is {expected}",
+        if received > expected { "leaves a gap" } else { "is stale (already used)" }
+    )]
+    OutOfSequence {
+        /// The topic.
+        topic: String,
+        /// The producer.
+        producer: String,
+        /// The sequence the publish should have started at.
+        expected: u64,
+        /// The sequence it started at.
+        received: u64,
+    },
+
     /// A limit of the broker was reached; the message names it and its
     /// setting.
     #[error("{0}")]
@@ -143,6 +162,12 @@ pub enum Subject {
     Extension,
     /// A reject's reason.
     Reason,
+    /// An idempotent producer's id.
+    ProducerId,
+    /// The id of the record at this index of a batch.
+    RecordId(usize),
+    /// A topic's dedupe window.
+    DedupeWindow,
 }
 
 impl fmt::Display for Subject {
@@ -162,6 +187,9 @@ impl fmt::Display for Subject {
             Self::Delay => f.write_str("delay"),
             Self::Extension => f.write_str("extension"),
             Self::Reason => f.write_str("reason"),
+            Self::ProducerId => f.write_str("producer id"),
+            Self::RecordId(index) => write!(f, "id of record {index}"),
+            Self::DedupeWindow => f.write_str("dedupe window"),
         }
     }
 }

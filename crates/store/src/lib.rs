@@ -18,6 +18,7 @@ pub mod discard;
 pub mod disk;
 pub mod engine;
 pub mod error;
+pub mod idempotence;
 pub mod log;
 pub mod memory;
 pub mod open_files;
@@ -36,6 +37,10 @@ pub use memory::MemoryStore;
 pub use types::*;
 
 pub use error::{Error, Result, Subject};
+pub use idempotence::{
+    DuplicateRecord, MAX_DEDUPE_WINDOW, MAX_RECORD_ID_BYTES, PRODUCER_FRAMES_KEPT,
+    ProducerSequence, PublishOptions, RecordId, check_dedupe_window,
+};
 
 /// Batches of messages pushed to a subscriber; see [`Store::subscribe`].
 /// Each item carries at least one message.
@@ -91,7 +96,23 @@ pub trait Store: Send + Sync + 'static {
     /// store's `max_message_bytes`; `ResourceExhausted` if it would pass the
     /// memory cap and retention cannot free room; `Unavailable` if storage
     /// cannot take it (nothing is appended).
-    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck>;
+    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
+        self.publish_with(topic, records, PublishOptions::default())
+            .await
+    }
+
+    /// [`Self::publish`] with a producer sequence and record ids, under the
+    /// rules of [`crate::idempotence`]: a producer's retry or records whose
+    /// ids are duplicates are answered without appending them again
+    /// ([`PublishAck::duplicate`], [`PublishAck::duplicates`]); a publish
+    /// out of its producer's sequence is `OutOfSequence`. `Invalid` if
+    /// `options.ids` is neither empty nor one per record.
+    async fn publish_with(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+        options: PublishOptions,
+    ) -> Result<PublishAck>;
 
     /// The offset a position refers to in `topic` now. `OffsetOutOfRange` for
     /// an exact offset outside start..=end.

@@ -16,8 +16,8 @@
 use std::{fmt, future::Future, pin::Pin, time::Duration};
 
 use super::{
-    CommitMode, ConsumerId, DeadLetterReason, Message, QueuePolicy, ReadLimits, Record,
-    RetentionOverrides, RetentionPolicy, TopicName,
+    CommitMode, ConsumerId, DeadLetterReason, Message, ProducerSequence, QueuePolicy, ReadLimits,
+    Record, RecordId, RetentionOverrides, RetentionPolicy, TopicName,
 };
 use crate::error::Result;
 
@@ -101,6 +101,46 @@ pub struct DeadLetterIntent {
     pub mark: u64,
 }
 
+/// What an append records beside its records, so that a durable log can
+/// give the engine back, after a restart, every idempotent producer's
+/// sequence and every record id (see [`crate::idempotence`]). A log that
+/// keeps nothing across a restart ignores it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppendMeta<'a> {
+    /// The producer and the sequence of the publish's first record.
+    pub producer: Option<&'a ProducerSequence>,
+    /// How many records the publish had (its sequence numbers), which is
+    /// more than the records appended when some were duplicate ids.
+    pub frame_records: u32,
+    /// The appended records' ids: empty, or one per appended record.
+    pub ids: &'a [Option<RecordId>],
+}
+
+impl AppendMeta<'_> {
+    /// Whether there is nothing to record.
+    pub fn is_empty(&self) -> bool {
+        self.producer.is_none() && self.ids.iter().all(Option::is_none)
+    }
+}
+
+/// One append of the log's history that carried an [`AppendMeta`], as a
+/// durable log recovered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendHistory {
+    /// The offset of the first record appended (the end offset then, if
+    /// none was: a producer's publish of duplicates only).
+    pub first_offset: u64,
+    /// Records appended.
+    pub count: u32,
+    /// Their publish time.
+    pub publish_time_ns: u64,
+    /// The producer, its sequence and the publish's record count
+    /// ([`AppendMeta::frame_records`]).
+    pub producer: Option<(ProducerSequence, u32)>,
+    /// The ids of the appended records, by offset.
+    pub ids: Vec<(u64, RecordId)>,
+}
+
 /// A topic as a [`LogFactory`] recovered it at start-up.
 pub struct Recovered<L> {
     /// Its identity and settings.
@@ -109,6 +149,11 @@ pub struct Recovered<L> {
     pub log: L,
     /// Its consumers, in any order.
     pub consumers: Vec<ConsumerRecord>,
+    /// The appends that carried producer sequences or record ids, oldest
+    /// first, at least those published within the producer idle timeout
+    /// and the topic's dedupe window before now; the engine replays them
+    /// to rebuild its producer and id state.
+    pub history: Vec<AppendHistory>,
 }
 
 /// Completes when what a log call wrote is as durable as the fsync policy
@@ -209,6 +254,30 @@ pub trait TopicLog: Send + 'static {
     /// file system) is `Error::Unavailable` with a message that says what
     /// failed.
     fn append(&mut self, records: &[Record], publish_time_ns: u64) -> Result<Durability>;
+
+    /// [`Self::append`] (or [`Self::append_tight`], when `tight`) recording
+    /// `meta` with the records, for a durable log to give back in
+    /// [`Recovered::history`]. `records` may be empty only when
+    /// `meta.producer` is set (a producer's publish whose records were all
+    /// duplicate ids: only its sequence is recorded). By default, for logs
+    /// that keep nothing across a restart, the plain append (nothing for
+    /// no records).
+    fn append_with(
+        &mut self,
+        records: &[Record],
+        publish_time_ns: u64,
+        meta: &AppendMeta<'_>,
+        tight: bool,
+    ) -> Result<Durability> {
+        let _ = meta;
+        if records.is_empty() {
+            Ok(Durability::done())
+        } else if tight {
+            self.append_tight(records, publish_time_ns)
+        } else {
+            self.append(records, publish_time_ns)
+        }
+    }
 
     /// Messages from offset `from` (start..=end) on, up to `limits`: at
     /// least one if any is there, however large. Data that fails its

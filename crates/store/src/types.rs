@@ -112,6 +112,21 @@ impl ConsumerId {
     }
 }
 
+name_type!(
+    /// An idempotent producer's id: client-chosen, or a UUID v4 assigned by
+    /// InitProducer; the same rules as topic names.
+    ProducerId,
+    "producer id",
+    ProducerId
+);
+
+impl ProducerId {
+    /// A fresh random id (UUID v4).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
 /// Message headers: string keys to string values.
 pub type Headers = HashMap<String, String>;
 
@@ -644,6 +659,9 @@ pub struct TopicInfo {
     pub create_time_ns: u64,
     /// The retention in force (the topic's overrides over the broker defaults).
     pub retention: RetentionPolicy,
+    /// The window within which a record id appended to the topic is not
+    /// appended again; zero is off (see [`crate::idempotence`]).
+    pub dedupe_window: Duration,
 }
 
 /// A consumer's state, as GetConsumer reports it.
@@ -756,12 +774,21 @@ pub struct Batch {
 }
 
 /// What a publish returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PublishAck {
-    /// Offset of the first record; the rest follow consecutively.
+    /// Offset of the first record appended; the rest follow consecutively.
+    /// When nothing was appended (every record a duplicate), the topic's
+    /// end offset.
     pub first_offset: u64,
     /// Records appended.
     pub count: u64,
+    /// An idempotent producer's retry of a publish already appended: nothing
+    /// was appended now, and `first_offset` and `count` are the original
+    /// publish's.
+    pub duplicate: bool,
+    /// Records not appended because their id was appended within the
+    /// topic's dedupe window, by index, with the offset of that append.
+    pub duplicates: Vec<crate::DuplicateRecord>,
 }
 
 /// One page of a listing.
@@ -798,11 +825,22 @@ pub struct StoreLimits {
     /// (`--max-outstanding`): what one consumer can make the broker hold
     /// in leases.
     pub max_outstanding: u32,
+    /// How long an idempotent producer may stay idle on a topic before the
+    /// topic forgets it (`--producer-idle-timeout`).
+    pub producer_idle_timeout: Duration,
+    /// The most idempotent producers one topic remembers
+    /// (`--max-producers-per-topic`): past it the least recently used one
+    /// is forgotten.
+    pub max_producers_per_topic: usize,
+    /// The most record ids one topic remembers for its dedupe window
+    /// (`--max-dedupe-ids`): past it the oldest are forgotten early.
+    pub max_dedupe_ids: usize,
 }
 
 impl StoreLimits {
     /// 1 MiB records, no memory cap, unlimited retention, 10,000 topics of
-    /// 1,000 consumers each, 4 MiB per read.
+    /// 1,000 consumers each, 4 MiB per read, producers forgotten after a
+    /// day idle, 10,000 producers and 1,000,000 record ids per topic.
     pub const DEFAULT: Self = Self {
         max_message_bytes: 1024 * 1024,
         max_memory_bytes: u64::MAX,
@@ -811,6 +849,9 @@ impl StoreLimits {
         max_consumers_per_topic: 1_000,
         max_fetch_bytes: 4 * 1024 * 1024,
         max_outstanding: 10_000,
+        producer_idle_timeout: Duration::from_secs(24 * 60 * 60),
+        max_producers_per_topic: 10_000,
+        max_dedupe_ids: 1_000_000,
     };
 }
 
@@ -852,6 +893,10 @@ pub struct RetentionOverrides {
     pub max_bytes: Option<u64>,
     /// Overrides [`RetentionPolicy::max_age`] (zero = no limit).
     pub max_age: Option<Duration>,
+    /// Not retention but a setting persisted beside it: the topic's dedupe
+    /// window for record ids (see [`crate::idempotence`]); `None` or zero
+    /// is off. There is no broker default.
+    pub dedupe_window: Option<Duration>,
 }
 
 impl RetentionOverrides {
@@ -877,6 +922,8 @@ pub struct RetentionUpdate {
     pub max_bytes: Option<Option<u64>>,
     /// The new max age override.
     pub max_age: Option<Option<Duration>>,
+    /// The new dedupe window (`Some(None)` turns it off).
+    pub dedupe_window: Option<Option<Duration>>,
 }
 
 impl RetentionUpdate {
@@ -886,6 +933,7 @@ impl RetentionUpdate {
             max_messages: self.max_messages.unwrap_or(overrides.max_messages),
             max_bytes: self.max_bytes.unwrap_or(overrides.max_bytes),
             max_age: self.max_age.unwrap_or(overrides.max_age),
+            dedupe_window: self.dedupe_window.unwrap_or(overrides.dedupe_window),
         }
     }
 }

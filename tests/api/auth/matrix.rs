@@ -38,6 +38,7 @@ fn publish(topic: &str) -> PublishRequest {
             value: Bytes::from_static(b"hello"),
             ..Record::default()
         }],
+        ..Default::default()
     }
 }
 

@@ -89,7 +89,8 @@ async fn duplicates_already_exist_in_v1_and_succeed_unchanged_in_legacy() {
                     create_topic,
                     pb::CreateTopicRequest {
                         name: TOPIC.into(),
-                        retention: None
+                        retention: None,
+                        ..Default::default()
                     }
                 ),
                 Expect::new(

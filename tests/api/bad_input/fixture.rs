@@ -56,6 +56,7 @@ impl Clients {
         let request = pb::CreateTopicRequest {
             name: name.into(),
             retention: None,
+            ..Default::default()
         };
         ok("CreateTopic", self.topics.clone().create_topic(request)).await;
     }
@@ -68,6 +69,7 @@ impl Clients {
         let request = pb::PublishRequest {
             topic: topic.into(),
             records,
+            ..Default::default()
         };
         ok("Publish", self.publisher.clone().publish(request)).await
     }
@@ -191,6 +193,7 @@ pub(super) fn sized_record(key_len: usize, value_len: usize, header_len: usize) 
         key: vec![b'k'; key_len].into(),
         value: vec![b'v'; value_len].into(),
         headers,
+        ..Default::default()
     }
 }
 

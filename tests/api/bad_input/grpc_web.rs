@@ -148,6 +148,7 @@ async fn malformed_grpc_web_requests_are_rejected_and_the_server_keeps_serving()
     let request = pb::CreateTopicRequest {
         name: "web".into(),
         retention: None,
+        ..Default::default()
     }
     .encode_to_vec();
     let reply = grpc_web(

@@ -129,7 +129,8 @@ async fn a_long_non_ascii_name_is_reported_by_its_characters() {
                 create_topic,
                 pb::CreateTopicRequest {
                     name,
-                    retention: None
+                    retention: None,
+                    ..Default::default()
                 }
             ),
             invalid("name", &["got 'é'"]),

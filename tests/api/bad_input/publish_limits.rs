@@ -29,6 +29,7 @@ fn publish_to_topic(records: Vec<pb::Record>) -> pb::PublishRequest {
     pb::PublishRequest {
         topic: TOPIC.into(),
         records,
+        ..Default::default()
     }
 }
 
@@ -130,6 +131,7 @@ async fn requests_over_the_request_limit_are_rejected() {
                     pb::CreateTopicRequest {
                         name: "x".repeat(70_000),
                         retention: None,
+                        ..Default::default()
                     }
                 ),
                 too_large(),

@@ -66,7 +66,8 @@ pub(super) fn v1_rpcs() -> Vec<Rpc> {
                 create_topic,
                 pb::CreateTopicRequest {
                     name: t.into(),
-                    retention: None
+                    retention: None,
+                    ..Default::default()
                 }
             )
         })
@@ -85,6 +86,7 @@ pub(super) fn v1_rpcs() -> Vec<Rpc> {
             let request = pb::PublishRequest {
                 topic: t.into(),
                 records: vec![record(b"v")],
+                ..Default::default()
             };
             rpc!(c.publisher, publish, request)
         }),

@@ -187,6 +187,7 @@ pub(super) async fn exercise(broker: &Broker, topic: &str) {
     let request = CreateTopicRequest {
         name: topic.to_owned(),
         retention: None,
+        ..Default::default()
     };
     within_limit(PATIENCE, "CreateTopic", topics.create_topic(request))
         .await
@@ -199,6 +200,7 @@ pub(super) async fn exercise(broker: &Broker, topic: &str) {
             value: "hello".into(),
             ..Record::default()
         }],
+        ..Default::default()
     };
     let published = within_limit(PATIENCE, "Publish", publisher.publish(request))
         .await

@@ -84,6 +84,7 @@ async fn sigterm_ends_a_pending_long_poll_and_exits() {
     let request = CreateTopicRequest {
         name: "quiet".to_owned(),
         retention: None,
+        ..Default::default()
     };
     within_limit(PATIENCE, "CreateTopic", topics.create_topic(request))
         .await

@@ -138,6 +138,7 @@ async fn concurrent_manual_commits_never_move_the_committed_offset_backwards() {
         .create_topic(CreateTopicRequest {
             name: topic.clone(),
             retention: None,
+            ..Default::default()
         })
         .await
         .expect("CreateTopic");
@@ -148,12 +149,14 @@ async fn concurrent_manual_commits_never_move_the_committed_offset_backwards() {
                 key: Bytes::new(),
                 value: encode(0, 0, seq),
                 headers: HashMap::new(),
+                ..Default::default()
             })
             .collect();
         publisher
             .publish(PublishRequest {
                 topic: topic.clone(),
                 records,
+                ..Default::default()
             })
             .await
             .expect("Publish");

@@ -36,6 +36,7 @@ async fn many_producers_and_consumers_lose_nothing_duplicate_nothing_and_keep_or
             .create_topic(CreateTopicRequest {
                 name: topic.clone(),
                 retention: None,
+                ..Default::default()
             })
             .await
             .expect("CreateTopic");

@@ -43,6 +43,7 @@ async fn an_ephemeral_subscription_does_not_cross_into_a_recreated_topic() {
                             key: Bytes::new(),
                             value: Bytes::from(value),
                             headers: HashMap::new(),
+                            ..Default::default()
                         }
                     })
                     .collect();
@@ -50,6 +51,7 @@ async fn an_ephemeral_subscription_does_not_cross_into_a_recreated_topic() {
                     .publish(PublishRequest {
                         topic: name.clone(),
                         records,
+                        ..Default::default()
                     })
                     .await
                     .unwrap_or_else(|s| panic!("Publish to {name}: {s:?}"));
@@ -61,6 +63,7 @@ async fn an_ephemeral_subscription_does_not_cross_into_a_recreated_topic() {
         .create_topic(CreateTopicRequest {
             name: name.clone(),
             retention: None,
+            ..Default::default()
         })
         .await
         .expect("CreateTopic");
@@ -88,6 +91,7 @@ async fn an_ephemeral_subscription_does_not_cross_into_a_recreated_topic() {
         .create_topic(CreateTopicRequest {
             name: name.clone(),
             retention: None,
+            ..Default::default()
         })
         .await
         .expect("CreateTopic again");

@@ -65,6 +65,7 @@ async fn race_admin(
                 .create_topic(CreateTopicRequest {
                     name: name.clone(),
                     retention: None,
+                    ..Default::default()
                 })
                 .await;
             let created = allow(
@@ -113,12 +114,14 @@ async fn race_publisher(
                 key: Bytes::new(),
                 value: encode(0, 0, i * 10 + seq),
                 headers: HashMap::new(),
+                ..Default::default()
             })
             .collect();
         let result = client
             .publish(PublishRequest {
                 topic: name.clone(),
                 records,
+                ..Default::default()
             })
             .await;
         let ack = allow(&format!("Publish to {name}"), result, &[Code::NotFound]);
@@ -323,6 +326,7 @@ async fn topic_create_delete_races_return_only_ok_not_found_or_already_exists() 
             .create_topic(CreateTopicRequest {
                 name: name.clone(),
                 retention: None,
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|s| panic!("CreateTopic {name} after the race: {s:?}"));
@@ -331,12 +335,14 @@ async fn topic_create_delete_races_return_only_ok_not_found_or_already_exists() 
                 key: Bytes::new(),
                 value: encode(0, 0, seq),
                 headers: HashMap::new(),
+                ..Default::default()
             })
             .collect();
         let ack = publisher
             .publish(PublishRequest {
                 topic: name.clone(),
                 records: records.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|s| panic!("Publish to {name} after the race: {s:?}"))

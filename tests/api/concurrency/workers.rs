@@ -62,12 +62,14 @@ pub(super) async fn produce(
                 key: Bytes::from(format!("producer-{producer}")),
                 value: encode(producer, topic_index, seq),
                 headers: HashMap::new(),
+                ..Default::default()
             })
             .collect();
         let ack = client
             .publish(PublishRequest {
                 topic: topics[topic].clone(),
                 records,
+                ..Default::default()
             })
             .await
             .unwrap_or_else(|s| panic!("producer {producer}: Publish to {}: {s:?}", topics[topic]))

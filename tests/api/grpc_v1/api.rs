@@ -33,6 +33,7 @@ impl Api {
         let request = CreateTopicRequest {
             name: name.into(),
             retention: None,
+            ..Default::default()
         };
         within("CreateTopic", self.topics.clone().create_topic(request))
             .await
@@ -52,6 +53,7 @@ impl Api {
         let request = PublishRequest {
             topic: topic.into(),
             records,
+            ..Default::default()
         };
         within("Publish", self.publisher.clone().publish(request))
             .await

@@ -185,6 +185,7 @@ async fn fetch_long_poll_wakes_when_another_client_publishes() {
         publisher.clone().publish(PublishRequest {
             topic: "t".into(),
             records: vec![value("wake up")],
+            ..Default::default()
         }),
     )
     .await

@@ -102,6 +102,7 @@ async fn publish_to_a_missing_topic_or_with_no_records_is_refused() {
         .publish(PublishRequest {
             topic: "nowhere".into(),
             records: values("x", 1),
+            ..Default::default()
         })
         .await;
     expect_code(missing, Code::NotFound);
@@ -113,6 +114,7 @@ async fn publish_to_a_missing_topic_or_with_no_records_is_refused() {
         .publish(PublishRequest {
             topic: "t".into(),
             records: Vec::new(),
+            ..Default::default()
         })
         .await;
     expect_code(empty, Code::InvalidArgument);

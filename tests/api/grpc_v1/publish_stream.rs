@@ -30,6 +30,7 @@ fn frame(topic: &str, records: Vec<Record>) -> PublishStreamRequest {
     PublishStreamRequest {
         topic: topic.to_owned(),
         records,
+        ..Default::default()
     }
 }
 
@@ -210,6 +211,7 @@ async fn a_bad_frame_gets_the_error_publish_gets_and_the_next_frames_are_appende
                 .publish(PublishRequest {
                     topic: frame.topic.clone(),
                     records: frame.records.clone(),
+                    ..Default::default()
                 })
                 .await
                 .expect_err("Publish refuses it too");
@@ -285,6 +287,7 @@ async fn a_frame_to_a_topic_the_token_may_not_publish_to_is_refused_alone() {
             PublishRequest {
                 topic: "billing".into(),
                 records: values("b", 1),
+                ..Default::default()
             },
             Some("producer"),
         ))

@@ -50,6 +50,7 @@ pub(super) fn record(key: &[u8], value: &[u8], headers: &[(&str, &str)]) -> Reco
             .iter()
             .map(|&(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -37,6 +37,7 @@ async fn create_topic_returns_an_empty_topic_stamped_with_its_create_time() {
         .create_topic(CreateTopicRequest {
             name: "orders.eu-1".into(),
             retention: None,
+            ..Default::default()
         })
         .await;
     expect_code(again, Code::AlreadyExists);

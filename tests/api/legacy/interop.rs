@@ -84,6 +84,7 @@ async fn published_through_v1_is_fetched_through_legacy() {
         topics.create_topic(v1::CreateTopicRequest {
             name: "bridge".to_owned(),
             retention: None,
+            ..Default::default()
         }),
     )
     .await
@@ -92,12 +93,14 @@ async fn published_through_v1_is_fetched_through_legacy() {
         key: "k".into(),
         value: value.to_owned().into(),
         headers: [("h".to_owned(), "v".to_owned())].into(),
+        ..Default::default()
     };
     let published = within(
         "v1 Publish",
         publisher.publish(v1::PublishRequest {
             topic: "bridge".to_owned(),
             records: vec![record("first"), record("zweite ü")],
+            ..Default::default()
         }),
     )
     .await

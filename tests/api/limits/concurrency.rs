@@ -33,6 +33,7 @@ async fn requests_past_the_limit_are_refused_at_once_on_each_listener() {
         topics.create_topic(CreateTopicRequest {
             name: "busy".into(),
             retention: None,
+            ..Default::default()
         }),
     )
     .await
@@ -136,6 +137,7 @@ async fn requests_past_the_limit_are_refused_at_once_on_each_listener() {
                 value: "again".into(),
                 ..Default::default()
             }],
+            ..Default::default()
         }),
     )
     .await

@@ -24,6 +24,7 @@ async fn topics_and_consumers_past_their_limits_are_refused_until_room_is_made()
     let create = |name: &str| CreateTopicRequest {
         name: name.into(),
         retention: None,
+        ..Default::default()
     };
     within("create", topics.create_topic(create("one")))
         .await
@@ -100,6 +101,7 @@ async fn max_outstanding_past_the_broker_limit_is_refused_naming_the_flag() {
         topics.create_topic(CreateTopicRequest {
             name: "queue".into(),
             retention: None,
+            ..Default::default()
         }),
     )
     .await

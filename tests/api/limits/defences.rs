@@ -277,6 +277,7 @@ async fn long_polls_and_subscriptions_outlive_the_idle_timeout() {
         topics.create_topic(CreateTopicRequest {
             name: "t".into(),
             retention: None,
+            ..Default::default()
         }),
     )
     .await
@@ -331,6 +332,7 @@ async fn long_polls_and_subscriptions_outlive_the_idle_timeout() {
                 value: b"late".to_vec().into(),
                 ..Default::default()
             }],
+            ..Default::default()
         }),
     )
     .await

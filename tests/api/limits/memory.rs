@@ -28,6 +28,7 @@ async fn topic_of(server: &TestServer, topic: &str, sizes: &[usize], consumers: 
         server.topics().await.create_topic(CreateTopicRequest {
             name: topic.into(),
             retention: None,
+            ..Default::default()
         }),
     )
     .await
@@ -45,6 +46,7 @@ async fn topic_of(server: &TestServer, topic: &str, sizes: &[usize], consumers: 
             server.publisher().await.publish(PublishRequest {
                 topic: topic.into(),
                 records,
+                ..Default::default()
             }),
         )
         .await
@@ -296,6 +298,7 @@ async fn waiting_long_polls_hold_no_response_memory() {
                 value: Bytes::from_static(b"now"),
                 ..Record::default()
             }],
+            ..Default::default()
         }),
     )
     .await

@@ -33,6 +33,7 @@ async fn a_deleted_topic_leaves_no_series() {
                     value: "v".into(),
                     ..Default::default()
                 }],
+                ..Default::default()
             })
             .await
             .expect("Publish");

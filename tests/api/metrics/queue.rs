@@ -52,6 +52,7 @@ async fn per_message_consumers_report_leases_waiting_redeliveries_and_dead_lette
         .publish(PublishRequest {
             topic: topic.into(),
             records,
+            ..Default::default()
         })
         .await
         .expect("Publish");

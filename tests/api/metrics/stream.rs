@@ -19,6 +19,7 @@ fn frame(topic: &str, values: &[&'static str]) -> PublishStreamRequest {
                 ..Record::default()
             })
             .collect(),
+        ..Default::default()
     }
 }
 

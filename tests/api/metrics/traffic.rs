@@ -32,6 +32,7 @@ fn record(key: &str, value: &str, headers: &[(&str, &str)]) -> Record {
             .iter()
             .map(|&(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -99,6 +100,7 @@ async fn known_traffic_is_counted_exactly() {
                 record("", "abc", &[]),
                 record("", "0123456789", &[]),
             ],
+            ..Default::default()
         })
         .await
         .expect("Publish");

@@ -33,6 +33,7 @@ async fn expired_messages_are_dropped_without_a_publish() {
                 }),
                 ..Default::default()
             }),
+            ..Default::default()
         }),
     )
     .await
@@ -58,6 +59,7 @@ async fn expired_messages_are_dropped_without_a_publish() {
         publisher.publish(PublishRequest {
             topic: "short-lived".into(),
             records,
+            ..Default::default()
         }),
     )
     .await

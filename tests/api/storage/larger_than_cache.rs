@@ -45,6 +45,7 @@ async fn a_topic_many_times_the_cache_is_published_and_consumed_end_to_end() {
         topics.create_topic(CreateTopicRequest {
             name: topic.into(),
             retention: None,
+            ..Default::default()
         }),
     )
     .await
@@ -55,6 +56,7 @@ async fn a_topic_many_times_the_cache_is_published_and_consumed_end_to_end() {
                 key: format!("k{}", batch * PER_BATCH + i).into_bytes().into(),
                 value: value(batch * PER_BATCH + i).into(),
                 headers: [("batch".to_owned(), batch.to_string())].into(),
+                ..Default::default()
             })
             .collect();
         let ack = within(
@@ -62,6 +64,7 @@ async fn a_topic_many_times_the_cache_is_published_and_consumed_end_to_end() {
             publisher.publish(PublishRequest {
                 topic: topic.into(),
                 records,
+                ..Default::default()
             }),
         )
         .await

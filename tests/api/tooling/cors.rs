@@ -159,6 +159,7 @@ async fn grpc_web_call_from_a_browser_origin_answers_with_cors_headers() {
             .create_topic(CreateTopicRequest {
                 name: name.to_owned(),
                 retention: None,
+                ..Default::default()
             })
             .await
             .expect("create a topic");

@@ -123,6 +123,7 @@ impl<W: Wire> Broker for GrpcBroker<W> {
         let request = CreateTopicRequest {
             name: name.into(),
             retention,
+            ..Default::default()
         };
         let response = call("CreateTopic", self.topics.clone().create_topic(request)).await?;
         Ok(response.topic.expect("CreateTopic returns the topic"))
@@ -161,6 +162,7 @@ impl<W: Wire> Broker for GrpcBroker<W> {
         let request = PublishRequest {
             topic: topic.into(),
             records,
+            ..Default::default()
         };
         let response = call("Publish", self.publisher.clone().publish(request)).await?;
         Ok((response.first_offset, response.count))

@@ -251,6 +251,7 @@ impl Broker for Rest {
             &CreateTopicRequest {
                 name: name.into(),
                 retention,
+                ..Default::default()
             },
             &[],
         );
@@ -308,6 +309,7 @@ impl Broker for Rest {
         let request = PublishRequest {
             topic: topic.into(),
             records,
+            ..Default::default()
         };
         let path = format!("{}/messages", topic_path(topic));
         let body = body_of(&request, &["topic"]);

@@ -67,6 +67,7 @@ pub(super) async fn produce(
         let request = PublishRequest {
             topic: TOPIC.to_owned(),
             records,
+            ..Default::default()
         };
         let answer = tokio::time::timeout(PATIENCE, client.publish(request))
             .await

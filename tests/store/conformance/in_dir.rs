@@ -82,8 +82,13 @@ impl<S: Store> Store for InDir<S> {
         self.store.settle(topic, id, leases, settlement).await
     }
 
-    async fn publish(&self, topic: &TopicName, records: Vec<Record>) -> Result<PublishAck> {
-        self.store.publish(topic, records).await
+    async fn publish_with(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+        options: gostream_store::PublishOptions,
+    ) -> Result<PublishAck> {
+        self.store.publish_with(topic, records, options).await
     }
 
     async fn resolve(&self, topic: &TopicName, position: Position) -> Result<u64> {

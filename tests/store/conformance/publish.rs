@@ -22,21 +22,24 @@ pub(super) async fn publish_assigns_consecutive_offsets_from_zero(store: Arc<dyn
         publish(&*store, &t, &["a"]).await,
         PublishAck {
             first_offset: 0,
-            count: 1
+            count: 1,
+            ..Default::default()
         }
     );
     assert_eq!(
         publish(&*store, &t, &["b", "c", "d"]).await,
         PublishAck {
             first_offset: 1,
-            count: 3
+            count: 3,
+            ..Default::default()
         }
     );
     assert_eq!(
         publish(&*store, &t, &["e", "f"]).await,
         PublishAck {
             first_offset: 4,
-            count: 2
+            count: 2,
+            ..Default::default()
         }
     );
     // Offsets are per topic.
@@ -44,7 +47,8 @@ pub(super) async fn publish_assigns_consecutive_offsets_from_zero(store: Arc<dyn
         publish(&*store, &other, &["z"]).await,
         PublishAck {
             first_offset: 0,
-            count: 1
+            count: 1,
+            ..Default::default()
         }
     );
 
@@ -162,7 +166,8 @@ pub(super) async fn publish_with_an_oversize_record_appends_nothing(store: Arc<d
         publish(&*store, &t, &["second"]).await,
         PublishAck {
             first_offset: 1,
-            count: 1
+            count: 1,
+            ..Default::default()
         }
     );
 }
@@ -183,7 +188,8 @@ pub(super) async fn publish_accepts_a_record_of_exactly_the_limit(store: Arc<dyn
         ack,
         PublishAck {
             first_offset: 0,
-            count: 2
+            count: 2,
+            ..Default::default()
         }
     );
     let info = store.get_topic(&t).await.expect("get");

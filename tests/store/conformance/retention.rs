@@ -178,6 +178,7 @@ pub(super) async fn topic_retention_shows_the_limits_in_force(store: Arc<dyn Sto
                 max_messages: Some(5),
                 max_bytes: None,
                 max_age: Some(Duration::from_secs(90)),
+                ..Default::default()
             },
         )
         .await
@@ -218,6 +219,7 @@ pub(super) async fn topics_follow_the_broker_defaults_where_they_set_nothing(
                 max_messages: Some(0),
                 max_bytes: Some(0),
                 max_age: Some(Duration::ZERO),
+                ..Default::default()
             },
         )
         .await
@@ -257,6 +259,7 @@ pub(super) async fn update_topic_sets_keeps_and_resets_each_setting(store: Arc<d
             max_messages: Some(10),
             max_bytes: Some(1000),
             max_age: None,
+            ..Default::default()
         },
     )
     .await;
@@ -337,6 +340,7 @@ pub(super) async fn update_topic_sets_keeps_and_resets_each_setting(store: Arc<d
                 max_messages: Some(Some(1)),
                 max_bytes: Some(Some(0)),
                 max_age: Some(None),
+                ..Default::default()
             },
         )
         .await

@@ -195,7 +195,8 @@ pub(super) async fn a_recreated_topic_starts_at_offset_zero(store: Arc<dyn Store
         ack,
         PublishAck {
             first_offset: 0,
-            count: 1
+            count: 1,
+            ..Default::default()
         }
     );
     assert_eq!(values(&read_all(&*store, &t).await), ["new"]);

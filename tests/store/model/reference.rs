@@ -168,6 +168,7 @@ impl ModelTopic {
                 .sum(),
             create_time_ns: self.create_time_ns,
             retention: gostream_store::RetentionPolicy::UNLIMITED,
+            dedupe_window: std::time::Duration::ZERO,
         }
     }
 
@@ -420,6 +421,7 @@ impl Model {
         Ok(PublishAck {
             first_offset,
             count: records.len() as u64,
+            ..Default::default()
         })
     }
 

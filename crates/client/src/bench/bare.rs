@@ -18,7 +18,8 @@ use tokio::sync::oneshot;
 use tonic::{Request, Response, Status, Streaming, transport::Server};
 
 use gostream_api::gostream::v1::{
-    PublishRequest, PublishResponse, PublishStreamRequest, PublishStreamResponse,
+    InitProducerRequest, InitProducerResponse, PublishRequest, PublishResponse,
+    PublishStreamRequest, PublishStreamResponse,
     publisher_service_server::{PublisherService, PublisherServiceServer},
 };
 
@@ -47,6 +48,7 @@ impl PublisherService for Bare {
         Ok(Response::new(PublishResponse {
             first_offset: self.offset(count),
             count,
+            ..Default::default()
         }))
     }
 
@@ -66,11 +68,21 @@ impl PublisherService for Bare {
                 first_offset: frame,
                 count,
                 error: None,
+                ..Default::default()
             };
             frame += 1;
             Ok(answer)
         });
         Ok(Response::new(Box::pin(answers)))
+    }
+
+    async fn init_producer(
+        &self,
+        _request: Request<InitProducerRequest>,
+    ) -> Result<Response<InitProducerResponse>, Status> {
+        Ok(Response::new(InitProducerResponse {
+            producer_id: uuid::Uuid::new_v4().to_string(),
+        }))
     }
 }
 

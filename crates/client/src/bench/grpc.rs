@@ -83,6 +83,7 @@ impl Grpc {
         let request = CreateTopicRequest {
             name: topic.to_owned(),
             retention: None,
+            ..Default::default()
         };
         self.topics
             .create_topic(request)
@@ -197,11 +198,13 @@ impl Grpc {
                 key: Bytes::new(),
                 value: value.clone(),
                 headers: HashMap::new(),
+                ..Default::default()
             })
             .collect();
         let request = PublishRequest {
             topic: topic.to_owned(),
             records,
+            ..Default::default()
         };
         let response = self
             .publisher

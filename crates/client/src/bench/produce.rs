@@ -185,8 +185,10 @@ impl Producer {
                             key: Bytes::new(),
                             value: value.clone(),
                             headers: std::collections::HashMap::new(),
+                            ..Default::default()
                         })
                         .collect(),
+                    ..Default::default()
                 };
                 if sent_frames
                     .send((turn.due_ns, turn.records, *index))

@@ -87,6 +87,7 @@ impl PublishArgs {
             key: self.key.clone().unwrap_or_default().into_bytes().into(),
             value: value.into(),
             headers: self.headers.iter().cloned().collect::<HashMap<_, _>>(),
+            ..Default::default()
         }
     }
 }
@@ -99,6 +100,7 @@ pub async fn run(clients: Clients, args: PublishArgs, out: &mut Printer) -> Resu
             let request = PublishRequest {
                 topic: args.topic.clone(),
                 records: vec![args.record(value.into_bytes())],
+                ..Default::default()
             };
             let ack = publisher.publish(request).await?.into_inner();
             print_ack(out, ack.first_offset, ack.count)?;
@@ -140,6 +142,7 @@ async fn stream(
             let frame = PublishStreamRequest {
                 topic: args.topic.clone(),
                 records,
+                ..Default::default()
             };
             if sent.send((line, count)).is_err() || frames.send(frame).await.is_err() {
                 // The answers stopped: the reader reports why.
@@ -287,6 +290,7 @@ fn print_ack(out: &mut Printer, first_offset: u64, count: u64) -> Result<(), Fai
         return out.json_line(&PublishResponse {
             first_offset,
             count,
+            ..Default::default()
         });
     }
     let text = match count {

@@ -118,6 +118,7 @@ pub async fn run(
             let request = CreateTopicRequest {
                 name,
                 retention: Some(retention),
+                ..Default::default()
             };
             let created = topics.create_topic(request).await?.into_inner();
             print_one(out, created.topic)

@@ -87,6 +87,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<TopicMeta, String> {
             max_messages,
             max_bytes,
             max_age,
+            dedupe_window: None,
         },
     })
 }
@@ -173,6 +174,7 @@ mod tests {
                 max_messages: Some(10),
                 max_bytes: None,
                 max_age: Some(Duration::new(3600, 5)),
+                dedupe_window: None,
             },
         };
         let bytes = encode(&meta).unwrap();

@@ -175,6 +175,7 @@ fn recover_topic(
     ));
     shared.register(&log);
     Ok(Recovered {
+        history: Vec::new(),
         meta,
         log: DiskLog { shared: log },
         consumers: states,

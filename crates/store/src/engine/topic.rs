@@ -180,6 +180,7 @@ impl<L: TopicLog> Topic<L> {
             size_bytes: state.log.size_bytes(),
             create_time_ns: self.create_time_ns,
             retention: state.retention.effective(default),
+            dedupe_window: state.retention.dedupe_window.unwrap_or_default(),
         }
     }
 

@@ -80,6 +80,7 @@ fn record(key: &[u8], value: &[u8], headers: &[(&str, &str)]) -> Record {
             .iter()
             .map(|&(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
+        ..Default::default()
     }
 }
 
