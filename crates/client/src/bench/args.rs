@@ -190,6 +190,34 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "baseline")]
     pub tonic_baseline: bool,
 
+    /// produce, e2e over gRPC: publish as idempotent producers. Each
+    /// producer gets a producer id from InitProducer and numbers its
+    /// records with a sequence per topic (from 0, no gap); with unary calls
+    /// each of the --producers x --in-flight tasks is a producer of its own
+    /// (the calls of one producer must not overtake each other). An answer
+    /// marked duplicate, or an out-of-sequence error, fails the run.
+    #[arg(long)]
+    pub idempotent: bool,
+
+    /// produce, e2e over gRPC: every record carries a unique id, and the
+    /// topics are created with a dedupe window of --dedupe-window. A record
+    /// answered as a duplicate fails the run.
+    #[arg(long)]
+    pub ids: bool,
+
+    /// With --ids: the topics' dedupe window (`2m`, `30s`).
+    #[arg(long, default_value = "2m", value_parser = duration, value_name = "DURATION")]
+    pub dedupe_window: Duration,
+
+    /// e2e: after the broker, run the same schedule (rate, message size,
+    /// duration, topics, producers, in flight) against Redis at this URL
+    /// (`redis://127.0.0.1:6379`): XADD per record to a stream per topic,
+    /// read by one XREAD BLOCK reader per topic; the same latency and send
+    /// lag, printed beside the broker's with their ratios. The streams are
+    /// named as the topics and deleted at the end.
+    #[arg(long, value_name = "URL")]
+    pub redis_baseline: Option<String>,
+
     /// Leave the topics in place at the end (to inspect them).
     #[arg(long)]
     pub keep_topics: bool,
@@ -238,11 +266,29 @@ impl BenchArgs {
                     .to_owned(),
             );
         }
-        if (self.stream || self.tonic_baseline)
-            && (self.mode != Mode::Produce || self.transport != Transport::Grpc)
+        if self.tonic_baseline && (self.mode != Mode::Produce || self.transport != Transport::Grpc)
         {
             return Err(
-                "--stream and --tonic-baseline apply to produce mode over gRPC (PublishStream and the bare server are gRPC only)"
+                "--tonic-baseline applies to produce mode over gRPC (the bare server is gRPC only)"
+                    .to_owned(),
+            );
+        }
+        if self.stream && (self.mode == Mode::Consume || self.transport != Transport::Grpc) {
+            return Err(
+                "--stream applies to produce and e2e over gRPC (PublishStream is gRPC only)"
+                    .to_owned(),
+            );
+        }
+        if (self.idempotent || self.ids)
+            && (self.mode == Mode::Consume || self.transport != Transport::Grpc)
+        {
+            return Err(
+                "--idempotent and --ids apply to produce and e2e over gRPC".to_owned(),
+            );
+        }
+        if self.redis_baseline.is_some() && self.mode != Mode::E2e {
+            return Err(
+                "--redis-baseline applies to e2e mode (it measures XADD to XREAD BLOCK latency)"
                     .to_owned(),
             );
         }

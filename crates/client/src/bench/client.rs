@@ -71,11 +71,31 @@ impl Conn {
         }
     }
 
-    /// CreateTopic.
-    pub async fn create_topic(&mut self, topic: &str) -> CallResult<()> {
+    /// CreateTopic; with `dedupe_window`, the topic remembers record ids
+    /// for that long (gRPC only).
+    pub async fn create_topic(
+        &mut self,
+        topic: &str,
+        dedupe_window: Option<Duration>,
+    ) -> CallResult<()> {
         match self {
-            Self::Grpc(c) => c.create_topic(topic).await,
+            Self::Grpc(c) => c.create_topic(topic, dedupe_window).await,
+            Self::Rest(_) if dedupe_window.is_some() => Err(CallError {
+                call: "CreateTopic",
+                message: "a dedupe window is not set over REST by this client".to_owned(),
+            }),
             Self::Rest(c) => c.create_topic(topic).await,
+        }
+    }
+
+    /// InitProducer: a new producer id (gRPC only).
+    pub async fn init_producer(&mut self) -> CallResult<String> {
+        match self {
+            Self::Grpc(c) => c.init_producer().await,
+            Self::Rest(_) => Err(CallError {
+                call: "InitProducer",
+                message: "not used over REST by this client".to_owned(),
+            }),
         }
     }
 
@@ -149,8 +169,29 @@ impl Conn {
     /// encode the body once).
     pub async fn publish(&mut self, topic: &str, values: &[Bytes], fixed: bool) -> CallResult<u64> {
         match self {
-            Self::Grpc(c) => c.publish(topic, values).await,
+            Self::Grpc(c) => c
+                .publish(topic, values, &Idempotence::default())
+                .await
+                .map(|published| published.count),
             Self::Rest(c) => c.publish(topic, values, fixed).await,
+        }
+    }
+
+    /// Publish one record per value, as an idempotent producer and/or with
+    /// record ids (gRPC only); the answer's count and what it marked
+    /// duplicate.
+    pub async fn publish_idempotent(
+        &mut self,
+        topic: &str,
+        values: &[Bytes],
+        idempotence: &Idempotence<'_>,
+    ) -> CallResult<Published> {
+        match self {
+            Self::Grpc(c) => c.publish(topic, values, idempotence).await,
+            Self::Rest(_) => Err(CallError {
+                call: "Publish",
+                message: "idempotent publishing is not used over REST by this client".to_owned(),
+            }),
         }
     }
 
@@ -197,6 +238,27 @@ impl Conn {
             Self::Rest(c) => c.subscribe(topic, id, max).await.map(Subscription::Rest),
         }
     }
+}
+
+/// How a publish is made exactly once: a producer's id and the sequence of
+/// its first record, and/or an id per record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Idempotence<'a> {
+    /// The producer id and the sequence of the first record.
+    pub producer: Option<(&'a str, u64)>,
+    /// One id per record, or empty.
+    pub ids: &'a [String],
+}
+
+/// What a publish answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Records appended (or, for a retry, the original count).
+    pub count: u64,
+    /// Answered as a producer's retry.
+    pub duplicate: bool,
+    /// Records skipped for their ids.
+    pub duplicate_records: usize,
 }
 
 /// What an Ack did.

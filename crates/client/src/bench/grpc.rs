@@ -13,13 +13,13 @@ use tonic::{
 
 use gostream_api::gostream::v1::{
     AckRequest, Boundary, CommitMode, CreateConsumerRequest, CreateTopicRequest,
-    DeleteTopicRequest, Delivery, FetchRequest, FetchResponse, GetConsumerRequest, GetTopicRequest,
+    DeleteTopicRequest, Delivery, FetchRequest, InitProducerRequest, FetchResponse, GetConsumerRequest, GetTopicRequest,
     Position, PublishRequest, PublishStreamRequest, PublishStreamResponse, Record,
     SubscribeRequest, SubscribeResponse, consumer_service_client::ConsumerServiceClient, position,
     publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
 };
 
-use super::client::{Acked, CallError, CallResult, Target};
+use super::client::{Acked, CallError, CallResult, Idempotence, Published, Target};
 use crate::cli::{
     connect::{BearerToken, Transport},
     failure::code_name,
@@ -79,10 +79,15 @@ impl Grpc {
         })
     }
 
-    pub(super) async fn create_topic(&mut self, topic: &str) -> CallResult<()> {
+    pub(super) async fn create_topic(
+        &mut self,
+        topic: &str,
+        dedupe_window: Option<Duration>,
+    ) -> CallResult<()> {
         let request = CreateTopicRequest {
             name: topic.to_owned(),
             retention: None,
+            dedupe_window: dedupe_window.map(Into::into),
             ..Default::default()
         };
         self.topics
@@ -191,27 +196,41 @@ impl Grpc {
         })
     }
 
-    pub(super) async fn publish(&mut self, topic: &str, values: &[Bytes]) -> CallResult<u64> {
-        let records = values
-            .iter()
-            .map(|value| Record {
-                key: Bytes::new(),
-                value: value.clone(),
-                headers: HashMap::new(),
-                ..Default::default()
-            })
-            .collect();
+    pub(super) async fn init_producer(&mut self) -> CallResult<String> {
+        let response = self
+            .publisher
+            .init_producer(InitProducerRequest {})
+            .await
+            .map_err(failed("InitProducer"))?;
+        Ok(response.into_inner().producer_id)
+    }
+
+    pub(super) async fn publish(
+        &mut self,
+        topic: &str,
+        values: &[Bytes],
+        idempotence: &Idempotence<'_>,
+    ) -> CallResult<Published> {
+        let (producer_id, sequence) = idempotence
+            .producer
+            .map_or((String::new(), 0), |(id, sequence)| (id.to_owned(), sequence));
         let request = PublishRequest {
             topic: topic.to_owned(),
-            records,
-            ..Default::default()
+            records: records(values, idempotence.ids),
+            producer_id,
+            sequence,
         };
         let response = self
             .publisher
             .publish(request)
             .await
-            .map_err(failed("Publish"))?;
-        Ok(response.into_inner().count)
+            .map_err(failed("Publish"))?
+            .into_inner();
+        Ok(Published {
+            count: response.count,
+            duplicate: response.duplicate,
+            duplicate_records: response.duplicate_records.len(),
+        })
     }
 
     pub(super) async fn publish_stream(
@@ -267,4 +286,18 @@ impl Grpc {
             .map(tonic::Response::into_inner)
             .map_err(failed("Subscribe"))
     }
+}
+
+/// One record per value, the `i`th with `ids[i]` if there are ids.
+pub fn records(values: &[Bytes], ids: &[String]) -> Vec<Record> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            key: Bytes::new(),
+            value: value.clone(),
+            headers: HashMap::new(),
+            id: ids.get(i).cloned().unwrap_or_default(),
+        })
+        .collect()
 }

@@ -290,11 +290,46 @@ fn heading(args: &BenchArgs, broker: &str) -> String {
         (_, None) => "; as fast as possible".to_owned(),
     };
     format!(
-        "gostream bench {mode} over {} against {broker}\n  {}, {}; {amount}; {who}{rate}\n",
+        "gostream bench {mode} over {} against {broker}\n  {}, {}; {amount}; {who}{rate}\n{}",
         args.transport.name(),
         plural(args.topics, "topic"),
         plural(args.connections, "connection"),
+        exactly_once(args),
     )
+}
+
+/// The line naming `--idempotent` and `--ids`, or nothing without them.
+fn exactly_once(args: &BenchArgs) -> String {
+    if !args.idempotent && !args.ids {
+        return String::new();
+    }
+    let idempotent = if !args.idempotent {
+        "idempotent producers: off".to_owned()
+    } else if args.stream {
+        "idempotent producers: on (a producer id per stream, sequences per topic)".to_owned()
+    } else {
+        "idempotent producers: on (a producer id per publishing task, sequences per topic)"
+            .to_owned()
+    };
+    let ids = if args.ids {
+        format!(
+            "record ids: on (unique per record; topics' dedupe window {})",
+            humantime(args.dedupe_window)
+        )
+    } else {
+        "record ids: off".to_owned()
+    };
+    format!("  {idempotent}; {ids}\n")
+}
+
+/// `2m`, `30s`, `1.5s`.
+fn humantime(window: std::time::Duration) -> String {
+    let secs = window.as_secs_f64();
+    if window.subsec_nanos() == 0 && secs >= 60.0 && window.as_secs().is_multiple_of(60) {
+        format!("{}m", window.as_secs() / 60)
+    } else {
+        format!("{secs}s")
+    }
 }
 
 /// The workload, as `--json` reports it.
@@ -320,6 +355,9 @@ fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
         "ack": args.ack,
         "idle_consumers": args.idle_consumers,
         "stream": args.stream,
+        "idempotent": args.idempotent,
+        "ids": args.ids,
+        "dedupe_window_secs": args.ids.then(|| args.dedupe_window.as_secs_f64()),
         "baseline": if args.tonic_baseline {
             Some("in-process bare tonic server, run first")
         } else {

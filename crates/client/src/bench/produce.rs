@@ -16,12 +16,12 @@ use tokio::sync::{Semaphore, mpsc};
 
 use gostream_api::{
     code_name,
-    gostream::v1::{PublishStreamRequest, Record},
+    gostream::v1::PublishStreamRequest,
 };
 
 use super::{
     args::Amount,
-    client::Conn,
+    client::{Conn, Idempotence},
     pace::{self, Budget, Turns, now_ns},
     report::{Latencies, Outcome},
     workload::{Failures, Run},
@@ -67,25 +67,110 @@ pub struct Producer {
     /// With `--stream`: publish over one PublishStream with at most this
     /// many unanswered frames; otherwise one Publish call at a time.
     pub window: Option<usize>,
+    /// `--idempotent`: publish as a producer of its own (InitProducer),
+    /// with a sequence per topic.
+    pub idempotent: bool,
+    /// `--ids`: every record carries an id unique in the run, made of this
+    /// prefix (unique to the task) and a counter.
+    pub ids: Option<String>,
+}
+
+/// The ids and sequences of one producer task's records.
+struct Numbering {
+    /// The producer id, with `--idempotent`.
+    producer: Option<String>,
+    /// The next sequence, per topic (by index).
+    sequences: Vec<u64>,
+    /// The prefix of the record ids, with `--ids`.
+    prefix: Option<String>,
+    /// The next record id's counter.
+    next_id: u64,
+    /// The current call's ids.
+    ids: Vec<String>,
+}
+
+impl Numbering {
+    /// Numbers `records` records to topic `index`: fills `ids` and, for an
+    /// idempotent producer, returns the sequence of the first record,
+    /// advancing it.
+    fn next(&mut self, index: usize, records: u64) -> Option<u64> {
+        self.ids.clear();
+        if let Some(prefix) = &self.prefix {
+            for _ in 0..records {
+                self.ids.push(format!("{prefix}{:x}", self.next_id));
+                self.next_id += 1;
+            }
+        }
+        self.producer.as_ref()?;
+        let sequence = self.sequences.get_mut(index)?;
+        let first = *sequence;
+        *sequence += records;
+        Some(first)
+    }
+}
+
+/// Why an answer to an idempotent publish fails the run, if it does: none
+/// of a benchmark's publishes is a retry, and every record id is new.
+fn not_exactly_once(what: &str, duplicate: bool, duplicate_records: usize) -> Option<String> {
+    if duplicate {
+        Some(format!(
+            "{what} was answered as a duplicate of an earlier publish, but it was sent once"
+        ))
+    } else if duplicate_records > 0 {
+        Some(format!(
+            "{what} had {duplicate_records} records answered as duplicates, but every record id was new"
+        ))
+    } else {
+        None
+    }
 }
 
 impl Producer {
     /// Publishes until the turns run out or the run stops.
-    pub async fn run(self) -> Tally {
+    pub async fn run(mut self) -> Tally {
+        let numbering = match self.numbering().await {
+            Ok(numbering) => numbering,
+            Err(error) => {
+                self.failures.add(error);
+                return Tally {
+                    latencies: Latencies::default(),
+                    lag: Latencies::default(),
+                    acked: vec![0; self.topic_count],
+                };
+            }
+        };
         match self.window {
-            Some(window) => self.run_stream(window).await,
-            None => self.run_calls().await,
+            Some(window) => self.run_stream(window, numbering).await,
+            None => self.run_calls(numbering).await,
         }
     }
 
+    /// Its producer id (InitProducer) with `--idempotent`, fresh sequences,
+    /// and its record ids' prefix with `--ids`.
+    async fn numbering(&mut self) -> Result<Numbering, String> {
+        let producer = if self.idempotent {
+            Some(self.conn.init_producer().await.map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        Ok(Numbering {
+            producer,
+            sequences: vec![0; self.topic_count],
+            prefix: self.ids.clone(),
+            next_id: 0,
+            ids: Vec::new(),
+        })
+    }
+
     /// One Publish call at a time.
-    async fn run_calls(mut self) -> Tally {
+    async fn run_calls(mut self, mut numbering: Numbering) -> Tally {
         let mut tally = Tally {
             latencies: Latencies::default(),
             lag: Latencies::default(),
             acked: vec![0; self.topic_count],
         };
         let fixed = matches!(self.payload, Payload::Fixed(_));
+        let exactly_once = self.idempotent || self.ids.is_some();
         let mut values: Vec<Bytes> = Vec::new();
         let mut call: usize = 0;
         while !self.failures.stop.is_cancelled() {
@@ -106,7 +191,34 @@ impl Producer {
             }
             let (index, topic) = &self.topics[call % self.topics.len()];
             call = call.wrapping_add(1);
-            match self.conn.publish(topic, &values, fixed).await {
+            let published = if exactly_once {
+                let sequence = numbering.next(*index, turn.records);
+                let idempotence = Idempotence {
+                    producer: numbering.producer.as_deref().zip(sequence),
+                    ids: &numbering.ids,
+                };
+                match self
+                    .conn
+                    .publish_idempotent(topic, &values, &idempotence)
+                    .await
+                {
+                    Ok(published) => match not_exactly_once(
+                        &format!("a Publish to {topic}"),
+                        published.duplicate,
+                        published.duplicate_records,
+                    ) {
+                        Some(error) => {
+                            self.failures.add(error);
+                            continue;
+                        }
+                        None => Ok(published.count),
+                    },
+                    Err(error) => Err(error),
+                }
+            } else {
+                self.conn.publish(topic, &values, fixed).await
+            };
+            match published {
                 Ok(count) if count == turn.records => {
                     tally.latencies.record(now_ns().saturating_sub(turn.due_ns));
                     tally.acked[*index] += count;
@@ -130,7 +242,7 @@ impl Producer {
 /// for its answer (at most `window` unanswered), while this one reads the
 /// answers in order and counts each frame's records when it is answered.
 impl Producer {
-    async fn run_stream(mut self, window: usize) -> Tally {
+    async fn run_stream(mut self, window: usize, mut numbering: Numbering) -> Tally {
         let mut tally = Tally {
             latencies: Latencies::default(),
             lag: Latencies::default(),
@@ -177,18 +289,17 @@ impl Producer {
                 }
                 let (index, topic) = &topics[call % topics.len()];
                 call = call.wrapping_add(1);
+                let sequence = numbering.next(*index, turn.records);
+                let (producer_id, sequence) = numbering
+                    .producer
+                    .clone()
+                    .zip(sequence)
+                    .unwrap_or_default();
                 let frame = PublishStreamRequest {
                     topic: topic.clone(),
-                    records: values
-                        .iter()
-                        .map(|value| Record {
-                            key: Bytes::new(),
-                            value: value.clone(),
-                            headers: std::collections::HashMap::new(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
+                    records: super::grpc::records(&values, &numbering.ids),
+                    producer_id,
+                    sequence,
                 };
                 if sent_frames
                     .send((turn.due_ns, turn.records, *index))
@@ -251,6 +362,14 @@ impl Producer {
                             code_name(tonic::Code::from(error.code)),
                             error.message
                         ));
+                        break;
+                    }
+                    if let Some(error) = not_exactly_once(
+                        &format!("PublishStream frame {}", answer.frame),
+                        answer.duplicate,
+                        answer.duplicate_records.len(),
+                    ) {
+                        self.failures.add(error);
                         break;
                     }
                     tally.acked[index] += answer.count;
@@ -356,7 +475,10 @@ pub fn spawn(
             } else {
                 topics
             };
+            let ids = args.ids.then(|| format!("{task:x}."));
             let producer = Producer {
+                idempotent: args.idempotent,
+                ids,
                 conn: run.conn(producer),
                 topics,
                 turns,

@@ -72,7 +72,10 @@ pub async fn run(
     let mut result = Ok(());
     let to_create: &[String] = if target.bare { &[] } else { &topics };
     'topics: for topic in to_create {
-        match admin.create_topic(topic).await {
+        match admin
+            .create_topic(topic, args.ids.then_some(args.dedupe_window))
+            .await
+        {
             Ok(()) => created.push(topic.clone()),
             Err(error) => {
                 result = Err(error.to_string());
