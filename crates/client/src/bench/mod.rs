@@ -37,6 +37,7 @@ pub mod local;
 pub mod pace;
 pub mod produce;
 pub mod progress;
+pub mod redis_baseline;
 pub mod report;
 pub mod rest;
 pub mod workload;
@@ -122,7 +123,18 @@ pub fn run(
         (result, Backend::Default.describe().to_owned())
     };
 
+    let redis = match &args.redis_baseline {
+        Some(url) => Some(
+            runtime
+                .block_on(redis_baseline::run(args, url))
+                .map_err(|e| Failure::Run(format!("{e} (Redis baseline)")))?,
+        ),
+        None => None,
+    };
     let Measured { result, auto_fetch } = result;
+    let redis_ratio = redis
+        .as_ref()
+        .map(|redis| report::RedisRatio::of(&result, redis));
     let ratio = baseline
         .as_ref()
         .map(|baseline| result.msgs_per_sec / baseline.msgs_per_sec);
@@ -138,6 +150,8 @@ pub fn run(
         auto_fetch_ratio,
         baseline,
         ratio,
+        redis,
+        redis_ratio,
     };
     if client.json {
         let json = serde_json::to_string(&report)
@@ -355,6 +369,7 @@ fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
         "ack": args.ack,
         "idle_consumers": args.idle_consumers,
         "stream": args.stream,
+        "redis_baseline": args.redis_baseline,
         "idempotent": args.idempotent,
         "ids": args.ids,
         "dedupe_window_secs": args.ids.then(|| args.dedupe_window.as_secs_f64()),

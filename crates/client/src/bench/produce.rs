@@ -414,7 +414,7 @@ impl Producer {
 
 /// Fills `values` with `records` copies of `pattern`, each stamped with
 /// `sent_ns`: one allocation for the whole call.
-fn stamp(values: &mut Vec<Bytes>, pattern: &Bytes, records: usize, sent_ns: u64) {
+pub(super) fn stamp(values: &mut Vec<Bytes>, pattern: &Bytes, records: usize, sent_ns: u64) {
     let size = pattern.len();
     let mut buffer = BytesMut::with_capacity(size * records);
     for _ in 0..records {

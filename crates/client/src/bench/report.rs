@@ -175,6 +175,47 @@ pub struct Report {
     /// `result.msgs_per_sec / baseline.msgs_per_sec`, with `--baseline`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
+    /// e2e with `--redis-baseline`: the same schedule against Redis (XADD
+    /// to XREAD BLOCK), run after the broker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Outcome>,
+    /// The broker's latency and send lag percentiles over Redis's, with
+    /// `--redis-baseline` (below 1: the broker is faster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_ratio: Option<RedisRatio>,
+}
+
+/// The broker's figures over Redis's, each `broker / redis`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RedisRatio {
+    /// Latency p50.
+    pub p50: Option<f64>,
+    /// Latency p99.
+    pub p99: Option<f64>,
+    /// Latency p99.9.
+    pub p999: Option<f64>,
+    /// Send lag p99.
+    pub send_lag_p99: Option<f64>,
+}
+
+impl RedisRatio {
+    /// `broker / redis` for each figure both have.
+    pub fn of(broker: &Outcome, redis: &Outcome) -> Self {
+        let ratio = |b: Option<f64>, r: Option<f64>| match (b, r) {
+            (Some(b), Some(r)) if r > 0.0 => Some(b / r),
+            _ => None,
+        };
+        let latency = |o: &Outcome, f: fn(&Latency) -> f64| o.latency_us.as_ref().map(f);
+        Self {
+            p50: ratio(latency(broker, |l| l.p50), latency(redis, |l| l.p50)),
+            p99: ratio(latency(broker, |l| l.p99), latency(redis, |l| l.p99)),
+            p999: ratio(latency(broker, |l| l.p999), latency(redis, |l| l.p999)),
+            send_lag_p99: ratio(
+                broker.send_lag_us.map(|l| l.p99),
+                redis.send_lag_us.map(|l| l.p99),
+            ),
+        }
+    }
 }
 
 /// `1,234,567`.
@@ -293,6 +334,25 @@ impl Report {
         }
         if let Some(ratio) = self.ratio {
             let _ = writeln!(out, "ratio         {ratio:.3} (broker / baseline msgs/s)");
+        }
+        if let Some(redis) = &self.redis {
+            block(
+                &mut out,
+                "Redis (XADD to XREAD BLOCK, the same schedule; ran after the broker)",
+                redis,
+                latency_of,
+            );
+        }
+        if let Some(ratio) = &self.redis_ratio {
+            let show = |r: Option<f64>| r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+            let _ = writeln!(
+                out,
+                "to Redis      p50 {}, p99 {}, p99.9 {}, send lag p99 {} (broker / Redis; below 1 is faster)",
+                show(ratio.p50),
+                show(ratio.p99),
+                show(ratio.p999),
+                show(ratio.send_lag_p99)
+            );
         }
         out
     }
