@@ -503,3 +503,142 @@ async fn the_bare_tonic_baseline_is_run_and_quoted() {
     assert!(text.contains("a bare tonic server"), "{text}");
     assert!(text.contains("ratio "), "{text}");
 }
+
+/// `e2e --stream`: producers publish over PublishStream; every message
+/// arrives once and is timed from its send, with the send lag beside it.
+#[tokio::test]
+async fn e2e_over_a_stream_delivers_every_message_and_times_it() {
+    let report = bench(&[
+        "e2e",
+        "--stream",
+        "--rate",
+        "2000",
+        "--messages",
+        "2000",
+        "--in-flight",
+        "16",
+    ])
+    .await;
+    assert_eq!(report["config"]["stream"], true);
+    assert_sound(&report["result"], 2000);
+    let lag = &report["result"]["send_lag_us"];
+    assert!(number(lag, "/p50") <= number(lag, "/max"), "{report}");
+}
+
+/// `--idempotent` and `--ids` need gRPC and a publishing mode, and the
+/// Redis baseline needs e2e.
+#[tokio::test]
+async fn exactly_once_and_redis_flags_outside_their_modes_are_usage_errors() {
+    for (args, says) in [
+        (&["bench", "consume", "--idempotent"][..], "--idempotent"),
+        (
+            &["bench", "produce", "--ids", "--transport", "rest"],
+            "--ids",
+        ),
+        (
+            &[
+                "bench",
+                "produce",
+                "--redis-baseline",
+                "redis://127.0.0.1:1",
+            ],
+            "--redis-baseline",
+        ),
+        (
+            &["bench", "produce", "--ids", "--dedupe-window", "0"],
+            "--dedupe-window",
+        ),
+    ] {
+        let stderr = gostream(args, &[], None).await.fails_with(2);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+/// `e2e --redis-baseline`: the same schedule against a real Redis, reported
+/// beside the broker, with the ratios of their latencies.
+#[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn e2e_is_compared_with_redis_in_the_same_run() {
+    let redis = super::redis::RedisServer::start();
+    let url = redis.url();
+    let report = bench(&[
+        "e2e",
+        "--stream",
+        "--rate",
+        "2000",
+        "--messages",
+        "2000",
+        "--in-flight",
+        "8",
+        "--redis-baseline",
+        &url,
+    ])
+    .await;
+    assert_sound(&report["result"], 2000);
+    assert_sound(&report["redis"], 2000);
+    assert_eq!(report["config"]["redis_baseline"], url.as_str());
+    let expected =
+        number(&report, "/result/latency_us/p99") / number(&report, "/redis/latency_us/p99");
+    assert!(
+        (number(&report, "/redis_ratio/p99") - expected).abs() < 1e-9,
+        "{report}"
+    );
+    assert!(number(&report, "/redis/send_lag_us/p99") >= 0.0, "{report}");
+}
+
+/// `--idempotent` and `--ids`, unary and over a stream, in process and
+/// against a broker process: every publish is numbered, none is answered as
+/// a duplicate, every record is counted once, and the report says so.
+#[tokio::test]
+async fn idempotent_producers_and_record_ids_publish_everything_once() {
+    for stream in [false, true] {
+        let mut args = vec![
+            "produce",
+            "--messages",
+            "3000",
+            "--batch-size",
+            "10",
+            "--in-flight",
+            "4",
+            "--producers",
+            "2",
+            "--topics",
+            "3",
+            "--idempotent",
+            "--ids",
+            "--dedupe-window",
+            "30s",
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        let report = bench(&args).await;
+        assert_sound(&report["result"], 3000);
+        assert_eq!(report["config"]["idempotent"], true, "{report}");
+        assert_eq!(report["config"]["ids"], true, "{report}");
+        assert_eq!(report["config"]["dedupe_window_secs"], 30.0, "{report}");
+    }
+
+    let broker = Broker::start().await;
+    let run = broker
+        .run(&[
+            "bench",
+            "produce",
+            "--messages",
+            "500",
+            "--in-flight",
+            "4",
+            "--idempotent",
+            "--ids",
+            "--keep-topics",
+        ])
+        .await
+        .ok();
+    assert!(run.contains("idempotent producers: on"), "{run}");
+    assert!(run.contains("record ids: on"), "{run}");
+    assert!(run.contains("dedupe window 2m"), "{run}");
+    let topics = broker.json(&["topics", "list"]).await;
+    assert_eq!(topics.len(), 1, "{topics:?}");
+    assert_eq!(topics[0]["endOffset"], "500", "{topics:?}");
+    assert_eq!(topics[0]["dedupeWindow"], "120s", "{topics:?}");
+}

@@ -30,6 +30,8 @@ mod errors;
 #[path = "../support/executable.rs"]
 mod executable;
 mod publish;
+#[path = "../support/redis.rs"]
+mod redis;
 mod tls;
 mod topics;
 

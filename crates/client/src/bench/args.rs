@@ -282,9 +282,7 @@ impl BenchArgs {
         if (self.idempotent || self.ids)
             && (self.mode == Mode::Consume || self.transport != Transport::Grpc)
         {
-            return Err(
-                "--idempotent and --ids apply to produce and e2e over gRPC".to_owned(),
-            );
+            return Err("--idempotent and --ids apply to produce and e2e over gRPC".to_owned());
         }
         if self.redis_baseline.is_some() && self.mode != Mode::E2e {
             return Err(

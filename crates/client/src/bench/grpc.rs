@@ -13,10 +13,11 @@ use tonic::{
 
 use gostream_api::gostream::v1::{
     AckRequest, Boundary, CommitMode, CreateConsumerRequest, CreateTopicRequest,
-    DeleteTopicRequest, Delivery, FetchRequest, InitProducerRequest, FetchResponse, GetConsumerRequest, GetTopicRequest,
-    Position, PublishRequest, PublishStreamRequest, PublishStreamResponse, Record,
-    SubscribeRequest, SubscribeResponse, consumer_service_client::ConsumerServiceClient, position,
-    publisher_service_client::PublisherServiceClient, topic_service_client::TopicServiceClient,
+    DeleteTopicRequest, Delivery, FetchRequest, FetchResponse, GetConsumerRequest, GetTopicRequest,
+    InitProducerRequest, Position, PublishRequest, PublishStreamRequest, PublishStreamResponse,
+    Record, SubscribeRequest, SubscribeResponse, consumer_service_client::ConsumerServiceClient,
+    position, publisher_service_client::PublisherServiceClient,
+    topic_service_client::TopicServiceClient,
 };
 
 use super::client::{Acked, CallError, CallResult, Idempotence, Published, Target};
@@ -213,7 +214,9 @@ impl Grpc {
     ) -> CallResult<Published> {
         let (producer_id, sequence) = idempotence
             .producer
-            .map_or((String::new(), 0), |(id, sequence)| (id.to_owned(), sequence));
+            .map_or((String::new(), 0), |(id, sequence)| {
+                (id.to_owned(), sequence)
+            });
         let request = PublishRequest {
             topic: topic.to_owned(),
             records: records(values, idempotence.ids),

@@ -14,10 +14,7 @@ use std::{
 use bytes::{BufMut as _, Bytes, BytesMut};
 use tokio::sync::{Semaphore, mpsc};
 
-use gostream_api::{
-    code_name,
-    gostream::v1::PublishStreamRequest,
-};
+use gostream_api::{code_name, gostream::v1::PublishStreamRequest};
 
 use super::{
     args::Amount,
@@ -290,11 +287,8 @@ impl Producer {
                 let (index, topic) = &topics[call % topics.len()];
                 call = call.wrapping_add(1);
                 let sequence = numbering.next(*index, turn.records);
-                let (producer_id, sequence) = numbering
-                    .producer
-                    .clone()
-                    .zip(sequence)
-                    .unwrap_or_default();
+                let (producer_id, sequence) =
+                    numbering.producer.clone().zip(sequence).unwrap_or_default();
                 let frame = PublishStreamRequest {
                     topic: topic.clone(),
                     records: super::grpc::records(&values, &numbering.ids),
@@ -571,6 +565,44 @@ pub async fn run(run: &Run<'_>) -> Result<Outcome, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequences_count_records_per_topic_and_ids_never_repeat() {
+        let mut numbering = Numbering {
+            producer: Some("p".to_owned()),
+            sequences: vec![0; 2],
+            prefix: Some("3.".to_owned()),
+            next_id: 0,
+            ids: Vec::new(),
+        };
+        assert_eq!(numbering.next(0, 10), Some(0));
+        assert_eq!(numbering.ids.len(), 10);
+        assert_eq!(
+            (numbering.ids[0].as_str(), numbering.ids[9].as_str()),
+            ("3.0", "3.9")
+        );
+        assert_eq!(numbering.next(1, 5), Some(0));
+        assert_eq!(numbering.next(0, 1), Some(10));
+        assert_eq!(numbering.ids, ["3.f"]);
+        let mut plain = Numbering {
+            producer: None,
+            sequences: vec![0],
+            prefix: None,
+            next_id: 0,
+            ids: Vec::new(),
+        };
+        assert_eq!(plain.next(0, 3), None);
+        assert!(plain.ids.is_empty());
+    }
+
+    #[test]
+    fn any_duplicate_answer_fails_the_run() {
+        assert!(not_exactly_once("a Publish", false, 0).is_none());
+        let retry = not_exactly_once("a Publish", true, 0).unwrap_or_default();
+        assert!(retry.contains("duplicate"), "{retry}");
+        let ids = not_exactly_once("frame 3", false, 2).unwrap_or_default();
+        assert!(ids.contains("2 records"), "{ids}");
+    }
 
     #[test]
     fn stamped_values_carry_the_send_time_over_the_pattern() {

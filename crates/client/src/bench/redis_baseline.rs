@@ -131,9 +131,7 @@ fn entries(reply: &Value) -> Result<Vec<(String, &[u8])>, String> {
     for stream in streams {
         // RESP2: [name, entries]; RESP3 maps give the entries directly.
         let list = match stream {
-            Value::Array(pair) if pair.len() == 2 && matches!(pair[1], Value::Array(_)) => {
-                &pair[1]
-            }
+            Value::Array(pair) if pair.len() == 2 && matches!(pair[1], Value::Array(_)) => &pair[1],
             other => other,
         };
         let Value::Array(list) = list else {
@@ -415,7 +413,10 @@ mod tests {
         let got = entries(&reply).unwrap_or_default();
         assert_eq!(
             got,
-            vec![("1-0".to_owned(), &b"abc"[..]), ("1-1".to_owned(), &b"de"[..])]
+            vec![
+                ("1-0".to_owned(), &b"abc"[..]),
+                ("1-1".to_owned(), &b"de"[..])
+            ]
         );
         assert_eq!(entries(&Value::Nil), Ok(Vec::new()));
         assert!(entries(&Value::Int(3)).is_err());
