@@ -115,6 +115,10 @@ pub(crate) struct TopicCounters {
     pub(crate) bytes_in: Family<TopicLabels, Counter>,
     pub(crate) messages_out: Family<TopicLabels, Counter>,
     pub(crate) bytes_out: Family<TopicLabels, Counter>,
+    /// Records a publish did not append because they were duplicates: a
+    /// producer's retried publish counts its records, a record whose id
+    /// was seen within the topic's dedupe window counts one.
+    pub(crate) publish_duplicates: Family<TopicLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -169,6 +173,13 @@ impl Metrics {
             "topic_bytes_out",
             "Bytes (keys, values, headers) delivered from the topic",
             topics.bytes_out.clone(),
+        );
+        registry.register(
+            "publish_duplicates",
+            "Records not appended to the topic because they were duplicates: the records \
+             of an idempotent producer's retried publish, and records whose id was \
+             appended within the topic's dedupe window",
+            topics.publish_duplicates.clone(),
         );
         Self {
             shared: Arc::new(Shared {
@@ -230,6 +241,7 @@ impl Metrics {
             &counters.bytes_in,
             &counters.messages_out,
             &counters.bytes_out,
+            &counters.publish_duplicates,
         ] {
             family.remove(&labels);
         }
