@@ -600,7 +600,7 @@ pub(super) async fn an_all_duplicate_producer_frame_advances_the_sequence(store:
     );
     // Its retry is answered as a retry of a frame that appended nothing.
     assert_eq!(frame("b", 0).await.expect("retry"), retried(1, 0));
-    assert_out_of_sequence(send(&*store, &t, "p", 0, &["c"]).await, "t", "p", 1, 0);
+    assert_out_of_sequence(send(&*store, &t, "p", 0, &["c", "d"]).await, "t", "p", 1, 0);
     assert_eq!(
         accepted(&*store, &t, "p", 1, &["c"]).await,
         appended(1, 1, &[])
