@@ -504,3 +504,36 @@ async fn the_producer_and_id_limits_reach_the_store() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_producer_idle_for_the_timeout_is_forgotten() {
+    let server = TestServer::start_with(Config {
+        producer_idle_timeout: Duration::from_secs(2),
+        ..Config::default()
+    })
+    .await;
+    let api = Api::connect(&server).await;
+    api.create_topic("idem-idle").await;
+    publish(&api, produced("idem-idle", "idler", 0, values("a", 1)))
+        .await
+        .expect("sequence 0");
+    // A gap appends nothing and names the sequence the topic expects:
+    // 1 while it remembers the producer, 0 once it has forgotten it.
+    let expected = || async {
+        let status = assert_error(
+            publish(&api, produced("idem-idle", "idler", 9, values("b", 1))).await,
+            Code::FailedPrecondition,
+            "SEQUENCE_GAP",
+        );
+        info_metadata(&status)["expected_sequence"].clone()
+    };
+    assert_eq!(expected().await, "1");
+    within("the producer forgotten", async {
+        while expected().await != "0" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(end_offset(&api, "idem-idle").await, 1);
+    server.stop().await;
+}
