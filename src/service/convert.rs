@@ -446,7 +446,10 @@ mod tests {
     fn dedupe_windows_are_off_when_zero_and_bounded() {
         let secs = |seconds| PbDuration { seconds, nanos: 0 };
         assert_eq!(dedupe_window("dedupe_window", None).unwrap(), None);
-        assert_eq!(dedupe_window("dedupe_window", Some(&secs(0))).unwrap(), None);
+        assert_eq!(
+            dedupe_window("dedupe_window", Some(&secs(0))).unwrap(),
+            None
+        );
         assert_eq!(
             dedupe_window("dedupe_window", Some(&secs(120))).unwrap(),
             Some(Duration::from_secs(120))

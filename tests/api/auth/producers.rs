@@ -32,7 +32,9 @@ async fn init_producer_needs_a_token_that_may_publish() {
             assert!(!answer.into_inner().producer_id.is_empty());
         }
 
-        let mut request = http.post(server.rest("/v1/producers")).json(&serde_json::json!({}));
+        let mut request = http
+            .post(server.rest("/v1/producers"))
+            .json(&serde_json::json!({}));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

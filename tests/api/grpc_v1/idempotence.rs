@@ -10,8 +10,8 @@ use futures_util::StreamExt as _;
 use gostream::{
     config::Config,
     pb::gostream::v1::{
-        CreateTopicRequest, DuplicateRecord, GetTopicRequest, InitProducerRequest,
-        PublishRequest, PublishResponse, PublishStreamRequest, Record, Topic, UpdateTopicRequest,
+        CreateTopicRequest, DuplicateRecord, GetTopicRequest, InitProducerRequest, PublishRequest,
+        PublishResponse, PublishStreamRequest, Record, Topic, UpdateTopicRequest,
     },
 };
 use pbjson_types::{Duration as PbDuration, FieldMask};
@@ -101,7 +101,10 @@ async fn a_producer_publishes_in_sequence_and_a_retry_returns_the_original_offse
     let first = publish(&api, produced("idem-seq", "writer-a", 0, values("a", 3)))
         .await
         .expect("sequence 0");
-    assert_eq!((first.first_offset, first.count, first.duplicate), (2, 3, false));
+    assert_eq!(
+        (first.first_offset, first.count, first.duplicate),
+        (2, 3, false)
+    );
     let second = publish(&api, produced("idem-seq", "writer-a", 3, values("b", 2)))
         .await
         .expect("sequence 3");
@@ -170,7 +173,13 @@ async fn publish_stream_frames_carry_producer_sequences_and_a_resent_frame_is_a_
     .await
     .expect("PublishStream")
     .into_inner();
-    for request in [frame(0, 2), frame(2, 1), frame(0, 2), frame(7, 1), frame(3, 1)] {
+    for request in [
+        frame(0, 2),
+        frame(2, 1),
+        frame(0, 2),
+        frame(7, 1),
+        frame(3, 1),
+    ] {
         frames.send(request).await.expect("send a frame");
     }
     drop(frames);
@@ -183,7 +192,10 @@ async fn publish_stream_frames_carry_producer_sequences_and_a_resent_frame_is_a_
         .iter()
         .map(|a| (a.frame, a.first_offset, a.count, a.duplicate))
         .collect();
-    assert_eq!(offsets[..3], [(0, 0, 2, false), (1, 2, 1, false), (2, 0, 2, true)]);
+    assert_eq!(
+        offsets[..3],
+        [(0, 0, 2, false), (1, 2, 1, false), (2, 0, 2, true)]
+    );
     // The gap is that frame's error; the stream goes on.
     let error = got[3].error.as_ref().expect("frame 3 fails");
     assert_eq!(error.code, Code::FailedPrecondition as i32);
@@ -322,11 +334,17 @@ async fn the_idempotency_key_metadata_is_the_id_of_a_one_record_publish() {
     assert_eq!(same.count, 0);
 
     let several = publisher.publish(keyed(values("k", 2), "payment-8")).await;
-    assert_eq!(bad_field(&expect_code(several, Code::InvalidArgument)), "Idempotency-Key");
+    assert_eq!(
+        bad_field(&expect_code(several, Code::InvalidArgument)),
+        "Idempotency-Key"
+    );
     let differs = publisher
         .publish(keyed(vec![with_id("k", "payment-9")], "payment-8"))
         .await;
-    assert_eq!(bad_field(&expect_code(differs, Code::InvalidArgument)), "records[0].id");
+    assert_eq!(
+        bad_field(&expect_code(differs, Code::InvalidArgument)),
+        "records[0].id"
+    );
     assert_eq!(end_offset(&api, "idem-key").await, 1);
     server.stop().await;
 }
@@ -365,7 +383,10 @@ async fn bad_producer_fields_ids_and_windows_are_invalid_arguments_naming_the_fi
 
     let mut cases = vec![
         (produced("idem-bad", "", 4, values("v", 1)), "sequence"),
-        (produced("idem-bad", "has space", 0, values("v", 1)), "producer_id"),
+        (
+            produced("idem-bad", "has space", 0, values("v", 1)),
+            "producer_id",
+        ),
         (
             produced("idem-bad", "", 0, vec![with_id("v", &"x".repeat(257))]),
             "records[0].id",

@@ -70,8 +70,14 @@ async fn duplicates_are_counted_and_not_as_messages_in() {
     }
     let samples = Scraper::new(&server).scrape().await;
     let topic = [("topic", TOPIC)];
-    assert_eq!(samples.value("gostream_publish_duplicates_total", &topic), 4.0);
-    assert_eq!(samples.value("gostream_topic_messages_in_total", &topic), 5.0);
+    assert_eq!(
+        samples.value("gostream_publish_duplicates_total", &topic),
+        4.0
+    );
+    assert_eq!(
+        samples.value("gostream_topic_messages_in_total", &topic),
+        5.0
+    );
     assert_eq!(samples.value("gostream_topic_bytes_in_total", &topic), 5.0);
     server.stop().await;
 }

@@ -57,14 +57,22 @@ async fn a_producer_sequence_over_rest_retries_as_a_duplicate_and_a_gap_is_412()
         json!({ "records": records, "producerId": "rest-writer", "sequence": sequence.to_string() })
     };
     let first = rest
-        .json_post("/v1/topics/rest-idem-seq/messages", &body(0, &["a", "b"]), 200)
+        .json_post(
+            "/v1/topics/rest-idem-seq/messages",
+            &body(0, &["a", "b"]),
+            200,
+        )
         .await;
     assert_eq!(
         first,
         json!({ "firstOffset": "0", "count": "2", "duplicate": false, "duplicateRecords": [] })
     );
     let retry = rest
-        .json_post("/v1/topics/rest-idem-seq:publish", &body(0, &["a", "b"]), 200)
+        .json_post(
+            "/v1/topics/rest-idem-seq:publish",
+            &body(0, &["a", "b"]),
+            200,
+        )
         .await;
     assert_eq!(
         retry,

@@ -477,7 +477,11 @@ async fn grpcurl_inits_a_producer_publishes_in_sequence_and_sees_a_gap() {
     )
     .await;
     assert_eq!(gap.code, Some(64 + 9), "{}", gap.stderr);
-    assert!(gap.stderr.contains("Code: FailedPrecondition"), "{}", gap.stderr);
+    assert!(
+        gap.stderr.contains("Code: FailedPrecondition"),
+        "{}",
+        gap.stderr
+    );
     assert!(
         gap.stderr.contains(r#""reason":"SEQUENCE_GAP""#)
             && gap.stderr.contains(r#""expected_sequence":"1""#),

@@ -134,7 +134,9 @@ fn an_rpc_header_is_a_header_parameter_of_its_operations_only() {
     );
     let get = operation(&document, "/v1/stores/{store_id}/shelves/{name}", "get");
     assert!(
-        parameters(get).iter().all(|(_, place, _)| place != "header"),
+        parameters(get)
+            .iter()
+            .all(|(_, place, _)| place != "header"),
         "{get}"
     );
 }
