@@ -20,8 +20,8 @@ use crate::{
         publisher_service_server::PublisherService, topic_service_server::TopicService,
     },
     store::{
-        ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, ProducerId, QueuePolicy, Settlement,
-        Store, SubscribeFrom,
+        ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, ProducerId, QueuePolicy, RecordId,
+        Settlement, Store, SubscribeFrom,
     },
     subscription,
 };
@@ -303,14 +303,16 @@ fn idempotency_key(metadata: &tonic::metadata::MetadataMap) -> Result<Option<Str
     let Some(value) = metadata.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    match value.to_str() {
-        Ok(key) => Ok(Some(key.to_owned())),
-        Err(_) => Err(Error::invalid(
+    let Ok(key) = value.to_str() else {
+        return Err(Error::invalid(
             "Idempotency-Key",
             "must be visible ASCII text (it becomes the record's id)",
         )
-        .into()),
-    }
+        .into());
+    };
+    // The rules of a record id, named as the header.
+    RecordId::parse(0, key).map_err(super::at_field("Idempotency-Key"))?;
+    Ok(Some(key.to_owned()))
 }
 
 /// Sets the one record's id to the `Idempotency-Key`: INVALID_ARGUMENT for

@@ -182,6 +182,20 @@ async fn the_idempotency_key_header_dedupes_a_one_record_publish_within_the_wind
     )
     .await;
     assert_eq!(differs.error(400, 3).violated_fields(), ["records[0].id"]);
+    for (key, what) in [("", "empty"), (&*"k".repeat(257), "257 bytes")] {
+        let bad = keyed(
+            &rest,
+            "/v1/topics/rest-idem-key/messages",
+            key,
+            &one("x", json!({})),
+        )
+        .await;
+        assert_eq!(
+            bad.error(400, 3).violated_fields(),
+            ["Idempotency-Key"],
+            "{what}"
+        );
+    }
     let topic = rest.get("/v1/topics/rest-idem-key", 200).await;
     assert_eq!(int64(&topic["topic"]["endOffset"]), 2);
     within("stop", server.stop()).await;
