@@ -4,8 +4,9 @@
 //! Two kinds of figures:
 //! - **Counted as they happen** and kept in [`Metrics`]: requests and their
 //!   latency by transport, RPC and code (the layers of [`layer`]), and each
-//!   topic's messages and bytes in and out and its open subscriptions (the
-//!   [`MeteredStore`] every transport's services read and write through).
+//!   topic's messages and bytes in and out, the duplicate records a publish
+//!   did not append, and its open subscriptions (the [`MeteredStore`] every
+//!   transport's services read and write through).
 //! - **Read from the store at each scrape** ([`scrape`]): offsets, sizes,
 //!   consumer lag, memory. They are the store's own state, so they cannot
 //!   drift from it, and a deleted topic or consumer simply stops appearing.

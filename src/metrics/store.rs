@@ -23,7 +23,8 @@ use crate::store::{
 };
 
 /// A [`Store`] counting messages and bytes in (publish) and out (read,
-/// fetch, subscribe) per topic, and open subscriptions.
+/// fetch, subscribe) per topic, the records a publish skipped as
+/// duplicates, and open subscriptions.
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
     metrics: Metrics,
