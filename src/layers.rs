@@ -1,13 +1,19 @@
 //! The HTTP layers both listeners share, built once: CORS for browsers and
-//! the request log. The gRPC listener (gRPC and grpc-web) and the REST
+//! the request log (on the gRPC listener CORS applies only to requests with
+//! an `Origin` header). The gRPC listener (gRPC and grpc-web) and the REST
 //! listener differ only in what they allow and how they classify a failure.
 
-use std::time::Duration;
+use std::{
+    task::{Context, Poll, ready},
+    time::Duration,
+};
 
-use http::{HeaderName, Method};
+use futures_util::future::Either;
+use http::{HeaderName, Method, Request, Response};
+use tower::{Layer, Service};
 use tower_http::{
     classify::{MakeClassifier, SharedClassifier, StatusInRangeAsFailures},
-    cors::{AllowOrigin, CorsLayer},
+    cors::{AllowOrigin, Cors, CorsLayer},
     trace::{
         DefaultMakeSpan, DefaultOnBodyChunk, DefaultOnEos, DefaultOnFailure, DefaultOnRequest,
         DefaultOnResponse, OnFailure, TraceLayer,
@@ -66,13 +72,64 @@ fn cors(
         .max_age(PREFLIGHT_MAX_AGE)
 }
 
-/// CORS of the gRPC listener, for grpc-web calls.
-pub fn grpc_web_cors() -> CorsLayer {
-    cors(
+/// CORS of the gRPC listener, for grpc-web calls: applied to requests
+/// that carry an `Origin` header (every cross-origin request a browser
+/// makes, preflights included). Other requests (gRPC clients, which send
+/// none) go past it, so their answers carry no CORS headers to encode and
+/// parse.
+pub fn grpc_web_cors() -> CrossOriginLayer {
+    CrossOriginLayer(cors(
         vec![Method::POST, Method::GET, Method::OPTIONS],
         GRPC_WEB_REQUEST_HEADERS,
         GRPC_WEB_RESPONSE_HEADERS,
-    )
+    ))
+}
+
+/// A CORS layer applied only to requests with an `Origin` header
+/// ([`grpc_web_cors`]).
+#[derive(Debug, Clone)]
+pub struct CrossOriginLayer(CorsLayer);
+
+impl<S: Clone> Layer<S> for CrossOriginLayer {
+    type Service = CrossOrigin<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CrossOrigin {
+            cors: self.0.layer(inner.clone()),
+            plain: inner,
+        }
+    }
+}
+
+/// The service of [`CrossOriginLayer`]: the same inner service, with and
+/// without CORS.
+#[derive(Debug, Clone)]
+pub struct CrossOrigin<S> {
+    cors: Cors<S>,
+    plain: S,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CrossOrigin<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Either<<Cors<S> as Service<Request<ReqBody>>>::Future, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        ready!(self.cors.poll_ready(cx))?;
+        self.plain.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if request.headers().contains_key(http::header::ORIGIN) {
+            Either::Left(self.cors.call(request))
+        } else {
+            Either::Right(self.plain.call(request))
+        }
+    }
 }
 
 /// CORS of the REST listener: `methods` (those of the routes) and `GET`.
