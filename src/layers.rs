@@ -204,3 +204,53 @@ pub fn rest_request_log() -> TraceLayer<
         DefaultOnFailure::new().level(Level::INFO),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// A request with an `Origin` gets CORS headers; one without (a gRPC
+    /// client) gets none.
+    #[tokio::test]
+    async fn only_cross_origin_requests_get_cors_headers() {
+        let inner = tower::service_fn(|_request: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        });
+        let service = grpc_web_cors().layer(inner);
+        let request = |origin: Option<&str>| {
+            let mut request = Request::post("/gostream.v1.PublisherService/Publish");
+            if let Some(origin) = origin {
+                request = request.header(http::header::ORIGIN, origin);
+            }
+            request.body(String::new()).unwrap_or_default()
+        };
+        let browser = service
+            .clone()
+            .oneshot(request(Some("https://page.example")))
+            .await
+            .unwrap_or_else(|never| match never {});
+        assert_eq!(
+            browser.headers()[http::header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://page.example"
+        );
+        assert!(
+            browser
+                .headers()
+                .contains_key(http::header::ACCESS_CONTROL_EXPOSE_HEADERS)
+        );
+        let grpc = service
+            .oneshot(request(None))
+            .await
+            .unwrap_or_else(|never| match never {});
+        assert!(
+            !grpc.headers().keys().any(|name| name.as_str().starts_with("access-control")
+                || name == http::header::VARY),
+            "{:?}",
+            grpc.headers()
+        );
+    }
+}
