@@ -247,8 +247,11 @@ mod tests {
             .await
             .unwrap_or_else(|never| match never {});
         assert!(
-            !grpc.headers().keys().any(|name| name.as_str().starts_with("access-control")
-                || name == http::header::VARY),
+            !grpc
+                .headers()
+                .keys()
+                .any(|name| name.as_str().starts_with("access-control")
+                    || name == http::header::VARY),
             "{:?}",
             grpc.headers()
         );

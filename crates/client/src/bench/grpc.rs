@@ -89,7 +89,6 @@ impl Grpc {
             name: topic.to_owned(),
             retention: None,
             dedupe_window: dedupe_window.map(Into::into),
-            ..Default::default()
         };
         self.topics
             .create_topic(request)

@@ -372,7 +372,7 @@ fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
         "redis_baseline": args.redis_baseline,
         "idempotent": args.idempotent,
         "ids": args.ids,
-        "dedupe_window_secs": args.ids.then(|| args.dedupe_window.as_secs_f64()),
+        "dedupe_window_secs": args.ids.then_some(args.dedupe_window.as_secs_f64()),
         "baseline": if args.tonic_baseline {
             Some("in-process bare tonic server, run first")
         } else {
