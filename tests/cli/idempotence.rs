@@ -198,6 +198,10 @@ async fn stdin_publish_survives_a_broker_crash_and_restart() {
     client.write(second.as_bytes()).await;
     let (status, _, stderr) = client.finish().await;
     assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("reconnecting"),
+        "the break is reported: {stderr}"
+    );
 
     let read = broker.ok(&["consume", "crash"]).await;
     assert_eq!(values(&read), expected, "every line once, in order");

@@ -137,7 +137,7 @@ async fn topics_list_follows_every_page() {
     assert!(empty.json(&["topics", "list"]).await.is_empty());
     assert_eq!(
         empty.ok(&["topics", "list"]).await,
-        "NAME  START  END  MESSAGES  BYTES  MAX_MESSAGES  MAX_BYTES  MAX_AGE\n"
+        "NAME  START  END  MESSAGES  BYTES  MAX_MESSAGES  MAX_BYTES  MAX_AGE  DEDUPE_WINDOW\n"
     );
 }
 
@@ -152,7 +152,7 @@ async fn broker_shows_the_totals() {
         "{text}"
     );
     assert!(lines(&text).contains(&"topics:               1"), "{text}");
-    assert!(lines(&text).contains(&"messages:              1"), "{text}");
+    assert!(lines(&text).contains(&"messages:             1"), "{text}");
     // Nothing is waiting to be written to a client.
     assert!(lines(&text).contains(&"response bytes:       0"), "{text}");
     assert!(lines(&text).contains(&"subscription bytes:   0"), "{text}");
