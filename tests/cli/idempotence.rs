@@ -181,6 +181,8 @@ async fn stdin_publish_survives_a_broker_crash_and_restart() {
         "crash",
         "--server",
         &proxy.url,
+        "--retries",
+        "30",
         "--retry-timeout",
         "40s",
     ]);
