@@ -434,3 +434,70 @@ async fn the_sweep_forgets_idle_producers_and_expired_ids() {
         ("0".into(), "0".into())
     );
 }
+
+/// Past `max_producers_per_topic` the least recently used producer is
+/// forgotten (its next publish must start at 0 again), and past
+/// `max_dedupe_ids` the oldest ids, whichever node publishes.
+#[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn the_limits_forget_the_least_recently_used_producer_and_the_oldest_ids() {
+    tokio::time::pause();
+    let limits = StoreLimits {
+        max_producers_per_topic: 2,
+        max_dedupe_ids: 3,
+        ..StoreLimits::DEFAULT
+    };
+    let (a, b, _) = two_nodes(&shared_server().url(), limits);
+    let t = topic(&a, "settlements").await;
+    let [p1, p2, p3] = [(); 3].map(|()| ProducerId::generate());
+    produce(&a, &t, &p1, 0, &["1"]).await.expect("p1");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    produce(&b, &t, &p2, 0, &["2"]).await.expect("p2");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    // p1 is used again: p2 is now the least recently used.
+    produce(&a, &t, &p1, 1, &["1"]).await.expect("p1 again");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    produce(&b, &t, &p3, 0, &["3"]).await.expect("p3");
+    match produce(&a, &t, &p2, 1, &["2"]).await {
+        Err(Error::OutOfSequence { expected: 0, .. }) => {}
+        other => panic!("p2 should be forgotten, got {other:?}"),
+    }
+    assert_eq!(
+        produce(&a, &t, &p1, 2, &["1"])
+            .await
+            .expect("p1 kept")
+            .count,
+        1
+    );
+
+    let end = a.get_topic(&t).await.expect("get").end_offset;
+    // Five ids in one publish: the first two are forgotten at once.
+    with_ids(
+        &a,
+        &t,
+        &["a", "b", "c", "d", "e"],
+        &["s1", "s2", "s3", "s4", "s5"],
+    )
+    .await;
+    let again = with_ids(
+        &b,
+        &t,
+        &["a", "b", "c", "d", "e"],
+        &["s1", "s2", "s3", "s4", "s5"],
+    )
+    .await;
+    assert_eq!(again.first_offset, end + 5);
+    assert_eq!(again.count, 2, "s1 and s2 were forgotten: {again:?}");
+    // Appending s1 and s2 again forgot s3 and s4; s5 is remembered.
+    let indexes: Vec<u32> = again.duplicates.iter().map(|d| d.index).collect();
+    assert_eq!(indexes, [2, 3, 4]);
+    let last = with_ids(&a, &t, &["c", "e"], &["s3", "s5"]).await;
+    assert_eq!(last.count, 1);
+    assert_eq!(
+        last.duplicates,
+        [DuplicateRecord {
+            index: 1,
+            offset: end + 4
+        }]
+    );
+}
