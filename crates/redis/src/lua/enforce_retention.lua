@@ -10,7 +10,7 @@ if dropped > 0 then
   save(t)
 end
 local k = idem()
-expire_producers(k, NOW_US - num(ARGV[7]), 10000)
+expire_producers(k, NOW_US - num(ARGV[7]), 1000)
 if string.match(t.dw, '[1-9]') then
   expire_ids(k, ns_minus(NOW, t.dw), 10000)
 end

@@ -531,15 +531,23 @@ local function producer_state(k, id, cutoff_us)
   return {last = last, next = next, frames = frames}
 end
 
--- Saves a producer's state, keeping its last `kept` publishes.
+-- Saves a producer's state, keeping its last `kept` publishes. Its last
+-- use is now, in microseconds, or just after the latest use on the topic
+-- if that is not before (several publishes in one microsecond, or a node
+-- whose clock is behind), so the least recently used comes first.
 local function save_producer(k, id, p, kept)
-  local parts = {str(NOW_US), p.next}
+  local used = NOW_US
+  local latest = redis.call('ZRANGE', k.use, -1, -1, 'WITHSCORES')
+  if #latest == 2 and num(latest[2]) >= used then
+    used = num(latest[2]) + 1
+  end
+  local parts = {str(used), p.next}
   for i = math.max(1, #p.frames - kept + 1), #p.frames do
     local f = p.frames[i]
     parts[#parts + 1] = f.seq .. ',' .. f.count .. ',' .. f.first .. ',' .. f.appended
   end
   redis.call('HSET', k.prod, id, table.concat(parts, ' '))
-  redis.call('ZADD', k.use, str(NOW_US), id)
+  redis.call('ZADD', k.use, str(used), id)
 end
 
 -- Makes room for one more producer under `max`: forgets the least
