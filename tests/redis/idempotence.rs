@@ -501,3 +501,91 @@ async fn the_limits_forget_the_least_recently_used_producer_and_the_oldest_ids()
         }]
     );
 }
+
+/// Through the API of two broker nodes over one Redis (standalone, then a
+/// cluster): a Publish as an idempotent producer through A, retried through
+/// B, is answered `duplicate` with A's offsets; a record id published
+/// through A is a duplicate through B; a stale sequence through B is
+/// FAILED_PRECONDITION.
+#[tokio::test]
+#[ignore = "needs redis-server and redis-cli; tests/run.sh runs it"]
+async fn two_broker_nodes_answer_retries_and_ids_from_redis() {
+    use crate::{
+        node::{publish_request, within},
+        two_nodes::two_nodes as two_brokers,
+    };
+    use gostream::pb::gostream::v1 as pb;
+
+    for url in [shared_server().url(), shared_cluster().url()] {
+        let (a, b) = two_brokers(&url).await;
+        within(
+            "CreateTopic",
+            a.topics().await.create_topic(pb::CreateTopicRequest {
+                name: "transfers".into(),
+                dedupe_window: Some(pbjson_types::Duration {
+                    seconds: 600,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("CreateTopic through A");
+        let frame = pb::PublishRequest {
+            producer_id: "transfer-writer".into(),
+            sequence: 0,
+            ..publish_request("transfers", &["t1".into(), "t2".into()])
+        };
+        let first = within("Publish", a.publisher().await.publish(frame.clone()))
+            .await
+            .expect("Publish through A")
+            .into_inner();
+        assert_eq!(
+            (first.first_offset, first.count, first.duplicate),
+            (0, 2, false)
+        );
+        let retry = within("Publish", b.publisher().await.publish(frame.clone()))
+            .await
+            .expect("the retry through B")
+            .into_inner();
+        assert_eq!(
+            (retry.first_offset, retry.count, retry.duplicate),
+            (0, 2, true)
+        );
+
+        let mut keyed = publish_request("transfers", &["t3".into()]);
+        keyed.records[0].id = "transfer-3".into();
+        let appended = within("Publish", a.publisher().await.publish(keyed.clone()))
+            .await
+            .expect("an id through A")
+            .into_inner();
+        assert_eq!((appended.first_offset, appended.count), (2, 1));
+        let again = within("Publish", b.publisher().await.publish(keyed))
+            .await
+            .expect("the id again through B")
+            .into_inner();
+        assert_eq!((again.first_offset, again.count), (3, 0));
+        assert_eq!(
+            again.duplicate_records,
+            [pb::DuplicateRecord {
+                index: 0,
+                offset: 2
+            }]
+        );
+
+        let stale = pb::PublishRequest {
+            sequence: 1,
+            ..frame
+        };
+        let status = within("Publish", b.publisher().await.publish(stale))
+            .await
+            .expect_err("a stale sequence through B");
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+        assert!(
+            status.message().contains('2'),
+            "names the expected sequence: {status:?}"
+        );
+        a.stop().await;
+        b.stop().await;
+    }
+}

@@ -23,8 +23,9 @@
 //!   masters.
 //! - [`idempotence`]: exactly-once publishing across nodes: a producer's
 //!   retry through another node is a duplicate, an id appended through one
-//!   node is one through another (standalone and cluster); the state goes
-//!   with its topic and the sweep forgets what expired.
+//!   node is one through another (standalone and cluster, through the store
+//!   and through two broker nodes' API); the state goes with its topic, the
+//!   limits forget the least recently used, and the sweep what expired.
 //! - [`queue`]: per-message consumers where Redis differs from the other
 //!   backends: a dead-letter topic in another cluster slot, a dead-letter
 //!   move repeated after a crash, a move that fails, and readers on two
