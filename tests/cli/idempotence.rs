@@ -385,3 +385,37 @@ async fn topics_carry_a_dedupe_window() {
         "{too_long}"
     );
 }
+
+/// A producer the broker forgot (evicted past `--max-producers-per-topic`)
+/// while `publish` from stdin was idle: its next frame is refused as a gap,
+/// nothing being in doubt the command numbers from 0 again, and the line is
+/// appended once.
+#[tokio::test]
+async fn stdin_publish_goes_on_after_the_broker_forgets_the_producer() {
+    let broker = Broker::start_with(&["--max-producers-per-topic", "1"], "http").await;
+    broker.ok(&["topics", "create", "forgot"]).await;
+    let mut client = Running::with_stdin(&["publish", "forgot", "--server", &broker.url]);
+    client.write(b"first\n").await;
+    assert_eq!(client.next_line().await, "published 1 message at offset 0");
+
+    // Another producer takes the topic's only place.
+    broker
+        .ok(&[
+            "publish",
+            "forgot",
+            "--producer-id",
+            "cli-other",
+            "--sequence",
+            "0",
+            "other",
+        ])
+        .await;
+    client.write(b"second\n").await;
+    assert_eq!(client.next_line().await, "published 1 message at offset 2");
+    let (status, _, stderr) = client.finish().await;
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("no longer knew producer"), "{stderr}");
+
+    let read = broker.ok(&["consume", "forgot"]).await;
+    assert_eq!(values(&read), ["first", "other", "second"]);
+}

@@ -16,6 +16,13 @@
 //!   advance the sequence, so the frames already sent after it (numbered as
 //!   if it had been appended) are refused as a gap: they are renumbered and
 //!   sent again once every one of them is answered.
+//! - **A forgotten producer.** A producer idle on the topic for longer than
+//!   the broker's `--producer-idle-timeout` (or evicted) is forgotten there,
+//!   and its next frame is refused as a gap, the broker expecting sequence
+//!   0. When that frame was sent once and everything before it was
+//!   answered (so nothing is in doubt), the command notes it on stderr and
+//!   numbers from 0 again; a frame resent after a break is not renumbered
+//!   that way, as it may have been appended before the broker forgot.
 //! - **Reconnect.** When the stream breaks (the connection is lost, the
 //!   broker restarts or answers UNAVAILABLE) the command reconnects, with a
 //!   growing pause ([`backoff`]), and resends every unanswered frame with
@@ -26,7 +33,7 @@
 //!   were not answered (they may or may not have been appended).
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -41,6 +48,7 @@ use super::{
     output::Printer,
     publish::{PublishArgs, print_ack},
 };
+use gostream_api::google::rpc;
 use gostream_api::gostream::v1::{
     InitProducerRequest, PublishStreamRequest, PublishStreamResponse, Record,
     publisher_service_client::PublisherServiceClient,
@@ -97,6 +105,9 @@ struct Frame {
     sequence: u64,
     /// Its records.
     records: Vec<Record>,
+    /// Whether it was sent more than once (after a break or renumbered):
+    /// then it may have been appended before.
+    resent: bool,
 }
 
 impl Frame {
@@ -165,6 +176,7 @@ impl Producer {
         frames.extend(self.unanswered.drain(..));
         let mut sequence = self.accepted;
         for frame in &mut frames {
+            frame.resent = true;
             frame.sequence = sequence;
             sequence += frame.count();
         }
@@ -282,6 +294,9 @@ async fn one_stream(
 ) -> Result<Ended, Failure> {
     // Room for every frame in flight: sending never waits.
     let (frames, mut to_send) = mpsc::channel::<PublishStreamRequest>(WINDOW + 1);
+    for frame in &mut producer.unanswered {
+        frame.resent = true;
+    }
     for frame in &producer.unanswered {
         let _ = frames.try_send(producer.request(frame));
     }
@@ -316,6 +331,7 @@ async fn one_stream(
                         line: producer.next_line,
                         sequence: producer.next_sequence,
                         records,
+                        resent: false,
                     };
                     producer.next_frame += 1;
                     producer.next_line += frame.count();
@@ -372,6 +388,18 @@ fn take_answer(
             producer.renumber.push(frame);
             return Ok(None);
         }
+        if !producer.resync && !frame.resent && forgotten(error) && frame.sequence != 0 {
+            // The broker forgot the producer (idle, or evicted) and nothing
+            // is in doubt: number from 0 again, this frame first.
+            eprintln!(
+                "note: the broker no longer knew producer {} on topic {} (idle too long, or evicted): its sequence starts again at 0",
+                producer.id, producer.topic
+            );
+            producer.accepted = 0;
+            producer.renumber.push(frame);
+            producer.resync = true;
+            return Ok(None);
+        }
         if code == Code::Unavailable {
             // Not appended, for now: resend it, and what follows, on a new
             // stream.
@@ -422,9 +450,65 @@ fn take_answer(
     Ok(None)
 }
 
+/// `google.rpc.ErrorInfo`, as the broker packs it in an error's details.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ErrorInfo {
+    /// Why, as a constant (`SEQUENCE_GAP`).
+    #[prost(string, tag = "1")]
+    reason: String,
+    /// Who says so.
+    #[prost(string, tag = "2")]
+    domain: String,
+    /// What it is about (`expected_sequence`).
+    #[prost(map = "string, string", tag = "3")]
+    metadata: HashMap<String, String>,
+}
+
+/// The `type_url` of an [`ErrorInfo`] packed as `Any`.
+const ERROR_INFO: &str = "type.googleapis.com/google.rpc.ErrorInfo";
+
+/// Whether a frame's error says the broker does not know the producer on
+/// the topic: a sequence gap where sequence 0 is expected.
+fn forgotten(error: &rpc::Status) -> bool {
+    use prost::Message as _;
+    Code::from(error.code) == Code::FailedPrecondition
+        && error.details.iter().any(|detail| {
+            detail.type_url == ERROR_INFO
+                && ErrorInfo::decode(detail.value.as_ref()).is_ok_and(|info| {
+                    info.reason == "SEQUENCE_GAP"
+                        && info.metadata.get("expected_sequence").map(String::as_str) == Some("0")
+                })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status_with(reason: &str, expected: &str) -> rpc::Status {
+        use prost::Message as _;
+        let info = ErrorInfo {
+            reason: reason.to_owned(),
+            domain: "gostream".to_owned(),
+            metadata: HashMap::from([("expected_sequence".to_owned(), expected.to_owned())]),
+        };
+        rpc::Status {
+            code: Code::FailedPrecondition as i32,
+            message: "gap".to_owned(),
+            details: vec![pbjson_types::Any {
+                type_url: ERROR_INFO.to_owned(),
+                value: info.encode_to_vec().into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_gap_expecting_sequence_0_means_the_producer_was_forgotten() {
+        assert!(forgotten(&status_with("SEQUENCE_GAP", "0")));
+        assert!(!forgotten(&status_with("SEQUENCE_GAP", "7")));
+        assert!(!forgotten(&status_with("STALE_SEQUENCE", "0")));
+        assert!(!forgotten(&rpc::Status::default()));
+    }
 
     #[test]
     fn backoff_doubles_from_100ms_up_to_2s() {
@@ -448,6 +532,7 @@ mod tests {
             line: number * 10 + 1,
             sequence,
             records: vec![Record::default(); count],
+            resent: false,
         }
     }
 
@@ -474,6 +559,7 @@ mod tests {
             .map(|f| (f.number, f.sequence))
             .collect();
         assert_eq!(sequences, [(2, 10), (3, 20)]);
+        assert!(producer.unanswered.iter().all(|f| f.resent));
         assert_eq!(producer.next_sequence, 30);
         assert!(!producer.resync);
         assert_eq!(frame(1, 0, 3).lines(), "lines 11..13");
