@@ -1,6 +1,7 @@
 //! A segment's sparse index: an entry (offset, file position, publish time)
 //! at the first batch and then at the first batch starting at least
-//! `index_interval_bytes` after the previous entry. It is held in memory for
+//! `index_interval_bytes` after the previous entry, counting only batches
+//! that hold records (a batch without records holds no offset). It is held in memory for
 //! every segment; a sealed segment also has it on disk, as two files:
 //!
 //! ```text
@@ -126,7 +127,9 @@ pub(super) fn load(
             return Err("the offset and time indexes disagree".to_owned());
         }
         let ordered = match entries.last() {
-            None => entry.offset == base && entry.position == 0,
+            // A segment may start with batches without records, which are
+            // not indexed.
+            None => entry.offset == base,
             Some(last) => {
                 entry.offset > last.offset
                     && entry.position > last.position
@@ -141,7 +144,7 @@ pub(super) fn load(
     if o.remaining() != 0 || t.remaining() != 0 {
         return Err("unexpected bytes after the entries".to_owned());
     }
-    if entries.is_empty() != (segment_len == 0) || end_offset < base {
+    if entries.is_empty() != (end_offset == base) || end_offset < base {
         return Err("it does not match the segment".to_owned());
     }
     Ok(SealedIndex {

@@ -23,7 +23,7 @@ use crate::{
     error::{Error, Result},
     {
         ConsumerId, Message, ReadLimits, Record, RetentionPolicy, TopicName,
-        log::{ConsumerRecord, Durability, TopicLog, TopicMeta},
+        log::{AppendMeta, ConsumerRecord, Durability, TopicLog, TopicMeta},
     },
 };
 
@@ -226,6 +226,59 @@ impl DiskLog {
         self.lock().fail_next_sync = true;
     }
 
+    /// Appends one batch of `records` (none only for a producer's publish
+    /// of duplicate ids) recording `meta`.
+    fn append_batch(
+        &mut self,
+        records: &[Record],
+        publish_time_ns: u64,
+        meta: &AppendMeta<'_>,
+    ) -> Result<Durability> {
+        let shared = &self.shared;
+        let factory = &shared.factory;
+        let mut inner = self.lock();
+        let base = inner.end();
+        let (frame, record_bytes) = encode_batch(records, base, publish_time_ns, meta)
+            .map_err(|why| Error::invalid(crate::error::Subject::Records, why))?;
+        let payload = frame.slice(FRAME_HEADER_LEN as usize..);
+        let batch = BatchHeader::parse(&payload).map_err(|why| {
+            Error::Internal(format!("an encoded batch does not parse back: {why}"))
+        })?;
+        #[cfg(test)]
+        let fail_after = inner.fail_next_write.take();
+        #[cfg(not(test))]
+        let fail_after = None;
+        let interval = factory.options.index_interval_bytes;
+        let segment = inner.active();
+        segment.write(&frame, fail_after).map_err(|error| {
+            Error::Unavailable(format!(
+                "cannot append to topic \"{}\": writing {}: {}",
+                shared.topic,
+                segment.path.display(),
+                crate::open_files::describe(error)
+            ))
+        })?;
+        factory.cache.insert(segment.cache_id, segment.len, payload);
+        segment.push_batch(
+            &batch,
+            (frame.len() as u64 - FRAME_HEADER_LEN) as u32,
+            record_bytes,
+            interval,
+        );
+        // A segment is named after its first offset: one that holds no
+        // message (only batches of duplicates) is not rolled, or the next
+        // would take its name.
+        let full = segment.len >= factory.options.segment_bytes && segment.count() > 0;
+        inner.record_bytes += record_bytes;
+        inner.last_publish_time_ns = inner.last_publish_time_ns.max(publish_time_ns);
+        let seq = inner.sync.next_write();
+        if full {
+            inner.roll(factory, &shared.dir);
+        }
+        drop(inner);
+        Ok(sync::durability(shared, seq))
+    }
+
     fn save_consumer_state(
         &self,
         id: &ConsumerId,
@@ -297,48 +350,22 @@ impl TopicLog for DiskLog {
         if records.is_empty() {
             return Ok(Durability::done());
         }
-        let shared = &self.shared;
-        let factory = &shared.factory;
-        let mut inner = self.lock();
-        let base = inner.end();
-        let (frame, record_bytes) = encode_batch(records, base, publish_time_ns)
-            .map_err(|why| Error::invalid(crate::error::Subject::Records, why))?;
-        #[cfg(test)]
-        let fail_after = inner.fail_next_write.take();
-        #[cfg(not(test))]
-        let fail_after = None;
-        let interval = factory.options.index_interval_bytes;
-        let segment = inner.active();
-        segment.write(&frame, fail_after).map_err(|error| {
-            Error::Unavailable(format!(
-                "cannot append to topic \"{}\": writing {}: {}",
-                shared.topic,
-                segment.path.display(),
-                crate::open_files::describe(error)
-            ))
-        })?;
-        let payload = frame.slice(FRAME_HEADER_LEN as usize..);
-        factory.cache.insert(segment.cache_id, segment.len, payload);
-        let batch = BatchHeader {
-            base_offset: base,
-            count: records.len() as u32,
-            publish_time_ns,
-        };
-        segment.push_batch(
-            &batch,
-            (frame.len() as u64 - FRAME_HEADER_LEN) as u32,
-            record_bytes,
-            interval,
-        );
-        let full = segment.len >= factory.options.segment_bytes;
-        inner.record_bytes += record_bytes;
-        inner.last_publish_time_ns = inner.last_publish_time_ns.max(publish_time_ns);
-        let seq = inner.sync.next_write();
-        if full {
-            inner.roll(factory, &shared.dir);
+        self.append_batch(records, publish_time_ns, &AppendMeta::default())
+    }
+
+    fn append_with(
+        &mut self,
+        records: &[Record],
+        publish_time_ns: u64,
+        meta: &AppendMeta<'_>,
+        _tight: bool,
+    ) -> Result<Durability> {
+        // The disk log sets no room aside for later appends: a tight append
+        // is a plain one.
+        if records.is_empty() && meta.producer.is_none() {
+            return Ok(Durability::done());
         }
-        drop(inner);
-        Ok(sync::durability(shared, seq))
+        self.append_batch(records, publish_time_ns, meta)
     }
 
     fn read(&mut self, from: u64, limits: ReadLimits) -> Result<Vec<Message>> {

@@ -241,9 +241,20 @@ fn fresh_dir(dir: &Path) -> Result<()> {
 
 impl DiskLogs {
     /// Opens (creating if missing) the data directory `options.dir`, takes
-    /// its lock and recovers every topic in it. Call it inside a tokio
-    /// runtime: under `interval` it starts the background flusher.
+    /// its lock and recovers every topic in it, its history read back from
+    /// the system clock's now (see [`Self::open_at`]). Call it inside a
+    /// tokio runtime: under `interval` it starts the background flusher.
     pub fn open(options: DiskOptions) -> Result<(DiskLogs, Vec<Recovered<DiskLog>>)> {
+        Self::open_at(options, &super::Clock::System)
+    }
+
+    /// [`Self::open`], each topic's [`Recovered::history`] going back
+    /// `options.producer_idle_timeout` (or the topic's `dedupe_window`, if
+    /// longer) from `clock`'s now.
+    pub fn open_at(
+        options: DiskOptions,
+        clock: &super::Clock,
+    ) -> Result<(DiskLogs, Vec<Recovered<DiskLog>>)> {
         let dir = options.dir.clone();
         fs::create_dir_all(&dir)
             .map_err(|e| unavailable("cannot create the data directory", &dir, e))?;
@@ -291,7 +302,7 @@ impl DiskLogs {
             _lock: lock,
             options,
         });
-        let recovered = recovery::recover_all(&shared)?;
+        let recovered = recovery::recover_all(&shared, clock.now_ns())?;
         if let FsyncPolicy::Interval(every) = shared.options.fsync {
             sync::spawn_flusher(Arc::downgrade(&shared), every);
         }
@@ -388,13 +399,20 @@ pub type DiskStore = super::Engine<DiskLogs>;
 
 impl DiskStore {
     /// Opens (or creates) the disk log in `options.dir`, recovering every
-    /// topic in it. Must be called inside a tokio runtime.
+    /// topic in it; its history goes back `limits.producer_idle_timeout`
+    /// (which replaces `options.producer_idle_timeout`) or the topic's
+    /// dedupe window from `clock`'s now. Must be called inside a tokio
+    /// runtime.
     pub fn open(
         options: DiskOptions,
         limits: super::StoreLimits,
         clock: super::Clock,
     ) -> Result<Self> {
-        let (logs, recovered) = DiskLogs::open(options)?;
+        let options = DiskOptions {
+            producer_idle_timeout: limits.producer_idle_timeout,
+            ..options
+        };
+        let (logs, recovered) = DiskLogs::open_at(options, &clock)?;
         Ok(super::Engine::from_parts(logs, recovered, limits, clock))
     }
 }
