@@ -24,6 +24,11 @@
 //! `version u8 = 1 | base_offset u64 | count u32 | publish_time_ns u64 |
 //! records`, each record `key_len u32 | key | value_len u32 | value |
 //! header_count u32 | (name_len u32 | name | value_len u32 | value)*`.
+//! A publish that carried an idempotent producer's sequence or record ids
+//! is a version-2 batch: the same header, then a flags byte, the producer
+//! (id, sequence, the publish's record count) and the records' ids, then
+//! the records; a producer's publish whose records were all duplicate ids
+//! is a version-2 batch without records, which holds no offset.
 //! The sources `frame.rs`, `index.rs`, `meta.rs` and `consumers.rs`
 //! describe each format in full.
 //!
@@ -82,6 +87,17 @@
 //! waiting, ready at once, and finishes the moves). The newest publish time is
 //! read back from the last batch, so publish times never go backwards
 //! across a restart (a topic that retention emptied has none to keep).
+//!
+//! Last, each topic's history of idempotent publishing is read back
+//! ([`Recovered::history`](crate::log::Recovered::history)): the version-2
+//! batches published within `DiskOptions::producer_idle_timeout` (or the
+//! topic's `dedupe_window`, if longer) before now, from which the engine
+//! rebuilds its producers' sequences and its record ids. Only segments that
+//! hold such batches (their index files say so) and whose newest batch is
+//! that recent are read, from their time index's entry before the horizon;
+//! a version-1 batch is skipped after its first byte, a version-2 one read
+//! and checksum-checked. Segments deleted by retention take their history
+//! with them.
 
 mod cache;
 mod consumers;

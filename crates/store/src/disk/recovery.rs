@@ -192,14 +192,15 @@ fn recover_topic(
 
 /// The appends of `segments` published at or after `since_ns` that
 /// carried producer sequences or record ids, oldest first. Segments whose
-/// newest batch is older are not read; in the others, reading starts at
+/// newest batch is older, or that hold no such batch, are not read; in the
+/// others, reading starts at
 /// the sparse time index's entry before `since_ns`, and only batches with
 /// metadata are read in full. A damaged batch ends its segment's history
 /// (reads there fail with `DATA_LOSS`; recovery logged it).
 fn history(topic: &TopicName, segments: &VecDeque<Segment>, since_ns: u64) -> Vec<AppendHistory> {
     let mut history = Vec::new();
     for segment in segments {
-        if segment.len == 0 || segment.last_time_ns < since_ns {
+        if segment.len == 0 || !segment.has_meta || segment.last_time_ns < since_ns {
             continue;
         }
         if let Err(why) = segment.history(since_ns, &mut history) {

@@ -68,6 +68,9 @@ pub(super) struct Segment {
     pub record_bytes: u64,
     /// Publish time of its last batch (0 if empty).
     pub last_time_ns: u64,
+    /// Whether it may hold a batch with producer sequences or record ids
+    /// (what recovery reads for its history).
+    pub has_meta: bool,
     /// Its sparse index.
     pub index: Vec<IndexEntry>,
     /// Its key in the shared cache.
@@ -112,6 +115,7 @@ impl Segment {
             len: 0,
             record_bytes: 0,
             last_time_ns: 0,
+            has_meta: false,
             index: Vec::new(),
             cache_id,
             sealed: false,
@@ -165,6 +169,7 @@ impl Segment {
         segment.len = sealed.segment_len;
         segment.record_bytes = sealed.record_bytes;
         segment.last_time_ns = sealed.last_time_ns;
+        segment.has_meta = sealed.has_meta;
         segment.index = sealed.entries;
         segment.sealed = true;
         segment.synced = segment.checkpoint();
@@ -267,6 +272,7 @@ impl Segment {
         self.end = batch.next_offset();
         self.record_bytes += record_bytes;
         self.last_time_ns = batch.publish_time_ns;
+        self.has_meta |= batch.version != 1;
     }
 
     /// Its file, through the shared file handles: kept open while it is
@@ -329,6 +335,7 @@ impl Segment {
             end_offset: self.end,
             record_bytes: self.record_bytes,
             last_time_ns: self.last_time_ns,
+            has_meta: self.has_meta,
             entries: self.index.clone(),
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));

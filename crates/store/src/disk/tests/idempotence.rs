@@ -560,3 +560,26 @@ async fn a_torn_version_2_tail_is_cut_like_a_version_1_one() {
     check_messages(&read_all(&mut recovered[0].log), 0, 2);
     drop(logs);
 }
+
+#[tokio::test]
+async fn segments_of_plain_appends_are_not_read_for_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, mut log) = filled(dir.path()).await;
+    // One more segment with a batch of duplicates.
+    append_duplicates(&mut log, 0, 1, 61 * SECOND).await;
+    drop((logs, log));
+    let (logs, recovered) = open_at(dir.path(), Duration::from_secs(86_400), 62 * SECOND);
+    let flags: Vec<bool> = recovered[0]
+        .log
+        .shared
+        .lock()
+        .segments
+        .iter()
+        .map(|s| s.has_meta)
+        .collect();
+    assert!(flags.len() > 3);
+    assert_eq!(flags.iter().filter(|&&f| f).count(), 1, "{flags:?}");
+    assert!(flags[flags.len() - 1]);
+    assert_eq!(recovered[0].history.len(), 1);
+    drop(logs);
+}
