@@ -63,14 +63,17 @@
 //! gives them back to the sweep.
 
 mod consumer;
+mod producers;
 mod queue;
 mod topic;
 
 use crate::{
-    CommitMode, ConsumerUpdate, LeaseRef, Settled, Settlement, Subject, check_ack_timeout,
-    check_leases, check_records, dead_letter_record, is_dead_letter_of,
+    CommitMode, ConsumerUpdate, LeaseRef, ProducerSequence, PublishOptions, RecordId, Settled,
+    Settlement, Subject, check_ack_timeout, check_dedupe_window, check_leases, check_records,
+    dead_letter_record, is_dead_letter_of,
 };
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet},
     ops::Bound,
     sync::{
@@ -87,11 +90,12 @@ use super::{
     Batch, ConsumerId, ConsumerInfo, ConsumerSpec, MemoryBudget, MessageStream, Page, Position,
     PublishAck, ReadLimits, Record, RetentionOverrides, RetentionPolicy, RetentionUpdate, Store,
     StoreLimits, StoreStats, SubscribeFrom, TopicInfo, TopicName,
-    log::{Durability, LogFactory, Recovered, TopicLog, TopicMeta},
+    log::{AppendMeta, Durability, LogFactory, Recovered, TopicLog, TopicMeta},
     types::Clock,
 };
 use crate::error::{Error, Result};
 use consumer::ConsumerState;
+use producers::{Check, Dedupe, Filtered, Frame};
 use topic::{Cursor, Topic, TopicState, consumer_not_found, save_consumer};
 
 /// The broker engine over the logs `F` makes. Cheap to share: wrap it in an
@@ -127,11 +131,12 @@ impl<F: LogFactory> Engine<F> {
     ) -> Self {
         let memory = Arc::new(AtomicU64::new(0));
         let mut topics = BTreeMap::new();
+        let now = clock.now_ns();
         for Recovered {
             meta,
             log,
             consumers,
-            history: _,
+            history,
         } in recovered
         {
             memory.fetch_add(log.memory_bytes(), Ordering::Relaxed);
@@ -139,7 +144,9 @@ impl<F: LogFactory> Engine<F> {
                 .into_iter()
                 .map(|record| (record.id.clone(), ConsumerState::from_record(&record)))
                 .collect();
-            let topic = Topic::new(meta, log, consumers);
+            let window = meta.retention.dedupe_window.unwrap_or_default();
+            let dedupe = Dedupe::replay(history, window, &limits, now);
+            let topic = Topic::new(meta, log, consumers, dedupe);
             topics.insert(topic.name.clone(), Arc::new(topic));
         }
         Self {
@@ -232,6 +239,8 @@ impl<F: LogFactory> Engine<F> {
             let Ok(mut state) = topic.lock() else {
                 continue;
             };
+            let window = state.retention.dedupe_window.unwrap_or_default();
+            state.dedupe.expire(now, window, &self.limits);
             let policy = state.retention.effective(&self.limits.default_retention);
             match self.tracked(&mut state, |s| s.log.apply_retention(&policy, now)) {
                 Ok(n) => dropped += n,
@@ -258,7 +267,7 @@ impl<F: LogFactory> Engine<F> {
             *records = Some(batch);
             return Ok(None);
         };
-        let appended = self.append_reserved(topic, &mut state, &batch, cost, tight, now)?;
+        let appended = self.append_reserved(topic, &mut state, &batch, cost, tight, now, None)?;
         // The records (the request's buffers) are freed after the lock.
         drop(state);
         drop(batch);
@@ -296,8 +305,10 @@ impl<F: LogFactory> Engine<F> {
         Ok(Some((cost, tight)))
     }
 
-    /// Appends `batch`, its memory reserved by [`Self::reserve_append`],
-    /// then applies the topic's retention.
+    /// Appends `batch` (with `meta`, for an idempotent publish), its
+    /// memory reserved by [`Self::reserve_append`], then applies the
+    /// topic's retention.
+    #[allow(clippy::too_many_arguments)]
     fn append_reserved(
         &self,
         topic: &Topic<F::Log>,
@@ -306,16 +317,15 @@ impl<F: LogFactory> Engine<F> {
         cost: u64,
         tight: bool,
         now: u64,
+        meta: Option<&AppendMeta<'_>>,
     ) -> Result<(PublishAck, Durability, u64)> {
         let publish_time_ns = now.max(state.log.last_publish_time_ns());
         let first_offset = state.log.end_offset();
         let count = batch.len() as u64;
-        let appended = self.tracked(state, |s| {
-            if tight {
-                s.log.append_tight(batch, publish_time_ns)
-            } else {
-                s.log.append(batch, publish_time_ns)
-            }
+        let appended = self.tracked(state, |s| match meta {
+            None if tight => s.log.append_tight(batch, publish_time_ns),
+            None => s.log.append(batch, publish_time_ns),
+            Some(meta) => s.log.append_with(batch, publish_time_ns, meta, tight),
         });
         // The reservation gives way to what the log really took (tracked).
         self.release(cost);
@@ -364,6 +374,7 @@ impl<F: LogFactory> Store for Engine<F> {
         name: TopicName,
         retention: RetentionOverrides,
     ) -> Result<TopicInfo> {
+        check_dedupe_window(retention.dedupe_window.unwrap_or_default())?;
         let meta = TopicMeta {
             name: name.clone(),
             create_time_ns: self.clock.now_ns(),
@@ -382,7 +393,7 @@ impl<F: LogFactory> Store for Engine<F> {
         }
         let log = self.factory.create(&meta)?;
         self.memory.fetch_add(log.memory_bytes(), Ordering::Relaxed);
-        let topic = Topic::new(meta, log, BTreeMap::new());
+        let topic = Topic::new(meta, log, BTreeMap::new(), Dedupe::default());
         // Described before anyone else can reach it: a new topic is empty.
         let info = topic.info(&*topic.lock()?, &self.limits.default_retention);
         topics.insert(name, Arc::new(topic));
@@ -396,6 +407,9 @@ impl<F: LogFactory> Store for Engine<F> {
     }
 
     async fn update_topic(&self, name: &TopicName, update: RetentionUpdate) -> Result<TopicInfo> {
+        if let Some(Some(window)) = update.dedupe_window {
+            check_dedupe_window(window)?;
+        }
         let topic = self.topic(name)?;
         let (info, durability) = {
             let mut state = topic.lock()?;
@@ -408,6 +422,9 @@ impl<F: LogFactory> Store for Engine<F> {
             state.retention = retention;
             let policy = retention.effective(&self.limits.default_retention);
             let now = self.clock.now_ns();
+            // A new dedupe window applies at once (zero forgets every id).
+            let window = retention.dedupe_window.unwrap_or_default();
+            state.dedupe.ids.expire(now, window);
             self.tracked(&mut state, |s| s.log.apply_retention(&policy, now))?;
             (
                 topic.info(&state, &self.limits.default_retention),
@@ -460,6 +477,7 @@ impl<F: LogFactory> Store for Engine<F> {
                 self.memory.fetch_sub(held, Ordering::Relaxed);
                 state.deleted = true;
                 state.consumers.clear();
+                state.dedupe = Dedupe::default();
             }
             topics.remove(name);
             topic
@@ -477,9 +495,7 @@ impl<F: LogFactory> Store for Engine<F> {
         check_records(&records, self.limits.max_message_bytes)?;
         options.check(records.len())?;
         if !options.is_plain() {
-            return Err(Error::Unavailable(
-                "idempotent publishing is not available yet".into(),
-            ));
+            return self.publish_idempotent(topic, records, options).await;
         }
         let handle = self.topic(topic)?;
         let mut records = Some(records);
@@ -1130,9 +1146,245 @@ impl<F: LogFactory> Engine<F> {
             return Err(self.memory_exhausted(state.log.append_cost(&batch)));
         };
         let (_, durability, end) =
-            self.append_reserved(dlq, &mut state, &batch, cost, tight, now)?;
+            self.append_reserved(dlq, &mut state, &batch, cost, tight, now, None)?;
         drop(state);
         Ok(Some((durability, end)))
+    }
+}
+
+/// What one try of an idempotent publish under the topic's lock came to.
+enum Outcome {
+    /// Answered without appending: a producer's retry of a durable frame.
+    Answered(PublishAck),
+    /// A retry of a frame not yet durable: try again when the topic
+    /// changes (the frame is settled or rolled back).
+    Wait(tokio::sync::watch::Receiver<()>),
+    /// Over the memory cap; what the append needs.
+    NoRoom(u64),
+    /// Appended: the ack, how durability is to be awaited, the end offset
+    /// reached, and what to roll back if durability fails.
+    Appended(PublishAck, Durability, u64, Undo),
+}
+
+/// What an idempotent publish recorded, to roll back if its append fails
+/// to become durable.
+struct Undo {
+    /// The producer and the frame's sequence.
+    producer: Option<ProducerSequence>,
+    /// The offset of the first record appended, if the append recorded ids.
+    ids_from: Option<u64>,
+}
+
+impl<F: LogFactory> Engine<F> {
+    /// [`Store::publish_with`] for a publish with a producer or ids (see
+    /// [`crate::idempotence`]): checks the sequence and filters duplicate
+    /// ids under the topic's lock, appends what is left with its
+    /// [`AppendMeta`], and records the frame and the ids. A retry of a frame
+    /// not yet durable waits until it is (or fails: then the retry is
+    /// taken as new).
+    async fn publish_idempotent(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+        mut options: PublishOptions,
+    ) -> Result<PublishAck> {
+        let frame_records = u32::try_from(records.len()).map_err(|_| {
+            Error::invalid(
+                Subject::Records,
+                format!(
+                    "{} records in one publish; a publish with a producer or ids has at most {}",
+                    records.len(),
+                    u32::MAX
+                ),
+            )
+        })?;
+        if let Some(at) = &options.producer
+            && at.sequence.checked_add(u64::from(frame_records)).is_none()
+        {
+            return Err(Error::invalid(
+                Subject::Records,
+                format!(
+                    "sequence {} with {frame_records} records passes the largest sequence number ({}); start the producer again with a new producer id",
+                    at.sequence,
+                    u64::MAX
+                ),
+            ));
+        }
+        let handle = self.topic(topic)?;
+        let mut swept = false;
+        loop {
+            match self.try_idempotent(&handle, &records, &mut options, frame_records)? {
+                Outcome::Answered(ack) => return Ok(ack),
+                Outcome::Wait(mut changed) => {
+                    // The sender lives as long as the topic we hold.
+                    let _ = changed.changed().await;
+                }
+                Outcome::NoRoom(_) if !swept => {
+                    // Over the memory cap: let retention by age free what
+                    // it can, then try once more.
+                    self.sweep();
+                    swept = true;
+                }
+                Outcome::NoRoom(cost) => return Err(self.memory_exhausted(cost)),
+                Outcome::Appended(ack, durability, end, undo) => {
+                    drop(records);
+                    return settle(handle, ack, durability, end, undo).await;
+                }
+            }
+        }
+    }
+
+    /// One try of [`Self::publish_idempotent`] under the topic's lock.
+    fn try_idempotent(
+        &self,
+        handle: &Arc<Topic<F::Log>>,
+        records: &[Record],
+        options: &mut PublishOptions,
+        frame_records: u32,
+    ) -> Result<Outcome> {
+        let mut state = handle.lock()?;
+        let now = self.clock.now_ns();
+        let window = state.retention.dedupe_window.unwrap_or_default();
+        state.dedupe.expire(now, window, &self.limits);
+        if let Some(at) = &options.producer {
+            match state.dedupe.producers.check(at, frame_records) {
+                Check::Next => {}
+                Check::Retry(frame) if frame.pending => {
+                    return Ok(Outcome::Wait(handle.changed.subscribe()));
+                }
+                Check::Retry(frame) => return Ok(Outcome::Answered(frame.retry_ack())),
+                Check::OutOfSequence(expected) => {
+                    return Err(Error::OutOfSequence {
+                        topic: handle.name.to_string(),
+                        producer: at.producer.to_string(),
+                        expected,
+                        received: at.sequence,
+                    });
+                }
+            }
+        }
+        let with_ids = !window.is_zero() && options.ids.iter().any(Option::is_some);
+        let first = state.log.end_offset();
+        let filtered = if with_ids {
+            Filtered::new(&state.dedupe.ids, &options.ids, first)
+        } else {
+            Filtered::default()
+        };
+        let no_ids: &[Option<RecordId>] = &[];
+        let (batch, ids): (Cow<'_, [Record]>, Cow<'_, [Option<RecordId>]>) =
+            if filtered.duplicates.is_empty() {
+                let ids = if with_ids { &options.ids[..] } else { no_ids };
+                (Cow::Borrowed(records), Cow::Borrowed(ids))
+            } else {
+                let mut cursor = 0;
+                let mut batch = Vec::with_capacity(records.len() - filtered.duplicates.len());
+                let mut ids = Vec::with_capacity(batch.capacity());
+                for (index, (record, id)) in records.iter().zip(&options.ids).enumerate() {
+                    if filtered.keeps(index, &mut cursor) {
+                        batch.push(record.clone());
+                        ids.push(id.clone());
+                    }
+                }
+                (Cow::Owned(batch), Cow::Owned(ids))
+            };
+        let (cost, tight) = if batch.is_empty() {
+            (0, false)
+        } else {
+            match self.reserve_append(&mut state, &batch, now)? {
+                Some(reserved) => reserved,
+                None => return Ok(Outcome::NoRoom(state.log.append_cost(&batch))),
+            }
+        };
+        let publish_time_ns = now.max(state.log.last_publish_time_ns());
+        let meta = AppendMeta {
+            producer: options.producer.as_ref(),
+            frame_records,
+            ids: &ids,
+        };
+        let (mut ack, durability, end) =
+            self.append_reserved(handle, &mut state, &batch, cost, tight, now, Some(&meta))?;
+        drop((batch, ids));
+        let pending = !durability.is_done();
+        if with_ids {
+            let max = self.limits.max_dedupe_ids;
+            let mut cursor = 0;
+            let mut offset = first;
+            for (index, id) in std::mem::take(&mut options.ids).into_iter().enumerate() {
+                if !filtered.keeps(index, &mut cursor) {
+                    continue;
+                }
+                if let Some(id) = id {
+                    state.dedupe.ids.insert(id, offset, publish_time_ns, max);
+                }
+                offset += 1;
+            }
+        }
+        if let Some(at) = &options.producer {
+            let frame = Frame {
+                sequence: at.sequence,
+                records: frame_records,
+                first_offset: first,
+                count: ack.count,
+                pending,
+            };
+            let max = self.limits.max_producers_per_topic;
+            state
+                .dedupe
+                .producers
+                .accept(&at.producer, frame, publish_time_ns, max);
+        }
+        ack.duplicates = filtered.duplicates;
+        let undo = Undo {
+            producer: options.producer.take(),
+            ids_from: with_ids.then_some(first),
+        };
+        Ok(Outcome::Appended(ack, durability, end, undo))
+    }
+}
+
+/// Answers an idempotent publish once its append is as durable as
+/// promised. A pending durability is awaited by a task of its own, which
+/// makes the append visible and settles its frame, or rolls back the frame
+/// and the ids it recorded if durability fails; so a retry waiting for the
+/// frame is answered even if this caller goes away.
+async fn settle<L: TopicLog>(
+    handle: Arc<Topic<L>>,
+    ack: PublishAck,
+    durability: Durability,
+    end: u64,
+    undo: Undo,
+) -> Result<PublishAck> {
+    if durability.is_done() {
+        handle.changed.send_replace(());
+        return Ok(ack);
+    }
+    let task = tokio::spawn(async move {
+        let result = durability.wait().await;
+        if let Ok(mut state) = handle.lock() {
+            match (&result, &undo.producer) {
+                (Ok(()), Some(at)) => {
+                    state.make_visible(end);
+                    state.dedupe.producers.settle(&at.producer, at.sequence);
+                }
+                (Ok(()), None) => state.make_visible(end),
+                (Err(_), producer) => {
+                    if let Some(at) = producer {
+                        state.dedupe.producers.roll_back(&at.producer, at.sequence);
+                    }
+                    if let Some(first) = undo.ids_from {
+                        state.dedupe.ids.roll_back(first);
+                    }
+                }
+            }
+        }
+        handle.changed.send_replace(());
+        result
+    });
+    match task.await {
+        Ok(result) => result.map(|()| ack),
+        Err(error) => Err(Error::Internal(format!(
+            "waiting for a publish to be durable failed: {error}"
+        ))),
     }
 }
 

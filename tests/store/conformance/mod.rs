@@ -8,7 +8,7 @@
 //! log and Redis all run the very same functions. They live by area, one
 //! module each ([`topics`], [`publish`], [`read`], [`consumers`],
 //! [`consumer_lookup`], [`counts`], [`fetch_commit`], [`redelivery`], [`seek`],
-//! [`long_poll`], [`retention`], [`concurrency`], [`queue`]), beside the helpers they
+//! [`long_poll`], [`retention`], [`concurrency`], [`queue`], [`idempotence`]), beside the helpers they
 //! share ([`support`]). A backend on disk lives in a temporary directory
 //! that [`in_dir`] removes after it.
 //! [`conformance_suite!`] turns each scenario into a `#[tokio::test]`; the
@@ -67,6 +67,7 @@ mod consumer_lookup;
 mod consumers;
 mod counts;
 mod fetch_commit;
+mod idempotence;
 mod in_dir;
 mod long_poll;
 mod memory_cap;
@@ -109,6 +110,25 @@ const RETENTION_DEFAULTS: StoreLimits = StoreLimits {
 const TWO_OF_EACH: StoreLimits = StoreLimits {
     max_topics: 2,
     max_consumers_per_topic: 2,
+    ..LIMITS
+};
+
+/// [`LIMITS`] with producers forgotten after a minute idle, for
+/// [`idempotence`].
+const SHORT_IDLE: StoreLimits = StoreLimits {
+    producer_idle_timeout: Duration::from_secs(60),
+    ..LIMITS
+};
+
+/// [`LIMITS`] with room for 2 producers per topic, for [`idempotence`].
+const FEW_PRODUCERS: StoreLimits = StoreLimits {
+    max_producers_per_topic: 2,
+    ..LIMITS
+};
+
+/// [`LIMITS`] with room for 3 record ids per topic, for [`idempotence`].
+const FEW_IDS: StoreLimits = StoreLimits {
+    max_dedupe_ids: 3,
     ..LIMITS
 };
 
@@ -251,6 +271,27 @@ macro_rules! bookkeeping_suite {
                     update_consumer_refuses_invalid_settings,
                     queue_settings_and_settles_are_checked,
                 ],
+                idempotence: [
+                    // Producer sequences.
+                    producer_sequences_follow_on_across_frames,
+                    a_sequence_gap_is_out_of_sequence_and_appends_nothing,
+                    a_stale_sequence_is_out_of_sequence_and_appends_nothing,
+                    an_unknown_producer_must_start_at_zero,
+                    a_sequence_past_the_largest_is_invalid,
+                    producer_sequences_are_per_topic,
+                    two_producers_on_a_topic_keep_their_own_sequences,
+                    a_recreated_topic_forgets_its_producers_and_ids,
+                    idle_producers_are_forgotten_after_the_idle_timeout with SHORT_IDLE,
+                    past_max_producers_the_least_recently_used_is_forgotten with FEW_PRODUCERS,
+                    // Record ids.
+                    ids_are_ignored_without_a_dedupe_window,
+                    ids_must_be_one_per_record,
+                    the_dedupe_window_is_a_topic_setting,
+                    turning_the_dedupe_window_off_forgets_every_id,
+                    shrinking_the_dedupe_window_applies_at_once,
+                    ids_are_forgotten_after_the_dedupe_window,
+                    past_max_dedupe_ids_the_oldest_are_forgotten with FEW_IDS,
+                ],
             },
             multi_thread: {}
         );
@@ -336,6 +377,15 @@ macro_rules! contents_suite {
                     subscribe_pushes_up_to_max_outstanding,
                     an_expired_lease_at_max_deliveries_is_dropped_without_a_topic,
                     a_deleted_dead_letter_topic_sends_the_message_back,
+                ],
+                idempotence: [
+                    // Exactly-once publishing: what is appended.
+                    a_retry_of_each_of_the_last_frames_returns_its_offsets,
+                    a_duplicate_id_returns_its_original_offset,
+                    a_batch_with_duplicate_ids_appends_the_others_consecutively,
+                    the_same_id_twice_in_a_batch_is_appended_once,
+                    an_all_duplicate_producer_frame_advances_the_sequence,
+                    a_producer_retry_with_ids_is_answered_as_a_retry,
                 ],
             },
             multi_thread: {

@@ -10,7 +10,7 @@ use std::{
 
 use tokio::{sync::watch, time::Instant};
 
-use super::consumer::ConsumerState;
+use super::{consumer::ConsumerState, producers::Dedupe};
 use crate::{
     error::{Error, Result},
     {
@@ -37,6 +37,8 @@ pub(super) struct TopicState<L> {
     /// The end of what readers may see: appends as durable as promised.
     visible_end: u64,
     pub(super) consumers: BTreeMap<ConsumerId, ConsumerState>,
+    /// Its idempotent producers and remembered record ids.
+    pub(super) dedupe: Dedupe,
 }
 
 /// The outcome of one try of a waiting read.
@@ -144,6 +146,7 @@ impl<L: TopicLog> Topic<L> {
         meta: TopicMeta,
         log: L,
         consumers: BTreeMap<ConsumerId, ConsumerState>,
+        dedupe: Dedupe,
     ) -> Self {
         let visible_end = log.end_offset();
         Self {
@@ -155,6 +158,7 @@ impl<L: TopicLog> Topic<L> {
                 retention: meta.retention,
                 visible_end,
                 consumers,
+                dedupe,
             }),
             changed: watch::Sender::new(()),
         }
