@@ -57,6 +57,9 @@ const ID_PUBLISHES: usize = 120;
 /// (5), so a frame resent after a crash is always recognised.
 const WINDOW: usize = 4;
 
+/// How long the last round (no kill) may take to answer everything left.
+const LAST_ROUND_WITHIN: Duration = Duration::from_secs(120);
+
 /// How many of each producer's last frames are resent at the end.
 const RETRIED_FRAMES: usize = 5;
 
@@ -137,6 +140,9 @@ async fn stream_round(
     mut producer: StreamProducer,
 ) -> StreamProducer {
     producer.ended = None;
+    if producer.answered == producer.frames.len() {
+        return producer;
+    }
     let first = producer.answered;
     let (send, requests) = mpsc::channel(WINDOW);
     let mut sent = first;
