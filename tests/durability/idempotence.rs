@@ -568,9 +568,17 @@ async fn kill_9_under_fsync_always_keeps_every_record_exactly_once() {
             (Some((_, status)), None) => Some(status.clone()),
             _ => None,
         };
+        let bound = if killed_at.is_some() {
+            PATIENCE
+        } else {
+            LAST_ROUND_WITHIN
+        };
         for stream in streams {
-            let producer = within("a producer's round", stream)
+            let producer = tokio::time::timeout(bound, stream)
                 .await
+                .unwrap_or_else(|_| {
+                    panic!("seed {seed}, round {round}: a producer still runs after {bound:?}")
+                })
                 .expect("a producer task");
             if let Some(status) = ended_early(&producer.ended) {
                 failures.push(format!(
@@ -580,8 +588,11 @@ async fn kill_9_under_fsync_always_keeps_every_record_exactly_once() {
             }
             producers.push(producer);
         }
-        ids = within("the ids producer's round", unary)
+        ids = tokio::time::timeout(bound, unary)
             .await
+            .unwrap_or_else(|_| {
+                panic!("seed {seed}, round {round}: the ids producer still runs after {bound:?}")
+            })
             .expect("the ids producer task");
         if let Some(status) = ended_early(&ids.ended) {
             failures.push(format!(
