@@ -1,6 +1,6 @@
 //! Exactly-once publishing through crashes: idempotent producers publishing
 //! over PublishStream (a producer id and a sequence per frame, several
-//! frames in flight) and a unary Publish producer whose records carry ids
+//! frames in flight) and unary Publish producers whose records carry ids
 //! on a topic with a dedupe window, while the broker is killed with
 //! `SIGKILL` at random moments under `--fsync always` and restarted on the
 //! same data. After each restart every frame (or publish) not answered is
@@ -14,7 +14,7 @@
 //!   answered `duplicate` gives the original offsets); every answered
 //!   publish with ids gives each record's offset, appended or duplicate;
 //! - after one more kill, resending each producer's last frames (the
-//!   last [`RETRIED_FRAMES`]) and the last publish with ids is answered as
+//!   last [`RETRIED_FRAMES`]) and each producer's last publish with ids is answered as
 //!   a duplicate with the same offsets, from the log alone.
 
 use std::{
@@ -47,11 +47,16 @@ const DEDUPE_WINDOW: Duration = Duration::from_secs(3600);
 /// Streaming producers, each with its own producer id.
 const PRODUCERS: usize = 3;
 
-/// Frames each streaming producer sends, of 1 to 5 records.
-const FRAMES: usize = 120;
+/// Unary producers of records with ids (each sends one publish at a time).
+const ID_PRODUCERS: usize = 3;
 
-/// Publishes with ids, of 1 to 4 records.
-const ID_PUBLISHES: usize = 120;
+/// Frames (of 1 to 5 records) or publishes with ids (of 1 to 4) each
+/// producer sends in the last round, after its unanswered ones; in the
+/// other rounds it sends until the broker is killed.
+const LAST_ROUND_FRAMES: usize = 40;
+
+/// More than any producer sends before a kill.
+const UNBOUNDED: usize = 1_000_000;
 
 /// Frames a producer keeps in flight: no more than the broker remembers
 /// (5), so a frame resent after a crash is always recognised.
@@ -65,7 +70,7 @@ const RETRIED_FRAMES: usize = 5;
 
 /// Kill-and-restart rounds before the last one, which runs until every
 /// frame is answered.
-const KILLS: u64 = 4;
+const KILLS: u64 = 5;
 
 /// The broker is killed this many ms (random in the range) after the
 /// producers start.
@@ -84,6 +89,8 @@ struct Frame {
 #[derive(Debug)]
 struct StreamProducer {
     id: String,
+    /// Its frames' contents, drawn as they are needed.
+    rng: Rng,
     frames: Vec<Frame>,
     /// Frames answered (answers come in order: the first `answered`).
     answered: usize,
@@ -97,28 +104,33 @@ struct StreamProducer {
 }
 
 impl StreamProducer {
-    fn new(index: usize, rng: &mut Rng) -> Self {
-        let mut sequence = 0;
-        let frames = (0..FRAMES)
-            .map(|frame| {
-                let len = rng.size(1, 5);
-                let records = batch(rng, &format!("p{index}.f{frame}"), len, 200);
-                let frame = Frame {
-                    sequence,
-                    records,
-                    answer: None,
-                };
-                sequence += len as u64;
-                frame
-            })
-            .collect();
+    fn new(index: usize, rng: Rng) -> Self {
         Self {
             id: format!("once-producer-{index}"),
-            frames,
+            rng,
+            frames: Vec::new(),
             answered: 0,
             duplicates: 0,
             failures: Vec::new(),
             ended: None,
+        }
+    }
+
+    /// Draws frames until it has `count`.
+    fn draw(&mut self, count: usize) {
+        while self.frames.len() < count {
+            let frame = self.frames.len();
+            let sequence = self
+                .frames
+                .last()
+                .map_or(0, |f| f.sequence + f.records.len() as u64);
+            let len = self.rng.size(1, 5);
+            let records = batch(&mut self.rng, &format!("{}.f{frame}", self.id), len, 200);
+            self.frames.push(Frame {
+                sequence,
+                records,
+                answer: None,
+            });
         }
     }
 
@@ -133,20 +145,23 @@ impl StreamProducer {
 }
 
 /// Sends the producer's frames from its first unanswered one over a new
-/// stream, at most [`WINDOW`] unanswered at a time, until every frame is
-/// answered or the stream breaks (the broker was killed).
+/// stream, at most [`WINDOW`] unanswered at a time, until its first
+/// `limit` frames are answered or the stream breaks (the broker was
+/// killed).
 async fn stream_round(
     mut publisher: PublisherServiceClient<Channel>,
     mut producer: StreamProducer,
+    limit: usize,
 ) -> StreamProducer {
     producer.ended = None;
-    if producer.answered == producer.frames.len() {
+    if producer.answered >= limit {
         return producer;
     }
     let first = producer.answered;
     let (send, requests) = mpsc::channel(WINDOW);
     let mut sent = first;
-    while sent < producer.frames.len() && sent - first < WINDOW {
+    while sent < limit && sent - first < WINDOW {
+        producer.draw(sent + 1);
         if send.send(producer.request(sent)).await.is_err() {
             return producer;
         }
@@ -166,8 +181,9 @@ async fn stream_round(
             return producer;
         }
     };
-    while producer.answered < producer.frames.len() {
-        while sent < producer.frames.len() && sent - producer.answered < WINDOW {
+    while producer.answered < limit {
+        while sent < limit && sent - producer.answered < WINDOW {
+            producer.draw(sent + 1);
             if send.send(producer.request(sent)).await.is_err() {
                 return producer;
             }
@@ -228,9 +244,13 @@ struct IdPublish {
     offsets: Option<Vec<u64>>,
 }
 
-/// The unary producer of records with ids.
+/// A unary producer of records with ids.
 #[derive(Debug)]
 struct IdProducer {
+    /// Its name, in its records' batch ids and ids.
+    name: String,
+    /// Its publishes' contents, drawn as they are needed.
+    rng: Rng,
     publishes: Vec<IdPublish>,
     answered: usize,
     /// Publishes answered with every record a duplicate.
@@ -240,26 +260,31 @@ struct IdProducer {
 }
 
 impl IdProducer {
-    fn new(rng: &mut Rng) -> Self {
-        let publishes = (0..ID_PUBLISHES)
-            .map(|i| {
-                let len = rng.size(1, 4);
-                let mut records = batch(rng, &format!("ids.b{i}"), len, 200);
-                for (j, record) in records.iter_mut().enumerate() {
-                    record.id = format!("once-id-{i}-{j}");
-                }
-                IdPublish {
-                    records,
-                    offsets: None,
-                }
-            })
-            .collect();
+    fn new(index: usize, rng: Rng) -> Self {
         Self {
-            publishes,
+            name: format!("ids{index}"),
+            rng,
+            publishes: Vec::new(),
             answered: 0,
             retried: 0,
             failures: Vec::new(),
             ended: None,
+        }
+    }
+
+    /// Draws publishes until it has `count`.
+    fn draw(&mut self, count: usize) {
+        while self.publishes.len() < count {
+            let i = self.publishes.len();
+            let len = self.rng.size(1, 4);
+            let mut records = batch(&mut self.rng, &format!("{}.b{i}", self.name), len, 200);
+            for (j, record) in records.iter_mut().enumerate() {
+                record.id = format!("once-{}-{i}-{j}", self.name);
+            }
+            self.publishes.push(IdPublish {
+                records,
+                offsets: None,
+            });
         }
     }
 }
@@ -304,15 +329,17 @@ async fn publish_ids(
     )))
 }
 
-/// Publishes from the first unanswered publish on until all are answered
-/// or a call fails (the broker was killed).
+/// Publishes from the first unanswered publish on until the first `limit`
+/// are answered or a call fails (the broker was killed).
 async fn ids_round(
     mut publisher: PublisherServiceClient<Channel>,
     mut producer: IdProducer,
+    limit: usize,
 ) -> IdProducer {
     producer.ended = None;
-    while producer.answered < producer.publishes.len() {
+    while producer.answered < limit {
         let index = producer.answered;
+        producer.draw(index + 1);
         match publish_ids(&mut publisher, &producer.publishes[index].records).await {
             Err(status) => {
                 producer.ended = Some((Instant::now(), status));
@@ -321,7 +348,7 @@ async fn ids_round(
             Ok(Err(failure)) => {
                 producer
                     .failures
-                    .push(format!("publish {index}: {failure}"));
+                    .push(format!("{} publish {index}: {failure}", producer.name));
                 return producer;
             }
             Ok(Ok((offsets, all_duplicates))) => {
@@ -435,33 +462,39 @@ fn check_streams(producers: &[StreamProducer], messages: &[Message]) -> Vec<Stri
 }
 
 /// The final checks of the publishes with ids against the topic.
-fn check_ids(producer: &IdProducer, messages: &[Message]) -> Vec<String> {
-    let sent: Vec<&Record> = producer.publishes.iter().flat_map(|p| &p.records).collect();
+fn check_ids(producers: &[IdProducer], messages: &[Message]) -> Vec<String> {
+    let sent: Vec<&Record> = producers
+        .iter()
+        .flat_map(|p| p.publishes.iter().flat_map(|p| &p.records))
+        .collect();
     let found = match locate(messages, &sent, IDS_TOPIC) {
         Ok(found) => found,
         Err(failure) => return vec![failure],
     };
     let mut failures = Vec::new();
-    let mut last = None;
-    for (index, publish) in producer.publishes.iter().enumerate() {
-        let offsets: Vec<u64> = publish
-            .records
-            .iter()
-            .map(|r| found[r.value.as_ref()])
-            .collect();
-        if last.is_some_and(|last| offsets[0] <= last)
-            || offsets.windows(2).any(|w| w[1] != w[0] + 1)
-        {
-            failures.push(format!(
-                "publish {index}: its records are at {offsets:?}, after {last:?}"
-            ));
-        }
-        last = offsets.last().copied();
-        if publish.offsets.as_ref() != Some(&offsets) {
-            failures.push(format!(
-                "publish {index} was answered {:?}; its records are at {offsets:?}",
-                publish.offsets
-            ));
+    for producer in producers {
+        let mut last = None;
+        for (index, publish) in producer.publishes.iter().enumerate() {
+            let offsets: Vec<u64> = publish
+                .records
+                .iter()
+                .map(|r| found[r.value.as_ref()])
+                .collect();
+            if last.is_some_and(|last| offsets[0] <= last)
+                || offsets.windows(2).any(|w| w[1] != w[0] + 1)
+            {
+                failures.push(format!(
+                    "{} publish {index}: its records are at {offsets:?}, after {last:?}",
+                    producer.name
+                ));
+            }
+            last = offsets.last().copied();
+            if publish.offsets.as_ref() != Some(&offsets) {
+                failures.push(format!(
+                    "{} publish {index} was answered {:?}; its records are at {offsets:?}",
+                    producer.name, publish.offsets
+                ));
+            }
         }
     }
     failures
@@ -473,7 +506,7 @@ fn check_ids(producer: &IdProducer, messages: &[Message]) -> Vec<String> {
 async fn retry_the_last(
     broker: &Broker,
     producers: &[StreamProducer],
-    ids: &IdProducer,
+    ids: &[IdProducer],
 ) -> Vec<String> {
     let mut failures = Vec::new();
     for producer in producers {
@@ -519,13 +552,15 @@ async fn retry_the_last(
             }
         }
     }
-    let last = ids.publishes.last().expect("publishes");
-    match publish_ids(&mut broker.publisher(), &last.records).await {
-        Ok(Ok((offsets, true))) if Some(&offsets) == last.offsets.as_ref() => {}
-        other => failures.push(format!(
-            "the last publish with ids, sent again after a restart, was answered {other:?}, first {:?}",
-            last.offsets
-        )),
+    for producer in ids {
+        let last = producer.publishes.last().expect("publishes");
+        match publish_ids(&mut broker.publisher(), &last.records).await {
+            Ok(Ok((offsets, true))) if Some(&offsets) == last.offsets.as_ref() => {}
+            other => failures.push(format!(
+                "{}'s last publish, sent again after a restart, was answered {other:?}, first {:?}",
+                producer.name, last.offsets
+            )),
+        }
     }
     failures
 }
@@ -537,9 +572,11 @@ async fn kill_9_under_fsync_always_keeps_every_record_exactly_once() {
     let dir = TempDir::new().expect("a temporary directory");
     let launch = Launch::new(dir.path(), &["--fsync", "always"]);
     let mut producers: Vec<StreamProducer> = (0..PRODUCERS)
-        .map(|i| StreamProducer::new(i, &mut rng))
+        .map(|i| StreamProducer::new(i, Rng::new(rng.next_u64())))
         .collect();
-    let mut ids = IdProducer::new(&mut rng);
+    let mut ids: Vec<IdProducer> = (0..ID_PRODUCERS)
+        .map(|i| IdProducer::new(i, Rng::new(rng.next_u64())))
+        .collect();
     let mut failures = Vec::new();
     let mut broker = None;
     for round in 0..=KILLS {
@@ -547,31 +584,49 @@ async fn kill_9_under_fsync_always_keeps_every_record_exactly_once() {
         if round == 0 {
             set_up(&running).await;
         }
+        let last_round = round == KILLS;
         let streams: Vec<_> = producers
             .drain(..)
-            .map(|producer| tokio::spawn(stream_round(running.publisher(), producer)))
+            .map(|producer| {
+                let limit = if last_round {
+                    producer.frames.len() + LAST_ROUND_FRAMES
+                } else {
+                    UNBOUNDED
+                };
+                tokio::spawn(stream_round(running.publisher(), producer, limit))
+            })
             .collect();
-        let unary = tokio::spawn(ids_round(running.publisher(), ids));
-        let killed_at = if round < KILLS {
+        let unary: Vec<_> = ids
+            .drain(..)
+            .map(|producer| {
+                let limit = if last_round {
+                    producer.publishes.len() + LAST_ROUND_FRAMES
+                } else {
+                    UNBOUNDED
+                };
+                tokio::spawn(ids_round(running.publisher(), producer, limit))
+            })
+            .collect();
+        let killed_at = if last_round {
+            broker = Some(running);
+            None
+        } else {
             let delay = rng.between(KILL_AFTER_MS.0, KILL_AFTER_MS.1);
             // Not a wait for a condition: the random moment of the crash.
             tokio::time::sleep(Duration::from_millis(delay)).await;
             let killed_at = Instant::now();
             running.kill().await;
             Some(killed_at)
-        } else {
-            broker = Some(running);
-            None
         };
         let ended_early = |ended: &Option<(Instant, Status)>| match (ended, killed_at) {
             (Some((at, status)), Some(killed_at)) if *at < killed_at => Some(status.clone()),
             (Some((_, status)), None) => Some(status.clone()),
             _ => None,
         };
-        let bound = if killed_at.is_some() {
-            PATIENCE
-        } else {
+        let bound = if last_round {
             LAST_ROUND_WITHIN
+        } else {
+            PATIENCE
         };
         for stream in streams {
             let producer = tokio::time::timeout(bound, stream)
@@ -588,21 +643,34 @@ async fn kill_9_under_fsync_always_keeps_every_record_exactly_once() {
             }
             producers.push(producer);
         }
-        ids = tokio::time::timeout(bound, unary)
-            .await
-            .unwrap_or_else(|_| {
-                panic!("seed {seed}, round {round}: the ids producer still runs after {bound:?}")
-            })
-            .expect("the ids producer task");
-        if let Some(status) = ended_early(&ids.ended) {
-            failures.push(format!(
-                "round {round}: a publish with ids failed while the broker was running: {status:?}"
-            ));
+        for task in unary {
+            let producer = tokio::time::timeout(bound, task)
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("seed {seed}, round {round}: a producer still runs after {bound:?}")
+                })
+                .expect("a producer task");
+            if let Some(status) = ended_early(&producer.ended) {
+                failures.push(format!(
+                    "round {round}: a publish of {} failed while the broker was running: {status:?}",
+                    producer.name
+                ));
+            }
+            ids.push(producer);
         }
+        eprintln!(
+            "round {round}: frames answered {:?} ({} as retries), publishes with ids answered {:?} ({} as retries)",
+            producers.iter().map(|p| p.answered).collect::<Vec<_>>(),
+            producers.iter().map(|p| p.duplicates).sum::<usize>(),
+            ids.iter().map(|p| p.answered).collect::<Vec<_>>(),
+            ids.iter().map(|p| p.retried).sum::<usize>(),
+        );
         for producer in &mut producers {
             failures.append(&mut producer.failures);
         }
-        failures.append(&mut ids.failures);
+        for producer in &mut ids {
+            failures.append(&mut producer.failures);
+        }
         assert!(
             failures.is_empty(),
             "seed {seed}, round {round}:\n{}",
@@ -625,10 +693,10 @@ async fn kill_9_under_fsync_always_keeps_every_record_exactly_once() {
     ));
     failures.extend(check_ids(&ids, &read_all(&broker, IDS_TOPIC).await));
     let retried: usize = producers.iter().map(|p| p.duplicates).sum();
+    let retried_ids: usize = ids.iter().map(|p| p.retried).sum();
     assert!(
         failures.is_empty(),
-        "seed {seed} ({retried} frames and {} publishes with ids answered as retries):\n{}",
-        ids.retried,
+        "seed {seed} ({retried} frames and {retried_ids} publishes with ids answered as retries):\n{}",
         failures.join("\n")
     );
     broker.stop().await;
