@@ -14,8 +14,8 @@
 //!   answered `duplicate` gives the original offsets); every answered
 //!   publish with ids gives each record's offset, appended or duplicate;
 //! - after one more kill, resending each producer's last frames (the
-//!   last [`RETRIED_FRAMES`]) and each producer's last publish with ids is answered as
-//!   a duplicate with the same offsets, from the log alone.
+//!   last [`RETRIED_FRAMES`]) and each producer's last publish with ids
+//!   is answered as a duplicate with the same offsets, from the log alone.
 
 use std::{
     collections::HashMap,
