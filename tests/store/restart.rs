@@ -523,3 +523,67 @@ async fn a_producer_idle_past_its_timeout_is_not_brought_back() {
         .expect("still known");
     assert_eq!(kept, ack(5, 1));
 }
+
+/// Retention deleting the segments that held a producer's publishes and
+/// ids does not make a restart forget them.
+#[tokio::test]
+async fn what_retention_deleted_is_still_known_after_a_restart() {
+    let dir = TempDir::new().expect("a temporary directory");
+    let store = open_with(&dir, 1);
+    let t = name("retained-restart");
+    let retention = RetentionOverrides {
+        dedupe_window: Some(Duration::from_secs(600)),
+        ..RetentionOverrides::default()
+    };
+    store
+        .create_topic(t.clone(), retention)
+        .await
+        .expect("create topic");
+    let first = PublishOptions {
+        ids: ids(&["x", "y"]),
+        ..producer("p-4", 0)
+    };
+    let original = store
+        .publish_with(&t, labelled("first", 2), first.clone())
+        .await
+        .expect("publish");
+    assert_eq!(original, ack(0, 2));
+    store
+        .publish(&t, labelled("plain", 3))
+        .await
+        .expect("publish");
+    let keep_one = RetentionUpdate {
+        max_messages: Some(Some(1)),
+        ..RetentionUpdate::default()
+    };
+    let info = store.update_topic(&t, keep_one).await.expect("update");
+    assert!(info.start_offset >= 2, "{info:?}");
+
+    let store = reopen_with(store, &dir, 1).await;
+    let retry = store
+        .publish_with(&t, labelled("first", 2), first)
+        .await
+        .expect("a retry");
+    assert!(retry.duplicate, "{retry:?}");
+    assert_eq!((retry.first_offset, retry.count), (0, 2));
+    let again = PublishOptions {
+        producer: None,
+        ids: ids(&["y"]),
+    };
+    let answer = store
+        .publish_with(&t, labelled("again", 1), again)
+        .await
+        .expect("publish");
+    assert_eq!(
+        answer.duplicates,
+        [DuplicateRecord {
+            index: 0,
+            offset: 1
+        }]
+    );
+    let next = store
+        .publish_with(&t, labelled("next", 1), producer("p-4", 2))
+        .await
+        .expect("the producer's next publish");
+    assert_eq!(next, ack(5, 1));
+}

@@ -5,7 +5,10 @@
 use std::{
     collections::VecDeque,
     path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use tokio::sync::Notify;
@@ -42,6 +45,9 @@ pub(super) struct LogShared {
     pub synced: Notify,
     /// Orders its metadata writes.
     pub meta: MetaWriter,
+    /// The topic's dedupe window, in nanoseconds (0: off), which with the
+    /// producer idle timeout bounds the history retention keeps.
+    dedupe_window_ns: AtomicU64,
 }
 
 /// A topic's state.
@@ -95,7 +101,24 @@ impl LogShared {
             }),
             synced: Notify::new(),
             meta: MetaWriter::default(),
+            dedupe_window_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Records the topic's dedupe window (at creation, recovery and every
+    /// settings change).
+    pub fn set_dedupe_window(&self, window: Option<std::time::Duration>) {
+        let nanos = window.map_or(0, |w| u64::try_from(w.as_nanos()).unwrap_or(u64::MAX));
+        self.dedupe_window_ns.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The oldest publish time the topic's history must cover at `now_ns`:
+    /// now less the producer idle timeout or the dedupe window, whichever
+    /// is longer.
+    pub fn history_since(&self, now_ns: u64) -> u64 {
+        let idle = u64::try_from(self.factory.options.producer_idle_timeout.as_nanos())
+            .unwrap_or(u64::MAX);
+        now_ns.saturating_sub(idle.max(self.dedupe_window_ns.load(Ordering::Relaxed)))
     }
 
     /// Its state, locked.
@@ -382,6 +405,7 @@ impl TopicLog for DiskLog {
 
     fn save_meta(&mut self, meta: &TopicMeta) -> Result<Durability> {
         let bytes = meta::encode(meta).map_err(Error::Internal)?;
+        self.shared.set_dedupe_window(meta.retention.dedupe_window);
         let generation = self.shared.meta.stage(bytes);
         let fsync = self.fsyncs();
         let shared = self.shared.clone();

@@ -6,6 +6,7 @@
 //! <data-dir>/gostream.lock                     exclusive lock, held while the log is open
 //! <data-dir>/topics/<topic>/meta               the topic's settings (one frame, with its full name), replaced atomically
 //! <data-dir>/topics/<topic>/consumers.log      consumer states, one frame per change
+//! <data-dir>/topics/<topic>/history.log        producer sequences and record ids of deleted segments
 //! <data-dir>/topics/<topic>/<base:020>.log       a segment: frames of record batches
 //! <data-dir>/topics/<topic>/<base:020>.index     sparse offset index of a sealed segment
 //! <data-dir>/topics/<topic>/<base:020>.timeindex sparse time index of a sealed segment
@@ -96,13 +97,15 @@
 //! hold such batches (their index files say so) and whose newest batch is
 //! that recent are read, from their time index's entry before the horizon;
 //! a version-1 batch is skipped after its first byte, a version-2 one read
-//! and checksum-checked. Segments deleted by retention take their history
-//! with them.
+//! and checksum-checked. Before retention deletes a segment whose batches
+//! are within that horizon, it copies their sequences and ids to
+//! `history.log` (see `history.rs`), which recovery reads first.
 
 mod cache;
 mod consumers;
 mod frame;
 mod handles;
+mod history;
 mod index;
 mod log;
 mod meta;
@@ -391,6 +394,7 @@ impl LogFactory for DiskLogs {
             [segment].into(),
             consumers,
         ));
+        log.set_dedupe_window(meta.retention.dedupe_window);
         shared.register(&log);
         Ok(DiskLog { shared: log })
     }

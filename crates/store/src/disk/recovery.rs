@@ -12,7 +12,7 @@ use std::{
 use super::{
     DiskLog, Shared,
     consumers::ConsumersFile,
-    dir_name,
+    dir_name, history,
     log::LogShared,
     meta,
     segment::{self, Segment},
@@ -130,7 +130,7 @@ fn recover_topic(
         });
     }
     let topic = meta.name.clone();
-    for leftover in ["meta.tmp", "consumers.log.tmp"] {
+    for leftover in ["meta.tmp", "consumers.log.tmp", "history.log.tmp"] {
         let _ = fs::remove_file(dir.join(leftover));
     }
     let mut bases = segment_bases(&dir).map_err(|e| unavailable(&topic, &dir, e))?;
@@ -171,7 +171,19 @@ fn recover_topic(
         .producer_idle_timeout
         .max(meta.retention.dedupe_window.unwrap_or_default());
     let since_ns = now_ns.saturating_sub(u64::try_from(horizon.as_nanos()).unwrap_or(u64::MAX));
-    let history = history(&topic, &segments, since_ns);
+    let kept = history::read(&dir).unwrap_or_else(|error| {
+        tracing::error!(
+            %topic, file = %dir.join(history::FILE).display(), %error,
+            "cannot read the history of deleted segments"
+        );
+        history::Kept::default()
+    });
+    let mut history: Vec<AppendHistory> = kept
+        .entries
+        .into_iter()
+        .filter(|entry| entry.publish_time_ns >= since_ns)
+        .collect();
+    read_history(&topic, &segments, since_ns, kept.below, &mut history);
     let (consumers, states) = ConsumersFile::open(&dir, topic.as_str(), &shared.handles)
         .map_err(|e| unavailable(&topic, &dir, e))?;
     let log = Arc::new(LogShared::new(
@@ -181,6 +193,7 @@ fn recover_topic(
         segments,
         consumers,
     ));
+    log.set_dedupe_window(meta.retention.dedupe_window);
     shared.register(&log);
     Ok(Recovered {
         history,
@@ -196,21 +209,32 @@ fn recover_topic(
 /// others, reading starts at
 /// the sparse time index's entry before `since_ns`, and only batches with
 /// metadata are read in full. A damaged batch ends its segment's history
-/// (reads there fail with `DATA_LOSS`; recovery logged it).
-fn history(topic: &TopicName, segments: &VecDeque<Segment>, since_ns: u64) -> Vec<AppendHistory> {
-    let mut history = Vec::new();
+/// (reads there fail with `DATA_LOSS`; recovery logged it). Segments
+/// below `below` were deleted by retention, their history kept in
+/// `history.log`: one that came back (its deletion was cut short by a
+/// crash) is not read again.
+fn read_history(
+    topic: &TopicName,
+    segments: &VecDeque<Segment>,
+    since_ns: u64,
+    below: u64,
+    history: &mut Vec<AppendHistory>,
+) {
     for segment in segments {
-        if segment.len == 0 || !segment.has_meta || segment.last_time_ns < since_ns {
+        if segment.len == 0
+            || !segment.has_meta
+            || segment.last_time_ns < since_ns
+            || segment.base < below
+        {
             continue;
         }
-        if let Err(why) = segment.history(since_ns, &mut history) {
+        if let Err(why) = segment.history(since_ns, history) {
             tracing::error!(
                 %topic, segment = %segment.path.display(), reason = %why,
                 "cannot read the producer sequences and record ids past this point"
             );
         }
     }
-    history
 }
 
 /// The active segment: scanned, cut at its first bad frame.

@@ -583,3 +583,40 @@ async fn segments_of_plain_appends_are_not_read_for_history() {
     assert_eq!(recovered[0].history.len(), 1);
     drop(logs);
 }
+
+#[tokio::test]
+async fn retention_keeps_the_history_of_the_segments_it_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (logs, mut log) = mixed(dir.path()).await;
+    let first = segment_files(dir.path(), "t", "log").remove(0);
+    let saved = fs::read(&first).unwrap();
+    // Everything is within the default day of 61 s: retention by count
+    // deletes the oldest segments, then by age all of them.
+    let by_count = RetentionPolicy {
+        max_messages: 25,
+        ..RetentionPolicy::UNLIMITED
+    };
+    assert!(log.apply_retention(&by_count, 61 * SECOND).unwrap() > 0);
+    assert!(!first.exists());
+    drop((logs, log));
+    let (logs, recovered) = open_at(dir.path(), Duration::from_secs(86_400), 61 * SECOND);
+    assert_eq!(recovered[0].history, expected_history(0));
+    let mut log = recovered.into_iter().next().unwrap().log;
+    let by_age = RetentionPolicy {
+        max_age: Duration::from_secs(1),
+        ..RetentionPolicy::UNLIMITED
+    };
+    log.apply_retention(&by_age, 100 * SECOND).unwrap();
+    assert_eq!((log.start_offset(), log.end_offset()), (60, 60));
+    drop((logs, log));
+    // A deleted segment that comes back (its deletion was not durable) is
+    // not read twice.
+    fs::write(&first, &saved).unwrap();
+    let (logs, recovered) = open_at(dir.path(), Duration::from_secs(86_400), 101 * SECOND);
+    assert_eq!(recovered[0].history, expected_history(0));
+    drop((logs, recovered));
+    // Past the horizon, nothing.
+    let (logs, recovered) = open_at(dir.path(), Duration::from_secs(60), 3 * HOUR);
+    assert!(recovered[0].history.is_empty());
+    drop(logs);
+}
