@@ -52,6 +52,23 @@
 //! messages, so it is built only for a log that persists consumers
 //! ([`TopicLog::persists_consumers`]).
 //!
+//! # Exactly-once publishing
+//! Each topic keeps its idempotent producers and its remembered record ids
+//! (the `producers` module) under its lock. A publish with a producer or
+//! ids checks the sequence and filters the ids, appends what is left with
+//! [`AppendMeta`] (so a durable log can give it back in
+//! [`Recovered::history`], replayed by [`Engine::from_parts`]) and records
+//! the frame and ids, all in one critical section; a plain publish takes
+//! none of this path. A retry of a frame whose append is not yet durable
+//! waits (on the topic's `watch`) until a task that awaits the original's
+//! durability settles it, whether or not the original caller is still
+//! there; if durability fails, that task rolls the frame (and the
+//! producer's later frames, which fail with it) and the ids from its first
+//! offset on back, so the producer stands where it stood before and the
+//! waiting retry is appended as new. Idle producers and ids past the dedupe
+//! window are forgotten at each such publish and by
+//! [`Store::enforce_retention`].
+//!
 //! A dead-letter move publishes into another topic, so it runs after the
 //! source topic's lock is released and never holds two topic locks at
 //! once, nor takes the map of topics while holding one (topic deletion
