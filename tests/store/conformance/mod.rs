@@ -395,6 +395,9 @@ macro_rules! contents_suite {
                 queue: [
                     concurrent_readers_ack_every_message_exactly_once,
                 ],
+                idempotence: [
+                    concurrent_copies_of_a_frame_are_appended_once,
+                ],
             }
         );
     };

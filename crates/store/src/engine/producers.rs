@@ -427,7 +427,10 @@ impl Filtered {
                     offset,
                 }),
                 None => {
-                    if let Some(id) = id {
+                    // A batch of one cannot repeat an id.
+                    if let Some(id) = id
+                        && ids.len() > 1
+                    {
                         batch.insert(id, next);
                     }
                     next += 1;
