@@ -56,9 +56,10 @@
 //! measure those durations with `tokio::time::Instant`, and read publish
 //! times from its [`Clock`]: [`Clock::tokio`] is the wall clock moved on by
 //! tokio's clock, so `tokio::time::advance` ages messages (and record ids
-//! and idle producers: a backend measures the dedupe window and the
-//! producer idle timeout from publish times, never with a timer of its
-//! server's, such as a Redis key's TTL). Unpaused, it
+//! and idle producers: a backend decides what the dedupe window and the
+//! producer idle timeout forget from publish times by its clock; a timer
+//! of its server's, such as a Redis key's TTL, may only free what has
+//! expired by then). Unpaused, it
 //! follows the wall clock (to within about a microsecond), and publish and
 //! creation times are checked only against wall-clock bounds taken around
 //! the call, give or take [`support::CLOCK_SKEW_NS`]. No scenario measures
