@@ -2197,4 +2197,44 @@ mod tests {
             .expect("a duplicate needs no room");
         assert_eq!((ack.count, ack.duplicates.len()), (0, 1));
     }
+
+    /// The one-second sweep forgets the ids past their window and the idle
+    /// producers, of every topic, with no publish to trigger it.
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_forgets_expired_ids_and_idle_producers() {
+        let store = MemoryStore::with_clock(
+            StoreLimits {
+                producer_idle_timeout: Duration::from_secs(120),
+                ..StoreLimits::DEFAULT
+            },
+            Clock::tokio(),
+        );
+        let t = TopicName::parse("t").expect("a name");
+        store
+            .create_topic(
+                t.clone(),
+                RetentionOverrides {
+                    dedupe_window: Some(WINDOW),
+                    ..RetentionOverrides::default()
+                },
+            )
+            .await
+            .expect("create");
+        store
+            .publish_with(&t, vec![record(1)], producer_frame(0, &["k"]))
+            .await
+            .expect("publish");
+        let held = |store: &MemoryStore| {
+            let handle = store.topic(&t).expect("the topic");
+            let state = handle.lock().expect("the lock");
+            (state.dedupe.producers.len(), state.dedupe.ids.len())
+        };
+        assert_eq!(held(&store), (1, 1));
+        tokio::time::advance(WINDOW).await;
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(held(&store), (1, 0), "the id is a window old");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(held(&store), (0, 0), "the producer idled past 120 s");
+    }
 }
