@@ -59,8 +59,8 @@
 //! [`AppendMeta`] (so a durable log can give it back in
 //! [`Recovered::history`], replayed by [`Engine::from_parts`]) and records
 //! the frame and ids, all in one critical section; a plain publish takes
-//! none of this path. A retry of a frame whose append is not yet durable
-//! waits (on the topic's `watch`) until a task that awaits the original's
+//! none of this path. A retry of a frame (or a duplicate of an id) whose
+//! append is not yet durable waits (on the topic's `watch`) until a task that awaits the original's
 //! durability settles it, whether or not the original caller is still
 //! there; if durability fails, that task rolls the frame (and the
 //! producer's later frames, which fail with it) and the ids from its first
@@ -1287,6 +1287,16 @@ impl<F: LogFactory> Engine<F> {
         } else {
             Filtered::default()
         };
+        // A duplicate of a record not yet durable waits for it, as a
+        // producer's retry does (in-batch duplicates are at `first` on).
+        let visible = state.end();
+        if filtered
+            .duplicates
+            .iter()
+            .any(|d| (visible..first).contains(&d.offset))
+        {
+            return Ok(Outcome::Wait(handle.changed.subscribe()));
+        }
         let no_ids: &[Option<RecordId>] = &[];
         let (batch, ids): (Cow<'_, [Record]>, Cow<'_, [Option<RecordId>]>) =
             if filtered.duplicates.is_empty() {
@@ -1304,6 +1314,15 @@ impl<F: LogFactory> Engine<F> {
                 }
                 (Cow::Owned(batch), Cow::Owned(ids))
             };
+        if batch.is_empty() && options.producer.is_none() {
+            // Every record a duplicate, and no sequence to record.
+            return Ok(Outcome::Answered(PublishAck {
+                first_offset: first,
+                count: 0,
+                duplicate: false,
+                duplicates: filtered.duplicates,
+            }));
+        }
         let (cost, tight) = if batch.is_empty() {
             (0, false)
         } else {
@@ -2013,6 +2032,43 @@ mod tests {
         assert_eq!((ack.first_offset, ack.count, ack.duplicate), (0, 2, true));
         assert_eq!(gate.waiting(), 0, "the retry appended nothing");
         assert_eq!(store.get_topic(&t).await.expect("get").end_offset, 2);
+    }
+
+    /// A record whose id is a duplicate of a record not yet durable is
+    /// answered once that record is; if it fails instead, the record is
+    /// appended.
+    #[tokio::test(start_paused = true)]
+    async fn a_duplicate_id_waits_until_its_original_is_durable() {
+        let (store, gate, t) = gated().await;
+        gate.hold();
+        let with_id = || PublishOptions {
+            producer: None,
+            ids: vec![Some(RecordId::parse(0, "k").expect("an id"))],
+        };
+        let original = spawn_publish(&store, &t, with_id(), 1);
+        settle_tasks().await;
+        let duplicate = spawn_publish(&store, &t, with_id(), 1);
+        settle_tasks().await;
+        assert!(!duplicate.is_finished(), "the duplicate waits");
+        gate.release(Ok(()));
+        original.await.expect("the task").expect("durable");
+        let ack = duplicate.await.expect("the task").expect("a duplicate");
+        assert_eq!((ack.count, ack.duplicates.len()), (0, 1));
+
+        let with_other = || PublishOptions {
+            producer: None,
+            ids: vec![Some(RecordId::parse(0, "other").expect("an id"))],
+        };
+        let original = spawn_publish(&store, &t, with_other(), 1);
+        settle_tasks().await;
+        let duplicate = spawn_publish(&store, &t, with_other(), 1);
+        settle_tasks().await;
+        gate.release(Err(Error::Unavailable("fsync failed".into())));
+        original.await.expect("the task").expect_err("not durable");
+        settle_tasks().await;
+        gate.release(Ok(()));
+        let ack = duplicate.await.expect("the task").expect("appended");
+        assert_eq!((ack.count, ack.duplicates.len()), (1, 0));
     }
 
     /// An original whose caller went away is still settled, and its retry

@@ -44,9 +44,9 @@
 //!   Retention removing a message does not forget its id; changing a
 //!   topic's `dedupe_window` applies at once (zero forgets every id);
 //!   deleting a topic forgets its producers and ids.
-//! - **Durability.** A retry is answered only once its original is as
-//!   durable as the store promises (it waits for the original's fsync
-//!   under `--fsync always`). A publish answered with an error leaves the
+//! - **Durability.** A retry, or a record whose id is a duplicate, is
+//!   answered only once its original is as durable as the store promises
+//!   (it waits for the original's fsync under `--fsync always`). A publish answered with an error leaves the
 //!   producer's sequence and the ids as they were: if its durability fails,
 //!   what it recorded is rolled back (with every later append of the topic,
 //!   which the disk log fails with it), so its retry is appended as new.
