@@ -37,6 +37,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             title: "GoStream".to_owned(),
             version: env::var("CARGO_PKG_VERSION")?,
             description: "A message streaming broker: topics are append-only logs, producers publish, named consumers read from a tracked offset. These REST routes are generated from the gRPC API's google.api.http rules.".to_owned(),
+            headers: vec![generate::HeaderParameter {
+                rpc: "gostream.v1.PublisherService.Publish".to_owned(),
+                name: "Idempotency-Key".to_owned(),
+                description: "For a publish of one record: the record's id (an idempotency key, 1 to 256 bytes). On a topic with a dedupe window, a record whose id was appended within the window is not appended again; the answer lists it in duplicateRecords with its offset. 400 for a publish of several records, or a record whose id differs.".to_owned(),
+            }],
         },
     )?;
     fs::write(out_dir.join("gostream.gateway.rs"), gateway.rust)?;

@@ -383,6 +383,38 @@ pub struct Config {
     )]
     pub max_stream_pending_frames: usize,
 
+    /// How long an idempotent producer may publish nothing to a topic
+    /// before the topic forgets it (its next publish there must start at
+    /// sequence 0 again): a duration such as 90s, 30m, 24h or 7d.
+    #[arg(
+        long,
+        env = "GOSTREAM_PRODUCER_IDLE_TIMEOUT",
+        default_value = "24h",
+        value_name = "DURATION",
+        value_parser = gostream_client::cli::args::parse_duration
+    )]
+    pub producer_idle_timeout: Duration,
+
+    /// The most idempotent producers a topic remembers; past it the one
+    /// that published to it least recently is forgotten.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_PRODUCERS_PER_TOPIC",
+        default_value_t = 10_000,
+        value_name = "COUNT"
+    )]
+    pub max_producers_per_topic: usize,
+
+    /// The most record ids a topic remembers for its dedupe window; past
+    /// it the oldest are forgotten before their window ends.
+    #[arg(
+        long,
+        env = "GOSTREAM_MAX_DEDUPE_IDS",
+        default_value_t = 1_000_000,
+        value_name = "COUNT"
+    )]
+    pub max_dedupe_ids: usize,
+
     /// Log filter: a level (error, warn, info, debug, trace) or tracing
     /// directives such as `gostream=debug,tower=warn`. RUST_LOG, if set, wins.
     #[arg(
@@ -490,6 +522,9 @@ impl Default for Config {
             max_consumers_per_topic: 1_000,
             max_outstanding: 10_000,
             max_stream_pending_frames: 128,
+            producer_idle_timeout: StoreLimits::DEFAULT.producer_idle_timeout,
+            max_producers_per_topic: StoreLimits::DEFAULT.max_producers_per_topic,
+            max_dedupe_ids: StoreLimits::DEFAULT.max_dedupe_ids,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             sse_keep_alive_secs: 15,
@@ -554,6 +589,8 @@ impl Config {
                 self.max_stream_pending_frames,
                 "--max-stream-pending-frames",
             ),
+            (self.max_producers_per_topic, "--max-producers-per-topic"),
+            (self.max_dedupe_ids, "--max-dedupe-ids"),
         ] {
             if value == 0 {
                 return Err(format!("{flag} must be at least 1"));
@@ -588,6 +625,13 @@ impl Config {
         if self.grpc_addr == Listen::Off && self.rest_addr == Listen::Off {
             return Err("--grpc-addr and --rest-addr are both off: nothing to serve".to_owned());
         }
+        if self.producer_idle_timeout.is_zero() {
+            return Err(
+                "--producer-idle-timeout must be more than 0: a producer would be forgotten \
+                 between two publishes"
+                    .to_owned(),
+            );
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), None) => return Err("--tls-cert is set without --tls-key".to_owned()),
             (None, Some(_)) => return Err("--tls-key is set without --tls-cert".to_owned()),
@@ -610,7 +654,9 @@ impl Config {
             max_consumers_per_topic: self.max_consumers_per_topic,
             max_fetch_bytes: self.max_fetch_bytes,
             max_outstanding: self.max_outstanding,
-            ..Default::default()
+            producer_idle_timeout: self.producer_idle_timeout,
+            max_producers_per_topic: self.max_producers_per_topic,
+            max_dedupe_ids: self.max_dedupe_ids,
         }
     }
 
@@ -710,6 +756,63 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(set.store_limits().max_memory_bytes, 1234);
+    }
+
+    /// The exactly-once flags as a command line and the environment give
+    /// them, into the store's limits.
+    #[test]
+    fn idempotence_flags_parse_into_the_store_limits() {
+        use clap::Parser as _;
+
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            config: Config,
+        }
+        let parse = |args: &[&str]| {
+            Serve::try_parse_from(std::iter::once("gostream").chain(args.iter().copied()))
+                .map(|serve| serve.config)
+        };
+        let defaults = parse(&[]).unwrap().store_limits();
+        assert_eq!(
+            (
+                defaults.producer_idle_timeout,
+                defaults.max_producers_per_topic,
+                defaults.max_dedupe_ids
+            ),
+            (Duration::from_secs(24 * 3600), 10_000, 1_000_000)
+        );
+        assert_eq!(defaults, Config::default().store_limits());
+        let set = parse(&[
+            "--producer-idle-timeout",
+            "1h30m",
+            "--max-producers-per-topic",
+            "3",
+            "--max-dedupe-ids",
+            "500",
+        ])
+        .unwrap();
+        assert!(set.validate().is_ok());
+        let limits = set.store_limits();
+        assert_eq!(limits.producer_idle_timeout, Duration::from_secs(5400));
+        assert_eq!(limits.max_producers_per_topic, 3);
+        assert_eq!(limits.max_dedupe_ids, 500);
+        let error = parse(&["--producer-idle-timeout", "soon"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("--producer-idle-timeout") && error.contains("90s"),
+            "{error}"
+        );
+        for (flag, value) in [
+            ("--producer-idle-timeout", "0"),
+            ("--max-producers-per-topic", "0"),
+            ("--max-dedupe-ids", "0"),
+        ] {
+            let error = parse(&[flag, value]).unwrap().validate().unwrap_err();
+            assert!(error.starts_with(flag), "{error}");
+        }
     }
 
     #[test]

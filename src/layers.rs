@@ -29,6 +29,7 @@ const GRPC_WEB_REQUEST_HEADERS: &[&str] = &[
     "authorization",
     "connect-protocol-version",
     "connect-timeout-ms",
+    "idempotency-key",
 ];
 
 /// Response headers a grpc-web client must be able to read cross-origin.
@@ -36,7 +37,13 @@ const GRPC_WEB_RESPONSE_HEADERS: &[&str] =
     &["grpc-status", "grpc-message", "grpc-status-details-bin"];
 
 /// Headers a REST client sends, allowed cross-origin.
-const REST_REQUEST_HEADERS: &[&str] = &["content-type", "authorization", "accept", "last-event-id"];
+const REST_REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "authorization",
+    "accept",
+    "last-event-id",
+    "idempotency-key",
+];
 
 fn names(names: &[&'static str]) -> Vec<HeaderName> {
     names.iter().map(|n| HeaderName::from_static(n)).collect()

@@ -23,7 +23,10 @@ impl Role {
         use Action as A;
         match self {
             Self::Admin => true,
-            Self::Produce => matches!(action, A::Publish | A::GetTopic | A::ListTopics),
+            Self::Produce => matches!(
+                action,
+                A::Publish | A::InitProducer | A::GetTopic | A::ListTopics
+            ),
             Self::Consume => matches!(
                 action,
                 A::GetTopic
@@ -84,6 +87,9 @@ pub enum Action {
     DeleteTopic,
     GetBroker,
     Publish,
+    /// Assigns an idempotent producer id (InitProducer): allowed with
+    /// Publish, on any topic pattern.
+    InitProducer,
     CreateConsumer,
     GetConsumer,
     ListConsumers,
@@ -148,6 +154,7 @@ mod tests {
             A::DeleteTopic,
             A::GetBroker,
             A::Publish,
+            A::InitProducer,
             A::CreateConsumer,
             A::GetConsumer,
             A::ListConsumers,
@@ -169,7 +176,7 @@ mod tests {
         assert_eq!(allowed(Role::Admin), all);
         assert_eq!(
             allowed(Role::Produce),
-            [A::GetTopic, A::ListTopics, A::Publish]
+            [A::GetTopic, A::ListTopics, A::Publish, A::InitProducer]
         );
         assert_eq!(
             allowed(Role::Consume),

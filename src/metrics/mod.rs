@@ -4,8 +4,9 @@
 //! Two kinds of figures:
 //! - **Counted as they happen** and kept in [`Metrics`]: requests and their
 //!   latency by transport, RPC and code (the layers of [`layer`]), and each
-//!   topic's messages and bytes in and out and its open subscriptions (the
-//!   [`MeteredStore`] every transport's services read and write through).
+//!   topic's messages and bytes in and out, the duplicate records a publish
+//!   did not append, and its open subscriptions (the [`MeteredStore`] every
+//!   transport's services read and write through).
 //! - **Read from the store at each scrape** ([`scrape`]): offsets, sizes,
 //!   consumer lag, memory. They are the store's own state, so they cannot
 //!   drift from it, and a deleted topic or consumer simply stops appearing.
@@ -115,6 +116,10 @@ pub(crate) struct TopicCounters {
     pub(crate) bytes_in: Family<TopicLabels, Counter>,
     pub(crate) messages_out: Family<TopicLabels, Counter>,
     pub(crate) bytes_out: Family<TopicLabels, Counter>,
+    /// Records a publish did not append because they were duplicates: a
+    /// producer's retried publish counts its records, a record whose id
+    /// was seen within the topic's dedupe window counts one.
+    pub(crate) publish_duplicates: Family<TopicLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -169,6 +174,13 @@ impl Metrics {
             "topic_bytes_out",
             "Bytes (keys, values, headers) delivered from the topic",
             topics.bytes_out.clone(),
+        );
+        registry.register(
+            "publish_duplicates",
+            "Records not appended to the topic because they were duplicates: the records \
+             of an idempotent producer's retried publish, and records whose id was \
+             appended within the topic's dedupe window",
+            topics.publish_duplicates.clone(),
         );
         Self {
             shared: Arc::new(Shared {
@@ -230,6 +242,7 @@ impl Metrics {
             &counters.bytes_in,
             &counters.messages_out,
             &counters.bytes_out,
+            &counters.publish_duplicates,
         ] {
             family.remove(&labels);
         }

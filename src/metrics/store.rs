@@ -23,7 +23,8 @@ use crate::store::{
 };
 
 /// A [`Store`] counting messages and bytes in (publish) and out (read,
-/// fetch, subscribe) per topic, and open subscriptions.
+/// fetch, subscribe) per topic, the records a publish skipped as
+/// duplicates, and open subscriptions.
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
     metrics: Metrics,
@@ -94,24 +95,36 @@ impl Store for MeteredStore {
         records: Vec<Record>,
         options: PublishOptions,
     ) -> Result<PublishAck> {
-        let sizes: Vec<usize> = records.iter().map(Record::size).collect();
+        let total = records.len() as u64;
+        // Per-record sizes only when records may be skipped for their ids;
+        // a plain publish adds its total.
+        let sizes: Vec<usize> = if options.ids.is_empty() {
+            Vec::new()
+        } else {
+            records.iter().map(Record::size).collect()
+        };
+        let bytes: usize = if sizes.is_empty() {
+            records.iter().map(Record::size).sum()
+        } else {
+            sizes.iter().sum()
+        };
         let ack = self.inner.publish_with(topic, records, options).await?;
         // What was appended now: nothing for a producer's retry, and not
         // the records whose ids were duplicates.
-        let count = if ack.duplicate { 0 } else { ack.count };
-        let bytes: usize = if ack.duplicate {
-            0
+        let (count, bytes, duplicates) = if ack.duplicate {
+            (0, 0, total)
         } else if ack.duplicates.is_empty() {
-            sizes.iter().sum()
+            (ack.count, bytes, 0)
         } else {
             let skipped: std::collections::HashSet<usize> =
                 ack.duplicates.iter().map(|d| d.index as usize).collect();
-            sizes
+            let appended = sizes
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !skipped.contains(i))
                 .map(|(_, size)| size)
-                .sum()
+                .sum();
+            (ack.count, appended, ack.duplicates.len() as u64)
         };
         let labels = TopicLabels::of(topic.as_str());
         let counters = self.metrics.topics();
@@ -120,6 +133,12 @@ impl Store for MeteredStore {
             .bytes_in
             .get_or_create(&labels)
             .inc_by(bytes as u64);
+        if duplicates > 0 {
+            counters
+                .publish_duplicates
+                .get_or_create(&labels)
+                .inc_by(duplicates);
+        }
         Ok(ack)
     }
 

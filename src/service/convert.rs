@@ -12,8 +12,9 @@ use crate::{
     error::{Error, Result},
     pb::gostream::v1 as pb,
     store::{
-        CommitMode, ConsumerId, ConsumerInfo, LeaseRef, MAX_WAIT, Message, Position, Record,
-        Settled, TopicInfo, TopicName,
+        CommitMode, ConsumerId, ConsumerInfo, DuplicateRecord, LeaseRef, MAX_WAIT, Message,
+        Position, ProducerId, ProducerSequence, PublishAck, PublishOptions, Record, RecordId,
+        Settled, TopicInfo, TopicName, check_dedupe_window,
     },
 };
 
@@ -235,13 +236,88 @@ pub fn page_after(field: &str, token: &str) -> Result<Option<String>> {
         .ok_or_else(|| Error::invalid(field, "is not a page token this server issued"))
 }
 
-/// A record to publish.
+/// A record to publish (its `id` is read by [`publish`]).
 pub fn record(record: pb::Record) -> Record {
     Record {
         key: record.key,
         value: record.value,
         headers: record.headers,
     }
+}
+
+/// The records of a Publish (or a PublishStream frame) and what they carry
+/// beside them: the records' ids (`records[i].id`, empty = none) and the
+/// producer (`producer_id`, empty = none, with `sequence`). A publish
+/// without either allocates nothing beyond its records.
+pub fn publish(
+    records: Vec<pb::Record>,
+    producer_id: String,
+    sequence: u64,
+) -> Result<(Vec<Record>, PublishOptions)> {
+    let producer = if producer_id.is_empty() {
+        if sequence != 0 {
+            return Err(Error::invalid(
+                "sequence",
+                format!(
+                    "is {sequence} without a producer_id: a sequence numbers an idempotent \
+                     producer's records; set producer_id (InitProducer assigns one) or leave \
+                     sequence at 0"
+                ),
+            ));
+        }
+        None
+    } else {
+        Some(ProducerSequence {
+            producer: ProducerId::parse(producer_id).map_err(super::at_field("producer_id"))?,
+            sequence,
+        })
+    };
+    let count = records.len();
+    let mut ids: Vec<Option<RecordId>> = Vec::new();
+    let mut out = Vec::with_capacity(count);
+    for (index, mut record) in records.into_iter().enumerate() {
+        if !record.id.is_empty() {
+            if ids.is_empty() {
+                ids.reserve_exact(count);
+                ids.resize(index, None);
+            }
+            let id = std::mem::take(&mut record.id);
+            ids.push(Some(RecordId::parse(index, id).map_err(Error::from)?));
+        } else if !ids.is_empty() {
+            ids.push(None);
+        }
+        out.push(self::record(record));
+    }
+    Ok((out, PublishOptions { producer, ids }))
+}
+
+/// A record skipped for its id, on the wire.
+pub fn duplicate_record(duplicate: DuplicateRecord) -> pb::DuplicateRecord {
+    pb::DuplicateRecord {
+        index: duplicate.index,
+        offset: duplicate.offset,
+    }
+}
+
+/// A publish's answer on the wire.
+pub fn publish_response(ack: PublishAck) -> pb::PublishResponse {
+    pb::PublishResponse {
+        first_offset: ack.first_offset,
+        count: ack.count,
+        duplicate: ack.duplicate,
+        duplicate_records: ack.duplicates.into_iter().map(duplicate_record).collect(),
+    }
+}
+
+/// A topic's dedupe window from request field `field`: not set or zero is
+/// off (`None`); negative or longer than the longest window is invalid.
+pub fn dedupe_window(field: &str, value: Option<&PbDuration>) -> Result<Option<Duration>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let window = duration(field, value)?;
+    check_dedupe_window(window).map_err(super::at_field(field))?;
+    Ok((!window.is_zero()).then_some(window))
 }
 
 /// A stored message on the wire.
@@ -266,7 +342,8 @@ pub fn topic(info: TopicInfo) -> pb::Topic {
         size_bytes: info.size_bytes,
         create_time: Some(timestamp(info.create_time_ns)),
         retention: Some(super::retention::policy(info.retention)),
-        ..Default::default()
+        // Always set, `0s` when off, as retention's durations are.
+        dedupe_window: Some(pb_duration(info.dedupe_window)),
     }
 }
 
@@ -312,6 +389,80 @@ pub fn consumer(info: ConsumerInfo) -> pb::Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn records(ids: &[&str]) -> Vec<pb::Record> {
+        ids.iter()
+            .map(|id| pb::Record {
+                value: bytes::Bytes::from_static(b"v"),
+                id: (*id).to_owned(),
+                ..pb::Record::default()
+            })
+            .collect()
+    }
+
+    #[track_caller]
+    fn invalid_field(error: Error) -> String {
+        match error {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("not an invalid argument: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_publish_carries_no_options() {
+        let (out, options) = publish(records(&["", ""]), String::new(), 0).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(options, PublishOptions::default());
+        assert!(options.is_plain() && options.ids.capacity() == 0);
+    }
+
+    #[test]
+    fn ids_and_the_producer_become_options() {
+        let (out, options) = publish(records(&["", "b", ""]), "writer-1".to_owned(), 7).unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            options.ids,
+            [None, Some(RecordId::parse(1, "b").unwrap()), None]
+        );
+        let producer = options.producer.unwrap();
+        assert_eq!(
+            (producer.producer.as_str(), producer.sequence),
+            ("writer-1", 7)
+        );
+    }
+
+    #[test]
+    fn bad_producer_fields_and_ids_name_their_field() {
+        let error = publish(records(&[""]), String::new(), 3).unwrap_err();
+        assert_eq!(invalid_field(error), "sequence");
+        let error = publish(records(&[""]), "no spaces".to_owned(), 0).unwrap_err();
+        assert_eq!(invalid_field(error), "producer_id");
+        let long = "x".repeat(257);
+        let error = publish(records(&["a", &long]), String::new(), 0).unwrap_err();
+        assert_eq!(invalid_field(error), "records[1].id");
+    }
+
+    #[test]
+    fn dedupe_windows_are_off_when_zero_and_bounded() {
+        let secs = |seconds| PbDuration { seconds, nanos: 0 };
+        assert_eq!(dedupe_window("dedupe_window", None).unwrap(), None);
+        assert_eq!(
+            dedupe_window("dedupe_window", Some(&secs(0))).unwrap(),
+            None
+        );
+        assert_eq!(
+            dedupe_window("dedupe_window", Some(&secs(120))).unwrap(),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            dedupe_window("dedupe_window", Some(&secs(24 * 3600))).unwrap(),
+            Some(Duration::from_secs(24 * 3600))
+        );
+        for bad in [secs(24 * 3600 + 1), secs(-1)] {
+            let error = dedupe_window("topic.dedupe_window", Some(&bad)).unwrap_err();
+            assert_eq!(invalid_field(error), "topic.dedupe_window");
+        }
+    }
 
     #[test]
     fn timestamps_round_trip() {

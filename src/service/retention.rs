@@ -1,10 +1,11 @@
 //! Retention on the wire: the `RetentionPolicy` message to and from the
 //! store's settings, and UpdateTopic's field mask (AIP-134) turned into a
-//! [`RetentionUpdate`].
+//! [`RetentionUpdate`] (which also carries the topic's `dedupe_window`, a
+//! setting kept beside retention).
 
 use pbjson_types::FieldMask;
 
-use super::convert::{duration, pb_duration, topic_name};
+use super::convert::{dedupe_window, duration, pb_duration, topic_name};
 use crate::{
     error::{Error, Result},
     pb::gostream::v1 as pb,
@@ -38,11 +39,20 @@ pub fn policy(policy: RetentionPolicy) -> pb::RetentionPolicy {
     }
 }
 
-/// The fields of a topic UpdateTopic can change.
+/// The retention fields of a topic UpdateTopic can change (what the mask
+/// path `retention` names).
+const RETENTION: &[&str] = &[
+    "retention.max_messages",
+    "retention.max_bytes",
+    "retention.max_age",
+];
+
+/// Every field of a topic UpdateTopic can change (what `*` names).
 const UPDATABLE: &[&str] = &[
     "retention.max_messages",
     "retention.max_bytes",
     "retention.max_age",
+    "dedupe_window",
 ];
 
 /// The fields of a topic that are output only (or identify it): named in a
@@ -64,10 +74,12 @@ pub fn update(
     let topic = topic.ok_or_else(|| Error::invalid("topic", "the topic to update is required"))?;
     let name = topic_name("topic.name", topic.name)?;
     let given = overrides("topic.retention", topic.retention)?;
+    let window_set = topic.dedupe_window.is_some();
+    let window = dedupe_window("topic.dedupe_window", topic.dedupe_window.as_ref())?;
     let paths = match mask {
         // No mask: every field the request sets (AIP-134).
-        None => implied_paths(&given),
-        Some(mask) if mask.paths.is_empty() => implied_paths(&given),
+        None => implied_paths(&given, window_set),
+        Some(mask) if mask.paths.is_empty() => implied_paths(&given, window_set),
         Some(mask) => mask_paths(&mask.paths)?,
     };
     let mut update = RetentionUpdate::default();
@@ -76,17 +88,19 @@ pub fn update(
             "retention.max_messages" => update.max_messages = Some(given.max_messages),
             "retention.max_bytes" => update.max_bytes = Some(given.max_bytes),
             "retention.max_age" => update.max_age = Some(given.max_age),
+            "dedupe_window" => update.dedupe_window = Some(window),
             _ => {}
         }
     }
     Ok((name, update))
 }
 
-fn implied_paths(given: &RetentionOverrides) -> Vec<&'static str> {
+fn implied_paths(given: &RetentionOverrides, window_set: bool) -> Vec<&'static str> {
     let set = [
         given.max_messages.is_some(),
         given.max_bytes.is_some(),
         given.max_age.is_some(),
+        window_set,
     ];
     UPDATABLE
         .iter()
@@ -101,7 +115,8 @@ fn mask_paths(paths: &[String]) -> Result<Vec<&'static str>> {
     let mut out = Vec::new();
     for path in paths {
         match path.trim() {
-            "*" | "retention" => out.extend_from_slice(UPDATABLE),
+            "*" => out.extend_from_slice(UPDATABLE),
+            "retention" => out.extend_from_slice(RETENTION),
             known if UPDATABLE.contains(&known) => {
                 if let Some(path) = UPDATABLE.iter().find(|p| **p == known) {
                     out.push(*path);
@@ -182,8 +197,9 @@ mod tests {
     }
 
     #[test]
-    fn star_and_retention_name_every_field() {
-        for paths in [&["*"][..], &["retention"][..]] {
+    fn star_and_retention_name_every_retention_field() {
+        // `*` also names the dedupe window (off when not set).
+        for (paths, window) in [(&["*"][..], Some(None)), (&["retention"][..], None)] {
             let (_, update) = update(
                 topic(pb::RetentionPolicy {
                     max_age: Some(pb_duration(Duration::from_secs(60))),
@@ -198,10 +214,40 @@ mod tests {
                     max_messages: Some(None),
                     max_bytes: Some(None),
                     max_age: Some(Some(Duration::from_secs(60))),
-                    ..Default::default()
+                    dedupe_window: window,
                 }
             );
         }
+    }
+
+    #[test]
+    fn the_dedupe_window_is_updated_by_its_path_by_star_or_when_set() {
+        let with_window = |seconds| {
+            Some(pb::Topic {
+                name: "t".into(),
+                dedupe_window: Some(pbjson_types::Duration { seconds, nanos: 0 }),
+                ..pb::Topic::default()
+            })
+        };
+        let (_, set) = update(with_window(60), None).unwrap();
+        assert_eq!(
+            set,
+            RetentionUpdate {
+                dedupe_window: Some(Some(Duration::from_secs(60))),
+                ..RetentionUpdate::default()
+            }
+        );
+        let (_, off) = update(with_window(0), mask(&["dedupe_window"])).unwrap();
+        assert_eq!(off.dedupe_window, Some(None));
+        let (_, star) = update(topic(pb::RetentionPolicy::default()), mask(&["*"])).unwrap();
+        assert_eq!(star.dedupe_window, Some(None));
+        let (_, retention) = update(with_window(60), mask(&["retention"])).unwrap();
+        assert_eq!(retention.dedupe_window, None);
+        let error = update(with_window(25 * 3600), mask(&["dedupe_window"])).unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidArgument { field, .. } if field == "topic.dedupe_window"),
+            "{error:?}"
+        );
     }
 
     #[test]

@@ -86,14 +86,20 @@ pub async fn serve<S>(
                         first_offset: ack.first_offset,
                         count: ack.count,
                         error: None,
-                        ..Default::default()
+                        duplicate: ack.duplicate,
+                        duplicate_records: ack
+                            .duplicates
+                            .into_iter()
+                            .map(convert::duplicate_record)
+                            .collect(),
                     },
                     Err(status) => pb::PublishStreamResponse {
                         frame: index,
                         first_offset: 0,
                         count: 0,
                         error: Some(rpc_status(&status)),
-                        ..Default::default()
+                        duplicate: false,
+                        duplicate_records: Vec::new(),
                     },
                 };
                 permit.send(Ok(answer));
@@ -111,8 +117,11 @@ async fn append(
 ) -> Result<PublishAck, Status> {
     caller.require(Action::Publish, &frame.topic)?;
     let topic = convert::topic_name("topic", frame.topic)?;
-    let records = frame.records.into_iter().map(convert::record).collect();
-    Ok(store.publish(&topic, records).await.map_err(Error::from)?)
+    let (records, options) = convert::publish(frame.records, frame.producer_id, frame.sequence)?;
+    Ok(store
+        .publish_with(&topic, records, options)
+        .await
+        .map_err(Error::from)?)
 }
 
 /// `status` as a `google.rpc.Status`: its code, message and details (the

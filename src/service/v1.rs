@@ -20,8 +20,8 @@ use crate::{
         publisher_service_server::PublisherService, topic_service_server::TopicService,
     },
     store::{
-        ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, QueuePolicy, Settlement, Store,
-        SubscribeFrom,
+        ConsumerSpec, DEFAULT_ACK_TIMEOUT, Page, Position, ProducerId, QueuePolicy, RecordId,
+        Settlement, Store, SubscribeFrom,
     },
     subscription,
 };
@@ -127,7 +127,9 @@ impl TopicService for V1 {
             .check(&request, Action::CreateTopic, &request.get_ref().name)?;
         let request = request.into_inner();
         let name = convert::topic_name("name", request.name)?;
-        let retention = retention::overrides("retention", request.retention)?;
+        let mut retention = retention::overrides("retention", request.retention)?;
+        retention.dedupe_window =
+            convert::dedupe_window("dedupe_window", request.dedupe_window.as_ref())?;
         let topic = self
             .store
             .create_topic(name, retention)
@@ -263,27 +265,84 @@ impl PublisherService for V1 {
     async fn publish(&self, request: Request<pb::PublishRequest>) -> Reply<pb::PublishResponse> {
         self.auth
             .check(&request, Action::Publish, &request.get_ref().topic)?;
-        let request = request.into_inner();
+        let key = idempotency_key(request.metadata())?;
+        let mut request = request.into_inner();
+        if let Some(key) = key {
+            apply_idempotency_key(&mut request.records, key)?;
+        }
         let topic = convert::topic_name("topic", request.topic)?;
-        let records = request.records.into_iter().map(convert::record).collect();
+        let (records, options) =
+            convert::publish(request.records, request.producer_id, request.sequence)?;
         let ack = self
             .store
-            .publish(&topic, records)
+            .publish_with(&topic, records, options)
             .await
             .map_err(Error::from)?;
-        ok(pb::PublishResponse {
-            first_offset: ack.first_offset,
-            count: ack.count,
-            ..Default::default()
-        })
+        ok(convert::publish_response(ack))
     }
 
     async fn init_producer(
         &self,
-        _request: Request<pb::InitProducerRequest>,
+        request: Request<pb::InitProducerRequest>,
     ) -> Reply<pb::InitProducerResponse> {
-        Err(Status::unimplemented("InitProducer is not available yet"))
+        // A producer id grants nothing by itself: any caller that may
+        // publish somewhere may have one.
+        self.auth.authorize(&request, Action::InitProducer)?;
+        ok(pb::InitProducerResponse {
+            producer_id: ProducerId::generate().to_string(),
+        })
     }
+}
+
+/// The request header (REST) or metadata (gRPC, grpc-web) that carries a
+/// one-record Publish's idempotency key: the record's `id`.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The `Idempotency-Key` of a Publish, if it has one.
+fn idempotency_key(metadata: &tonic::metadata::MetadataMap) -> Result<Option<String>, Status> {
+    let Some(value) = metadata.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let Ok(key) = value.to_str() else {
+        return Err(Error::invalid(
+            "Idempotency-Key",
+            "must be visible ASCII text (it becomes the record's id)",
+        )
+        .into());
+    };
+    // The rules of a record id, named as the header.
+    RecordId::parse(0, key).map_err(super::at_field("Idempotency-Key"))?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Sets the one record's id to the `Idempotency-Key`: INVALID_ARGUMENT for
+/// a publish of several records, or a record whose `id` says otherwise.
+fn apply_idempotency_key(records: &mut [pb::Record], key: String) -> Result<(), Status> {
+    let [record] = records else {
+        return Err(Error::invalid(
+            "Idempotency-Key",
+            format!(
+                "is for a publish of one record; this one has {}: give each record its own \
+                 `id` instead",
+                records.len()
+            ),
+        )
+        .into());
+    };
+    if record.id.is_empty() {
+        record.id = key;
+    } else if record.id != key {
+        return Err(Error::invalid(
+            "records[0].id",
+            format!(
+                "is {:?} but the Idempotency-Key header is {key:?}: send one of them, or the \
+                 same value in both",
+                record.id
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 type SubscribeStream = Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send>>;

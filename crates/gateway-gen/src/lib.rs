@@ -21,7 +21,7 @@ use prost_reflect::DescriptorPool;
 
 pub use emit::Paths;
 pub use model::ModelError;
-pub use openapi::Info;
+pub use openapi::{HeaderParameter, Info};
 
 /// What the generator writes.
 #[derive(Debug, Clone)]

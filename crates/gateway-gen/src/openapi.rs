@@ -19,6 +19,21 @@ pub struct Info {
     pub version: String,
     /// `info.description`.
     pub description: String,
+    /// Request headers an RPC reads beside its message (the gateway passes
+    /// every header to the RPC as gRPC metadata), documented as header
+    /// parameters of each of its operations.
+    pub headers: Vec<HeaderParameter>,
+}
+
+/// A request header an RPC reads, for its operations' `parameters`.
+#[derive(Debug, Clone)]
+pub struct HeaderParameter {
+    /// The RPC's full name: `package.Service.Method`.
+    pub rpc: String,
+    /// The header's name, as the document shows it (`Idempotency-Key`).
+    pub name: String,
+    /// What it does.
+    pub description: String,
 }
 
 /// The methods an OpenAPI 3.0 path item can hold.
@@ -56,6 +71,7 @@ pub fn document(bindings: &[Binding], info: &Info) -> Value {
             continue;
         }
         let mut operation = operation(binding, &mut schemas);
+        add_headers(&mut operation, binding, &info.headers);
         let path = binding.template.openapi_path();
         // OpenAPI treats paths that differ only in their parameters' names
         // as one (`/v1/{parent}/items/{item}` and an update's
@@ -95,6 +111,36 @@ pub fn document(bindings: &[Binding], info: &Info) -> Value {
         "paths": paths,
         "components": {"schemas": components},
     })
+}
+
+/// The header parameters of `binding`'s RPC, after its other parameters.
+fn add_headers(operation: &mut Value, binding: &Binding, headers: &[HeaderParameter]) {
+    let rpc = binding.method.full_name();
+    let mut headers = headers
+        .iter()
+        .filter(|h| h.rpc == rpc)
+        .map(|h| {
+            json!({
+                "name": h.name,
+                "in": "header",
+                "required": false,
+                "description": h.description,
+                "schema": {"type": "string"},
+            })
+        })
+        .peekable();
+    if headers.peek().is_none() {
+        return;
+    }
+    let Some(operation) = operation.as_object_mut() else {
+        return;
+    };
+    let parameters = operation
+        .entry("parameters")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(parameters) = parameters {
+        parameters.extend(headers);
+    }
 }
 
 /// An OpenAPI path with every parameter's name left out: `/v1/{}/items/{}`.

@@ -10,6 +10,7 @@
 //!   token's topics; GetBroker for admins.
 //! - [`queue`]: the per-message RPCs (Ack, Nack, Reject, ExtendLease,
 //!   UpdateConsumer) allowed to `consume` tokens only.
+//! - [`producers`]: InitProducer for any token that may publish.
 //! - [`public`]: health, reflection, `/healthz` and `/openapi.json` with and
 //!   without `--auth-public`.
 //! - [`sources`]: tokens from a file and inline, merged; bad lines refuse
@@ -17,6 +18,7 @@
 
 mod listing;
 mod matrix;
+mod producers;
 mod public;
 mod queue;
 mod sources;

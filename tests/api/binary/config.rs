@@ -118,6 +118,26 @@ async fn invalid_settings_are_start_up_errors_naming_the_setting() {
             env: &[],
             names: &["--log-format", "xml"],
         },
+        Invalid {
+            args: &[],
+            env: &[("GOSTREAM_PRODUCER_IDLE_TIMEOUT", "a-while")],
+            names: &["--producer-idle-timeout", "a-while", "90s"],
+        },
+        Invalid {
+            args: &["--producer-idle-timeout", "0"],
+            env: &[],
+            names: &["--producer-idle-timeout"],
+        },
+        Invalid {
+            args: &[],
+            env: &[("GOSTREAM_MAX_PRODUCERS_PER_TOPIC", "0")],
+            names: &["--max-producers-per-topic"],
+        },
+        Invalid {
+            args: &[],
+            env: &[("GOSTREAM_MAX_DEDUPE_IDS", "many")],
+            names: &["--max-dedupe-ids", "many"],
+        },
     ];
     for Invalid { args, env, names } in cases {
         let mut args = args.to_vec();
@@ -152,6 +172,13 @@ async fn help_lists_the_flags_and_their_variables() {
             "GOSTREAM_MAX_MESSAGE_BYTES",
             "--log-format",
             "GOSTREAM_LOG_FORMAT",
+            "--producer-idle-timeout",
+            "GOSTREAM_PRODUCER_IDLE_TIMEOUT",
+            "[default: 24h]",
+            "--max-producers-per-topic",
+            "GOSTREAM_MAX_PRODUCERS_PER_TOPIC",
+            "--max-dedupe-ids",
+            "GOSTREAM_MAX_DEDUPE_IDS",
         ] {
             assert!(
                 help.contains(text),

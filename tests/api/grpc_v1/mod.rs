@@ -9,7 +9,8 @@
 //! call the generated clients directly. [`support`] builds requests and
 //! records, reads responses and starts long-polls. The tests follow the
 //! services in proto order, one module per service or feature: [`topics`],
-//! [`publish`], [`publish_stream`], [`consumers`], [`fetch`] (with
+//! [`publish`], [`publish_stream`], [`idempotence`] (producer sequences,
+//! record ids, InitProducer, the dedupe window), [`consumers`], [`fetch`] (with
 //! long-polls), [`commit_seek`],
 //! [`subscribe`], [`shutdown_health`] (graceful shutdown, health and error
 //! details).
@@ -26,6 +27,7 @@ mod api;
 mod commit_seek;
 mod consumers;
 mod fetch;
+mod idempotence;
 mod publish;
 mod publish_stream;
 mod shutdown_health;

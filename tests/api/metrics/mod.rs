@@ -11,7 +11,9 @@
 //! - [`queue`]: the leases, waiting messages, redeliveries and dead letters
 //!   of per-message consumers.
 //! - [`stream`]: PublishStream counted like Publish.
+//! - [`duplicates`]: records not appended as duplicates, counted apart.
 
+mod duplicates;
 mod lifecycle;
 mod queue;
 mod stream;

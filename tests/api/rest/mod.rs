@@ -8,7 +8,9 @@
 //! that asserts the status of each answer), the error body and proto3 JSON
 //! readers (64-bit integers as strings, bytes as base64); [`sse`] holds
 //! [`Sse`](sse::Sse), a Server-Sent Events reader over a live body. The
-//! tests follow the routes: [`topics`], [`publish`], [`consumers`],
+//! tests follow the routes: [`topics`], [`publish`], [`idempotence`]
+//! (InitProducer, producer sequences, the dedupe window and the
+//! `Idempotency-Key` header), [`consumers`],
 //! [`fetch`] (with long-polls), [`commit_seek`], [`queue`] (per-message
 //! consumers: the settle verbs and UpdateConsumer's `PATCH`), [`subscribe_sse`],
 //! [`retention`] (UpdateTopic's `PATCH` and its `updateMask`, GetBroker,
@@ -31,6 +33,7 @@ mod consumers;
 mod error_statuses;
 mod errors;
 mod fetch;
+mod idempotence;
 mod publish;
 mod queue;
 mod retention;

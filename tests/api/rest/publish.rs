@@ -22,7 +22,10 @@ async fn publish_appends_records_and_they_read_back_with_keys_headers_and_times(
     let answer = rest
         .json_post("/v1/topics/rest-publish-records/messages", &body, 200)
         .await;
-    assert_eq!(answer, json!({ "firstOffset": "0", "count": "2" }));
+    assert_eq!(
+        answer,
+        json!({ "firstOffset": "0", "count": "2", "duplicate": false, "duplicateRecords": [] })
+    );
 
     rest.create_consumer("rest-publish-records", &json!({ "consumerId": "reader" }))
         .await;

@@ -440,3 +440,61 @@ async fn grpcurl_streams_frames_to_publish_stream_and_prints_each_answer() {
     assert_eq!(text(&answers[2]["count"]), "2", "{}", run.stdout);
     server.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs grpcurl; tests/run.sh runs it"]
+async fn grpcurl_inits_a_producer_publishes_in_sequence_and_sees_a_gap() {
+    let server = TestServer::start().await;
+    grpcurl_call(
+        &server,
+        "gostream.v1.TopicService/CreateTopic",
+        r#"{"name": "grpcurl-idem", "dedupe_window": "60s"}"#,
+    )
+    .await;
+    let producer = grpcurl_call(&server, "gostream.v1.PublisherService/InitProducer", "{}").await;
+    let id = producer["producerId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no producerId: {producer}"));
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{producer}");
+
+    let publish = |sequence: u64| {
+        format!(
+            r#"{{"topic": "grpcurl-idem", "producer_id": "{id}", "sequence": "{sequence}", "records": [{{"value": "YQ==", "id": "grpcurl-1"}}]}}"#
+        )
+    };
+    let first = grpcurl_call(&server, "gostream.v1.PublisherService/Publish", &publish(0)).await;
+    assert_eq!(
+        (&first["firstOffset"], &first["count"], &first["duplicate"]),
+        (&Value::from("0"), &Value::from("1"), &Value::from(false))
+    );
+    let retry = grpcurl_call(&server, "gostream.v1.PublisherService/Publish", &publish(0)).await;
+    assert_eq!(retry["duplicate"], true, "{retry}");
+
+    let gap = grpcurl(
+        &server,
+        &["-d", &publish(5)],
+        &["gostream.v1.PublisherService/Publish"],
+    )
+    .await;
+    assert_eq!(gap.code, Some(64 + 9), "{}", gap.stderr);
+    assert!(
+        gap.stderr.contains("Code: FailedPrecondition"),
+        "{}",
+        gap.stderr
+    );
+    assert!(
+        gap.stderr.contains(r#""reason":"SEQUENCE_GAP""#)
+            && gap.stderr.contains(r#""expected_sequence":"1""#),
+        "{}",
+        gap.stderr
+    );
+    let topic = grpcurl_call(
+        &server,
+        "gostream.v1.TopicService/GetTopic",
+        r#"{"name": "grpcurl-idem"}"#,
+    )
+    .await;
+    assert_eq!(topic["topic"]["dedupeWindow"], "60s", "{topic}");
+    assert_eq!(topic["topic"]["endOffset"], "1", "{topic}");
+    server.stop().await;
+}

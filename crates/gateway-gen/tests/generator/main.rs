@@ -82,6 +82,11 @@ pub fn info() -> gostream_gateway_gen::Info {
         title: "Shop".to_owned(),
         version: "1.2.3".to_owned(),
         description: "A fixture API.".to_owned(),
+        headers: vec![gostream_gateway_gen::HeaderParameter {
+            rpc: "shop.v1.ShelfService.CreateShelf".to_owned(),
+            name: "Request-Tag".to_owned(),
+            description: "A tag of the request.".to_owned(),
+        }],
     }
 }
 

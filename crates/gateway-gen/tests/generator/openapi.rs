@@ -119,6 +119,29 @@ fn operations_carry_their_id_tag_and_summary() {
 }
 
 #[test]
+fn an_rpc_header_is_a_header_parameter_of_its_operations_only() {
+    let document = document();
+    let create = operation(&document, "/v1/shelves", "post");
+    assert_eq!(
+        parameter(create, "Request-Tag"),
+        &json!({
+            "name": "Request-Tag",
+            "in": "header",
+            "required": false,
+            "description": "A tag of the request.",
+            "schema": {"type": "string"},
+        })
+    );
+    let get = operation(&document, "/v1/stores/{store_id}/shelves/{name}", "get");
+    assert!(
+        parameters(get)
+            .iter()
+            .all(|(_, place, _)| place != "header"),
+        "{get}"
+    );
+}
+
+#[test]
 fn path_parameters_are_required_and_typed() {
     let document = document();
     let get = operation(&document, "/v1/stores/{store_id}/shelves/{name}", "get");
@@ -265,7 +288,10 @@ fn a_body_field_is_the_schema_of_that_field() {
     );
     assert_eq!(
         parameters(create),
-        [("requestId".to_owned(), "query".to_owned(), false)]
+        [
+            ("requestId".to_owned(), "query".to_owned(), false),
+            ("Request-Tag".to_owned(), "header".to_owned(), false),
+        ]
     );
     let update = operation(&document, "/v1/things/{name}", "patch");
     assert_eq!(
