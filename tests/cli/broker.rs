@@ -2,10 +2,10 @@
 //! found through the address it logs, and the client commands run against
 //! it.
 
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 
 use tokio::{
-    io::{AsyncBufReadExt as _, BufReader, Lines},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, Lines},
     process::{Child, ChildStdout},
 };
 
@@ -16,7 +16,7 @@ const LISTENING: &str = "reflection and health listening";
 
 /// A running broker, killed when dropped.
 pub struct Broker {
-    _child: Child,
+    child: Child,
     /// `http://ADDR` of its gRPC listener.
     pub url: String,
 }
@@ -54,12 +54,17 @@ impl Broker {
         // Keep reading its log, so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
         Self {
-            _child: child,
+            child,
             url: match scheme {
                 "http" => format!("http://{addr}"),
                 _ => format!("{scheme}://localhost:{}", addr.port()),
             },
         }
+    }
+
+    /// Kills the broker (SIGKILL, as a crash) and waits until it is gone.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill the broker");
     }
 
     /// Runs `gostream args... --server URL` to its end.
@@ -99,6 +104,19 @@ impl Broker {
     }
 }
 
+impl Running {
+    /// Starts `gostream args...` (with its own `--server`) without waiting
+    /// for it, its stdin a pipe the test writes to.
+    pub fn with_stdin(args: &[&str]) -> Self {
+        let mut child = command(args, &[])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn gostream");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Running { child, stdout }
+    }
+}
+
 /// A client command still running, read line by line.
 pub struct Running {
     /// Killed when dropped.
@@ -114,6 +132,33 @@ impl Running {
             .expect("a line within the patience")
             .expect("read stdout")
             .expect("a line, not the end of stdout")
+    }
+
+    /// Writes `bytes` to its stdin (started [`with_stdin`](Self::with_stdin)).
+    pub async fn write(&mut self, bytes: &[u8]) {
+        let stdin = self.child.stdin.as_mut().expect("a piped stdin");
+        stdin.write_all(bytes).await.expect("write to stdin");
+        stdin.flush().await.expect("flush stdin");
+    }
+
+    /// Closes its stdin and waits for it to exit: its status, the lines of
+    /// stdout not read yet, and its stderr.
+    pub async fn finish(mut self) -> (ExitStatus, Vec<String>, String) {
+        drop(self.child.stdin.take());
+        let mut stderr = self.child.stderr.take().expect("piped stderr");
+        let mut lines = Vec::new();
+        let mut text = String::new();
+        let read = async {
+            while let Some(line) = self.stdout.next_line().await.expect("read stdout") {
+                lines.push(line);
+            }
+            stderr.read_to_string(&mut text).await.expect("read stderr");
+            self.child.wait().await.expect("wait for gostream")
+        };
+        let status = tokio::time::timeout(PATIENCE * 2, read)
+            .await
+            .expect("the command exits within the patience");
+        (status, lines, text)
     }
 }
 

@@ -17,7 +17,8 @@
 //! Here, [`gostream`] (one client run) and [`Run`] (what it did);
 //! [`broker`] holds [`Broker`](broker::Broker), a running broker process.
 //! The tests: [`topics`], [`consumers`], [`publish`] (one message and
-//! stdin in batches), [`consume`] (ephemeral, `--max`, `--follow`, through a
+//! stdin in batches), [`idempotence`] (stdin through a connection that
+//! breaks, record ids, producer sequences, dedupe windows), [`consume`] (ephemeral, `--max`, `--follow`, through a
 //! consumer), [`errors`] (failed calls, usage errors, the server URL and
 //! flag placement), [`tls`] (https:// and the bearer token, against an
 //! in-process TLS server).
@@ -29,6 +30,7 @@ mod consumers;
 mod errors;
 #[path = "../support/executable.rs"]
 mod executable;
+mod idempotence;
 mod publish;
 #[path = "../support/redis.rs"]
 mod redis;

@@ -20,13 +20,13 @@ async fn topics_in_text() {
         ])
         .await;
     let fields = lines(&created);
-    assert_eq!(fields[0], "name:         orders", "{created}");
-    assert!(fields.contains(&"end offset:   0"), "{created}");
-    assert!(fields.contains(&"max messages: 1000"), "{created}");
-    assert!(fields.contains(&"max bytes:    unlimited"), "{created}");
-    assert!(fields.contains(&"max age:      1h30m"), "{created}");
+    assert_eq!(fields[0], "name:          orders", "{created}");
+    assert!(fields.contains(&"end offset:    0"), "{created}");
+    assert!(fields.contains(&"max messages:  1000"), "{created}");
+    assert!(fields.contains(&"max bytes:     unlimited"), "{created}");
+    assert!(fields.contains(&"max age:       1h30m"), "{created}");
     assert!(
-        fields.iter().any(|l| l.starts_with("created:      20")),
+        fields.iter().any(|l| l.starts_with("created:       20")),
         "{created}"
     );
     broker.ok(&["topics", "create", "clicks"]).await;
@@ -36,16 +36,16 @@ async fn topics_in_text() {
     assert_eq!(
         lines(&listed),
         [
-            "NAME    START  END  MESSAGES  BYTES  MAX_MESSAGES  MAX_BYTES  MAX_AGE",
-            "clicks  0      1    1         5      unlimited     unlimited  forever",
-            "orders  0      0    0         0      1000          unlimited  1h30m",
+            "NAME    START  END  MESSAGES  BYTES  MAX_MESSAGES  MAX_BYTES  MAX_AGE  DEDUPE_WINDOW",
+            "clicks  0      1    1         5      unlimited     unlimited  forever  off",
+            "orders  0      0    0         0      1000          unlimited  1h30m    off",
         ],
         "{listed}"
     );
 
     let got = broker.ok(&["topics", "get", "clicks"]).await;
-    assert!(lines(&got).contains(&"messages:     1"), "{got}");
-    assert!(lines(&got).contains(&"bytes:        5"), "{got}");
+    assert!(lines(&got).contains(&"messages:      1"), "{got}");
+    assert!(lines(&got).contains(&"bytes:         5"), "{got}");
 
     // Only what is given changes; `default` returns a limit to the broker's.
     let updated = broker
@@ -60,12 +60,15 @@ async fn topics_in_text() {
         ])
         .await;
     assert!(
-        lines(&updated).contains(&"max messages: unlimited"),
+        lines(&updated).contains(&"max messages:  unlimited"),
         "{updated}"
     );
-    assert!(lines(&updated).contains(&"max bytes:    4096"), "{updated}");
     assert!(
-        lines(&updated).contains(&"max age:      1h30m"),
+        lines(&updated).contains(&"max bytes:     4096"),
+        "{updated}"
+    );
+    assert!(
+        lines(&updated).contains(&"max age:       1h30m"),
         "{updated}"
     );
 
@@ -134,7 +137,7 @@ async fn topics_list_follows_every_page() {
     assert!(empty.json(&["topics", "list"]).await.is_empty());
     assert_eq!(
         empty.ok(&["topics", "list"]).await,
-        "NAME  START  END  MESSAGES  BYTES  MAX_MESSAGES  MAX_BYTES  MAX_AGE\n"
+        "NAME  START  END  MESSAGES  BYTES  MAX_MESSAGES  MAX_BYTES  MAX_AGE  DEDUPE_WINDOW\n"
     );
 }
 

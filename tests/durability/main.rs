@@ -34,6 +34,12 @@
 //!   `--fsync always`: every message acknowledged or dead-lettered exactly
 //!   once, nothing delivered after its settle was answered, delivery counts
 //!   continuing across restarts.
+//! - [`idempotence`]: idempotent producers over PublishStream and
+//!   publishes with record ids through `kill -9` rounds under `--fsync
+//!   always`: every frame not answered is resent after the restart, and at
+//!   the end every record is in its topic exactly once, in order, where its
+//!   answer said; the last frames resent after one more kill are answered
+//!   as duplicates from the log alone.
 //! - [`corruption`]: torn and corrupted segments and indexes, edited while
 //!   the broker is stopped (inside sealed segments: `corruption::sealed`).
 //! - [`faults`]: a full disk, a read-only file system, an unusable data
@@ -53,6 +59,7 @@ mod crash;
 mod executable;
 mod faults;
 mod files;
+mod idempotence;
 mod mounts;
 mod queue;
 mod restart;

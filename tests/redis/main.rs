@@ -21,6 +21,11 @@
 //!   Redis restarted: service resumes without restarting the node.
 //! - [`cluster`]: two nodes over a Redis Cluster, topics spread over the
 //!   masters.
+//! - [`idempotence`]: exactly-once publishing across nodes: a producer's
+//!   retry through another node is a duplicate, an id appended through one
+//!   node is one through another (standalone and cluster, through the store
+//!   and through two broker nodes' API); the state goes with its topic, the
+//!   limits forget the least recently used, and the sweep what expired.
 //! - [`queue`]: per-message consumers where Redis differs from the other
 //!   backends: a dead-letter topic in another cluster slot, a dead-letter
 //!   move repeated after a crash, a move that fails, and readers on two
@@ -28,6 +33,7 @@
 
 mod cluster;
 mod faults;
+mod idempotence;
 mod node;
 mod queue;
 #[path = "../support/redis.rs"]

@@ -70,6 +70,35 @@ export function retention(r: RetentionPolicy | undefined): string {
   return limits.length === 0 ? "unlimited" : limits.join(", ");
 }
 
+/** A topic's dedupe window: `off` when unset or zero. */
+export function dedupeWindow(d: Duration | undefined): string {
+  if (d === undefined || (d.seconds === 0n && d.nanos === 0)) return "off";
+  return duration(d);
+}
+
+/**
+ * Parses a duration as the command-line client writes it: whole numbers with
+ * units `ms`, `s`, `m`, `h`, `d` one after another (`90s`, `1h30m`), or `0`.
+ * Returns seconds and nanos; throws on anything else.
+ */
+export function parseDuration(text: string): { seconds: bigint; nanos: number } {
+  const clean = text.trim();
+  if (clean === "0") return { seconds: 0n, nanos: 0 };
+  const units: { [unit: string]: number } = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  const part = /(\d+)(ms|s|m|h|d)/y;
+  let millis = 0;
+  let at = 0;
+  while (at < clean.length) {
+    part.lastIndex = at;
+    const match = part.exec(clean);
+    if (match === null) throw new Error(`"${text}" is not a duration such as 90s, 2m or 1h30m`);
+    millis += Number(match[1]) * units[match[2]];
+    at = part.lastIndex;
+  }
+  if (clean === "") throw new Error("the duration is empty");
+  return { seconds: BigInt(Math.floor(millis / 1000)), nanos: (millis % 1000) * 1_000_000 };
+}
+
 export function time(t: Timestamp | undefined): string {
   if (t === undefined) return "";
   const ms = Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6);

@@ -2,7 +2,7 @@
 // tail, all over grpc-web to the broker URL chosen in the page.
 import { connect, failure, type Broker } from "./client";
 import { byId, el, row } from "./dom";
-import { duration, fromBase64, parseHeaders, retention, size } from "./format";
+import { dedupeWindow, duration, fromBase64, parseDuration, parseHeaders, retention, size } from "./format";
 import { CommitMode, type Consumer } from "./gen/gostream/v1/gostream_pb";
 import { Tail, type TailSource } from "./tail";
 
@@ -33,6 +33,7 @@ const ui = {
   topicsRefresh: byId<HTMLButtonElement>("topics-refresh"),
   createTopic: byId<HTMLFormElement>("create-topic"),
   newTopic: byId<HTMLInputElement>("new-topic"),
+  newTopicDedupe: byId<HTMLInputElement>("new-topic-dedupe"),
   topicsBody: byId<HTMLTableElement>("topics-table").tBodies[0],
   topicsEmpty: byId("topics-empty"),
   topic: byId("topic"),
@@ -42,6 +43,7 @@ const ui = {
   consumersEmpty: byId("consumers-empty"),
   publish: byId<HTMLFormElement>("publish-form"),
   publishKey: byId<HTMLInputElement>("publish-key"),
+  publishId: byId<HTMLInputElement>("publish-id"),
   publishValue: byId<HTMLTextAreaElement>("publish-value"),
   publishHeaders: byId<HTMLTextAreaElement>("publish-headers"),
   publishResult: byId<HTMLOutputElement>("publish-result"),
@@ -118,7 +120,7 @@ async function refreshTopics(): Promise<void> {
       const remove = el("button", { type: "button", "aria-label": `Delete topic ${t.name}` }, "Delete");
       remove.addEventListener("click", () => void deleteTopic(t.name));
       const tr = row(
-        [open, t.startOffset.toString(), t.endOffset.toString(), t.messageCount.toString(), size(t.sizeBytes), retention(t.retention), remove],
+        [open, t.startOffset.toString(), t.endOffset.toString(), t.messageCount.toString(), size(t.sizeBytes), retention(t.retention), dedupeWindow(t.dedupeWindow), remove],
         [1, 2, 3, 4],
       );
       tr.dataset.topic = t.name;
@@ -272,10 +274,13 @@ ui.consumersRefresh.addEventListener("click", () => {
 ui.createTopic.addEventListener("submit", (event) => {
   event.preventDefault();
   const name = ui.newTopic.value.trim();
+  const dedupeText = ui.newTopicDedupe.value.trim();
   clearError();
   void attempt(async () => {
-    await broker.topics.createTopic({ name });
+    const dedupe = dedupeText === "" ? undefined : parseDuration(dedupeText);
+    await broker.topics.createTopic({ name, dedupeWindow: dedupe });
     ui.newTopic.value = "";
+    ui.newTopicDedupe.value = "";
     await refreshTopics();
     selectTopic(name);
   });
@@ -299,9 +304,14 @@ ui.publish.addEventListener("submit", (event) => {
       key: new TextEncoder().encode(ui.publishKey.value),
       value,
       headers: parseHeaders(ui.publishHeaders.value),
+      id: ui.publishId.value,
     };
     const response = await broker.publisher.publish({ topic, records: [record] });
-    ui.publishResult.textContent = `Published at offset ${response.firstOffset}.`;
+    const duplicate = response.duplicateRecords[0];
+    ui.publishResult.textContent =
+      duplicate === undefined
+        ? `Published at offset ${response.firstOffset}.`
+        : `Already published at offset ${duplicate.offset} (id ${record.id}): not published again.`;
     await refreshTopics();
   });
 });

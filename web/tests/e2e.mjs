@@ -109,6 +109,8 @@ async function scenario(context, broker, index) {
   await topicRow.waitFor();
   await page.locator("#topic-name", { hasText: topic }).waitFor();
   check((await rest(broker, "GET", `/v1/topics/${topic}`)).status === 200, "the topic exists on the broker");
+  const noWindow = (await topicRow.locator("td").allTextContents())[6];
+  check(noWindow === "off", `the dedupe window of a topic without one: ${noWindow}`);
   step(`created topic ${topic}`);
 
   // A consumer, created by the test, at the earliest offset.
@@ -208,6 +210,31 @@ async function scenario(context, broker, index) {
   check(await page.locator("#topic").isHidden(), "the topic view closes");
   check((await rest(broker, "GET", `/v1/topics/${topic}`)).status === 404, "the topic is gone from the broker");
   step("deleted the topic");
+
+  // A topic with a dedupe window: shown in the topics table; a message
+  // published twice with one id is appended once.
+  const deduped = `${topic}-dedupe`;
+  await page.getByLabel("New topic").fill(deduped);
+  await page.getByLabel("Dedupe window").fill("2m");
+  await page.getByRole("button", { name: "Create" }).click();
+  const dedupedRow = page.locator(`#topics-table tr[data-topic="${deduped}"]`);
+  await dedupedRow.waitFor();
+  const windowCell = (await dedupedRow.locator("td").allTextContents())[6];
+  check(windowCell === "2m", `the dedupe window shown: ${windowCell}`);
+  const onBroker = await rest(broker, "GET", `/v1/topics/${deduped}`);
+  check(onBroker.body?.topic?.dedupeWindow === "120s", `the broker's dedupe window: ${JSON.stringify(onBroker)}`);
+  await page.locator("#topic-name", { hasText: deduped }).waitFor();
+  for (const expected of ["Published at offset 0.", "Already published at offset 0"]) {
+    await page.locator("#publish-id").fill("order-1");
+    await page.getByLabel("Value", { exact: true }).fill("once");
+    await page.getByRole("button", { name: "Publish" }).click();
+    await page.locator("#publish-result", { hasText: expected }).waitFor();
+  }
+  const once = await rest(broker, "GET", `/v1/topics/${deduped}`);
+  check(once.body?.topic?.endOffset === "1", `one message appended: ${JSON.stringify(once)}`);
+  await page.getByRole("button", { name: `Delete topic ${deduped}` }).click();
+  await dedupedRow.waitFor({ state: "detached" });
+  step("a dedupe window: shown, and a repeated id published once");
 
   check(grpcWeb.length > 0 && grpcWeb.every((t) => t?.startsWith("application/grpc-web")), `calls: ${grpcWeb}`);
   check(elsewhere.length === 0, `requests other than grpc-web and the console's assets: ${elsewhere}`);

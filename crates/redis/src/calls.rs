@@ -17,10 +17,11 @@ use super::{
     scripts::SCRIPTS,
 };
 use gostream_store::{
-    error::{Error, Result},
+    error::{Error, Result, Subject},
     {
-        Batch, CommitMode, ConsumerId, ConsumerInfo, MAX_WAIT, Message, Position, PublishAck,
-        QueueCounts, QueuePolicy, ReadLimits, Record, RetentionOverrides, TopicInfo, TopicName,
+        Batch, CommitMode, ConsumerId, ConsumerInfo, DuplicateRecord, MAX_WAIT, Message,
+        PRODUCER_FRAMES_KEPT, Position, ProducerSequence, PublishAck, PublishOptions, QueueCounts,
+        QueuePolicy, ReadLimits, Record, RetentionOverrides, TopicInfo, TopicName,
     },
 };
 
@@ -29,8 +30,12 @@ pub(super) struct Ctx<'a> {
     topic: &'a TopicName,
     consumer: Option<&'a ConsumerId>,
     offset: u64,
+    /// Whether the script takes the topic's idempotence keys (KEYS 6-9).
+    idempotence: bool,
     /// A key the script takes after the topic's (in the topic's slot).
     extra_key: Option<String>,
+    /// The producer and sequence of a publish.
+    producer: Option<&'a ProducerSequence>,
 }
 
 impl<'a> Ctx<'a> {
@@ -39,7 +44,9 @@ impl<'a> Ctx<'a> {
             topic,
             consumer: None,
             offset: 0,
+            idempotence: false,
             extra_key: None,
+            producer: None,
         }
     }
 
@@ -48,8 +55,23 @@ impl<'a> Ctx<'a> {
             topic,
             consumer: Some(consumer),
             offset: 0,
+            idempotence: false,
             extra_key: None,
+            producer: None,
         }
+    }
+
+    /// Passes the topic's idempotence keys after its own.
+    pub(super) fn idempotence(self) -> Self {
+        Self {
+            idempotence: true,
+            ..self
+        }
+    }
+
+    /// The publish names this producer and sequence.
+    pub(super) fn producer(self, producer: Option<&'a ProducerSequence>) -> Self {
+        Self { producer, ..self }
     }
 
     pub(super) fn at(self, offset: u64) -> Self {
@@ -77,6 +99,15 @@ impl<'a> Ctx<'a> {
         let consumer = self.consumer.map(ConsumerId::to_string).unwrap_or_default();
         Some(match code {
             "GSNOTFOUND" => Error::TopicNotFound(self.topic.to_string()),
+            "GSSEQ" => {
+                let producer = self.producer?;
+                Error::OutOfSequence {
+                    topic: self.topic.to_string(),
+                    producer: producer.producer.to_string(),
+                    expected: number(0),
+                    received: producer.sequence,
+                }
+            }
             "GSEXISTS" => Error::TopicAlreadyExists(self.topic.to_string()),
             "GSNOCONSUMER" => Error::ConsumerNotFound {
                 topic: self.topic.to_string(),
@@ -149,6 +180,10 @@ pub(super) fn duration_ns(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
+pub(super) fn duration_us(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
 pub(super) fn optional_arg(value: Option<u64>) -> Bytes {
     value.map_or_else(Bytes::new, arg)
 }
@@ -174,6 +209,12 @@ impl Inner {
 
     pub(super) fn keys(&self, topic: &TopicName) -> [String; 5] {
         ["meta", "log", "consumers", "consumer-ids", "outstanding"]
+            .map(|part| self.key(topic, part))
+    }
+
+    /// The keys of exactly-once publishing (see `idem` in the prelude).
+    pub(super) fn idempotence_keys(&self, topic: &TopicName) -> [String; 4] {
+        ["producers", "producer-use", "dedupe-ids", "dedupe-order"]
             .map(|part| self.key(topic, part))
     }
 
@@ -222,6 +263,9 @@ impl Inner {
         args: Vec<Bytes>,
     ) -> Result<Value> {
         let mut keys = self.keys(ctx.topic).to_vec();
+        if ctx.idempotence {
+            keys.extend(self.idempotence_keys(ctx.topic));
+        }
         keys.extend(ctx.extra_key.clone());
         let defaults = self.limits.default_retention;
         let mut all = Vec::with_capacity(6 + args.len());
@@ -279,7 +323,10 @@ impl Inner {
             max_messages: items.optional()?,
             max_bytes: items.optional()?,
             max_age: items.optional()?.map(Duration::from_nanos),
-            dedupe_window: None,
+            dedupe_window: items
+                .optional()?
+                .filter(|&ns| ns > 0)
+                .map(Duration::from_nanos),
         };
         Ok((
             TopicInfo {
@@ -631,6 +678,112 @@ impl Inner {
             first_offset: codec::number(value, "a publish")?,
             count,
             ..PublishAck::default()
+        })
+    }
+
+    /// A publish with options: the producer's sequence checked and moved
+    /// on, and the records whose ids the topic remembers skipped, in the
+    /// same script as the append (`publish_with.lua`).
+    pub(super) async fn publish_with(
+        &self,
+        topic: &TopicName,
+        records: Vec<Record>,
+        options: PublishOptions,
+    ) -> Result<PublishAck> {
+        check_records(&records, self.limits.max_message_bytes)?;
+        let count = records.len() as u64;
+        let (producer, sequence, after) = match &options.producer {
+            Some(producer) => {
+                let after = producer.sequence.checked_add(count).ok_or_else(|| {
+                    Error::invalid(
+                        Subject::Records,
+                        format!(
+                            "sequence {} + {count} records is past the last sequence number, {}: start again with a new producer id",
+                            producer.sequence,
+                            u64::MAX
+                        ),
+                    )
+                })?;
+                (
+                    Bytes::from(producer.producer.to_string()),
+                    Bytes::from(codec::padded_ns(producer.sequence)),
+                    Bytes::from(codec::padded_ns(after)),
+                )
+            }
+            None => (Bytes::new(), Bytes::new(), Bytes::new()),
+        };
+        self.check_memory().await?;
+        let ids = if options.ids.iter().any(Option::is_some) {
+            options.ids.len()
+        } else {
+            0
+        };
+        let mut args = Vec::with_capacity(10 + ids + 4 * records.len());
+        args.extend([
+            Bytes::from(self.channel()),
+            Bytes::from(topic.to_string()),
+            producer,
+            sequence,
+            after,
+            arg(duration_us(self.limits.producer_idle_timeout)),
+            arg(self.limits.max_producers_per_topic.max(1)),
+            arg(PRODUCER_FRAMES_KEPT),
+            arg(self.limits.max_dedupe_ids),
+            arg(ids),
+        ]);
+        if ids > 0 {
+            args.extend(options.ids.iter().map(|id| {
+                id.as_ref()
+                    .map_or_else(Bytes::new, |id| Bytes::from(id.as_str().to_owned()))
+            }));
+        }
+        for record in records {
+            args.push(arg(record.size()));
+            args.push(record.key);
+            args.push(record.value);
+            args.push(Bytes::from(codec::encode_headers(&record.headers)));
+        }
+        let value = self
+            .eval(
+                &SCRIPTS.publish_with,
+                Ctx::topic(topic)
+                    .idempotence()
+                    .producer(options.producer.as_ref()),
+                "",
+                self.clock.now_ns(),
+                args,
+            )
+            .await?;
+        let mut items = Items::new(value, "a publish")?;
+        let kind = items.text()?;
+        let first_offset = items.number()?;
+        let count = items.number()?;
+        if kind == "retry" {
+            return Ok(PublishAck {
+                first_offset,
+                count,
+                duplicate: true,
+                duplicates: Vec::new(),
+            });
+        }
+        let mut duplicates = Vec::new();
+        let mut flat = codec::array(items.next()?, "a publish's duplicates")?.into_iter();
+        while let (Some(index), Some(offset)) = (flat.next(), flat.next()) {
+            duplicates.push(DuplicateRecord {
+                index: u32::try_from(codec::number(index, "a duplicate's index")?).map_err(
+                    |_| Error::Internal("a duplicate's index from Redis is out of range".into()),
+                )?,
+                offset: codec::number(offset, "a duplicate's offset")?,
+            });
+        }
+        if count > 0 {
+            self.waiters.wake(topic.as_str());
+        }
+        Ok(PublishAck {
+            first_offset,
+            count,
+            duplicate: false,
+            duplicates,
         })
     }
 

@@ -9,12 +9,16 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides |
+//! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides, dedupe window |
 //! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1`; fields `t` (publish time), `s` (size), `k`, `v` and, with headers, `h` |
 //! | `<prefix>:{<topic>}:consumers` | hash | consumer id → offset, committed offset, mode, ack timeout, creation time |
 //! | `<prefix>:{<topic>}:consumer-ids` | sorted set | consumer ids, for listing in order |
 //! | `<prefix>:{<topic>}:outstanding` | hash | consumer id → deliveries not yet committed (manual mode) |
 //! | `<prefix>:{<topic>}:q:<id>:*` | | a per-message consumer's leases, waiting messages, delivery counts, settled offsets, dead-letter moves and settings (see the `queue` module) |
+//! | `<prefix>:{<topic>}:producers` | hash | idempotent producer id → last publish time, next sequence, last accepted publishes |
+//! | `<prefix>:{<topic>}:producer-use` | sorted set | producer ids by last publish time (idle expiry, least recently used first) |
+//! | `<prefix>:{<topic>}:dedupe-ids` | hash | record id → offset and publish time of its append |
+//! | `<prefix>:{<topic>}:dedupe-order` | list | the remembered appends of ids, oldest first |
 //! | `<prefix>:{<dlq>}:dead-letters:…` | string | in a dead-letter topic's slot: what one dead-letter move appended (see the `queue` module) |
 //! | `<prefix>:topics` | sorted set | every topic name (ListTopics) |
 //! | `<prefix>:changes` | pub/sub channel | the name of each topic that changed |
@@ -32,6 +36,13 @@
 //! and are passed in: publish times never decrease along a topic (the
 //! script keeps the latest). A topic's generation (random, set at creation)
 //! lets a subscription notice that its topic was deleted and re-created.
+//!
+//! A publish with options (an idempotent producer's sequence, record ids)
+//! runs its own script (`publish_with.lua`), which checks and moves the
+//! producer's sequence, skips the records whose ids the topic remembers and
+//! remembers the new ones, in the same step as the append: every node
+//! shares that state, so a retry through another node is recognised. The
+//! plain publish keeps its script unchanged.
 //!
 //! The topic index lives outside the topics' slots: creation writes the
 //! topic, then the index; deletion removes the topic, then its index entry

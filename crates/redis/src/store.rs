@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{
     Inner, RedisStore,
-    calls::{Ctx, arg, duration_ns, optional_arg, position_args, position_offset},
+    calls::{Ctx, arg, duration_ns, duration_us, optional_arg, position_args, position_offset},
     codec::{self, Items},
     queue,
     scripts::SCRIPTS,
@@ -20,7 +20,7 @@ use gostream_store::{
         Batch, CommitMode, ConsumerId, ConsumerInfo, ConsumerSpec, ConsumerUpdate, LeaseRef,
         MAX_WAIT, MessageStream, Page, Position, PublishAck, PublishOptions, ReadLimits, Record,
         RetentionOverrides, RetentionUpdate, Settled, Settlement, Store, StoreStats, SubscribeFrom,
-        TopicInfo, TopicName,
+        TopicInfo, TopicName, check_dedupe_window,
     },
 };
 
@@ -41,12 +41,13 @@ impl Store for RedisStore {
                 name.as_str(),
             )));
         }
+        let dedupe_window = window_arg(retention.dedupe_window)?;
         let generation = uuid::Uuid::new_v4().simple().to_string();
         let now = inner.clock.now_ns();
         let created = inner
             .eval(
                 &SCRIPTS.create_topic,
-                Ctx::topic(&name),
+                Ctx::topic(&name).idempotence(),
                 &generation,
                 now,
                 vec![
@@ -54,6 +55,7 @@ impl Store for RedisStore {
                     optional_arg(retention.max_messages),
                     optional_arg(retention.max_bytes),
                     optional_arg(retention.max_age.map(duration_ns)),
+                    dedupe_window,
                 ],
             )
             .await;
@@ -83,17 +85,25 @@ impl Store for RedisStore {
             Some(None) => Bytes::from_static(b"default"),
             Some(Some(value)) => arg(value),
         };
+        let dedupe_window = match update.dedupe_window {
+            None => Bytes::from_static(b"keep"),
+            Some(window) => match window_arg(window)? {
+                off if off.is_empty() => Bytes::from_static(b"default"),
+                window => window,
+            },
+        };
         let value = self
             .inner
             .eval(
                 &SCRIPTS.update_topic,
-                Ctx::topic(name),
+                Ctx::topic(name).idempotence(),
                 "",
                 self.inner.clock.now_ns(),
                 vec![
                     change(update.max_messages),
                     change(update.max_bytes),
                     change(update.max_age.map(|age| age.map(duration_ns))),
+                    dedupe_window,
                 ],
             )
             .await?;
@@ -142,7 +152,7 @@ impl Store for RedisStore {
         inner
             .eval(
                 &SCRIPTS.delete_topic,
-                Ctx::topic(name),
+                Ctx::topic(name).idempotence(),
                 "",
                 inner.clock.now_ns(),
                 vec![Bytes::from(inner.channel()), Bytes::from(name.to_string())],
@@ -182,12 +192,10 @@ impl Store for RedisStore {
         options: PublishOptions,
     ) -> Result<PublishAck> {
         options.check(records.len())?;
-        if !options.is_plain() {
-            return Err(Error::Unavailable(
-                "idempotent publishing is not available yet".into(),
-            ));
+        if options.is_plain() {
+            return self.inner.publish(topic, records).await;
         }
-        self.inner.publish(topic, records).await
+        self.inner.publish_with(topic, records, options).await
     }
 
     async fn resolve(&self, topic: &TopicName, position: Position) -> Result<u64> {
@@ -508,10 +516,10 @@ impl Store for RedisStore {
                     let value = inner
                         .eval(
                             &SCRIPTS.enforce_retention,
-                            Ctx::topic(&name),
+                            Ctx::topic(&name).idempotence(),
                             "",
                             now,
-                            Vec::new(),
+                            vec![arg(duration_us(inner.limits.producer_idle_timeout))],
                         )
                         .await?;
                     let mut items = Items::new(value, "retention")?;
@@ -553,6 +561,18 @@ impl Store for RedisStore {
 
     async fn health(&self) -> Result<()> {
         self.inner.health().await
+    }
+}
+
+/// A dedupe window as the scripts take it: its nanoseconds, or `''` when
+/// off (none or zero); `Invalid` past the longest window.
+fn window_arg(window: Option<Duration>) -> Result<Bytes> {
+    match window {
+        Some(window) if !window.is_zero() => {
+            check_dedupe_window(window)?;
+            Ok(arg(duration_ns(window)))
+        }
+        _ => Ok(Bytes::new()),
     }
 }
 

@@ -52,6 +52,23 @@
 //! messages, so it is built only for a log that persists consumers
 //! ([`TopicLog::persists_consumers`]).
 //!
+//! # Exactly-once publishing
+//! Each topic keeps its idempotent producers and its remembered record ids
+//! (the `producers` module) under its lock. A publish with a producer or
+//! ids checks the sequence and filters the ids, appends what is left with
+//! [`AppendMeta`] (so a durable log can give it back in
+//! [`Recovered::history`], replayed by [`Engine::from_parts`]) and records
+//! the frame and ids, all in one critical section; a plain publish takes
+//! none of this path. A retry of a frame (or a duplicate of an id) whose
+//! append is not yet durable waits (on the topic's `watch`) until a task that awaits the original's
+//! durability settles it, whether or not the original caller is still
+//! there; if durability fails, that task rolls the frame (and the
+//! producer's later frames, which fail with it) and the ids from its first
+//! offset on back, so the producer stands where it stood before and the
+//! waiting retry is appended as new. Idle producers and ids past the dedupe
+//! window are forgotten at each such publish and by
+//! [`Store::enforce_retention`].
+//!
 //! A dead-letter move publishes into another topic, so it runs after the
 //! source topic's lock is released and never holds two topic locks at
 //! once, nor takes the map of topics while holding one (topic deletion
@@ -1270,6 +1287,16 @@ impl<F: LogFactory> Engine<F> {
         } else {
             Filtered::default()
         };
+        // A duplicate of a record not yet durable waits for it, as a
+        // producer's retry does (in-batch duplicates are at `first` on).
+        let visible = state.end();
+        if filtered
+            .duplicates
+            .iter()
+            .any(|d| (visible..first).contains(&d.offset))
+        {
+            return Ok(Outcome::Wait(handle.changed.subscribe()));
+        }
         let no_ids: &[Option<RecordId>] = &[];
         let (batch, ids): (Cow<'_, [Record]>, Cow<'_, [Option<RecordId>]>) =
             if filtered.duplicates.is_empty() {
@@ -1287,6 +1314,15 @@ impl<F: LogFactory> Engine<F> {
                 }
                 (Cow::Owned(batch), Cow::Owned(ids))
             };
+        if batch.is_empty() && options.producer.is_none() {
+            // Every record a duplicate, and no sequence to record.
+            return Ok(Outcome::Answered(PublishAck {
+                first_offset: first,
+                count: 0,
+                duplicate: false,
+                duplicates: filtered.duplicates,
+            }));
+        }
         let (cost, tight) = if batch.is_empty() {
             (0, false)
         } else {
@@ -1773,5 +1809,488 @@ mod tests {
         assert_eq!(dead_letters(&store, &dlq).await.len(), 1);
         let info = store.get_consumer(&t, &q).await.expect("get");
         assert_eq!((info.committed_offset, info.counts.dead_lettered), (1, 1));
+    }
+
+    // -----------------------------------------------------------------------
+    // Exactly-once publishing.
+
+    use crate::{
+        ProducerId, ProducerSequence, PublishOptions, RecordId,
+        log::{AppendHistory, ConsumerRecord},
+        memory::{MemoryLog, MemoryLogs},
+    };
+    use std::sync::Mutex;
+    use tokio::sync::oneshot;
+
+    /// The durability of appends, as a test holds it: while `held`, every
+    /// append with meta completes when the test releases it.
+    #[derive(Default)]
+    struct Gate {
+        held: std::sync::atomic::AtomicBool,
+        waiting: Mutex<Vec<oneshot::Sender<Result<()>>>>,
+    }
+
+    impl Gate {
+        fn hold(&self) {
+            self.held.store(true, Ordering::SeqCst);
+        }
+
+        fn waiting(&self) -> usize {
+            self.waiting.lock().expect("the gate").len()
+        }
+
+        /// Completes the oldest append waiting with `result`.
+        fn release(&self, result: Result<()>) {
+            let sender = self.waiting.lock().expect("the gate").remove(0);
+            sender.send(result).expect("the append waits");
+        }
+    }
+
+    /// In-memory logs whose durability a [`Gate`] controls.
+    struct GatedLogs(Arc<Gate>);
+
+    struct GatedLog {
+        inner: MemoryLog,
+        gate: Arc<Gate>,
+    }
+
+    impl LogFactory for GatedLogs {
+        type Log = GatedLog;
+
+        fn kind(&self) -> &'static str {
+            "gated"
+        }
+
+        fn create(&self, meta: &TopicMeta) -> Result<GatedLog> {
+            Ok(GatedLog {
+                inner: MemoryLogs.create(meta)?,
+                gate: self.0.clone(),
+            })
+        }
+
+        fn shared_memory_bytes(&self) -> u64 {
+            0
+        }
+
+        fn flush(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    impl TopicLog for GatedLog {
+        fn start_offset(&self) -> u64 {
+            self.inner.start_offset()
+        }
+        fn end_offset(&self) -> u64 {
+            self.inner.end_offset()
+        }
+        fn size_bytes(&self) -> u64 {
+            self.inner.size_bytes()
+        }
+        fn memory_bytes(&self) -> u64 {
+            self.inner.memory_bytes()
+        }
+        fn append_cost(&self, records: &[Record]) -> u64 {
+            self.inner.append_cost(records)
+        }
+        fn oldest_publish_time_ns(&self) -> Option<u64> {
+            self.inner.oldest_publish_time_ns()
+        }
+        fn last_publish_time_ns(&self) -> u64 {
+            self.inner.last_publish_time_ns()
+        }
+        fn append(&mut self, records: &[Record], publish_time_ns: u64) -> Result<Durability> {
+            self.inner.append(records, publish_time_ns)
+        }
+        fn append_with(
+            &mut self,
+            records: &[Record],
+            publish_time_ns: u64,
+            meta: &AppendMeta<'_>,
+            tight: bool,
+        ) -> Result<Durability> {
+            let durability = self
+                .inner
+                .append_with(records, publish_time_ns, meta, tight)?;
+            assert!(durability.is_done(), "the memory log is durable at once");
+            if !self.gate.held.load(Ordering::SeqCst) {
+                return Ok(Durability::done());
+            }
+            let (sender, receiver) = oneshot::channel();
+            self.gate.waiting.lock().expect("the gate").push(sender);
+            Ok(Durability::after(async move {
+                receiver
+                    .await
+                    .unwrap_or_else(|_| Err(Error::Internal("the gate was dropped".into())))
+            }))
+        }
+        fn read(&mut self, from: u64, limits: ReadLimits) -> Result<Vec<crate::Message>> {
+            self.inner.read(from, limits)
+        }
+        fn offset_at_time(&mut self, time_ns: u64) -> Result<u64> {
+            self.inner.offset_at_time(time_ns)
+        }
+        fn apply_retention(&mut self, policy: &RetentionPolicy, now_ns: u64) -> Result<u64> {
+            self.inner.apply_retention(policy, now_ns)
+        }
+        fn save_meta(&mut self, meta: &TopicMeta) -> Result<Durability> {
+            self.inner.save_meta(meta)
+        }
+        fn persists_consumers(&self) -> bool {
+            false
+        }
+        fn save_consumer(&mut self, consumer: &ConsumerRecord) -> Result<Durability> {
+            self.inner.save_consumer(consumer)
+        }
+        fn remove_consumer(&mut self, id: &ConsumerId) -> Result<Durability> {
+            self.inner.remove_consumer(id)
+        }
+        fn delete(&mut self) -> Result<()> {
+            self.inner.delete()
+        }
+    }
+
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// A gated engine with topic `t` (a dedupe window of [`WINDOW`]).
+    async fn gated() -> (Arc<Engine<GatedLogs>>, Arc<Gate>, TopicName) {
+        let gate = Arc::new(Gate::default());
+        let store = Arc::new(Engine::from_parts(
+            GatedLogs(gate.clone()),
+            Vec::new(),
+            StoreLimits::DEFAULT,
+            Clock::tokio(),
+        ));
+        let t = TopicName::parse("t").expect("a name");
+        store
+            .create_topic(
+                t.clone(),
+                RetentionOverrides {
+                    dedupe_window: Some(WINDOW),
+                    ..RetentionOverrides::default()
+                },
+            )
+            .await
+            .expect("create");
+        (store, gate, t)
+    }
+
+    fn producer_frame(sequence: u64, ids: &[&str]) -> PublishOptions {
+        PublishOptions {
+            producer: Some(ProducerSequence {
+                producer: ProducerId::parse("p").expect("an id"),
+                sequence,
+            }),
+            ids: ids
+                .iter()
+                .map(|id| Some(RecordId::parse(0, *id).expect("an id")))
+                .collect(),
+        }
+    }
+
+    /// Publishes `records` records as producer `p`'s frame at `sequence`,
+    /// on a task of its own.
+    fn spawn_publish<F: LogFactory>(
+        store: &Arc<Engine<F>>,
+        topic: &TopicName,
+        options: PublishOptions,
+        records: usize,
+    ) -> tokio::task::JoinHandle<Result<PublishAck>> {
+        let store = store.clone();
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            store
+                .publish_with(&topic, vec![record(1); records], options)
+                .await
+        })
+    }
+
+    /// Lets the spawned tasks run until they wait.
+    async fn settle_tasks() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A retry that arrives while its original waits for its durability
+    /// (an fsync) is answered only once the original is durable.
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_waits_until_its_original_is_durable() {
+        let (store, gate, t) = gated().await;
+        gate.hold();
+        let original = spawn_publish(&store, &t, producer_frame(0, &[]), 2);
+        settle_tasks().await;
+        assert_eq!(gate.waiting(), 1, "the original is appended");
+        let retry = spawn_publish(&store, &t, producer_frame(0, &[]), 2);
+        settle_tasks().await;
+        assert!(!retry.is_finished(), "the retry waits for the original");
+        assert!(!original.is_finished());
+        gate.release(Ok(()));
+        let ack = original.await.expect("the task").expect("durable");
+        assert_eq!((ack.first_offset, ack.count, ack.duplicate), (0, 2, false));
+        let ack = retry.await.expect("the task").expect("a retry");
+        assert_eq!((ack.first_offset, ack.count, ack.duplicate), (0, 2, true));
+        assert_eq!(gate.waiting(), 0, "the retry appended nothing");
+        assert_eq!(store.get_topic(&t).await.expect("get").end_offset, 2);
+    }
+
+    /// A record whose id is a duplicate of a record not yet durable is
+    /// answered once that record is; if it fails instead, the record is
+    /// appended.
+    #[tokio::test(start_paused = true)]
+    async fn a_duplicate_id_waits_until_its_original_is_durable() {
+        let (store, gate, t) = gated().await;
+        gate.hold();
+        let with_id = || PublishOptions {
+            producer: None,
+            ids: vec![Some(RecordId::parse(0, "k").expect("an id"))],
+        };
+        let original = spawn_publish(&store, &t, with_id(), 1);
+        settle_tasks().await;
+        let duplicate = spawn_publish(&store, &t, with_id(), 1);
+        settle_tasks().await;
+        assert!(!duplicate.is_finished(), "the duplicate waits");
+        gate.release(Ok(()));
+        original.await.expect("the task").expect("durable");
+        let ack = duplicate.await.expect("the task").expect("a duplicate");
+        assert_eq!((ack.count, ack.duplicates.len()), (0, 1));
+
+        let with_other = || PublishOptions {
+            producer: None,
+            ids: vec![Some(RecordId::parse(0, "other").expect("an id"))],
+        };
+        let original = spawn_publish(&store, &t, with_other(), 1);
+        settle_tasks().await;
+        let duplicate = spawn_publish(&store, &t, with_other(), 1);
+        settle_tasks().await;
+        gate.release(Err(Error::Unavailable("fsync failed".into())));
+        original.await.expect("the task").expect_err("not durable");
+        settle_tasks().await;
+        gate.release(Ok(()));
+        let ack = duplicate.await.expect("the task").expect("appended");
+        assert_eq!((ack.count, ack.duplicates.len()), (1, 0));
+    }
+
+    /// An original whose caller went away is still settled, and its retry
+    /// answered.
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_is_answered_when_its_original_was_abandoned() {
+        let (store, gate, t) = gated().await;
+        gate.hold();
+        let original = spawn_publish(&store, &t, producer_frame(0, &[]), 1);
+        settle_tasks().await;
+        original.abort();
+        let retry = spawn_publish(&store, &t, producer_frame(0, &[]), 1);
+        settle_tasks().await;
+        assert!(!retry.is_finished());
+        gate.release(Ok(()));
+        let ack = retry.await.expect("the task").expect("a retry");
+        assert_eq!((ack.first_offset, ack.count, ack.duplicate), (0, 1, true));
+    }
+
+    /// An append whose durability fails is rolled back: the producer's
+    /// sequence and the ids stand as before it, so the waiting retry is
+    /// taken as a new publish and appended.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_durability_rolls_back_the_frame_and_its_ids() {
+        let (store, gate, t) = gated().await;
+        gate.hold();
+        let original = spawn_publish(&store, &t, producer_frame(0, &["k"]), 1);
+        settle_tasks().await;
+        let retry = spawn_publish(&store, &t, producer_frame(0, &["k"]), 1);
+        settle_tasks().await;
+        gate.release(Err(Error::Unavailable("fsync failed".into())));
+        let error = original.await.expect("the task").expect_err("not durable");
+        assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+        settle_tasks().await;
+        assert_eq!(gate.waiting(), 1, "the retry is appended as new");
+        gate.release(Ok(()));
+        let ack = retry.await.expect("the task").expect("appended");
+        // The in-memory log under the gate does not cut the failed append
+        // back (a disk log does): the retry lands after it.
+        assert_eq!(
+            (ack.first_offset, ack.count, ack.duplicate, ack.duplicates),
+            (1, 1, false, vec![])
+        );
+    }
+
+    /// What a durable log recovered is replayed: producers go on from their
+    /// sequence, recent frames are recognised, ids are remembered, and what
+    /// expired by now is forgotten.
+    #[tokio::test(start_paused = true)]
+    async fn history_is_replayed_at_start_up() {
+        let clock = Clock::tokio();
+        let now = clock.now_ns();
+        let hour = 3_600_000_000_000;
+        let at = |p: &str, sequence| ProducerSequence {
+            producer: ProducerId::parse(p).expect("an id"),
+            sequence,
+        };
+        let rid = |id: &str| RecordId::parse(0, id).expect("an id");
+        let meta = TopicMeta {
+            name: TopicName::parse("t").expect("a name"),
+            create_time_ns: now - 30 * hour,
+            retention: RetentionOverrides {
+                dedupe_window: Some(Duration::from_secs(3600)),
+                ..RetentionOverrides::default()
+            },
+        };
+        let mut log = MemoryLogs.create(&meta).expect("a log");
+        log.append(&[record(1), record(1), record(1)], now - 25 * hour)
+            .expect("append")
+            .wait()
+            .await
+            .expect("durable");
+        log.append(&[record(1), record(1)], now - 1000)
+            .expect("append")
+            .wait()
+            .await
+            .expect("durable");
+        let history = vec![
+            // Idle for longer than a day, with an id older than the window.
+            AppendHistory {
+                first_offset: 0,
+                count: 3,
+                publish_time_ns: now - 25 * hour,
+                producer: Some((at("idle", 0), 3)),
+                ids: vec![(0, rid("old"))],
+            },
+            AppendHistory {
+                first_offset: 3,
+                count: 2,
+                publish_time_ns: now - 1000,
+                producer: Some((at("p", 7), 3)),
+                ids: vec![(3, rid("a")), (4, rid("b"))],
+            },
+        ];
+        let store = Engine::from_parts(
+            MemoryLogs,
+            vec![Recovered {
+                meta: meta.clone(),
+                log,
+                consumers: Vec::new(),
+                history,
+            }],
+            StoreLimits::DEFAULT,
+            clock,
+        );
+        let t = meta.name;
+        let publish = |p: &str, sequence, ids: &[&str]| PublishOptions {
+            producer: Some(at(p, sequence)),
+            ids: ids.iter().map(|id| Some(rid(id))).collect(),
+        };
+        let ack = store
+            .publish_with(&t, vec![record(1); 3], publish("p", 7, &[]))
+            .await
+            .expect("a retry");
+        assert_eq!((ack.first_offset, ack.count, ack.duplicate), (3, 2, true));
+        let ack = store
+            .publish_with(&t, vec![record(1); 2], publish("p", 10, &["b", "old"]))
+            .await
+            .expect("in sequence");
+        assert_eq!(
+            (ack.first_offset, ack.count, ack.duplicates),
+            (
+                5,
+                1,
+                vec![crate::DuplicateRecord {
+                    index: 0,
+                    offset: 4
+                }]
+            )
+        );
+        let error = store
+            .publish_with(&t, vec![record(1)], publish("idle", 3, &[]))
+            .await
+            .expect_err("forgotten");
+        assert!(
+            matches!(error, Error::OutOfSequence { expected: 0, .. }),
+            "{error:?}"
+        );
+    }
+
+    /// A publish whose records are all duplicate ids appends nothing, so it
+    /// is answered even when the memory cap is reached.
+    #[tokio::test]
+    async fn duplicates_are_answered_at_the_memory_cap() {
+        let store = MemoryStore::new(StoreLimits {
+            max_memory_bytes: 64 * 1024,
+            ..StoreLimits::DEFAULT
+        });
+        let t = TopicName::parse("t").expect("a name");
+        let filler = TopicName::parse("filler").expect("a name");
+        store
+            .create_topic(
+                t.clone(),
+                RetentionOverrides {
+                    dedupe_window: Some(WINDOW),
+                    ..RetentionOverrides::default()
+                },
+            )
+            .await
+            .expect("create");
+        store
+            .create_topic(filler.clone(), RetentionOverrides::default())
+            .await
+            .expect("create");
+        let with_id = || PublishOptions {
+            producer: None,
+            ids: vec![Some(RecordId::parse(0, "k").expect("an id"))],
+        };
+        store
+            .publish_with(&t, vec![record(1000)], with_id())
+            .await
+            .expect("room");
+        while store.publish(&filler, vec![record(1000)]).await.is_ok() {}
+        let error = store
+            .publish(&t, vec![record(8000)])
+            .await
+            .expect_err("full");
+        assert!(matches!(error, Error::ResourceExhausted(_)), "{error:?}");
+        let ack = store
+            .publish_with(&t, vec![record(8000)], with_id())
+            .await
+            .expect("a duplicate needs no room");
+        assert_eq!((ack.count, ack.duplicates.len()), (0, 1));
+    }
+
+    /// The one-second sweep forgets the ids past their window and the idle
+    /// producers, of every topic, with no publish to trigger it.
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_forgets_expired_ids_and_idle_producers() {
+        let store = MemoryStore::with_clock(
+            StoreLimits {
+                producer_idle_timeout: Duration::from_secs(120),
+                ..StoreLimits::DEFAULT
+            },
+            Clock::tokio(),
+        );
+        let t = TopicName::parse("t").expect("a name");
+        store
+            .create_topic(
+                t.clone(),
+                RetentionOverrides {
+                    dedupe_window: Some(WINDOW),
+                    ..RetentionOverrides::default()
+                },
+            )
+            .await
+            .expect("create");
+        store
+            .publish_with(&t, vec![record(1)], producer_frame(0, &["k"]))
+            .await
+            .expect("publish");
+        let held = |store: &MemoryStore| {
+            let handle = store.topic(&t).expect("the topic");
+            let state = handle.lock().expect("the lock");
+            (state.dedupe.producers.len(), state.dedupe.ids.len())
+        };
+        assert_eq!(held(&store), (1, 1));
+        tokio::time::advance(WINDOW).await;
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(held(&store), (1, 0), "the id is a window old");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        store.enforce_retention().await.expect("sweep");
+        assert_eq!(held(&store), (0, 0), "the producer idled past 120 s");
     }
 }

@@ -12,8 +12,8 @@
 //!   starts exactly where one of the last [`PRODUCER_FRAMES_KEPT`] accepted
 //!   publishes of that producer on that topic started, with the same
 //!   record count, is a retry: nothing is appended and the original answer
-//!   comes back with [`PublishAck::duplicate`] set. Anything else is
-//!   [`Error::OutOfSequence`](crate::Error::OutOfSequence) naming the
+//!   comes back with [`PublishAck::duplicate`](crate::PublishAck::duplicate) set. Anything else is
+//!   [`Error::OutOfSequence`] naming the
 //!   expected sequence (a gap when above it, stale when below), and nothing
 //!   is appended. A producer idle on a topic for longer than
 //!   [`StoreLimits::producer_idle_timeout`](crate::StoreLimits::producer_idle_timeout)
@@ -23,7 +23,7 @@
 //! - **Idempotency keys.** A record may carry an id. On a topic whose
 //!   `dedupe_window` is not zero, a record whose id was appended to the
 //!   topic less than `dedupe_window` ago is not appended again: the
-//!   answer lists it in [`PublishAck::duplicates`] with the offset it was
+//!   answer lists it in [`PublishAck::duplicates`](crate::PublishAck::duplicates) with the offset it was
 //!   appended at; the other records of the publish are appended, in order,
 //!   at consecutive offsets. Two records of one publish with the same id:
 //!   the second is a duplicate of the first. A topic remembers at most
@@ -32,6 +32,24 @@
 //!   With a `dedupe_window` of zero, ids are ignored.
 //! - A publish that is both a producer retry and carries ids is answered as
 //!   a retry (the original first offset and count, no `duplicates`).
+//! - A producer's publish whose records were all duplicate ids appends
+//!   nothing (its answer's `first_offset` is the end offset, its `count`
+//!   0) and still advances the producer's sequence.
+//! - **Time.** An id is a duplicate while it was appended less than
+//!   `dedupe_window` ago (by the store's clock, from the publish time of
+//!   its append: a duplicate does not extend it). A producer is idle from
+//!   its last accepted publish on the topic (a retry is not one). Both are
+//!   forgotten lazily at the next publish and by the periodic sweep
+//!   ([`Store::enforce_retention`](crate::Store::enforce_retention)).
+//!   Retention removing a message does not forget its id; changing a
+//!   topic's `dedupe_window` applies at once (zero forgets every id);
+//!   deleting a topic forgets its producers and ids.
+//! - **Durability.** A retry, or a record whose id is a duplicate, is
+//!   answered only once its original is as durable as the store promises
+//!   (it waits for the original's fsync under `--fsync always`). A publish answered with an error leaves the
+//!   producer's sequence and the ids as they were: if its durability fails,
+//!   what it recorded is rolled back (with every later append of the topic,
+//!   which the disk log fails with it), so its retry is appended as new.
 //! - Both survive a restart of a durable store (recovered from the log) and
 //!   are shared by every node of a Redis store.
 

@@ -679,3 +679,25 @@ pub(super) async fn past_max_producers_the_least_recently_used_is_forgotten(stor
     accepted(&*store, &t, "r", 1, &["b"]).await;
     accepted(&*store, &u, "r", 1, &["b"]).await;
 }
+
+// ---------------------------------------------------------------------------
+// Concurrency.
+
+pub(super) async fn concurrent_copies_of_a_frame_are_appended_once(store: Arc<dyn Store>) {
+    let t = new_topic(&*store, "t").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let t = t.clone();
+            tokio::spawn(async move { send(&*store, &t, "p", 0, &["a", "b"]).await })
+        })
+        .collect();
+    let mut originals = 0;
+    for task in tasks {
+        let ack = task.await.expect("the task").expect("a copy is accepted");
+        assert_eq!((ack.first_offset, ack.count), (0, 2), "{ack:?}");
+        originals += usize::from(!ack.duplicate);
+    }
+    assert_eq!(originals, 1, "one copy is the original, the others retries");
+    assert_eq!(end_offset(&*store, &t).await, 2);
+}

@@ -55,7 +55,11 @@
 //! current-thread runtime and call `tokio::time::pause()`, so a backend must
 //! measure those durations with `tokio::time::Instant`, and read publish
 //! times from its [`Clock`]: [`Clock::tokio`] is the wall clock moved on by
-//! tokio's clock, so `tokio::time::advance` ages messages. Unpaused, it
+//! tokio's clock, so `tokio::time::advance` ages messages (and record ids
+//! and idle producers: a backend decides what the dedupe window and the
+//! producer idle timeout forget from publish times by its clock; a timer
+//! of its server's, such as a Redis key's TTL, may only free what has
+//! expired by then). Unpaused, it
 //! follows the wall clock (to within about a microsecond), and publish and
 //! creation times are checked only against wall-clock bounds taken around
 //! the call, give or take [`support::CLOCK_SKEW_NS`]. No scenario measures
@@ -394,6 +398,9 @@ macro_rules! contents_suite {
                 ],
                 queue: [
                     concurrent_readers_ack_every_message_exactly_once,
+                ],
+                idempotence: [
+                    concurrent_copies_of_a_frame_are_appended_once,
                 ],
             }
         );

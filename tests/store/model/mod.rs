@@ -21,6 +21,12 @@
 //! UpdateConsumer, Seek, and Commit refused. A second property works one
 //! such consumer hard ([`ops::queue_sequence`]).
 //!
+//! Exactly-once publishing is in the model too: two idempotent producers
+//! whose publishes go on, retry one of their last frames (or an older
+//! one), leave gaps or go back, and four record ids, on two topics with a
+//! dedupe window of an hour (nothing expires within a case) and one
+//! without.
+//!
 //! # Layout
 //! [`ops`] generates the operations, [`reference`] is the model, and
 //! [`step`] runs one operation on both and compares the results.
@@ -38,8 +44,8 @@ use gostream_store::{
 use proptest::prelude::*;
 
 use ops::{
-    CommitArg, DelayArg, LeaseOffset, OffsetArg, Op, PositionArg, QueueArg, SettleArg, UpdateArg,
-    queue_sequence, sequence,
+    CommitArg, DelayArg, LeaseOffset, OffsetArg, Op, PositionArg, QueueArg, SequenceArg, SettleArg,
+    UpdateArg, queue_sequence, sequence,
 };
 use reference::Model;
 use step::step;
@@ -112,6 +118,32 @@ fn a_known_sequence_matches_the_model() {
         Op::Publish {
             topic: 0,
             records: vec![small(b"ok"), small(&[b'x'; MAX_MESSAGE_BYTES + 1])],
+        },
+        // Exactly-once publishing: a frame, its retry, a gap, and ids
+        // repeated within a batch and across batches.
+        Op::PublishWith {
+            topic: 0,
+            producer: Some((0, SequenceArg::Next)),
+            records: vec![small(b"p"), small(b"q")],
+            ids: vec![Some(0), Some(0)],
+        },
+        Op::PublishWith {
+            topic: 0,
+            producer: Some((0, SequenceArg::Back(1))),
+            records: vec![small(b"p"), small(b"q")],
+            ids: vec![],
+        },
+        Op::PublishWith {
+            topic: 0,
+            producer: Some((0, SequenceArg::Off(1))),
+            records: vec![small(b"r")],
+            ids: vec![],
+        },
+        Op::PublishWith {
+            topic: 0,
+            producer: None,
+            records: vec![small(b"s"), small(b"t")],
+            ids: vec![Some(0), Some(1)],
         },
         Op::CreateConsumer {
             topic: 0,

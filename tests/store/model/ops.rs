@@ -77,6 +77,20 @@ pub(super) enum DelayArg {
     Hour,
 }
 
+/// Where an idempotent producer's publish starts, relative to what the
+/// model knows of its frames on the topic when the operation runs.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SequenceArg {
+    /// Where the sequence stands.
+    Next,
+    /// Where its `n`-th last frame started (1: the last), or where the
+    /// sequence stands if it has fewer: a retry when the record count is
+    /// the frame's and `n` is within the frames kept, else stale.
+    Back(usize),
+    /// Next plus this (a gap, or stale), at least 0.
+    Off(i64),
+}
+
 /// What a settle call does.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum SettleArg {
@@ -117,6 +131,14 @@ pub(super) enum Op {
     Publish {
         topic: usize,
         records: Vec<Record>,
+    },
+    /// A publish as producer `producer` (by index) and/or with record ids
+    /// (by index, one per record, when `ids` is not empty).
+    PublishWith {
+        topic: usize,
+        producer: Option<(usize, SequenceArg)>,
+        records: Vec<Record>,
+        ids: Vec<Option<usize>>,
     },
     Resolve {
         topic: usize,
@@ -190,6 +212,39 @@ pub(super) fn topic_index() -> impl Strategy<Value = usize> {
 
 pub(super) fn consumer_index() -> impl Strategy<Value = usize> {
     name_index()
+}
+
+pub(super) fn sequence_arg() -> impl Strategy<Value = SequenceArg> {
+    prop_oneof![
+        6 => Just(SequenceArg::Next),
+        3 => (1usize..8).prop_map(SequenceArg::Back),
+        1 => (-2i64..=2).prop_map(SequenceArg::Off),
+    ]
+}
+
+/// A publish with a producer (two of them) and/or record ids (four of
+/// them), so that sequences go on, retry, skip and collide.
+pub(super) fn publish_with() -> impl Strategy<Value = Op> {
+    (
+        topic_index(),
+        option::of((0usize..2, sequence_arg())),
+        vec(record(), 1..=4),
+        any::<bool>(),
+        vec(option::of(0usize..4), 4),
+    )
+        .prop_map(|(topic, producer, records, with_ids, mut ids)| {
+            if with_ids {
+                ids.truncate(records.len());
+            } else {
+                ids.clear();
+            }
+            Op::PublishWith {
+                topic,
+                producer,
+                records,
+                ids,
+            }
+        })
 }
 
 pub(super) fn offset_arg() -> impl Strategy<Value = OffsetArg> {
@@ -340,6 +395,7 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
         1 => topic_index().prop_map(|topic| Op::GetTopic { topic }),
         1 => (option::of(topic_index()), 0usize..4).prop_map(|(after, limit)| Op::ListTopics { after, limit }),
         6 => (topic_index(), vec(record(), 1..=4)).prop_map(|(topic, records)| Op::Publish { topic, records }),
+        6 => publish_with(),
         1 => (topic_index(), position_arg()).prop_map(|(topic, position)| Op::Resolve { topic, position }),
         2 => (topic_index(), offset_arg(), read_limits())
             .prop_map(|(topic, offset, limits)| Op::Read { topic, offset, limits }),

@@ -1,11 +1,16 @@
 //! The model: a `Vec` per topic log and a `BTreeMap` of consumers, with the
 //! rules the `Store` trait documents and nothing else.
 
-use std::{collections::BTreeMap, fmt::Debug, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Debug,
+    time::Duration,
+};
 
 use gostream_store::{
-    ConsumerUpdate, DeadLetterReason, LeaseRef, QueueCounts, QueuePolicy, Settled, Settlement,
-    StoreLimits, Subject, dead_letter_record,
+    ConsumerUpdate, DeadLetterReason, DuplicateRecord, LeaseRef, PRODUCER_FRAMES_KEPT,
+    PublishOptions, QueueCounts, QueuePolicy, Settled, Settlement, StoreLimits, Subject,
+    dead_letter_record,
     {
         Batch, CommitMode, ConsumerId, ConsumerInfo, Message, Page, Position, PublishAck,
         ReadLimits, Record, TopicInfo, TopicName,
@@ -23,8 +28,15 @@ pub(super) struct Model {
 #[derive(Debug)]
 pub(super) struct ModelTopic {
     create_time_ns: u64,
+    /// Its dedupe window (no id expires within a case).
+    window: Duration,
     log: Vec<ModelMessage>,
     pub(super) consumers: BTreeMap<ConsumerId, ModelConsumer>,
+    /// Every accepted frame of each producer: (sequence, record count,
+    /// first offset, records appended). None is forgotten within a case.
+    pub(super) producers: BTreeMap<String, Vec<(u64, u32, u64, u64)>>,
+    /// Every record id appended, with its offset (none expires).
+    ids: HashMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -168,7 +180,7 @@ impl ModelTopic {
                 .sum(),
             create_time_ns: self.create_time_ns,
             retention: gostream_store::RetentionPolicy::UNLIMITED,
-            dedupe_window: std::time::Duration::ZERO,
+            dedupe_window: self.window,
         }
     }
 
@@ -353,14 +365,18 @@ impl Model {
         &mut self,
         name: &TopicName,
         create_time_ns: u64,
+        window: Duration,
     ) -> Result<TopicInfo> {
         if self.topics.contains_key(name) {
             return Err(Error::TopicAlreadyExists(name.to_string()));
         }
         let topic = ModelTopic {
             create_time_ns,
+            window,
             log: Vec::new(),
             consumers: BTreeMap::new(),
+            producers: BTreeMap::new(),
+            ids: HashMap::new(),
         };
         let info = topic.info(name);
         self.topics.insert(name.clone(), topic);
@@ -427,6 +443,109 @@ impl Model {
 
     pub(super) fn resolve(&self, name: &TopicName, position: Position) -> Result<u64> {
         self.topic(name)?.resolve(name, position)
+    }
+
+    /// The accepted frames of `producer` on `name`, oldest first (none if
+    /// either is unknown).
+    pub(super) fn frames(&self, name: &TopicName, producer: &str) -> Vec<(u64, u32, u64, u64)> {
+        self.topics
+            .get(name)
+            .and_then(|topic| topic.producers.get(producer))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A publish with a producer sequence and record ids, by the rules of
+    /// `gostream_store::idempotence`, none of which expires within a case.
+    pub(super) fn publish_with(
+        &mut self,
+        name: &TopicName,
+        records: &[Record],
+        options: &PublishOptions,
+        published_within: (u64, u64),
+    ) -> Result<PublishAck> {
+        if records.is_empty() {
+            return Err(invalid(Subject::Records));
+        }
+        if let Some(i) = records
+            .iter()
+            .position(|r| record_bytes(r) > MAX_MESSAGE_BYTES)
+        {
+            return Err(invalid(Subject::Record(i)));
+        }
+        if !options.ids.is_empty() && options.ids.len() != records.len() {
+            return Err(invalid(Subject::Records));
+        }
+        let topic = self.topic_mut(name)?;
+        let count = records.len() as u32;
+        if let Some(at) = &options.producer {
+            let frames = topic
+                .producers
+                .get(at.producer.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let next = frames.last().map_or(0, |&(sequence, records, _, _)| {
+                sequence + u64::from(records)
+            });
+            if at.sequence != next {
+                let recent = frames.iter().rev().take(PRODUCER_FRAMES_KEPT);
+                return match recent
+                    .into_iter()
+                    .find(|&&(sequence, records, _, _)| sequence == at.sequence && records == count)
+                {
+                    Some(&(_, _, first_offset, count)) => Ok(PublishAck {
+                        first_offset,
+                        count,
+                        duplicate: true,
+                        duplicates: Vec::new(),
+                    }),
+                    None => Err(Error::OutOfSequence {
+                        topic: name.to_string(),
+                        producer: at.producer.to_string(),
+                        expected: next,
+                        received: at.sequence,
+                    }),
+                };
+            }
+        }
+        let first_offset = topic.end();
+        let mut duplicates = Vec::new();
+        let mut appended = 0;
+        for (index, record) in records.iter().enumerate() {
+            let id = options
+                .ids
+                .get(index)
+                .and_then(Option::as_ref)
+                .filter(|_| !topic.window.is_zero());
+            if let Some(id) = id {
+                if let Some(&offset) = topic.ids.get(id.as_str()) {
+                    duplicates.push(DuplicateRecord {
+                        index: index as u32,
+                        offset,
+                    });
+                    continue;
+                }
+                topic.ids.insert(id.to_string(), topic.end());
+            }
+            topic.log.push(ModelMessage {
+                record: record.clone(),
+                publish_time_ns: None,
+                published_within,
+            });
+            appended += 1;
+        }
+        if let Some(at) = &options.producer {
+            topic
+                .producers
+                .entry(at.producer.to_string())
+                .or_default()
+                .push((at.sequence, count, first_offset, appended));
+        }
+        Ok(PublishAck {
+            first_offset,
+            count: appended,
+            duplicate: false,
+            duplicates,
+        })
     }
 
     pub(super) fn read(&self, name: &TopicName, offset: u64, limits: ReadLimits) -> Result<Batch> {

@@ -4,15 +4,16 @@
 use std::{fmt::Debug, time::Duration};
 
 use gostream_store::{
-    ConsumerUpdate, LeaseRef, MAX_REDELIVERY_DELAY, QueuePolicy, Settlement,
+    ConsumerUpdate, LeaseRef, MAX_REDELIVERY_DELAY, ProducerId, ProducerSequence, PublishOptions,
+    QueuePolicy, RecordId, RetentionOverrides, Settlement,
     {ConsumerId, ConsumerInfo, ConsumerSpec, Position, Store, TopicName}, {Error, Result},
 };
 
 use super::{
     ACK_TIMEOUT, CONSUMERS, TOPICS,
     ops::{
-        CommitArg, DelayArg, LeaseOffset, OffsetArg, Op, PositionArg, QueueArg, SettleArg,
-        UpdateArg,
+        CommitArg, DelayArg, LeaseOffset, OffsetArg, Op, PositionArg, QueueArg, SequenceArg,
+        SettleArg, UpdateArg,
     },
     reference::{Model, ModelTopic, invalid},
 };
@@ -20,6 +21,50 @@ use crate::clock::now_ns;
 
 pub(super) fn topic_name(index: usize) -> TopicName {
     TopicName::parse(TOPICS[index]).expect("a valid topic name")
+}
+
+/// Each topic's dedupe window: an hour (no id expires within a case) on
+/// the first two, off on the third.
+const DEDUPE_WINDOWS: [Duration; 3] = [
+    Duration::from_secs(3600),
+    Duration::from_secs(3600),
+    Duration::ZERO,
+];
+
+/// The idempotent producers and record ids sequences use.
+const PRODUCERS: [&str; 2] = ["p0", "p1"];
+const RECORD_IDS: [&str; 4] = ["k0", "k1", "k2", "k3"];
+
+/// The options of [`Op::PublishWith`], its sequence chosen from what the
+/// model knows of the producer's frames on `name`.
+fn publish_options(
+    model: &Model,
+    name: &TopicName,
+    producer: Option<(usize, SequenceArg)>,
+    ids: &[Option<usize>],
+) -> PublishOptions {
+    let producer = producer.map(|(index, arg)| {
+        let frames = model.frames(name, PRODUCERS[index]);
+        let next = frames.last().map_or(0, |&(sequence, records, _, _)| {
+            sequence + u64::from(records)
+        });
+        let sequence = match arg {
+            SequenceArg::Next => next,
+            SequenceArg::Back(n) => frames.len().checked_sub(n).map_or(next, |i| frames[i].0),
+            SequenceArg::Off(delta) => next.saturating_add_signed(delta),
+        };
+        ProducerSequence {
+            producer: ProducerId::parse(PRODUCERS[index]).expect("a valid producer id"),
+            sequence,
+        }
+    });
+    PublishOptions {
+        producer,
+        ids: ids
+            .iter()
+            .map(|id| id.map(|i| RecordId::parse(0, RECORD_IDS[i]).expect("a valid record id")))
+            .collect(),
+    }
 }
 
 pub(super) fn consumer_id(index: usize) -> ConsumerId {
@@ -151,7 +196,11 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
         Op::CreateTopic { topic } => {
             let name = topic_name(topic);
             let before = now_ns();
-            let actual = store.create_topic(name.clone(), Default::default()).await;
+            let retention = RetentionOverrides {
+                dedupe_window: Some(DEDUPE_WINDOWS[topic]),
+                ..RetentionOverrides::default()
+            };
+            let actual = store.create_topic(name.clone(), retention).await;
             let bounds = (before, now_ns());
             let create_time = match &actual {
                 Ok(info) => {
@@ -160,7 +209,10 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
                 }
                 Err(_) => 0,
             };
-            check(actual, model.create_topic(&name, create_time))
+            check(
+                actual,
+                model.create_topic(&name, create_time, DEDUPE_WINDOWS[topic]),
+            )
         }
         Op::DeleteTopic { topic } => {
             let name = topic_name(topic);
@@ -183,6 +235,21 @@ pub(super) async fn step(store: &dyn Store, model: &mut Model, op: &Op) -> Resul
             let actual = store.publish(&name, records.clone()).await;
             let bounds = (before, now_ns());
             check(actual, model.publish(&name, records, bounds))
+        }
+        Op::PublishWith {
+            topic,
+            producer,
+            ref records,
+            ref ids,
+        } => {
+            let name = topic_name(topic);
+            let options = publish_options(model, &name, producer, ids);
+            let before = now_ns();
+            let actual = store
+                .publish_with(&name, records.clone(), options.clone())
+                .await;
+            let bounds = (before, now_ns());
+            check(actual, model.publish_with(&name, records, &options, bounds))
         }
         Op::Resolve { topic, position } => {
             let name = topic_name(topic);

@@ -20,6 +20,14 @@ use gostream_api::gostream::v1::{
 /// How long connecting may take before the command gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// While a call is open, how often the connection is checked with an
+/// HTTP/2 PING, so a connection that died silently (no reset, no close) is
+/// noticed: a stream publishing from stdin then reconnects.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a PING may go unanswered before the connection counts as lost.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The channel every client uses: the connection plus the token.
 pub type Transport = InterceptedService<Channel, BearerToken>;
 
@@ -119,7 +127,9 @@ impl Clients {
 fn endpoint(client: &Client) -> Result<Endpoint, Failure> {
     let endpoint = Endpoint::from_shared(client.server.clone())
         .map_err(|e| Failure::Usage(format!("invalid --server {}: {e}", client.server)))?
-        .connect_timeout(CONNECT_TIMEOUT);
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
     if !client.server.starts_with("https://") {
         return Ok(endpoint);
     }

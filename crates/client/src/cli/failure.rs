@@ -32,6 +32,21 @@ pub enum Failure {
         /// How many frames were answered.
         frames: u64,
     },
+    /// A PublishStream broke and reconnecting did not succeed: `frames`
+    /// frames, from frame `first` (lines `lines.0..=lines.1` of stdin), were
+    /// not answered, so they may or may not have been appended.
+    GaveUp {
+        /// Why the last attempt failed.
+        status: Status,
+        /// How many reconnects were tried.
+        attempts: u32,
+        /// How many frames were not answered.
+        frames: u64,
+        /// The first of them.
+        first: u64,
+        /// Their lines of stdin, first and last.
+        lines: (u64, u64),
+    },
     /// Reading stdin or writing stdout failed.
     Io(io::Error),
     /// Stdout was closed by its reader (`| head`): not an error, the command
@@ -85,6 +100,20 @@ impl fmt::Display for Failure {
             Self::Frames { failed, frames } => write!(
                 f,
                 "{failed} of {frames} frames were not appended (each is reported above); the others were"
+            ),
+            Self::GaveUp {
+                status,
+                attempts,
+                frames,
+                first,
+                lines,
+            } => write!(
+                f,
+                "{}: {}; gave up after {attempts} reconnects: {frames} frames from frame {first} (lines {}..{}) were not answered and may not have been appended",
+                code_name(status.code()),
+                status.message(),
+                lines.0,
+                lines.1
             ),
             Self::Io(error) => write!(f, "{error}"),
             Self::OutputClosed => f.write_str("stdout closed"),

@@ -16,6 +16,8 @@
 //!   ack timeout, a per-message consumer's settings).
 //! - [`output`]: text and JSON printing.
 //! - [`failure`]: what can go wrong, and how it is reported.
+//! - [`producer`]: `publish` from stdin as an idempotent producer that
+//!   resends its unanswered frames after a reconnect.
 //! - [`topics`], [`consumers`], [`publish`], [`consume`], [`broker`]: the
 //!   commands.
 
@@ -26,6 +28,7 @@ pub mod consume;
 pub mod consumers;
 pub mod failure;
 pub mod output;
+pub mod producer;
 pub mod publish;
 pub mod queue;
 pub mod topics;

@@ -1,37 +1,36 @@
 //! `gostream publish TOPIC [--key K] [--header k=v]... [VALUE | -]`:
 //! one message with PublisherService.Publish, or every line of stdin over
-//! one PublisherService.PublishStream.
+//! PublishStream as an idempotent producer.
 //!
-//! Lines of stdin are sent as frames of a PublishStream, without waiting for
-//! the answers, which are read at the same time and printed in order: one
-//! acknowledgement per frame, or `error: frame N (lines A..B): CODE:
-//! message` on stderr for a frame that was not appended (the other frames
-//! still are); the command then exits with status 1. The frames are batches of up to [`MAX_BATCH_MESSAGES`] lines
-//! or [`MAX_BATCH_BYTES`] bytes. A batch is also sent as soon as no more
-//! input is ready, so `tail -f log | gostream publish logs` publishes each
-//! line as it comes while a file or a fast pipe goes out in full batches.
+//! A publish of VALUE is one Publish call; `--id` gives its record an id
+//! (deduplicated within the topic's dedupe window), `--producer-id` and
+//! `--sequence` make it an idempotent producer's publish.
+//!
+//! Lines of stdin are gathered into frames (batches of up to
+//! [`MAX_BATCH_MESSAGES`] lines or [`MAX_BATCH_BYTES`] bytes; a batch is
+//! also sent as soon as no more input is ready, so `tail -f log | gostream
+//! publish logs` publishes each line as it comes while a file or a fast pipe
+//! goes out in full batches) and sent by [`producer`](super::producer), which
+//! numbers them with the producer's sequence and resends the unanswered ones
+//! after a broken stream.
 
 use std::{
     collections::HashMap,
     io::{BufRead as _, BufReader, IsTerminal as _, Read},
+    time::Duration,
 };
 
 use clap::Args;
 use tokio::sync::mpsc;
 
-use tonic::{Code, Status};
-
 use super::{
     Failure,
-    args::parse_header,
-    connect::{Clients, Transport},
-    failure::code_name,
+    args::{parse_duration, parse_header},
+    connect::Clients,
     output::Printer,
+    producer::{self, Retry},
 };
-use gostream_api::gostream::v1::{
-    PublishRequest, PublishResponse, PublishStreamRequest, Record,
-    publisher_service_client::PublisherServiceClient,
-};
+use gostream_api::gostream::v1::{PublishRequest, PublishResponse, Record};
 
 /// The most lines in one frame.
 pub const MAX_BATCH_MESSAGES: usize = 500;
@@ -55,6 +54,28 @@ pub struct PublishArgs {
     /// A header of every message published, `key=value`; may be repeated.
     #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
+    /// The record's id (a publish of VALUE only): on a topic with a dedupe
+    /// window, a record whose id was appended within the window is not
+    /// appended again and the answer names the offset it was appended at.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Publish as this idempotent producer (the same rules as topic names).
+    /// From stdin, without it, the broker assigns one (InitProducer).
+    #[arg(long, value_name = "ID")]
+    pub producer_id: Option<String>,
+    /// With --producer-id: the sequence number of the first record (0 for
+    /// a producer's first publish to the topic, then where its previous
+    /// publish ended).
+    #[arg(long, value_name = "N", requires = "producer_id")]
+    pub sequence: Option<u64>,
+    /// From stdin: how many times in a row to reconnect after the stream
+    /// breaks (0: do not) before giving up.
+    #[arg(long, value_name = "N", default_value_t = producer::DEFAULT_RETRIES)]
+    pub retries: u32,
+    /// From stdin: how long the broker may stay unreachable after the
+    /// stream breaks before the command gives up.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1m")]
+    pub retry_timeout: Duration,
 }
 
 /// Where the messages come from.
@@ -79,10 +100,19 @@ impl PublishArgs {
             )),
             None => Ok(Source::Stdin),
         }
+        .and_then(|source| {
+            if source == Source::Stdin && self.id.is_some() {
+                return Err(Failure::Usage(
+                    "--id applies to a publish of VALUE: lines of stdin cannot share one id"
+                        .to_owned(),
+                ));
+            }
+            Ok(source)
+        })
     }
 
     /// A record of `value` with the key and headers given.
-    fn record(&self, value: Vec<u8>) -> Record {
+    pub(super) fn record(&self, value: Vec<u8>) -> Record {
         Record {
             key: self.key.clone().unwrap_or_default().into_bytes().into(),
             value: value.into(),
@@ -97,13 +127,30 @@ pub async fn run(clients: Clients, args: PublishArgs, out: &mut Printer) -> Resu
     let mut publisher = clients.publisher;
     match args.source()? {
         Source::Value(value) => {
+            let mut record = args.record(value.into_bytes());
+            record.id = args.id.clone().unwrap_or_default();
             let request = PublishRequest {
                 topic: args.topic.clone(),
-                records: vec![args.record(value.into_bytes())],
-                ..Default::default()
+                records: vec![record],
+                producer_id: args.producer_id.clone().unwrap_or_default(),
+                sequence: args.sequence.unwrap_or_default(),
             };
             let ack = publisher.publish(request).await?.into_inner();
-            print_ack(out, ack.first_offset, ack.count)?;
+            if ack.duplicate {
+                eprintln!(
+                    "note: sequence {} of producer {} was already appended: not appended again",
+                    args.sequence.unwrap_or_default(),
+                    args.producer_id.as_deref().unwrap_or_default()
+                );
+            }
+            for duplicate in &ack.duplicate_records {
+                eprintln!(
+                    "note: a message with id {} was already appended at offset {}: not appended again",
+                    args.id.as_deref().unwrap_or_default(),
+                    duplicate.offset
+                );
+            }
+            print_response(out, &ack)?;
             out.flush()
         }
         Source::Stdin => {
@@ -115,124 +162,19 @@ pub async fn run(clients: Clients, args: PublishArgs, out: &mut Printer) -> Resu
                     .sum::<usize>();
             let (batches, receiver) = mpsc::channel(4);
             std::thread::spawn(move || read_batches(std::io::stdin(), overhead, &batches));
-            stream(&mut publisher, args, receiver, out).await
-        }
-    }
-}
-
-/// What the answer reader knows of a frame sent: its lines of stdin
-/// (1-based, first and count).
-type Sent = (u64, u64);
-
-/// Sends each batch of `batches` as a frame of one PublishStream without
-/// waiting, and prints the answers as they come, in order.
-async fn stream(
-    publisher: &mut PublisherServiceClient<Transport>,
-    args: PublishArgs,
-    mut batches: mpsc::Receiver<std::io::Result<Vec<Vec<u8>>>>,
-    out: &mut Printer,
-) -> Result<(), Failure> {
-    let (frames, mut to_send) = mpsc::channel::<PublishStreamRequest>(16);
-    let (sent, mut pending) = mpsc::unbounded_channel::<Sent>();
-    let sender = tokio::spawn(async move {
-        let mut line = 1_u64;
-        while let Some(batch) = batches.recv().await {
-            let records: Vec<Record> = batch?.into_iter().map(|v| args.record(v)).collect();
-            let count = records.len() as u64;
-            let frame = PublishStreamRequest {
-                topic: args.topic.clone(),
-                records,
-                ..Default::default()
+            let retry = Retry {
+                retries: args.retries,
+                timeout: args.retry_timeout,
             };
-            if sent.send((line, count)).is_err() || frames.send(frame).await.is_err() {
-                // The answers stopped: the reader reports why.
-                break;
-            }
-            line += count;
-        }
-        Ok::<(), std::io::Error>(())
-    });
-    let frame_stream = futures_util::stream::poll_fn(move |cx| to_send.poll_recv(cx));
-    let answered = read_answers(publisher, frame_stream, &mut pending, out).await;
-    if answered.is_err() {
-        // The stream failed: stop reading stdin (it may never end).
-        sender.abort();
-    }
-    // A read error of stdin comes first: the frames stopped because of it.
-    match sender.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return Err(error.into()),
-        Err(error) if error.is_cancelled() => {}
-        Err(error) => {
-            return Err(Failure::Io(std::io::Error::other(format!(
-                "reading stdin failed: {error}"
-            ))));
+            producer::run(&mut publisher, args, retry, receiver, out).await
         }
     }
-    let (frames, failed) = answered?;
-    if failed > 0 {
-        return Err(Failure::Frames { failed, frames });
-    }
-    Ok(())
-}
-
-/// Opens the stream and prints its answers; how many frames were answered
-/// and how many of them failed.
-async fn read_answers(
-    publisher: &mut PublisherServiceClient<Transport>,
-    frames: impl futures_util::Stream<Item = PublishStreamRequest> + Send + 'static,
-    pending: &mut mpsc::UnboundedReceiver<Sent>,
-    out: &mut Printer,
-) -> Result<(u64, u64), Failure> {
-    let mut answers = publisher.publish_stream(frames).await?.into_inner();
-    let (mut frame, mut failed) = (0_u64, 0_u64);
-    while let Some(answer) = answers.message().await? {
-        let Some((line, count)) = pending.recv().await else {
-            return Err(Failure::Status(Status::internal(format!(
-                "the broker answered frame {}, which was not sent",
-                answer.frame
-            ))));
-        };
-        if answer.frame != frame {
-            return Err(Failure::Status(Status::internal(format!(
-                "the broker answered frame {} when frame {frame} was next",
-                answer.frame
-            ))));
-        }
-        frame += 1;
-        if out.json() {
-            out.json_line(&answer)?;
-        }
-        if let Some(error) = &answer.error {
-            failed += 1;
-            out.flush()?;
-            let lines = match count {
-                1 => format!("line {line}"),
-                n => format!("lines {line}..{}", line + n - 1),
-            };
-            eprintln!(
-                "error: frame {} ({lines}): {}: {}",
-                answer.frame,
-                code_name(Code::from(error.code)),
-                error.message
-            );
-        } else if !out.json() {
-            print_ack(out, answer.first_offset, answer.count)?;
-        }
-        out.flush()?;
-    }
-    if pending.try_recv().is_ok() {
-        return Err(Failure::Status(Status::unavailable(format!(
-            "the broker ended the stream before answering frame {frame}"
-        ))));
-    }
-    Ok((frame, failed))
 }
 
 /// Reads lines from `input` and sends them in batches to `batches`, until
 /// the end of the input, a read error (sent too), or the receiver is gone.
 /// `overhead` is the size each message adds besides its value.
-fn read_batches(
+pub(super) fn read_batches(
     input: impl Read,
     overhead: usize,
     batches: &mpsc::Sender<std::io::Result<Vec<Vec<u8>>>>,
@@ -283,16 +225,22 @@ fn read_batches(
     }
 }
 
-/// Prints an acknowledgement: `published N messages at offsets A..B` (B
-/// included), or the PublishResponse as JSON.
-fn print_ack(out: &mut Printer, first_offset: u64, count: u64) -> Result<(), Failure> {
+/// Prints the answer to a Publish: its JSON, or `published N messages at
+/// offsets A..B`, where the records are (a record skipped for its id
+/// included, at the offset it was appended at).
+fn print_response(out: &mut Printer, ack: &PublishResponse) -> Result<(), Failure> {
     if out.json() {
-        return out.json_line(&PublishResponse {
-            first_offset,
-            count,
-            ..Default::default()
-        });
+        return out.json_line(ack);
     }
+    match (ack.count, ack.duplicate_records.first()) {
+        (0, Some(duplicate)) => print_ack(out, duplicate.offset, 1),
+        _ => print_ack(out, ack.first_offset, ack.count),
+    }
+}
+
+/// Prints an acknowledgement as text: `published N messages at offsets
+/// A..B` (B included).
+pub(super) fn print_ack(out: &mut Printer, first_offset: u64, count: u64) -> Result<(), Failure> {
     let text = match count {
         1 => format!("published 1 message at offset {first_offset}"),
         n => format!(

@@ -6,7 +6,7 @@ use clap::{ArgGroup, Args, Subcommand};
 
 use super::{
     Failure,
-    args::{Reset, parse_count, parse_duration, parse_duration_or_default},
+    args::{Reset, format_duration, parse_count, parse_duration, parse_duration_or_default},
     connect::Clients,
     output::{Printer, age, limit, timestamp},
 };
@@ -41,13 +41,18 @@ pub enum TopicsCommand {
         /// Not given: the broker default.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         max_age: Option<Duration>,
+        /// Within this window (2m, 1h; at most 24h) a record whose id was
+        /// already appended is not appended again. Not given or 0: off.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        dedupe_window: Option<Duration>,
     },
-    /// Show a topic: its offsets, size and retention.
+    /// Show a topic: its offsets, size, retention and dedupe window.
     Get {
         /// The topic's name.
         name: String,
     },
-    /// Change a topic's retention: only the limits given change.
+    /// Change a topic's retention or dedupe window: only the settings given
+    /// change.
     Update(UpdateArgs),
     /// Delete a topic, its messages and its consumers.
     Delete {
@@ -56,13 +61,13 @@ pub enum TopicsCommand {
     },
 }
 
-/// `topics update`: the limits to change, at least one.
+/// `topics update`: the settings to change, at least one.
 #[derive(Debug, Args)]
 #[command(group(
     ArgGroup::new("limits")
         .required(true)
         .multiple(true)
-        .args(["max_messages", "max_bytes", "max_age"])
+        .args(["max_messages", "max_bytes", "max_age", "dedupe_window"])
 ))]
 pub struct UpdateArgs {
     /// The topic's name.
@@ -77,6 +82,10 @@ pub struct UpdateArgs {
     /// `default`.
     #[arg(long, value_name = "DURATION|default", value_parser = parse_duration_or_default)]
     pub max_age: Option<Reset<Duration>>,
+    /// The dedupe window for record ids (2m, 1h; at most 24h); 0 turns it
+    /// off and forgets every id.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub dedupe_window: Option<Duration>,
 }
 
 /// Runs a topic command.
@@ -109,6 +118,7 @@ pub async fn run(
             max_messages,
             max_bytes,
             max_age,
+            dedupe_window,
         } => {
             let retention = RetentionPolicy {
                 max_messages,
@@ -118,7 +128,7 @@ pub async fn run(
             let request = CreateTopicRequest {
                 name,
                 retention: Some(retention),
-                ..Default::default()
+                dedupe_window: dedupe_window.map(Into::into),
             };
             let created = topics.create_topic(request).await?.into_inner();
             print_one(out, created.topic)
@@ -161,10 +171,16 @@ impl UpdateArgs {
             paths.push("retention.max_age".to_owned());
             retention.max_age = value(limit).map(Into::into);
         }
+        let mut dedupe_window = None;
+        if let Some(window) = self.dedupe_window {
+            paths.push("dedupe_window".to_owned());
+            dedupe_window = Some(window.into());
+        }
         UpdateTopicRequest {
             topic: Some(Topic {
                 name: self.name.clone(),
                 retention: Some(retention),
+                dedupe_window,
                 ..Topic::default()
             }),
             update_mask: Some(pbjson_types::FieldMask { paths }),
@@ -176,6 +192,14 @@ fn value<T>(reset: Reset<T>) -> Option<T> {
     match reset {
         Reset::To(value) => Some(value),
         Reset::Default => None,
+    }
+}
+
+/// A dedupe window as text: `off` when unset or zero.
+fn dedupe(window: Option<pbjson_types::Duration>) -> String {
+    match window.and_then(|d| Duration::try_from(d).ok()) {
+        Some(d) if !d.is_zero() => format_duration(d),
+        _ => "off".to_owned(),
     }
 }
 
@@ -197,6 +221,7 @@ fn print_list(out: &mut Printer, topics: &[Topic]) -> Result<(), Failure> {
                 limit(retention.max_messages),
                 limit(retention.max_bytes),
                 age(retention.max_age),
+                dedupe(t.dedupe_window),
             ]
         })
         .collect();
@@ -209,6 +234,7 @@ fn print_list(out: &mut Printer, topics: &[Topic]) -> Result<(), Failure> {
         "MAX_MESSAGES",
         "MAX_BYTES",
         "MAX_AGE",
+        "DEDUPE_WINDOW",
     ];
     out.table(&header, &rows)
 }
@@ -229,6 +255,7 @@ fn print_one(out: &mut Printer, topic: Option<Topic>) -> Result<(), Failure> {
         ("max messages", limit(retention.max_messages)),
         ("max bytes", limit(retention.max_bytes)),
         ("max age", age(retention.max_age)),
+        ("dedupe window", dedupe(topic.dedupe_window)),
         ("created", timestamp(topic.create_time.as_ref())),
     ])
 }
@@ -244,6 +271,7 @@ mod tests {
             max_messages: Some(Reset::To(10)),
             max_bytes: None,
             max_age: Some(Reset::Default),
+            dedupe_window: None,
         };
         let request = update.request();
         assert_eq!(
@@ -257,5 +285,25 @@ mod tests {
             .expect("retention");
         assert_eq!(retention.max_messages, Some(10));
         assert_eq!(retention.max_age, None);
+    }
+
+    #[test]
+    fn update_of_the_dedupe_window_names_it_and_zero_is_sent() {
+        let update = UpdateArgs {
+            name: "t".to_owned(),
+            max_messages: None,
+            max_bytes: None,
+            max_age: None,
+            dedupe_window: Some(Duration::ZERO),
+        };
+        let request = update.request();
+        assert_eq!(
+            request.update_mask.expect("a mask").paths,
+            ["dedupe_window"]
+        );
+        let window = request.topic.expect("a topic").dedupe_window;
+        assert_eq!(window.map(|w| (w.seconds, w.nanos)), Some((0, 0)));
+        assert_eq!(dedupe(None), "off");
+        assert_eq!(dedupe(Some(Duration::from_secs(120).into())), "2m");
     }
 }

@@ -5,7 +5,9 @@
 --   4 consumer ids (sorted set, for paging), 5 outstanding deliveries
 --   (hash: id -> "end:us,end:us,..." of a manual-mode consumer); a
 --   per-message consumer's keys (see `qkeys`) are named after KEYS[1], in
---   the same hash tag; `dl_append` also takes a dead-letter dedupe key.
+--   the same hash tag; `dl_append` also takes a dead-letter dedupe key;
+--   the scripts that publish with options, create, update or delete a
+--   topic, or sweep it take its idempotence keys as KEYS 6-9 (see `idem`).
 -- ARGV 1-6 (every script):
 --   1 the topic generation expected ('' = any; create_topic: the new one),
 --   2 now, nanoseconds since the epoch, zero-padded to 20 digits,
@@ -53,13 +55,13 @@ end
 
 -- The topic, or GSNOTFOUND when it is absent or of another generation.
 local function topic(gen)
-  local m = redis.call('HMGET', META, 'gen', 'start', 'end', 'bytes', 'last', 'rm', 'rb', 'ra', 'created')
+  local m = redis.call('HMGET', META, 'gen', 'start', 'end', 'bytes', 'last', 'rm', 'rb', 'ra', 'created', 'dw')
   if not m[1] or (gen ~= '' and m[1] ~= gen) then
     fail('GSNOTFOUND')
   end
   return {
     gen = m[1], start = num(m[2]), stop = num(m[3]), bytes = num(m[4]), last = m[5] or '',
-    rm = m[6], rb = m[7], ra = m[8], created = m[9] or '0',
+    rm = m[6], rb = m[7], ra = m[8], created = m[9] or '0', dw = m[10] or '',
   }
 end
 
@@ -67,10 +69,11 @@ local function save(t)
   redis.call('HSET', META, 'start', str(t.start), 'end', str(t.stop), 'bytes', str(t.bytes), 'last', t.last)
 end
 
--- What GetTopic shows: generation, creation time, start, end, bytes, and
--- the retention overrides ('' = the broker default).
+-- What GetTopic shows: generation, creation time, start, end, bytes, the
+-- retention overrides ('' = the broker default) and the dedupe window in
+-- nanoseconds ('' = off).
 local function describe(t)
-  return {t.gen, t.created, str(t.start), str(t.stop), str(t.bytes), t.rm or '', t.rb or '', t.ra or ''}
+  return {t.gen, t.created, str(t.start), str(t.stop), str(t.bytes), t.rm or '', t.rb or '', t.ra or '', t.dw}
 end
 
 -- Entries are stored with the ID '<offset>-1' and the fields
@@ -446,26 +449,151 @@ local function info(t, id, c)
 end
 
 -- Appends the records ARGV holds from index `first` on, four per record
--- (size, key, value, headers: '' = none), applies retention and saves the
+-- (size, key, value, headers: '' = none), but those whose number (1 for
+-- the first) `skip` holds, if given; applies retention and saves the
 -- topic; returns the first record's offset.
-local function append(t, first)
+local function append(t, first, skip)
   local time = NOW
   if t.last > time then
     time = t.last
   end
   local start = t.stop
   for b = first, #ARGV, 4 do
-    if ARGV[b + 3] == '' then
-      redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2])
-    else
-      redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2],
-        'h', ARGV[b + 3])
+    if not (skip and skip[(b - first) / 4 + 1]) then
+      if ARGV[b + 3] == '' then
+        redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2])
+      else
+        redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2],
+          'h', ARGV[b + 3])
+      end
+      t.stop = t.stop + 1
+      t.bytes = t.bytes + tonumber(ARGV[b])
     end
-    t.stop = t.stop + 1
-    t.bytes = t.bytes + tonumber(ARGV[b])
   end
   t.last = time
   retain(t)
   save(t)
   return start
+end
+
+-- Exactly-once publishing. A topic's idempotence keys (same hash tag),
+-- KEYS 6-9 of the scripts that take them:
+--   6 producers (hash: producer id -> 'last sequence-after frames...':
+--     the microseconds of its last accepted publish, the sequence its next
+--     publish must start at, then its last accepted publishes, oldest
+--     first, each 'sequence,records,first offset,appended'; sequences are
+--     zero-padded to 20 digits, so they compare exactly as strings),
+--   7 producer use (sorted set: producer id, scored by its last publish,
+--     microseconds: the least recently used and the idle ones first),
+--   8 dedupe ids (hash: record id -> 'offset time' of its append),
+--   9 dedupe order (list: 'time offset id' per remembered append, oldest
+--     first; an entry whose id was appended again since is stale).
+local function idem()
+  return {prod = KEYS[6], use = KEYS[7], ids = KEYS[8], order = KEYS[9]}
+end
+
+-- Forgets every producer and id of the topic.
+local function forget_all(k)
+  redis.call('DEL', k.prod, k.use, k.ids, k.order)
+end
+
+-- Forgets every id of the topic.
+local function forget_ids(k)
+  redis.call('DEL', k.ids, k.order)
+end
+
+-- Forgets up to `limit` producers whose last publish was before
+-- `cutoff_us`.
+local function expire_producers(k, cutoff_us, limit)
+  local idle = redis.call('ZRANGEBYSCORE', k.use, '-inf', '(' .. str(cutoff_us), 'LIMIT', 0, limit)
+  if #idle > 0 then
+    redis.call('HDEL', k.prod, unpack(idle))
+    redis.call('ZREM', k.use, unpack(idle))
+  end
+end
+
+-- A producer's state on the topic ({last, next, frames = {{seq, count,
+-- first, appended}, ...}}), or nil when the topic does not know it: never
+-- seen, forgotten, or idle since before `cutoff_us`.
+local function producer_state(k, id, cutoff_us)
+  local v = redis.call('HGET', k.prod, id)
+  if not v then
+    return nil
+  end
+  local last, next, rest = string.match(v, '^(%d+) (%d+)(.*)$')
+  if not last or num(last) < cutoff_us then
+    return nil
+  end
+  local frames = {}
+  for s, c, f, a in string.gmatch(rest, '(%d+),(%d+),(%d+),(%d+)') do
+    frames[#frames + 1] = {seq = s, count = c, first = f, appended = a}
+  end
+  return {last = last, next = next, frames = frames}
+end
+
+-- Saves a producer's state, keeping its last `kept` publishes. Its last
+-- use is now, in microseconds, or just after the latest use on the topic
+-- if that is not before (several publishes in one microsecond, or a node
+-- whose clock is behind), so the least recently used comes first.
+local function save_producer(k, id, p, kept)
+  local used = NOW_US
+  local latest = redis.call('ZRANGE', k.use, -1, -1, 'WITHSCORES')
+  if #latest == 2 and num(latest[2]) >= used then
+    used = num(latest[2]) + 1
+  end
+  local parts = {str(used), p.next}
+  for i = math.max(1, #p.frames - kept + 1), #p.frames do
+    local f = p.frames[i]
+    parts[#parts + 1] = f.seq .. ',' .. f.count .. ',' .. f.first .. ',' .. f.appended
+  end
+  redis.call('HSET', k.prod, id, table.concat(parts, ' '))
+  redis.call('ZADD', k.use, str(used), id)
+end
+
+-- Makes room for one more producer under `max`: forgets the least
+-- recently used ones.
+local function room_for_producer(k, max)
+  local over = redis.call('ZCARD', k.use) - max + 1
+  if over > 0 then
+    local lru = redis.call('ZPOPMIN', k.use, over)
+    for i = 1, #lru, 2 do
+      redis.call('HDEL', k.prod, lru[i])
+    end
+  end
+end
+
+-- Drops the oldest entry of the dedupe order, and its id unless the id
+-- was appended again since.
+local function pop_id(k)
+  local head = redis.call('LPOP', k.order)
+  if not head then
+    return nil
+  end
+  local time, offset, id = string.match(head, '^(%d+) (%d+) (.*)$')
+  local held = redis.call('HGET', k.ids, id)
+  if held and string.match(held, '^%d+') == offset then
+    redis.call('HDEL', k.ids, id)
+  end
+  return time
+end
+
+-- Forgets up to `limit` of the oldest ids appended at or before `cutoff`
+-- (padded nanoseconds).
+local function expire_ids(k, cutoff, limit)
+  for _ = 1, limit do
+    local head = redis.call('LINDEX', k.order, 0)
+    if not head or string.match(head, '^%d+') > cutoff then
+      return
+    end
+    pop_id(k)
+  end
+end
+
+-- Forgets the oldest ids while the topic remembers more than `max`.
+local function cap_ids(k, max)
+  while redis.call('HLEN', k.ids) > max do
+    if not pop_id(k) then
+      return
+    end
+  end
 end

@@ -1,15 +1,22 @@
 //! A segment's sparse index: an entry (offset, file position, publish time)
 //! at the first batch and then at the first batch starting at least
-//! `index_interval_bytes` after the previous entry. It is held in memory for
+//! `index_interval_bytes` after the previous entry, counting only batches
+//! that hold records (a batch without records holds no offset). It is held in memory for
 //! every segment; a sealed segment also has it on disk, as two files:
 //!
 //! ```text
-//! <base>.index      "GSX1" | segment_len u64 | end_offset u64 | record_bytes u64
-//!                   | last_publish_time_ns u64 | count u32 | (offset u64 | position u64)*
-//!                   | crc32c of all the above u32
+//! <base>.index      "GSX2" | segment_len u64 | end_offset u64 | record_bytes u64
+//!                   | last_publish_time_ns u64 | flags u8 | count u32
+//!                   | (offset u64 | position u64)* | crc32c of all the above u32
 //! <base>.timeindex  "GST1" | segment_len u64 | count u32 | (publish_time_ns u64 | offset u64)*
 //!                   | crc32c of all the above u32
 //! ```
+//!
+//! `flags` bit 0 is set when the segment holds a version-2 batch (one that
+//! recorded producer sequences or record ids; see `frame.rs`), so recovery
+//! reads only those segments for its history; no other bit is set. An
+//! index file written before the flags existed (`"GSX1"`, the same without
+//! `flags`) still loads, its segment taken to hold such batches.
 //!
 //! The files are written without an fsync when a segment is sealed; they
 //! are trusted at start-up only if both check out (checksums, the segment's
@@ -47,11 +54,18 @@ pub(super) struct SealedIndex {
     pub record_bytes: u64,
     /// Publish time of its last batch.
     pub last_time_ns: u64,
+    /// Whether it holds a batch with producer sequences or record ids
+    /// (true when unknown: an index file of the first format).
+    pub has_meta: bool,
     /// Its sparse index.
     pub entries: Vec<IndexEntry>,
 }
 
-const OFFSET_MAGIC: &[u8; 4] = b"GSX1";
+const OFFSET_MAGIC: &[u8; 4] = b"GSX2";
+/// The offset index format before its flags.
+const OFFSET_MAGIC_V1: &[u8; 4] = b"GSX1";
+/// Index flag: the segment holds a version-2 batch.
+const FLAG_HAS_META: u8 = 1;
 const TIME_MAGIC: &[u8; 4] = b"GST1";
 
 fn count_u32(len: usize) -> io::Result<u32> {
@@ -67,6 +81,7 @@ pub(super) fn write(index_path: &Path, time_path: &Path, index: &SealedIndex) ->
     offsets.put_u64_le(index.end_offset);
     offsets.put_u64_le(index.record_bytes);
     offsets.put_u64_le(index.last_time_ns);
+    offsets.put_u8(if index.has_meta { FLAG_HAS_META } else { 0 });
     offsets.put_u32_le(count);
     let mut times = Vec::with_capacity(24 + 16 * index.entries.len());
     times.put_slice(TIME_MAGIC);
@@ -97,7 +112,10 @@ pub(super) fn load(
 ) -> Result<SealedIndex, String> {
     let offsets = fs::read(index_path).map_err(|error| format!("reading it: {error}"))?;
     let times = fs::read(time_path).map_err(|error| format!("reading the time index: {error}"))?;
-    let offsets = checked(&offsets, OFFSET_MAGIC)?;
+    let (offsets, flagged) = match checked(&offsets, OFFSET_MAGIC) {
+        Ok(body) => (body, true),
+        Err(_) => (checked(&offsets, OFFSET_MAGIC_V1)?, false),
+    };
     let times = checked(&times, TIME_MAGIC)?;
     let mut o = Reader::new(offsets);
     let mut t = Reader::new(times);
@@ -111,6 +129,15 @@ pub(super) fn load(
     let end_offset = o.u64()?;
     let record_bytes = o.u64()?;
     let last_time_ns = o.u64()?;
+    let has_meta = if flagged {
+        let flags = o.u8()?;
+        if flags & !FLAG_HAS_META != 0 {
+            return Err(format!("unknown flags {flags:#04x}"));
+        }
+        flags & FLAG_HAS_META != 0
+    } else {
+        true
+    };
     let count = o.u32()?;
     if t.u32()? != count {
         return Err("the offset and time indexes disagree".to_owned());
@@ -126,7 +153,9 @@ pub(super) fn load(
             return Err("the offset and time indexes disagree".to_owned());
         }
         let ordered = match entries.last() {
-            None => entry.offset == base && entry.position == 0,
+            // A segment may start with batches without records, which are
+            // not indexed.
+            None => entry.offset == base,
             Some(last) => {
                 entry.offset > last.offset
                     && entry.position > last.position
@@ -141,7 +170,7 @@ pub(super) fn load(
     if o.remaining() != 0 || t.remaining() != 0 {
         return Err("unexpected bytes after the entries".to_owned());
     }
-    if entries.is_empty() != (segment_len == 0) || end_offset < base {
+    if entries.is_empty() != (end_offset == base) || end_offset < base {
         return Err("it does not match the segment".to_owned());
     }
     Ok(SealedIndex {
@@ -149,6 +178,7 @@ pub(super) fn load(
         end_offset,
         record_bytes,
         last_time_ns,
+        has_meta,
         entries,
     })
 }
@@ -176,6 +206,7 @@ mod tests {
             end_offset: 130,
             record_bytes: 9000,
             last_time_ns: 99,
+            has_meta: false,
             entries: vec![
                 IndexEntry {
                     offset: 100,
@@ -208,6 +239,45 @@ mod tests {
         assert!(load(&index, &time, 100, 10_000).is_err());
         // Missing.
         fs::remove_file(&time).unwrap();
+        assert!(load(&index, &time, 100, 10_000).is_err());
+    }
+
+    #[test]
+    fn the_meta_flag_round_trips_and_first_format_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, time) = (dir.path().join("i"), dir.path().join("t"));
+        let flagged = SealedIndex {
+            has_meta: true,
+            ..sample()
+        };
+        write(&index, &time, &flagged).unwrap();
+        assert_eq!(load(&index, &time, 100, 10_000), Ok(flagged));
+        // The first format: no flags byte, "GSX1"; its segment may hold
+        // anything.
+        write(&index, &time, &sample()).unwrap();
+        let bytes = fs::read(&index).unwrap();
+        let mut old = b"GSX1".to_vec();
+        old.extend_from_slice(&bytes[4..36]);
+        old.extend_from_slice(&bytes[37..bytes.len() - 4]);
+        let crc = crc32c::crc32c(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        fs::write(&index, &old).unwrap();
+        let loaded = load(&index, &time, 100, 10_000).unwrap();
+        assert!(loaded.has_meta);
+        assert_eq!(
+            loaded,
+            SealedIndex {
+                has_meta: true,
+                ..sample()
+            }
+        );
+        // Unknown flags are refused.
+        let mut unknown = bytes.clone();
+        unknown[36] = 0x80;
+        let body = unknown.len() - 4;
+        let crc = crc32c::crc32c(&unknown[..body]);
+        unknown[body..].copy_from_slice(&crc.to_le_bytes());
+        fs::write(&index, &unknown).unwrap();
         assert!(load(&index, &time, 100, 10_000).is_err());
     }
 }

@@ -5,7 +5,10 @@
 use std::{
     collections::VecDeque,
     path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use tokio::sync::Notify;
@@ -23,7 +26,7 @@ use crate::{
     error::{Error, Result},
     {
         ConsumerId, Message, ReadLimits, Record, RetentionPolicy, TopicName,
-        log::{ConsumerRecord, Durability, TopicLog, TopicMeta},
+        log::{AppendMeta, ConsumerRecord, Durability, TopicLog, TopicMeta},
     },
 };
 
@@ -42,6 +45,9 @@ pub(super) struct LogShared {
     pub synced: Notify,
     /// Orders its metadata writes.
     pub meta: MetaWriter,
+    /// The topic's dedupe window, in nanoseconds (0: off), which with the
+    /// producer idle timeout bounds the history retention keeps.
+    dedupe_window_ns: AtomicU64,
 }
 
 /// A topic's state.
@@ -95,7 +101,24 @@ impl LogShared {
             }),
             synced: Notify::new(),
             meta: MetaWriter::default(),
+            dedupe_window_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Records the topic's dedupe window (at creation, recovery and every
+    /// settings change).
+    pub fn set_dedupe_window(&self, window: Option<std::time::Duration>) {
+        let nanos = window.map_or(0, |w| u64::try_from(w.as_nanos()).unwrap_or(u64::MAX));
+        self.dedupe_window_ns.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The oldest publish time the topic's history must cover at `now_ns`:
+    /// now less the producer idle timeout or the dedupe window, whichever
+    /// is longer.
+    pub fn history_since(&self, now_ns: u64) -> u64 {
+        let idle = u64::try_from(self.factory.options.producer_idle_timeout.as_nanos())
+            .unwrap_or(u64::MAX);
+        now_ns.saturating_sub(idle.max(self.dedupe_window_ns.load(Ordering::Relaxed)))
     }
 
     /// Its state, locked.
@@ -226,6 +249,59 @@ impl DiskLog {
         self.lock().fail_next_sync = true;
     }
 
+    /// Appends one batch of `records` (none only for a producer's publish
+    /// of duplicate ids) recording `meta`.
+    fn append_batch(
+        &mut self,
+        records: &[Record],
+        publish_time_ns: u64,
+        meta: &AppendMeta<'_>,
+    ) -> Result<Durability> {
+        let shared = &self.shared;
+        let factory = &shared.factory;
+        let mut inner = self.lock();
+        let base = inner.end();
+        let (frame, record_bytes) = encode_batch(records, base, publish_time_ns, meta)
+            .map_err(|why| Error::invalid(crate::error::Subject::Records, why))?;
+        let payload = frame.slice(FRAME_HEADER_LEN as usize..);
+        let batch = BatchHeader::parse(&payload).map_err(|why| {
+            Error::Internal(format!("an encoded batch does not parse back: {why}"))
+        })?;
+        #[cfg(test)]
+        let fail_after = inner.fail_next_write.take();
+        #[cfg(not(test))]
+        let fail_after = None;
+        let interval = factory.options.index_interval_bytes;
+        let segment = inner.active();
+        segment.write(&frame, fail_after).map_err(|error| {
+            Error::Unavailable(format!(
+                "cannot append to topic \"{}\": writing {}: {}",
+                shared.topic,
+                segment.path.display(),
+                crate::open_files::describe(error)
+            ))
+        })?;
+        factory.cache.insert(segment.cache_id, segment.len, payload);
+        segment.push_batch(
+            &batch,
+            (frame.len() as u64 - FRAME_HEADER_LEN) as u32,
+            record_bytes,
+            interval,
+        );
+        // A segment is named after its first offset: one that holds no
+        // message (only batches of duplicates) is not rolled, or the next
+        // would take its name.
+        let full = segment.len >= factory.options.segment_bytes && segment.count() > 0;
+        inner.record_bytes += record_bytes;
+        inner.last_publish_time_ns = inner.last_publish_time_ns.max(publish_time_ns);
+        let seq = inner.sync.next_write();
+        if full {
+            inner.roll(factory, &shared.dir);
+        }
+        drop(inner);
+        Ok(sync::durability(shared, seq))
+    }
+
     fn save_consumer_state(
         &self,
         id: &ConsumerId,
@@ -297,48 +373,22 @@ impl TopicLog for DiskLog {
         if records.is_empty() {
             return Ok(Durability::done());
         }
-        let shared = &self.shared;
-        let factory = &shared.factory;
-        let mut inner = self.lock();
-        let base = inner.end();
-        let (frame, record_bytes) = encode_batch(records, base, publish_time_ns)
-            .map_err(|why| Error::invalid(crate::error::Subject::Records, why))?;
-        #[cfg(test)]
-        let fail_after = inner.fail_next_write.take();
-        #[cfg(not(test))]
-        let fail_after = None;
-        let interval = factory.options.index_interval_bytes;
-        let segment = inner.active();
-        segment.write(&frame, fail_after).map_err(|error| {
-            Error::Unavailable(format!(
-                "cannot append to topic \"{}\": writing {}: {}",
-                shared.topic,
-                segment.path.display(),
-                crate::open_files::describe(error)
-            ))
-        })?;
-        let payload = frame.slice(FRAME_HEADER_LEN as usize..);
-        factory.cache.insert(segment.cache_id, segment.len, payload);
-        let batch = BatchHeader {
-            base_offset: base,
-            count: records.len() as u32,
-            publish_time_ns,
-        };
-        segment.push_batch(
-            &batch,
-            (frame.len() as u64 - FRAME_HEADER_LEN) as u32,
-            record_bytes,
-            interval,
-        );
-        let full = segment.len >= factory.options.segment_bytes;
-        inner.record_bytes += record_bytes;
-        inner.last_publish_time_ns = inner.last_publish_time_ns.max(publish_time_ns);
-        let seq = inner.sync.next_write();
-        if full {
-            inner.roll(factory, &shared.dir);
+        self.append_batch(records, publish_time_ns, &AppendMeta::default())
+    }
+
+    fn append_with(
+        &mut self,
+        records: &[Record],
+        publish_time_ns: u64,
+        meta: &AppendMeta<'_>,
+        _tight: bool,
+    ) -> Result<Durability> {
+        // The disk log sets no room aside for later appends: a tight append
+        // is a plain one.
+        if records.is_empty() && meta.producer.is_none() {
+            return Ok(Durability::done());
         }
-        drop(inner);
-        Ok(sync::durability(shared, seq))
+        self.append_batch(records, publish_time_ns, meta)
     }
 
     fn read(&mut self, from: u64, limits: ReadLimits) -> Result<Vec<Message>> {
@@ -355,6 +405,7 @@ impl TopicLog for DiskLog {
 
     fn save_meta(&mut self, meta: &TopicMeta) -> Result<Durability> {
         let bytes = meta::encode(meta).map_err(Error::Internal)?;
+        self.shared.set_dedupe_window(meta.retention.dedupe_window);
         let generation = self.shared.meta.stage(bytes);
         let fsync = self.fsyncs();
         let shared = self.shared.clone();

@@ -6,7 +6,11 @@
 //! Payload: `version u8 = 1 | name_len u32 | name | create_time_ns u64 |
 //! max_messages | max_bytes | max_age`, where each retention override is a
 //! `u8` presence flag followed, when present, by `u64` (max_age: `secs u64 |
-//! nanos u32`).
+//! nanos u32`). A topic with a `dedupe_window` set is written as version 2:
+//! the same fields followed by `dedupe_window`, a `u8` presence flag and
+//! `secs u64 | nanos u32`. A topic without one is written as version 1, so
+//! files written before version 2 existed read unchanged, and a topic that
+//! never sets a window keeps the format older releases read.
 
 use std::{
     fs::{self, File},
@@ -21,7 +25,10 @@ use bytes::BufMut;
 use super::frame::{FRAME_HEADER_LEN, FrameHeader, Reader, frame};
 use crate::{RetentionOverrides, TopicName, log::TopicMeta};
 
+/// The format of a topic without a dedupe window.
 const VERSION: u8 = 1;
+/// The format of a topic with a dedupe window.
+const VERSION_DEDUPE: u8 = 2;
 /// The file name in a topic's directory.
 pub(super) const FILE: &str = "meta";
 const TEMP: &str = "meta.tmp";
@@ -29,22 +36,35 @@ const TEMP: &str = "meta.tmp";
 /// `meta` framed, as the file holds it.
 pub(super) fn encode(meta: &TopicMeta) -> Result<Vec<u8>, String> {
     let mut payload = Vec::with_capacity(64 + meta.name.as_str().len());
-    payload.put_u8(VERSION);
+    let retention = &meta.retention;
+    payload.put_u8(if retention.dedupe_window.is_some() {
+        VERSION_DEDUPE
+    } else {
+        VERSION
+    });
     let name = meta.name.as_str().as_bytes();
     payload.put_u32_le(name.len() as u32);
     payload.put_slice(name);
     payload.put_u64_le(meta.create_time_ns);
-    let retention = &meta.retention;
     for value in [retention.max_messages, retention.max_bytes] {
         payload.put_u8(u8::from(value.is_some()));
         if let Some(value) = value {
             payload.put_u64_le(value);
         }
     }
-    payload.put_u8(u8::from(retention.max_age.is_some()));
-    if let Some(age) = retention.max_age {
-        payload.put_u64_le(age.as_secs());
-        payload.put_u32_le(age.subsec_nanos());
+    for duration in [retention.max_age, retention.dedupe_window]
+        .into_iter()
+        .take(if retention.dedupe_window.is_some() {
+            2
+        } else {
+            1
+        })
+    {
+        payload.put_u8(u8::from(duration.is_some()));
+        if let Some(duration) = duration {
+            payload.put_u64_le(duration.as_secs());
+            payload.put_u32_le(duration.subsec_nanos());
+        }
     }
     Ok(frame(&payload)?.to_vec())
 }
@@ -62,7 +82,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<TopicMeta, String> {
     }
     let mut reader = Reader::new(payload);
     let version = reader.u8()?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_DEDUPE {
         return Err(format!("unknown version {version}"));
     }
     let name = reader.string()?;
@@ -76,10 +96,31 @@ pub(super) fn decode(bytes: &[u8]) -> Result<TopicMeta, String> {
     };
     let max_messages = optional(&mut reader)?;
     let max_bytes = optional(&mut reader)?;
-    let max_age = match reader.u8()? {
-        0 => None,
-        _ => Some(Duration::new(reader.u64()?, reader.u32()?)),
+    let duration = |reader: &mut Reader<'_>| -> Result<Option<Duration>, String> {
+        Ok(match reader.u8()? {
+            0 => None,
+            _ => {
+                let secs = reader.u64()?;
+                let nanos = reader.u32()?;
+                if nanos >= 1_000_000_000 {
+                    return Err(format!("a duration of {nanos} nanoseconds past a second"));
+                }
+                Some(Duration::new(secs, nanos))
+            }
+        })
     };
+    let max_age = duration(&mut reader)?;
+    let dedupe_window = if version == VERSION_DEDUPE {
+        duration(&mut reader)?
+    } else {
+        None
+    };
+    if reader.remaining() != 0 {
+        return Err(format!(
+            "{} unexpected bytes at the end",
+            reader.remaining()
+        ));
+    }
     Ok(TopicMeta {
         name,
         create_time_ns,
@@ -87,7 +128,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<TopicMeta, String> {
             max_messages,
             max_bytes,
             max_age,
-            dedupe_window: None,
+            dedupe_window,
         },
     })
 }
@@ -186,6 +227,35 @@ mod tests {
         damaged[12] ^= 1;
         assert!(decode(&damaged).is_err());
         assert!(decode(&bytes[..5]).is_err());
+    }
+
+    #[test]
+    fn the_dedupe_window_is_kept_and_older_files_read_unchanged() {
+        let mut meta = TopicMeta {
+            name: TopicName::parse("payments").unwrap(),
+            create_time_ns: 1_700_000_000_000,
+            retention: RetentionOverrides {
+                max_messages: None,
+                max_bytes: Some(1 << 20),
+                max_age: None,
+                dedupe_window: None,
+            },
+        };
+        // Without a window: version 1, the format older releases wrote.
+        let v1 = encode(&meta).unwrap();
+        assert_eq!(v1[8], VERSION);
+        assert_eq!(decode(&v1), Ok(meta.clone()));
+        meta.retention.dedupe_window = Some(Duration::new(120, 500));
+        let v2 = encode(&meta).unwrap();
+        assert_eq!(v2[8], VERSION_DEDUPE);
+        assert_eq!(v2.len(), v1.len() + 13);
+        assert_eq!(decode(&v2), Ok(meta.clone()));
+        meta.retention.dedupe_window = Some(Duration::ZERO);
+        assert_eq!(decode(&encode(&meta).unwrap()), Ok(meta.clone()));
+        for cut in 8..v2.len() {
+            let short = frame(&v2[8..cut]).unwrap();
+            assert!(decode(&short).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! <data-dir>/gostream.lock                     exclusive lock, held while the log is open
 //! <data-dir>/topics/<topic>/meta               the topic's settings (one frame, with its full name), replaced atomically
 //! <data-dir>/topics/<topic>/consumers.log      consumer states, one frame per change
+//! <data-dir>/topics/<topic>/history.log        producer sequences and record ids of deleted segments
 //! <data-dir>/topics/<topic>/<base:020>.log       a segment: frames of record batches
 //! <data-dir>/topics/<topic>/<base:020>.index     sparse offset index of a sealed segment
 //! <data-dir>/topics/<topic>/<base:020>.timeindex sparse time index of a sealed segment
@@ -24,6 +25,11 @@
 //! `version u8 = 1 | base_offset u64 | count u32 | publish_time_ns u64 |
 //! records`, each record `key_len u32 | key | value_len u32 | value |
 //! header_count u32 | (name_len u32 | name | value_len u32 | value)*`.
+//! A publish that carried an idempotent producer's sequence or record ids
+//! is a version-2 batch: the same header, then a flags byte, the producer
+//! (id, sequence, the publish's record count) and the records' ids, then
+//! the records; a producer's publish whose records were all duplicate ids
+//! is a version-2 batch without records, which holds no offset.
 //! The sources `frame.rs`, `index.rs`, `meta.rs` and `consumers.rs`
 //! describe each format in full.
 //!
@@ -82,11 +88,24 @@
 //! waiting, ready at once, and finishes the moves). The newest publish time is
 //! read back from the last batch, so publish times never go backwards
 //! across a restart (a topic that retention emptied has none to keep).
+//!
+//! Last, each topic's history of idempotent publishing is read back
+//! ([`Recovered::history`](crate::log::Recovered::history)): the version-2
+//! batches published within `DiskOptions::producer_idle_timeout` (or the
+//! topic's `dedupe_window`, if longer) before now, from which the engine
+//! rebuilds its producers' sequences and its record ids. Only segments that
+//! hold such batches (their index files say so) and whose newest batch is
+//! that recent are read, from their time index's entry before the horizon;
+//! a version-1 batch is skipped after its first byte, a version-2 one read
+//! and checksum-checked. Before retention deletes a segment whose batches
+//! are within that horizon, it copies their sequences and ids to
+//! `history.log` (see `history.rs`), which recovery reads first.
 
 mod cache;
 mod consumers;
 mod frame;
 mod handles;
+mod history;
 mod index;
 mod log;
 mod meta;
@@ -241,9 +260,20 @@ fn fresh_dir(dir: &Path) -> Result<()> {
 
 impl DiskLogs {
     /// Opens (creating if missing) the data directory `options.dir`, takes
-    /// its lock and recovers every topic in it. Call it inside a tokio
-    /// runtime: under `interval` it starts the background flusher.
+    /// its lock and recovers every topic in it, its history read back from
+    /// the system clock's now (see [`Self::open_at`]). Call it inside a
+    /// tokio runtime: under `interval` it starts the background flusher.
     pub fn open(options: DiskOptions) -> Result<(DiskLogs, Vec<Recovered<DiskLog>>)> {
+        Self::open_at(options, &super::Clock::System)
+    }
+
+    /// [`Self::open`], each topic's [`Recovered::history`] going back
+    /// `options.producer_idle_timeout` (or the topic's `dedupe_window`, if
+    /// longer) from `clock`'s now.
+    pub fn open_at(
+        options: DiskOptions,
+        clock: &super::Clock,
+    ) -> Result<(DiskLogs, Vec<Recovered<DiskLog>>)> {
         let dir = options.dir.clone();
         fs::create_dir_all(&dir)
             .map_err(|e| unavailable("cannot create the data directory", &dir, e))?;
@@ -291,7 +321,7 @@ impl DiskLogs {
             _lock: lock,
             options,
         });
-        let recovered = recovery::recover_all(&shared)?;
+        let recovered = recovery::recover_all(&shared, clock.now_ns())?;
         if let FsyncPolicy::Interval(every) = shared.options.fsync {
             sync::spawn_flusher(Arc::downgrade(&shared), every);
         }
@@ -364,6 +394,7 @@ impl LogFactory for DiskLogs {
             [segment].into(),
             consumers,
         ));
+        log.set_dedupe_window(meta.retention.dedupe_window);
         shared.register(&log);
         Ok(DiskLog { shared: log })
     }
@@ -388,13 +419,20 @@ pub type DiskStore = super::Engine<DiskLogs>;
 
 impl DiskStore {
     /// Opens (or creates) the disk log in `options.dir`, recovering every
-    /// topic in it. Must be called inside a tokio runtime.
+    /// topic in it; its history goes back `limits.producer_idle_timeout`
+    /// (which replaces `options.producer_idle_timeout`) or the topic's
+    /// dedupe window from `clock`'s now. Must be called inside a tokio
+    /// runtime.
     pub fn open(
         options: DiskOptions,
         limits: super::StoreLimits,
         clock: super::Clock,
     ) -> Result<Self> {
-        let (logs, recovered) = DiskLogs::open(options)?;
+        let options = DiskOptions {
+            producer_idle_timeout: limits.producer_idle_timeout,
+            ..options
+        };
+        let (logs, recovered) = DiskLogs::open_at(options, &clock)?;
         Ok(super::Engine::from_parts(logs, recovered, limits, clock))
     }
 }

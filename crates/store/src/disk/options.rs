@@ -1,5 +1,6 @@
 //! The disk log's settings: where it lives, when it fsyncs, how large its
-//! segments grow, how much it caches and how dense its sparse index is.
+//! segments grow, how much it caches, how dense its sparse index is and how
+//! much of its history recovery gives back.
 
 use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
@@ -83,6 +84,13 @@ pub struct DiskOptions {
     /// topic (`--max-open-files`); the others are opened on demand. 0: half
     /// the open-file soft limit when the log is opened, at least 64.
     pub max_open_files: usize,
+    /// How far back recovery reads the appends that carried producer
+    /// sequences or record ids ([`crate::log::Recovered::history`]): a
+    /// topic's history goes back this long, or its `dedupe_window` if that
+    /// is longer, before the time of the open. It is the store's
+    /// [`crate::StoreLimits::producer_idle_timeout`]:
+    /// [`super::DiskStore::open`] sets it from its limits.
+    pub producer_idle_timeout: Duration,
 }
 
 impl DiskOptions {
@@ -104,6 +112,7 @@ impl DiskOptions {
             cache_bytes: Self::DEFAULT_CACHE_BYTES,
             index_interval_bytes: Self::DEFAULT_INDEX_INTERVAL_BYTES,
             max_open_files: 0,
+            producer_idle_timeout: crate::StoreLimits::DEFAULT.producer_idle_timeout,
         }
     }
 

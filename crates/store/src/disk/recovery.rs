@@ -12,7 +12,7 @@ use std::{
 use super::{
     DiskLog, Shared,
     consumers::ConsumersFile,
-    dir_name,
+    dir_name, history,
     log::LogShared,
     meta,
     segment::{self, Segment},
@@ -20,7 +20,7 @@ use super::{
 use crate::{
     TopicName,
     error::{Error, Result},
-    log::Recovered,
+    log::{AppendHistory, Recovered},
 };
 
 fn unavailable(topic: &TopicName, path: &Path, error: io::Error) -> Error {
@@ -51,8 +51,9 @@ fn parse_dir_name(name: &str) -> Option<DirName> {
     shortened.then(|| DirName::Shortened(name.to_owned()))
 }
 
-/// Recovers every topic under `<data-dir>/topics`, in order of name.
-pub(super) fn recover_all(shared: &Arc<Shared>) -> Result<Vec<Recovered<DiskLog>>> {
+/// Recovers every topic under `<data-dir>/topics`, in order of name, with
+/// its history back from `now_ns`.
+pub(super) fn recover_all(shared: &Arc<Shared>, now_ns: u64) -> Result<Vec<Recovered<DiskLog>>> {
     let topics = &shared.topics;
     let mut dirs: Vec<PathBuf> = fs::read_dir(topics)
         .and_then(|entries| {
@@ -74,7 +75,7 @@ pub(super) fn recover_all(shared: &Arc<Shared>) -> Result<Vec<Recovered<DiskLog>
                 continue;
             }
         };
-        recovered.push(recover_topic(shared, expected, dir)?);
+        recovered.push(recover_topic(shared, expected, dir, now_ns)?);
     }
     Ok(recovered)
 }
@@ -102,6 +103,7 @@ fn recover_topic(
     shared: &Arc<Shared>,
     expected: DirName,
     dir: PathBuf,
+    now_ns: u64,
 ) -> Result<Recovered<DiskLog>> {
     let shown = match &expected {
         DirName::Full(topic) => topic.to_string(),
@@ -128,7 +130,7 @@ fn recover_topic(
         });
     }
     let topic = meta.name.clone();
-    for leftover in ["meta.tmp", "consumers.log.tmp"] {
+    for leftover in ["meta.tmp", "consumers.log.tmp", "history.log.tmp"] {
         let _ = fs::remove_file(dir.join(leftover));
     }
     let mut bases = segment_bases(&dir).map_err(|e| unavailable(&topic, &dir, e))?;
@@ -164,6 +166,24 @@ fn recover_topic(
             None => active(shared, &topic, &dir, base)?,
         });
     }
+    let horizon = shared
+        .options
+        .producer_idle_timeout
+        .max(meta.retention.dedupe_window.unwrap_or_default());
+    let since_ns = now_ns.saturating_sub(u64::try_from(horizon.as_nanos()).unwrap_or(u64::MAX));
+    let kept = history::read(&dir).unwrap_or_else(|error| {
+        tracing::error!(
+            %topic, file = %dir.join(history::FILE).display(), %error,
+            "cannot read the history of deleted segments"
+        );
+        history::Kept::default()
+    });
+    let mut history: Vec<AppendHistory> = kept
+        .entries
+        .into_iter()
+        .filter(|entry| entry.publish_time_ns >= since_ns)
+        .collect();
+    read_history(&topic, &segments, since_ns, kept.below, &mut history);
     let (consumers, states) = ConsumersFile::open(&dir, topic.as_str(), &shared.handles)
         .map_err(|e| unavailable(&topic, &dir, e))?;
     let log = Arc::new(LogShared::new(
@@ -173,13 +193,48 @@ fn recover_topic(
         segments,
         consumers,
     ));
+    log.set_dedupe_window(meta.retention.dedupe_window);
     shared.register(&log);
     Ok(Recovered {
-        history: Vec::new(),
+        history,
         meta,
         log: DiskLog { shared: log },
         consumers: states,
     })
+}
+
+/// The appends of `segments` published at or after `since_ns` that
+/// carried producer sequences or record ids, oldest first. Segments whose
+/// newest batch is older, or that hold no such batch, are not read; in the
+/// others, reading starts at
+/// the sparse time index's entry before `since_ns`, and only batches with
+/// metadata are read in full. A damaged batch ends its segment's history
+/// (reads there fail with `DATA_LOSS`; recovery logged it). Segments
+/// below `below` were deleted by retention, their history kept in
+/// `history.log`: one that came back (its deletion was cut short by a
+/// crash) is not read again.
+fn read_history(
+    topic: &TopicName,
+    segments: &VecDeque<Segment>,
+    since_ns: u64,
+    below: u64,
+    history: &mut Vec<AppendHistory>,
+) {
+    for segment in segments {
+        if segment.len == 0
+            || !segment.has_meta
+            || segment.last_time_ns < since_ns
+            || segment.base < below
+        {
+            continue;
+        }
+        if let Err(why) = segment.history(since_ns, history) {
+            tracing::error!(
+                %topic, segment = %segment.path.display(), reason = %why,
+                "cannot read the producer sequences and record ids past this point"
+            );
+        }
+    }
 }
 
 /// The active segment: scanned, cut at its first bad frame.

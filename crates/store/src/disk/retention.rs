@@ -1,7 +1,9 @@
-//! Retention: dropping whole segments, oldest first.
+//! Retention: dropping whole segments, oldest first, keeping the producer
+//! sequences and record ids they hold that are still within the history
+//! horizon (in `history.log`, see [`super::history`]).
 
 use super::{
-    Shared,
+    Shared, history,
     log::{LogInner, LogShared},
     segment::Segment,
 };
@@ -66,6 +68,7 @@ pub(super) fn apply(
         let Some(segment) = inner.segments.pop_front() else {
             break;
         };
+        keep_history(shared, inner, &segment, now_ns);
         segment.remove_files();
         dropped += count;
         excess_messages = excess_messages.saturating_sub(count);
@@ -73,6 +76,38 @@ pub(super) fn apply(
         inner.record_bytes -= segment.record_bytes;
     }
     Ok(dropped)
+}
+
+/// Before `segment` (just taken out of the log) is deleted: its producer
+/// sequences and record ids still within the topic's history horizon go to
+/// `history.log`, with those kept there before that are still within it,
+/// so a restart finds them (see [`super::history`]). A failure is logged:
+/// the segment goes anyway (retention is not held back), and a restart
+/// will not find its history.
+fn keep_history(shared: &LogShared, inner: &LogInner, segment: &Segment, now_ns: u64) {
+    let since = shared.history_since(now_ns);
+    if !segment.has_meta || segment.last_time_ns < since {
+        return;
+    }
+    let dir = &shared.dir;
+    let kept = (|| -> Result<(), String> {
+        let mut entries: Vec<_> = history::read(dir)
+            .map_err(|error| format!("reading {}: {error}", history::FILE))?
+            .entries
+            .into_iter()
+            .filter(|entry| entry.publish_time_ns >= since)
+            .collect();
+        segment.history(since, &mut entries)?;
+        let below = inner.start();
+        history::write(dir, &entries, below, shared.factory.options.fsync.syncs())
+            .map_err(|error| format!("writing {}: {error}", history::FILE))
+    })();
+    if let Err(error) = kept {
+        tracing::error!(
+            topic = %shared.topic, segment = %segment.path.display(), %error,
+            "cannot keep the producer sequences and record ids of a deleted segment; a restart will not know them"
+        );
+    }
 }
 
 /// Rolls the active segment into a new, empty one at the end offset, made

@@ -5,7 +5,7 @@
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, BufReader, Read},
+    io::{self, BufReader, Read, Seek, SeekFrom},
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::Arc,
@@ -13,9 +13,13 @@ use std::{
 
 use bytes::Bytes;
 
+use crate::log::AppendHistory;
+
 use super::{
     cache::FrameCache,
-    frame::{BATCH_HEADER_LEN, BatchHeader, FRAME_HEADER_LEN, FrameHeader, decode_records},
+    frame::{
+        BATCH_HEADER_LEN, BatchHeader, FRAME_HEADER_LEN, FrameHeader, decode_meta, decode_records,
+    },
     handles::{FileHandles, Mode},
     index::{self, IndexEntry, SealedIndex},
 };
@@ -64,6 +68,9 @@ pub(super) struct Segment {
     pub record_bytes: u64,
     /// Publish time of its last batch (0 if empty).
     pub last_time_ns: u64,
+    /// Whether it may hold a batch with producer sequences or record ids
+    /// (what recovery reads for its history).
+    pub has_meta: bool,
     /// Its sparse index.
     pub index: Vec<IndexEntry>,
     /// Its key in the shared cache.
@@ -108,6 +115,7 @@ impl Segment {
             len: 0,
             record_bytes: 0,
             last_time_ns: 0,
+            has_meta: false,
             index: Vec::new(),
             cache_id,
             sealed: false,
@@ -161,6 +169,7 @@ impl Segment {
         segment.len = sealed.segment_len;
         segment.record_bytes = sealed.record_bytes;
         segment.last_time_ns = sealed.last_time_ns;
+        segment.has_meta = sealed.has_meta;
         segment.index = sealed.entries;
         segment.sealed = true;
         segment.synced = segment.checkpoint();
@@ -243,12 +252,15 @@ impl Segment {
         self.end - self.base
     }
 
-    /// Records a batch appended at `self.len` in the in-memory state.
+    /// Records a batch appended at `self.len` in the in-memory state. A
+    /// batch without records (a producer's publish of duplicates) holds no
+    /// offset and is never indexed.
     pub fn push_batch(&mut self, batch: &BatchHeader, len: u32, record_bytes: u64, interval: u64) {
-        let due = self
-            .index
-            .last()
-            .is_none_or(|last| self.len - last.position >= interval);
+        let due = batch.count > 0
+            && self
+                .index
+                .last()
+                .is_none_or(|last| self.len - last.position >= interval);
         if due {
             self.index.push(IndexEntry {
                 offset: batch.base_offset,
@@ -260,6 +272,7 @@ impl Segment {
         self.end = batch.next_offset();
         self.record_bytes += record_bytes;
         self.last_time_ns = batch.publish_time_ns;
+        self.has_meta |= batch.version != 1;
     }
 
     /// Its file, through the shared file handles: kept open while it is
@@ -322,6 +335,7 @@ impl Segment {
             end_offset: self.end,
             record_bytes: self.record_bytes,
             last_time_ns: self.last_time_ns,
+            has_meta: self.has_meta,
             entries: self.index.clone(),
         };
         let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -387,6 +401,65 @@ impl Segment {
         let payload = Bytes::from(payload);
         cache.insert(self.cache_id, position, payload.clone());
         Ok(payload)
+    }
+
+    /// Appends to `out` the batches with metadata published at or after
+    /// `since_ns`, oldest first. Starts at the sparse time index's entry
+    /// before `since_ns`; a batch without metadata is skipped after its
+    /// first byte (its version), one with metadata is read whole and
+    /// checksum-checked. Why it stopped before the segment's end, if it did.
+    pub fn history(&self, since_ns: u64, out: &mut Vec<AppendHistory>) -> Result<(), String> {
+        let (start, _) = self.locate_time(since_ns);
+        let file = self.file().map_err(|error| error.to_string())?;
+        let mut reader = BufReader::with_capacity(256 * 1024, &*file);
+        reader
+            .seek(SeekFrom::Start(start))
+            .map_err(|error| error.to_string())?;
+        let mut position = start;
+        while position < self.len {
+            let at = |why: String| format!("at position {position}: {why}");
+            let left = self.len - position;
+            if left < FRAME_HEADER_LEN + 1 {
+                return Err(at(format!("{left} bytes, less than a frame")));
+            }
+            let mut head = [0u8; 9];
+            reader
+                .read_exact(&mut head)
+                .map_err(|error| at(error.to_string()))?;
+            let mut frame_head = [0u8; 8];
+            frame_head.copy_from_slice(&head[..8]);
+            let header = FrameHeader::parse(frame_head);
+            let len = u64::from(header.len);
+            if len > left - FRAME_HEADER_LEN || len == 0 {
+                return Err(at(format!(
+                    "a frame of {len} bytes does not fit the segment"
+                )));
+            }
+            if head[8] == 1 {
+                // A plain append: nothing to recover from it.
+                let skip = i64::try_from(len - 1).map_err(|error| at(error.to_string()))?;
+                reader
+                    .seek_relative(skip)
+                    .map_err(|error| at(error.to_string()))?;
+            } else {
+                let mut payload = vec![0u8; header.len as usize];
+                payload[0] = head[8];
+                reader
+                    .read_exact(&mut payload[1..])
+                    .map_err(|error| at(error.to_string()))?;
+                if !header.matches(&payload) {
+                    return Err(at("checksum mismatch".to_owned()));
+                }
+                let batch = BatchHeader::parse(&payload).map_err(at)?;
+                if batch.publish_time_ns >= since_ns
+                    && let Some(meta) = decode_meta(&payload, &batch).map_err(at)?
+                {
+                    out.push(meta.into_history(&batch));
+                }
+            }
+            position += FRAME_HEADER_LEN + len;
+        }
+        Ok(())
     }
 
     /// Deletes its files (a failure is logged: the segment would come back

@@ -4,6 +4,7 @@
 
 mod faults;
 mod files;
+mod idempotence;
 mod queue;
 mod recovery;
 
