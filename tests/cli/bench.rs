@@ -642,3 +642,30 @@ async fn idempotent_producers_and_record_ids_publish_everything_once() {
     assert_eq!(topics[0]["endOffset"], "500", "{topics:?}");
     assert_eq!(topics[0]["dedupeWindow"], "120s", "{topics:?}");
 }
+
+/// `--legacy`: unary Publish of the legacy API, against the broker and the
+/// bare server; every message counted once.
+#[tokio::test]
+async fn the_legacy_publish_is_measured_against_the_bare_server() {
+    let report = bench(&[
+        "produce",
+        "--legacy",
+        "--messages",
+        "1000",
+        "--in-flight",
+        "8",
+        "--tonic-baseline",
+    ])
+    .await;
+    assert_eq!(report["config"]["legacy"], true, "{report}");
+    assert_sound(&report["result"], 1000);
+    assert_sound(&report["baseline"], 1000);
+    for args in [
+        &["bench", "produce", "--legacy", "--stream"][..],
+        &["bench", "produce", "--legacy", "--batch-size", "10"],
+        &["bench", "e2e", "--legacy"],
+    ] {
+        let stderr = gostream(args, &[], None).await.fails_with(2);
+        assert!(stderr.contains("--legacy"), "{args:?}: {stderr}");
+    }
+}

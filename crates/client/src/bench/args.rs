@@ -82,8 +82,9 @@ pub enum Read {
 /// in-process broker whose store keeps nothing (or, with --baseline-store
 /// memory, the in-memory store), then against the broker; both results are
 /// printed, with their ratio. With --tonic-baseline (produce over gRPC), the
-/// first run is against a bare tonic server answering Publish and
-/// PublishStream with nothing behind it: what the broker's layers cost.
+/// first run is against a bare tonic server answering Publish,
+/// PublishStream and the legacy Publish with nothing behind it: what the
+/// broker's layers cost.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// What to measure.
@@ -183,12 +184,20 @@ pub struct BenchArgs {
     pub stream: bool,
 
     /// produce over gRPC: first run the same workload against a bare tonic
-    /// server started in this process, which answers every Publish and
-    /// PublishStream frame at once with a made-up offset and nothing behind
+    /// server started in this process, which answers every Publish (v1 or
+    /// legacy) and PublishStream frame at once with a made-up offset and nothing behind
     /// it (no store, no layers, no auth, no metrics); print both and their
     /// ratio: what the broker's layers cost. Not with --baseline.
     #[arg(long, conflicts_with = "baseline")]
     pub tonic_baseline: bool,
+
+    /// produce over gRPC: publish with the legacy API's unary
+    /// `gostream.ProducerService/Publish`, one message per call (its
+    /// message is text: the payload is made of lowercase letters). With
+    /// --tonic-baseline the bare server answers it too. Not with --stream,
+    /// --batch-size above 1, --idempotent or --ids.
+    #[arg(long)]
+    pub legacy: bool,
 
     /// produce, e2e over gRPC: publish as idempotent producers. Each
     /// producer gets a producer id from InitProducer and numbers its
@@ -283,6 +292,19 @@ impl BenchArgs {
             && (self.mode == Mode::Consume || self.transport != Transport::Grpc)
         {
             return Err("--idempotent and --ids apply to produce and e2e over gRPC".to_owned());
+        }
+        if self.legacy
+            && (self.mode != Mode::Produce
+                || self.transport != Transport::Grpc
+                || self.stream
+                || self.batch_size != 1
+                || self.idempotent
+                || self.ids)
+        {
+            return Err(
+                "--legacy applies to produce over gRPC with unary calls of one message (no --stream, --batch-size 1, no --idempotent or --ids): the legacy Publish carries one message"
+                    .to_owned(),
+            );
         }
         if self.redis_baseline.is_some() && self.mode != Mode::E2e {
             return Err(

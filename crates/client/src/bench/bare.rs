@@ -1,6 +1,7 @@
 //! `--tonic-baseline`: a bare tonic server for the RPC under test.
 //!
-//! It serves PublisherService (Publish and PublishStream) on 127.0.0.1:0
+//! It serves PublisherService (Publish and PublishStream), and the legacy
+//! API's Publish, on 127.0.0.1:0
 //! and answers every request at once with a made-up offset and the count
 //! of records it carried: no store, no layers, no auth, no metrics. The
 //! same workload run against it is the most this client and tonic can do
@@ -21,6 +22,12 @@ use gostream_api::gostream::v1::{
     InitProducerRequest, InitProducerResponse, PublishRequest, PublishResponse,
     PublishStreamRequest, PublishStreamResponse,
     publisher_service_server::{PublisherService, PublisherServiceServer},
+};
+use gostream_api::gostream::{
+    self as legacy,
+    producer_service_server::{
+        ProducerService as LegacyProducer, ProducerServiceServer as LegacyProducerServer,
+    },
 };
 
 /// The bare service: a counter stands for the log.
@@ -86,6 +93,43 @@ impl PublisherService for Bare {
     }
 }
 
+/// The legacy API's ProducerService: Publish answers at once; the rest is
+/// not served.
+#[tonic::async_trait]
+impl LegacyProducer for Bare {
+    async fn create_topic(
+        &self,
+        _request: Request<legacy::CreateTopicRequest>,
+    ) -> Result<Response<legacy::CreateTopicResponse>, Status> {
+        Err(Status::unimplemented("the bare server only publishes"))
+    }
+
+    async fn delete_topic(
+        &self,
+        _request: Request<legacy::DeleteTopicRequest>,
+    ) -> Result<Response<legacy::DeleteTopicResponse>, Status> {
+        Err(Status::unimplemented("the bare server only publishes"))
+    }
+
+    async fn get_topics(
+        &self,
+        _request: Request<legacy::GetTopicsRequest>,
+    ) -> Result<Response<legacy::GetTopicsResponse>, Status> {
+        Err(Status::unimplemented("the bare server only publishes"))
+    }
+
+    async fn publish(
+        &self,
+        _request: Request<legacy::PublishRequest>,
+    ) -> Result<Response<legacy::PublishResponse>, Status> {
+        Ok(Response::new(legacy::PublishResponse {
+            accepted: true,
+            message: "published".to_owned(),
+            offset: self.offset(1),
+        }))
+    }
+}
+
 /// A running bare server: its own runtime on its own threads (as the
 /// in-process broker has), stopped on [`BareServer::stop`].
 pub struct BareServer {
@@ -123,6 +167,10 @@ impl BareServer {
                 Server::builder()
                     .add_service(
                         PublisherServiceServer::new(Bare::default())
+                            .max_decoding_message_size(usize::MAX),
+                    )
+                    .add_service(
+                        LegacyProducerServer::new(Bare::default())
                             .max_decoding_message_size(usize::MAX),
                     )
                     .serve_with_incoming_shutdown(incoming, async {

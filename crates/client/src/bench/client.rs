@@ -177,6 +177,17 @@ impl Conn {
         }
     }
 
+    /// The legacy API's Publish of one text message (gRPC only).
+    pub async fn publish_legacy(&mut self, topic: &str, message: &str) -> CallResult<()> {
+        match self {
+            Self::Grpc(c) => c.publish_legacy(topic, message).await,
+            Self::Rest(_) => Err(CallError {
+                call: "Publish",
+                message: "the legacy API is not used over REST by this client".to_owned(),
+            }),
+        }
+    }
+
     /// Publish one record per value, as an idempotent producer and/or with
     /// record ids (gRPC only); the answer's count and what it marked
     /// duplicate.

@@ -20,6 +20,8 @@ use gostream_api::gostream::v1::{
     topic_service_client::TopicServiceClient,
 };
 
+use gostream_api::gostream::producer_service_client::ProducerServiceClient as LegacyProducerClient;
+
 use super::client::{Acked, CallError, CallResult, Idempotence, Published, Target};
 use crate::cli::{
     connect::{BearerToken, Transport},
@@ -32,6 +34,7 @@ pub struct Grpc {
     topics: TopicServiceClient<Transport>,
     publisher: PublisherServiceClient<Transport>,
     consumers: ConsumerServiceClient<Transport>,
+    legacy: LegacyProducerClient<Transport>,
 }
 
 /// `CODE: message`.
@@ -76,7 +79,9 @@ impl Grpc {
             topics: TopicServiceClient::new(transport.clone()),
             publisher: PublisherServiceClient::new(transport.clone())
                 .max_encoding_message_size(usize::MAX),
-            consumers: ConsumerServiceClient::new(transport).max_decoding_message_size(usize::MAX),
+            consumers: ConsumerServiceClient::new(transport.clone())
+                .max_decoding_message_size(usize::MAX),
+            legacy: LegacyProducerClient::new(transport).max_encoding_message_size(usize::MAX),
         })
     }
 
@@ -194,6 +199,19 @@ impl Grpc {
             applied: response.applied_offsets.len(),
             not_leased: response.not_leased_offsets,
         })
+    }
+
+    pub(super) async fn publish_legacy(&mut self, topic: &str, message: &str) -> CallResult<()> {
+        let request = gostream_api::gostream::PublishRequest {
+            topicname: topic.to_owned(),
+            message: message.to_owned(),
+            consumerid: String::new(),
+        };
+        self.legacy
+            .publish(request)
+            .await
+            .map(drop)
+            .map_err(failed("Publish"))
     }
 
     pub(super) async fn init_producer(&mut self) -> CallResult<String> {

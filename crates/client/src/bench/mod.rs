@@ -270,10 +270,15 @@ fn heading(args: &BenchArgs, broker: &str) -> String {
         )
     } else {
         format!(
-            "{} x {} in flight, {} per publish",
+            "{} x {} in flight, {} per publish{}",
             plural(args.producers, "producer"),
             args.in_flight,
-            args.batch_size
+            args.batch_size,
+            if args.legacy {
+                " (the legacy gostream.ProducerService/Publish)"
+            } else {
+                ""
+            }
         )
     };
     let consumers = match (args.mode, args.read) {
@@ -369,6 +374,7 @@ fn config(args: &BenchArgs, broker: &str) -> serde_json::Value {
         "ack": args.ack,
         "idle_consumers": args.idle_consumers,
         "stream": args.stream,
+        "legacy": args.legacy,
         "redis_baseline": args.redis_baseline,
         "idempotent": args.idempotent,
         "ids": args.ids,

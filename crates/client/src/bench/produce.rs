@@ -70,6 +70,8 @@ pub struct Producer {
     /// `--ids`: every record carries an id unique in the run, made of this
     /// prefix (unique to the task) and a counter.
     pub ids: Option<String>,
+    /// `--legacy`: publish this text with the legacy API's Publish.
+    pub legacy: Option<Arc<str>>,
 }
 
 /// The ids and sequences of one producer task's records.
@@ -188,7 +190,12 @@ impl Producer {
             }
             let (index, topic) = &self.topics[call % self.topics.len()];
             call = call.wrapping_add(1);
-            let published = if exactly_once {
+            let published = if let Some(message) = &self.legacy {
+                self.conn
+                    .publish_legacy(topic, message)
+                    .await
+                    .map(|()| turn.records)
+            } else if exactly_once {
                 let sequence = numbering.next(*index, turn.records);
                 let idempotence = Idempotence {
                     producer: numbering.producer.as_deref().zip(sequence),
@@ -471,6 +478,7 @@ pub fn spawn(
             };
             let ids = args.ids.then(|| format!("{task:x}."));
             let producer = Producer {
+                legacy: args.legacy.then(|| legacy_message(&run.payload)),
                 idempotent: args.idempotent,
                 ids,
                 conn: run.conn(producer),
@@ -487,6 +495,16 @@ pub fn spawn(
             tokio::spawn(producer.run())
         })
         .collect()
+}
+
+/// The legacy Publish's text message of `payload`'s size: each byte of
+/// the pattern as a lowercase letter.
+pub fn legacy_message(payload: &[u8]) -> Arc<str> {
+    payload
+        .iter()
+        .map(|byte| char::from(b'a' + byte % 26))
+        .collect::<String>()
+        .into()
 }
 
 /// Waits for the producer tasks; their tallies merged.
