@@ -18,7 +18,8 @@
 //! # Layout
 //! - [`args`]: the flags.
 //! - [`local`]: the in-process broker, as the binary provides it; [`bare`]:
-//!   the bare tonic server of `--tonic-baseline`.
+//!   the bare tonic server of `--tonic-baseline`; [`redis_baseline`]: the
+//!   same e2e schedule against Redis (`--redis-baseline`).
 //! - [`client`], [`grpc`], [`rest`]: the calls, over either API.
 //! - [`pace`]: the process clock, the budget and the `--rate` schedule.
 //! - [`workload`]: one run against one broker; [`produce`], [`consume`],
