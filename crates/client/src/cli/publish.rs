@@ -10,7 +10,7 @@
 //! [`MAX_BATCH_MESSAGES`] lines or [`MAX_BATCH_BYTES`] bytes; a batch is
 //! also sent as soon as no more input is ready, so `tail -f log | gostream
 //! publish logs` publishes each line as it comes while a file or a fast pipe
-//! goes out in full batches) and sent by [`producer`](super::producer), which
+//! goes out in full batches) and sent by [`producer`], which
 //! numbers them with the producer's sequence and resends the unanswered ones
 //! after a broken stream.
 
