@@ -146,6 +146,30 @@ pub struct Config {
     )]
     pub redis_key_prefix: String,
 
+    /// With --store redis…, acknowledge a publish only once this many
+    /// replicas of the Redis primary holding the topic have its records
+    /// (Redis' WAIT); fewer within --redis-wait-timeout answers
+    /// UNAVAILABLE, the records appended on the primary all the same.
+    /// 0: do not wait. Not strong consistency: see docs/redis.md.
+    #[arg(
+        long,
+        env = "GOSTREAM_REDIS_WAIT_REPLICAS",
+        default_value_t = 0,
+        value_name = "COUNT"
+    )]
+    pub redis_wait_replicas: u32,
+
+    /// With --redis-wait-replicas, how long a publish waits for the
+    /// replicas: a duration such as 500ms or 2s.
+    #[arg(
+        long,
+        env = "GOSTREAM_REDIS_WAIT_TIMEOUT",
+        default_value = "1s",
+        value_name = "DURATION",
+        value_parser = gostream_client::cli::args::parse_duration
+    )]
+    pub redis_wait_timeout: Duration,
+
     /// Keep messages in a disk log in this directory (created if
     /// missing). Not set: messages are kept in memory only.
     #[arg(long, env = "GOSTREAM_DATA_DIR", value_name = "PATH")]
@@ -497,6 +521,8 @@ impl Default for Config {
             max_request_bytes: 8 * 1024 * 1024,
             store: StoreSetting::Local,
             redis_key_prefix: "gostream".to_owned(),
+            redis_wait_replicas: 0,
+            redis_wait_timeout: gostream_redis::DEFAULT_WAIT_TIMEOUT,
             data_dir: None,
             fsync: FsyncPolicy::Always,
             segment_bytes: 64 * 1024 * 1024,
@@ -611,6 +637,26 @@ impl Config {
                 "--redis-key-prefix must be non-empty, without braces or spaces; got {:?}",
                 self.redis_key_prefix
             ));
+        }
+        if self.redis_wait_replicas > 0 {
+            if !matches!(self.store, StoreSetting::Redis(_)) {
+                return Err(format!(
+                    "--redis-wait-replicas {} needs --store redis://… or redis-cluster://…: it waits for Redis replicas, and --store {} has none",
+                    self.redis_wait_replicas, self.store
+                ));
+            }
+            if self.redis_wait_timeout.is_zero() {
+                return Err(
+                    "--redis-wait-timeout must be at least 1ms: Redis' WAIT with 0 waits forever"
+                        .to_owned(),
+                );
+            }
+            if self.redis_wait_timeout >= self.request_timeout() {
+                return Err(format!(
+                    "--redis-wait-timeout ({:?}) must be less than --request-timeout-secs ({}), so a publish can answer before its request times out",
+                    self.redis_wait_timeout, self.request_timeout_secs
+                ));
+            }
         }
         if self.max_memory_bytes == Some(0) {
             return Err("--max-memory-bytes must be at least 1".to_owned());

@@ -231,10 +231,12 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     if let StoreSetting::Redis(target) = &config.store {
         let options = RedisOptions {
             key_prefix: config.redis_key_prefix.clone(),
+            wait_replicas: config.redis_wait_replicas,
+            wait_timeout: config.redis_wait_timeout,
             ..RedisOptions::new(target.clone())
         };
         let store = RedisStore::open(options, limits, Clock::System).map_err(|e| e.to_string())?;
-        tracing::info!(store = %target, key_prefix = %config.redis_key_prefix, "keeping topics in Redis");
+        tracing::info!(store = %target, key_prefix = %config.redis_key_prefix, wait_replicas = config.redis_wait_replicas, "keeping topics in Redis");
         return Ok(Arc::new(store));
     }
     let Some(dir) = &config.data_dir else {

@@ -36,6 +36,8 @@ pub(super) struct Ctx<'a> {
     extra_key: Option<String>,
     /// The producer and sequence of a publish.
     producer: Option<&'a ProducerSequence>,
+    /// A publish: waits for the replicas `--redis-wait-replicas` asks for.
+    replicated: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -47,6 +49,7 @@ impl<'a> Ctx<'a> {
             idempotence: false,
             extra_key: None,
             producer: None,
+            replicated: false,
         }
     }
 
@@ -58,6 +61,7 @@ impl<'a> Ctx<'a> {
             idempotence: false,
             extra_key: None,
             producer: None,
+            replicated: false,
         }
     }
 
@@ -72,6 +76,15 @@ impl<'a> Ctx<'a> {
     /// The publish names this producer and sequence.
     pub(super) fn producer(self, producer: Option<&'a ProducerSequence>) -> Self {
         Self { producer, ..self }
+    }
+
+    /// A publish: answered only once the replicas the store waits for have
+    /// it (when it waits for any).
+    pub(super) fn replicated(self) -> Self {
+        Self {
+            replicated: true,
+            ..self
+        }
     }
 
     pub(super) fn at(self, offset: u64) -> Self {
@@ -170,6 +183,24 @@ pub(super) fn position_offset(position: Position) -> u64 {
         Position::Offset(offset) => offset,
         _ => 0,
     }
+}
+
+/// `EVALSHA` of `script` on `keys` with `args`.
+fn evalsha(script: &Script, keys: &[String], args: &[Bytes]) -> redis::Cmd {
+    let mut evalsha = redis::cmd("EVALSHA");
+    evalsha.arg(script.get_hash()).arg(keys.len());
+    for key in keys {
+        evalsha.arg(key);
+    }
+    for arg in args {
+        evalsha.arg(&arg[..]);
+    }
+    evalsha
+}
+
+/// Whether Redis refused a script it does not hold (yet).
+fn no_script(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
 
 pub(super) fn arg(value: impl ToString) -> Bytes {
@@ -278,25 +309,20 @@ impl Inner {
             arg(duration_ns(defaults.max_age)),
         ]);
         all.extend(args);
+        if ctx.replicated
+            && let Some((replicas, timeout)) = self.wait
+        {
+            return self.eval_replicated(script, &ctx, keys, all, replicas, timeout).await;
+        }
         self.link
             .run(move |link, wanted| async move {
                 let mut conn = link.conn().await?;
-                let mut evalsha = redis::cmd("EVALSHA");
-                evalsha.arg(script.get_hash()).arg(keys.len());
-                for key in &keys {
-                    evalsha.arg(key);
-                }
-                for arg in &all {
-                    evalsha.arg(&arg[..]);
-                }
+                let evalsha = evalsha(script, &keys, &all);
                 wanted.check()?;
                 match evalsha.query_async::<Value>(&mut conn).await {
                     // Not loaded yet on that server (or it restarted):
                     // load it and try again, unless the caller is gone.
-                    Err(error)
-                        if error.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                    {
+                    Err(error) if no_script(&error) => {
                         wanted.check()?;
                         script.load_async(&mut conn).await?;
                         wanted.check()?;
@@ -310,6 +336,67 @@ impl Inner {
                 ctx.rule(&e)
                     .unwrap_or_else(|| self.failed(self.link.error(&e)))
             })
+    }
+
+    /// [`eval`](Self::eval) for a publish that waits for replicas: the
+    /// script and `WAIT replicas timeout` go out together on the writes'
+    /// connection, so `WAIT` runs on the connection that ran the script,
+    /// on the node that owns the topic's slot (a cluster sends a pipeline
+    /// to the node of its first command with a key), and right after it:
+    /// it waits until `replicas` replicas have every write that connection
+    /// made so far, the script's included. Fewer within `timeout`: the
+    /// publish answers `UNAVAILABLE`, its records appended on the primary.
+    async fn eval_replicated(
+        &self,
+        script: &'static Script,
+        ctx: &Ctx<'_>,
+        keys: Vec<String>,
+        all: Vec<Bytes>,
+        replicas: u32,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let timeout_ms = timeout.as_millis().max(1);
+        let (value, acknowledged) = self
+            .writes
+            .run(move |link, wanted| async move {
+                let mut conn = link.conn().await?;
+                let mut pipe = redis::pipe();
+                pipe.add_command(evalsha(script, &keys, &all))
+                    .cmd("WAIT")
+                    .arg(replicas)
+                    .arg(timeout_ms.to_string());
+                wanted.check()?;
+                match pipe.query_async::<(Value, i64)>(&mut conn).await {
+                    // As in `eval`; the `WAIT` that followed the refused
+                    // script waited for nothing of this call's.
+                    Err(error) if no_script(&error) => {
+                        wanted.check()?;
+                        script.load_async(&mut conn).await?;
+                        wanted.check()?;
+                        pipe.query_async(&mut conn).await
+                    }
+                    answer => answer,
+                }
+            })
+            .await
+            .map_err(|e| {
+                ctx.rule(&e)
+                    .unwrap_or_else(|| self.failed(self.writes.error(&e)))
+            })?;
+        if acknowledged < i64::from(replicas) {
+            let retry = if ctx.producer.is_some() {
+                "retrying with the same producer and sequence is safe: it is answered as a duplicate"
+            } else {
+                "a retry appends them again unless the publish names an idempotent producer or record ids (then it is answered as a duplicate)"
+            };
+            return Err(Error::Unavailable(format!(
+                "only {acknowledged} of the {replicas} Redis replica(s) --redis-wait-replicas asks for acknowledged the publish to topic {:?} within {} ms (Redis at {}): its records ARE appended on the primary, and may be lost if the primary fails before it replicates them; {retry}",
+                ctx.topic.as_str(),
+                timeout_ms,
+                self.writes.addr
+            )));
+        }
+        Ok(value)
     }
 
     pub(super) fn topic_info(&self, name: &TopicName, value: Value) -> Result<(TopicInfo, String)> {
@@ -667,7 +754,7 @@ impl Inner {
         let value = self
             .eval(
                 &SCRIPTS.publish,
-                Ctx::topic(topic),
+                Ctx::topic(topic).replicated(),
                 "",
                 self.clock.now_ns(),
                 args,
@@ -748,7 +835,8 @@ impl Inner {
                 &SCRIPTS.publish_with,
                 Ctx::topic(topic)
                     .idempotence()
-                    .producer(options.producer.as_ref()),
+                    .producer(options.producer.as_ref())
+                    .replicated(),
                 "",
                 self.clock.now_ns(),
                 args,

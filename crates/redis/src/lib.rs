@@ -106,6 +106,10 @@ use gostream_store::{Clock, StoreLimits};
 /// The key prefix of a store that sets none.
 pub const DEFAULT_KEY_PREFIX: &str = "gostream";
 
+/// How long a publish waits for replicas ([`RedisOptions::wait_timeout`])
+/// unless set.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
+
 /// How to reach Redis and where in it the broker's keys live.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
@@ -119,6 +123,15 @@ pub struct RedisOptions {
     /// clock: a paused runtime with nothing to do jumps to its next timer,
     /// even while a command is on the wire; a blocking task holds it back.
     pub own_runtime: bool,
+    /// Acknowledge a publish only once this many replicas of the Redis
+    /// primary that holds the topic have it (`WAIT` after the publish's
+    /// script); 0 (the default) does not wait. See "Replicated durability"
+    /// in the module docs for what this does and does not promise.
+    pub wait_replicas: u32,
+    /// How long a publish waits for [`wait_replicas`](Self::wait_replicas)
+    /// replicas before it answers `UNAVAILABLE` (its records are appended
+    /// on the primary all the same). At least 1 ms.
+    pub wait_timeout: Duration,
 }
 
 impl RedisOptions {
@@ -128,6 +141,8 @@ impl RedisOptions {
             target,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             own_runtime: false,
+            wait_replicas: 0,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
         }
     }
 }
@@ -163,6 +178,12 @@ const MEMORY_TTL: Duration = Duration::from_millis(100);
 
 struct Inner {
     link: Arc<Link>,
+    /// The connection(s) publishes run on: `link`, or, when they wait for
+    /// replicas, a link of their own (`WAIT` blocks every command behind it
+    /// on its connection, and reads must not queue behind it).
+    writes: Arc<Link>,
+    /// Replicas a publish waits for, and for how long (`None`: no wait).
+    wait: Option<(u32, Duration)>,
     prefix: String,
     kind: &'static str,
     waiters: Arc<Waiters>,
@@ -194,13 +215,37 @@ impl RedisStore {
                 "the Redis store must be opened within a tokio runtime".into(),
             ));
         }
-        let link = Arc::new(Link::open(&options.target, options.own_runtime)?);
+        if options.wait_replicas > 0 && options.wait_timeout.is_zero() {
+            return Err(Error::Internal(
+                "the Redis store's wait for replicas needs a timeout of at least 1 ms (WAIT with 0 would wait forever)".into(),
+            ));
+        }
+        let link = Arc::new(Link::open(
+            &options.target,
+            options.own_runtime,
+            link::RESPONSE_TIMEOUT,
+        )?);
+        let (writes, wait) = if options.wait_replicas > 0 {
+            let writes = Link::open(
+                &options.target,
+                options.own_runtime,
+                link::RESPONSE_TIMEOUT + options.wait_timeout,
+            )?;
+            (
+                Arc::new(writes),
+                Some((options.wait_replicas, options.wait_timeout)),
+            )
+        } else {
+            (link.clone(), None)
+        };
         let (kind, urls) = match &options.target {
             RedisTarget::Standalone { url } => ("redis", vec![url.clone()]),
             RedisTarget::Cluster { nodes } => ("redis-cluster", nodes.clone()),
         };
         let inner = Arc::new(Inner {
             link: link.clone(),
+            writes,
+            wait,
             prefix: options.key_prefix,
             kind,
             waiters: Arc::new(Waiters::default()),

@@ -127,6 +127,8 @@ pub(super) struct Link {
     exec: Exec,
     /// The address(es), for messages.
     pub(super) addr: String,
+    /// How long a command may wait for its answer.
+    response_timeout: Duration,
 }
 
 /// The runtime of [`Exec::Own`], shared by every store that asks for it.
@@ -149,8 +151,14 @@ fn own_runtime() -> Result<tokio::runtime::Handle> {
 
 impl Link {
     /// A link to `target`; nothing is connected yet (the first command
-    /// connects). Must be called within a tokio runtime.
-    pub(super) fn open(target: &RedisTarget, own_runtime: bool) -> Result<Self> {
+    /// connects). Must be called within a tokio runtime. A command may wait
+    /// `response_timeout` for its answer ([`RESPONSE_TIMEOUT`] but on a link
+    /// whose commands block in Redis, such as `WAIT`).
+    pub(super) fn open(
+        target: &RedisTarget,
+        own_runtime: bool,
+        response_timeout: Duration,
+    ) -> Result<Self> {
         let exec = if own_runtime {
             Exec::Own(self::own_runtime()?)
         } else {
@@ -167,7 +175,7 @@ impl Link {
                 let client = redis::Client::open(url.as_str()).map_err(invalid)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_response_timeout(Some(response_timeout))
                     .set_number_of_retries(1)
                     .set_min_delay(Duration::from_millis(50))
                     .set_max_delay(Duration::from_millis(500));
@@ -178,7 +186,7 @@ impl Link {
             RedisTarget::Cluster { nodes } => {
                 let client = ClusterClient::builder(nodes.iter().map(String::as_str))
                     .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
+                    .response_timeout(response_timeout)
                     .retries(2)
                     .min_retry_wait(20)
                     .max_retry_wait(500)
@@ -190,7 +198,12 @@ impl Link {
                 }))
             }
         };
-        Ok(Self { kind, exec, addr })
+        Ok(Self {
+            kind,
+            exec,
+            addr,
+            response_timeout,
+        })
     }
 
     /// A connection, connecting to the cluster first if need be.
@@ -204,7 +217,7 @@ impl Link {
                     return Ok(Conn::Cluster(conn.clone()));
                 }
                 let connected = tokio::time::timeout(
-                    CONNECT_TIMEOUT + RESPONSE_TIMEOUT,
+                    CONNECT_TIMEOUT + self.response_timeout,
                     client.get_async_connection(),
                 )
                 .await
