@@ -30,6 +30,9 @@
 //!   backends: a dead-letter topic in another cluster slot, a dead-letter
 //!   move repeated after a crash, a move that fails, and readers on two
 //!   nodes sharing one work queue.
+//! - [`replicas`]: `--redis-wait-replicas`: a publish answered once a
+//!   replica has it, UNAVAILABLE (its records on the primary) when none
+//!   acknowledges within the timeout.
 
 mod cluster;
 mod faults;
@@ -38,4 +41,5 @@ mod node;
 mod queue;
 #[path = "../support/redis.rs"]
 mod redis_support;
+mod replicas;
 mod two_nodes;

@@ -82,6 +82,38 @@ impl RedisServer {
         server
     }
 
+    /// A replica of `primary` (`--replicaof`, plus `extra`), returned once
+    /// `primary` counts it as online (its first sync done).
+    pub fn replica_of(primary: &RedisServer, extra: &[&str]) -> Self {
+        let port = primary.port.to_string();
+        let mut args = vec!["--replicaof", "127.0.0.1", &port];
+        args.extend_from_slice(extra);
+        let replica = Self::start_with(&args);
+        primary.wait_replicas_online(1);
+        replica
+    }
+
+    /// Waits (up to 20 s) until this server counts `count` replicas online.
+    pub fn wait_replicas_online(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = self.cli(&["INFO", "replication"]);
+            let online = info
+                .lines()
+                .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+                .count();
+            if online >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not see {count} replica(s) online within 20 s: {info}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
