@@ -861,6 +861,91 @@ mod tests {
         }
     }
 
+    /// `--redis-wait-replicas` and `--redis-wait-timeout` from flags and the
+    /// environment, refused without a Redis store or with a timeout that
+    /// cannot work.
+    #[test]
+    fn redis_wait_flags_parse_and_need_a_redis_store() {
+        use clap::Parser as _;
+
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            config: Config,
+        }
+        let parse = |args: &[&str]| {
+            Serve::try_parse_from(std::iter::once("gostream").chain(args.iter().copied()))
+                .map(|serve| serve.config)
+        };
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(
+            (defaults.redis_wait_replicas, defaults.redis_wait_timeout),
+            (0, Duration::from_secs(1))
+        );
+        assert_eq!(
+            (defaults.redis_wait_replicas, defaults.redis_wait_timeout),
+            (
+                Config::default().redis_wait_replicas,
+                Config::default().redis_wait_timeout
+            )
+        );
+        let set = parse(&[
+            "--store",
+            "redis://127.0.0.1:6379",
+            "--redis-wait-replicas",
+            "2",
+            "--redis-wait-timeout",
+            "250ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            (set.redis_wait_replicas, set.redis_wait_timeout),
+            (2, Duration::from_millis(250))
+        );
+        assert!(set.validate().is_ok());
+        let error = parse(&["--redis-wait-timeout", "soon"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("--redis-wait-timeout"), "{error}");
+
+        let memory = parse(&["--redis-wait-replicas", "1"]).unwrap();
+        let error = memory.validate().unwrap_err();
+        assert!(
+            error.starts_with("--redis-wait-replicas 1 needs --store redis")
+                && error.contains("--store memory"),
+            "{error}"
+        );
+        let forever = Config {
+            redis_wait_timeout: Duration::ZERO,
+            ..set.clone()
+        };
+        assert!(
+            forever
+                .validate()
+                .unwrap_err()
+                .starts_with("--redis-wait-timeout must be at least 1ms")
+        );
+        let past_request = Config {
+            redis_wait_timeout: Duration::from_secs(30),
+            ..set
+        };
+        let error = past_request.validate().unwrap_err();
+        assert!(
+            error.starts_with("--redis-wait-timeout") && error.contains("--request-timeout-secs"),
+            "{error}"
+        );
+        // Without a wait, the timeout is not looked at.
+        assert!(
+            Config {
+                redis_wait_timeout: Duration::ZERO,
+                ..Config::default()
+            }
+            .validate()
+            .is_ok()
+        );
+    }
+
     #[test]
     fn validate_names_the_setting_at_fault() {
         assert!(Config::default().validate().is_ok());

@@ -205,3 +205,46 @@ async fn without_the_replica_a_publish_is_unavailable_and_on_the_primary() {
     assert_eq!(ack.first_offset, 3);
     assert_eq!(stream_len(&replica, &prefix, "orders"), 4);
 }
+
+/// The broker's flags reach the store: a node started with
+/// `--redis-wait-replicas 1` on a primary without replicas answers its
+/// publishes UNAVAILABLE, and one without the flag does not wait.
+#[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn the_flags_reach_the_store() {
+    let primary = RedisServer::start();
+    let prefix = unique_prefix();
+    let config = |replicas: u32| {
+        let config = gostream::config::Config {
+            store: primary.url().parse().expect("a valid --store"),
+            redis_key_prefix: prefix.clone(),
+            redis_wait_replicas: replicas,
+            redis_wait_timeout: Duration::from_millis(200),
+            ..gostream::config::Config::default()
+        };
+        config.validate().expect("a valid configuration");
+        config
+    };
+    let waiting = gostream::server::open_store(&config(1)).expect("open the store");
+    let plain = gostream::server::open_store(&config(0)).expect("open the store");
+    let orders = TopicName::parse("orders").expect("a topic name");
+    plain
+        .create_topic(orders.clone(), RetentionOverrides::default())
+        .await
+        .expect("create the topic");
+
+    let error = waiting
+        .publish(&orders, records(&["a"]))
+        .await
+        .expect_err("no replica to acknowledge");
+    assert!(
+        matches!(&error, Error::Unavailable(m) if m.contains("only 0 of the 1")),
+        "{error:?}"
+    );
+    let ack = plain
+        .publish(&orders, records(&["b"]))
+        .await
+        .expect("a publish that does not wait");
+    assert_eq!(ack.first_offset, 1);
+    assert_eq!(stream_len(&primary, &prefix, "orders"), 2);
+}
