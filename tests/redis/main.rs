@@ -32,7 +32,8 @@
 //!   nodes sharing one work queue.
 //! - [`replicas`]: `--redis-wait-replicas`: a publish answered once a
 //!   replica has it, UNAVAILABLE (its records on the primary) when none
-//!   acknowledges within the timeout.
+//!   acknowledges within the timeout; on a cluster, the topic's own master
+//!   waits for its replicas.
 
 mod cluster;
 mod faults;

@@ -17,7 +17,7 @@ use gostream_store::{
     StoreLimits, TopicName,
 };
 
-use crate::redis_support::{RedisServer, unique_prefix};
+use crate::redis_support::{RedisCluster, RedisServer, unique_prefix};
 
 /// How long a publish waits for the replica in these tests.
 const WAIT: Duration = Duration::from_millis(500);
@@ -247,4 +247,62 @@ async fn the_flags_reach_the_store() {
         .expect("a publish that does not wait");
     assert_eq!(ack.first_offset, 1);
     assert_eq!(stream_len(&primary, &prefix, "orders"), 2);
+}
+
+/// On Redis Cluster, `WAIT` goes to the master that owns the topic's slot,
+/// right after the script: with a replica on one master only, a topic there
+/// is acknowledged and a topic on another master is UNAVAILABLE (a `WAIT`
+/// sent to every master would fail both).
+#[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn on_a_cluster_the_topics_master_waits_for_its_replicas() {
+    let cluster = RedisCluster::start();
+    let _replica = cluster.add_replica(0);
+    let slots = cluster.slots_of(0);
+    let on_first = |name: &str| {
+        let slot: u16 = cluster.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", name])
+            .trim()
+            .parse()
+            .expect("a slot");
+        slots.iter().any(|(low, high)| (*low..=*high).contains(&slot))
+    };
+    let names: Vec<String> = (0..100).map(|i| format!("topic-{i}")).collect();
+    let replicated = names
+        .iter()
+        .find(|name| on_first(name))
+        .expect("a topic on the first master");
+    let unreplicated = names
+        .iter()
+        .find(|name| !on_first(name))
+        .expect("a topic on another master");
+
+    let prefix = unique_prefix();
+    let target = RedisTarget::parse(&cluster.url())
+        .expect("a Redis URL")
+        .expect("a valid Redis URL");
+    let options = RedisOptions {
+        key_prefix: prefix,
+        wait_replicas: 1,
+        wait_timeout: WAIT,
+        ..RedisOptions::new(target)
+    };
+    let store = RedisStore::open(options, StoreLimits::default(), Clock::System)
+        .expect("open the Redis store");
+    let replicated = topic(&store, replicated).await;
+    let unreplicated = topic(&store, unreplicated).await;
+
+    let ack = store
+        .publish(&replicated, records(&["a", "b"]))
+        .await
+        .expect("a publish its master's replica acknowledges");
+    assert_eq!((ack.first_offset, ack.count), (0, 2));
+    let error = store
+        .publish(&unreplicated, records(&["c"]))
+        .await
+        .expect_err("its master has no replica");
+    assert!(
+        matches!(&error, Error::Unavailable(m) if m.contains("only 0 of the 1")),
+        "{error:?}"
+    );
 }

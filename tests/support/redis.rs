@@ -277,6 +277,47 @@ impl RedisCluster {
         Self { nodes }
     }
 
+    /// Adds a replica to master `master` (an index into `nodes`) and
+    /// returns it once that master counts it as online.
+    pub fn add_replica(&self, master: usize) -> RedisServer {
+        let master = &self.nodes[master];
+        let id = master.cli(&["CLUSTER", "MYID"]).trim().to_owned();
+        let replica = RedisServer::start_with(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "5000",
+        ]);
+        master.cli(&[
+            "--cluster",
+            "add-node",
+            &replica.addr(),
+            &master.addr(),
+            "--cluster-slave",
+            "--cluster-master-id",
+            &id,
+        ]);
+        master.wait_replicas_online(1);
+        replica
+    }
+
+    /// The slot ranges master `master` (an index into `nodes`) serves.
+    pub fn slots_of(&self, master: usize) -> Vec<(u16, u16)> {
+        let nodes = self.nodes[master].cli(&["CLUSTER", "NODES"]);
+        let Some(line) = nodes.lines().find(|line| line.contains("myself")) else {
+            panic!("CLUSTER NODES names no `myself`: {nodes}")
+        };
+        line.split_whitespace()
+            .skip(8)
+            .filter_map(|range| {
+                let (low, high) = range.split_once('-').unwrap_or((range, range));
+                Some((low.parse().ok()?, high.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// `redis-cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
     pub fn url(&self) -> String {
         let addrs: Vec<String> = self.nodes.iter().map(RedisServer::addr).collect();
