@@ -194,9 +194,11 @@ async fn without_the_replica_a_publish_is_unavailable_and_on_the_primary() {
     );
     assert_eq!(stream_len(&primary, &prefix, "orders"), 4);
 
-    // The replica back: the retry is a duplicate, and now replicated.
+    // The replica back: the retry is a duplicate, and now replicated (the
+    // primary having forgotten the scripts too: they are loaded again).
     replica.restart();
     primary.wait_replicas_online(1);
+    primary.cli(&["SCRIPT", "FLUSH"]);
     let ack = store
         .publish_with(&orders, records(&["d"]), options())
         .await
@@ -241,6 +243,13 @@ async fn the_flags_reach_the_store() {
         matches!(&error, Error::Unavailable(m) if m.contains("only 0 of the 1")),
         "{error:?}"
     );
+    // A script's own error comes through the wait as it is.
+    let missing = TopicName::parse("missing").expect("a topic name");
+    let error = waiting
+        .publish(&missing, records(&["a"]))
+        .await
+        .expect_err("no such topic");
+    assert!(matches!(&error, Error::TopicNotFound(_)), "{error:?}");
     let ack = plain
         .publish(&orders, records(&["b"]))
         .await
@@ -265,7 +274,9 @@ async fn on_a_cluster_the_topics_master_waits_for_its_replicas() {
             .trim()
             .parse()
             .expect("a slot");
-        slots.iter().any(|(low, high)| (*low..=*high).contains(&slot))
+        slots
+            .iter()
+            .any(|(low, high)| (*low..=*high).contains(&slot))
     };
     let names: Vec<String> = (0..100).map(|i| format!("topic-{i}")).collect();
     let replicated = names

@@ -312,7 +312,9 @@ impl Inner {
         if ctx.replicated
             && let Some((replicas, timeout)) = self.wait
         {
-            return self.eval_replicated(script, &ctx, keys, all, replicas, timeout).await;
+            return self
+                .eval_replicated(script, &ctx, keys, all, replicas, timeout)
+                .await;
         }
         self.link
             .run(move |link, wanted| async move {
@@ -361,22 +363,30 @@ impl Inner {
             .run(move |link, wanted| async move {
                 let mut conn = link.conn().await?;
                 let mut pipe = redis::pipe();
-                pipe.add_command(evalsha(script, &keys, &all))
+                // Each answer on its own: the script's error (a broker
+                // rule, NOSCRIPT) is read as `eval` reads it.
+                pipe.ignore_errors()
+                    .add_command(evalsha(script, &keys, &all))
                     .cmd("WAIT")
                     .arg(replicas)
                     .arg(timeout_ms.to_string());
                 wanted.check()?;
-                match pipe.query_async::<(Value, i64)>(&mut conn).await {
+                let (value, acknowledged) = pipe.query_async::<(Value, Value)>(&mut conn).await?;
+                let (value, acknowledged) = match value.extract_error() {
                     // As in `eval`; the `WAIT` that followed the refused
                     // script waited for nothing of this call's.
                     Err(error) if no_script(&error) => {
                         wanted.check()?;
                         script.load_async(&mut conn).await?;
                         wanted.check()?;
-                        pipe.query_async(&mut conn).await
+                        let (value, acknowledged) =
+                            pipe.query_async::<(Value, Value)>(&mut conn).await?;
+                        (value.extract_error()?, acknowledged)
                     }
-                    answer => answer,
-                }
+                    answer => (answer?, acknowledged),
+                };
+                let acknowledged: i64 = redis::from_redis_value(acknowledged.extract_error()?)?;
+                Ok((value, acknowledged))
             })
             .await
             .map_err(|e| {

@@ -60,6 +60,21 @@
 //! no change is lost between its read and its wait; after the pub/sub
 //! connection is re-established every waiter is woken.
 //!
+//! # Replicated durability
+//! With [`RedisOptions::wait_replicas`] set, a publish (plain or with
+//! options) sends `WAIT replicas timeout` right after its script, in one
+//! pipeline on the same connection: a cluster sends a pipeline to the node
+//! of its first command with a key, so `WAIT` runs on the topic's master
+//! (sent alone, the cluster client would send it to every master). `WAIT`
+//! returns once that many replicas have every write of the connection so
+//! far; fewer within the timeout answers `UNAVAILABLE`, the records
+//! appended on the primary. `WAIT` blocks its connection, so those
+//! publishes run on a link of their own (`writes`) and reads do not queue
+//! behind them. Only publishes wait: topic and consumer changes, fetches'
+//! offset moves and settles do not. Redis' `WAIT` is not strong
+//! consistency: a failover may still promote a replica without the write
+//! (docs/redis.md says what can be lost and when).
+//!
 //! # Layout
 //! - `store`: the [`Store`](gostream_store::Store) trait's calls, each a script on
 //!   the topic's keys (plus the topic index).
