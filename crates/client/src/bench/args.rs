@@ -430,6 +430,43 @@ mod tests {
         assert_eq!(fetch_batch("10k"), Ok(10_000));
     }
 
+    /// `gostream bench ARGS...`, parsed and validated.
+    fn validated(args: &[&str]) -> Result<(), String> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("bench").chain(args.iter().copied()),
+        )
+        .map_err(|e| e.to_string())?;
+        cli.bench.validate()
+    }
+
+    #[test]
+    fn the_redis_baseline_takes_plain_produce_and_fetch() {
+        const URL: &str = "redis://127.0.0.1:6379";
+        for ok in [
+            &["produce", "--batch-size", "100", "--redis-baseline", URL][..],
+            &["consume", "--fetch-batch", "500", "--redis-baseline", URL],
+            &["e2e", "--stream", "--redis-baseline", URL],
+            &["produce", "--baseline", "--redis-baseline", URL],
+        ] {
+            assert_eq!(validated(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            &["produce", "--stream", "--redis-baseline", URL][..],
+            &["produce", "--legacy", "--redis-baseline", URL],
+            &["produce", "--idempotent", "--redis-baseline", URL],
+            &["consume", "--ack", "--redis-baseline", URL],
+            &["consume", "--read", "subscribe", "--redis-baseline", URL],
+        ] {
+            let error = validated(bad).err().unwrap_or_default();
+            assert!(error.contains("--redis-baseline"), "{bad:?}: {error}");
+        }
+    }
+
     #[test]
     fn durations_are_seconds_or_have_units() {
         assert_eq!(duration("10"), Ok(Duration::from_secs(10)));
