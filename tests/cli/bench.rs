@@ -526,7 +526,7 @@ async fn e2e_over_a_stream_delivers_every_message_and_times_it() {
 }
 
 /// `--idempotent` and `--ids` need gRPC and a publishing mode, and the
-/// Redis baseline needs e2e.
+/// Redis baseline of produce and consume is plain XADD and XRANGE.
 #[tokio::test]
 async fn exactly_once_and_redis_flags_outside_their_modes_are_usage_errors() {
     for (args, says) in [
@@ -539,6 +539,18 @@ async fn exactly_once_and_redis_flags_outside_their_modes_are_usage_errors() {
             &[
                 "bench",
                 "produce",
+                "--stream",
+                "--redis-baseline",
+                "redis://127.0.0.1:1",
+            ],
+            "--redis-baseline",
+        ),
+        (
+            &[
+                "bench",
+                "consume",
+                "--read",
+                "subscribe",
                 "--redis-baseline",
                 "redis://127.0.0.1:1",
             ],
@@ -584,6 +596,69 @@ async fn e2e_is_compared_with_redis_in_the_same_run() {
         "{report}"
     );
     assert!(number(&report, "/redis/send_lag_us/p99") >= 0.0, "{report}");
+}
+
+/// `produce|consume --redis-baseline`: the same workload straight against
+/// a real Redis (pipelined XADD, XRANGE), counted, quoted as a ratio, and
+/// its streams deleted.
+#[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn produce_and_consume_are_compared_with_raw_redis_in_the_same_run() {
+    let redis = super::redis::RedisServer::start();
+    let url = redis.url();
+    for mode in ["produce", "consume"] {
+        let report = bench(&[
+            mode,
+            "--messages",
+            "3000",
+            "--batch-size",
+            "10",
+            "--in-flight",
+            "4",
+            "--topics",
+            "2",
+            "--consumers",
+            "3",
+            "--fetch-batch",
+            "100",
+            "--redis-baseline",
+            &url,
+        ])
+        .await;
+        assert_sound(&report["result"], 3000);
+        assert_sound(&report["redis"], 3000);
+        assert_eq!(report["redis"]["bytes"], 3000 * 100, "{report}");
+        let expected =
+            number(&report, "/result/msgs_per_sec") / number(&report, "/redis/msgs_per_sec");
+        assert!(
+            (number(&report, "/ratio_to_redis") - expected).abs() < 1e-9,
+            "{report}"
+        );
+        assert!(
+            report.get("redis_ratio").is_none_or(Value::is_null),
+            "{report}"
+        );
+        let left = redis.cli(&["KEYS", "bench-*"]);
+        assert!(left.trim().is_empty(), "{mode} left streams: {left:?}");
+    }
+
+    // With --keep-topics the streams stay, holding what was written.
+    let report = bench(&[
+        "produce",
+        "--messages",
+        "500",
+        "--batch-size",
+        "50",
+        "--keep-topics",
+        "--redis-baseline",
+        &url,
+    ])
+    .await;
+    assert_sound(&report["redis"], 500);
+    let kept = redis.cli(&["KEYS", "bench-*"]);
+    let kept: Vec<&str> = kept.split_whitespace().collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(redis.cli(&["XLEN", kept[0]]).trim(), "500");
 }
 
 /// `--idempotent` and `--ids`, unary and over a stream, in process and

@@ -218,12 +218,17 @@ pub struct BenchArgs {
     #[arg(long, default_value = "2m", value_parser = duration, value_name = "DURATION")]
     pub dedupe_window: Duration,
 
-    /// e2e: after the broker, run the same schedule (rate, message size,
-    /// duration, topics, producers, in flight) against Redis at this URL
-    /// (`redis://127.0.0.1:6379`): XADD per record to a stream per topic,
-    /// read by one XREAD BLOCK reader per topic; the same latency and send
-    /// lag, printed beside the broker's with their ratios. The streams are
-    /// named as the topics and deleted at the end.
+    /// After the broker, run the same workload straight against Redis at
+    /// this URL (`redis://127.0.0.1:6379`), a stream per topic named as the
+    /// topics, deleted at the end. produce: each call's records as one
+    /// pipeline of XADD (the same producers, in flight and connections);
+    /// consume: streams filled beforehand (not timed), read with XRANGE of
+    /// --fetch-batch entries per call; both printed with their ratio (ratio
+    /// to raw Redis). e2e: the same schedule (rate, message size, duration,
+    /// topics, producers, in flight) as XADD per record, read by one XREAD
+    /// BLOCK reader per topic; the same latency and send lag, printed beside
+    /// the broker's with their ratios. produce and consume: not with --read
+    /// subscribe, --ack, --stream, --legacy, --idempotent or --ids.
     #[arg(long, value_name = "URL")]
     pub redis_baseline: Option<String>,
 
@@ -306,9 +311,17 @@ impl BenchArgs {
                     .to_owned(),
             );
         }
-        if self.redis_baseline.is_some() && self.mode != Mode::E2e {
+        if self.redis_baseline.is_some()
+            && self.mode != Mode::E2e
+            && (self.read != Read::Fetch
+                || self.ack
+                || self.stream
+                || self.legacy
+                || self.idempotent
+                || self.ids)
+        {
             return Err(
-                "--redis-baseline applies to e2e mode (it measures XADD to XREAD BLOCK latency)"
+                "--redis-baseline in produce and consume mode runs plain XADD pipelines and XRANGE reads: not with --read subscribe, --ack, --stream, --legacy, --idempotent or --ids"
                     .to_owned(),
             );
         }
@@ -415,6 +428,43 @@ mod tests {
         assert!(positive("0").is_err());
         assert!(fetch_batch("10001").is_err());
         assert_eq!(fetch_batch("10k"), Ok(10_000));
+    }
+
+    /// `gostream bench ARGS...`, parsed and validated.
+    fn validated(args: &[&str]) -> Result<(), String> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("bench").chain(args.iter().copied()),
+        )
+        .map_err(|e| e.to_string())?;
+        cli.bench.validate()
+    }
+
+    #[test]
+    fn the_redis_baseline_takes_plain_produce_and_fetch() {
+        const URL: &str = "redis://127.0.0.1:6379";
+        for ok in [
+            &["produce", "--batch-size", "100", "--redis-baseline", URL][..],
+            &["consume", "--fetch-batch", "500", "--redis-baseline", URL],
+            &["e2e", "--stream", "--redis-baseline", URL],
+            &["produce", "--baseline", "--redis-baseline", URL],
+        ] {
+            assert_eq!(validated(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            &["produce", "--stream", "--redis-baseline", URL][..],
+            &["produce", "--legacy", "--redis-baseline", URL],
+            &["produce", "--idempotent", "--redis-baseline", URL],
+            &["consume", "--ack", "--redis-baseline", URL],
+            &["consume", "--read", "subscribe", "--redis-baseline", URL],
+        ] {
+            let error = validated(bad).err().unwrap_or_default();
+            assert!(error.contains("--redis-baseline"), "{bad:?}: {error}");
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //! - [`args`]: the flags.
 //! - [`local`]: the in-process broker, as the binary provides it; [`bare`]:
 //!   the bare tonic server of `--tonic-baseline`; [`redis_baseline`]: the
-//!   same e2e schedule against Redis (`--redis-baseline`).
+//!   same e2e schedule against Redis (`--redis-baseline`); [`redis_raw`]:
+//!   produce and consume straight against Redis (`--redis-baseline`).
 //! - [`client`], [`grpc`], [`rest`]: the calls, over either API.
 //! - [`pace`]: the process clock, the budget and the `--rate` schedule.
 //! - [`workload`]: one run against one broker; [`produce`], [`consume`],
@@ -39,6 +40,7 @@ pub mod pace;
 pub mod produce;
 pub mod progress;
 pub mod redis_baseline;
+pub mod redis_raw;
 pub mod report;
 pub mod rest;
 pub mod workload;
@@ -127,7 +129,13 @@ pub fn run(
     let redis = match &args.redis_baseline {
         Some(url) => Some(
             runtime
-                .block_on(redis_baseline::run(args, url))
+                .block_on(async {
+                    if args.mode == Mode::E2e {
+                        redis_baseline::run(args, url).await
+                    } else {
+                        redis_raw::run(args, url).await
+                    }
+                })
                 .map_err(|e| Failure::Run(format!("{e} (Redis baseline)")))?,
         ),
         None => None,
@@ -135,7 +143,12 @@ pub fn run(
     let Measured { result, auto_fetch } = result;
     let redis_ratio = redis
         .as_ref()
+        .filter(|_| args.mode == Mode::E2e)
         .map(|redis| report::RedisRatio::of(&result, redis));
+    let ratio_to_redis = redis
+        .as_ref()
+        .filter(|_| args.mode != Mode::E2e)
+        .map(|redis| result.msgs_per_sec / redis.msgs_per_sec);
     let ratio = baseline
         .as_ref()
         .map(|baseline| result.msgs_per_sec / baseline.msgs_per_sec);
@@ -153,6 +166,7 @@ pub fn run(
         ratio,
         redis,
         redis_ratio,
+        ratio_to_redis,
     };
     if client.json {
         let json = serde_json::to_string(&report)

@@ -42,7 +42,10 @@ const BLOCK_MS: u64 = 100;
 
 /// Opens a connection to `url` whose calls may wait as long as a blocking
 /// XREAD does.
-async fn connect(client: &redis::Client, url: &str) -> Result<MultiplexedConnection, String> {
+pub(super) async fn connect(
+    client: &redis::Client,
+    url: &str,
+) -> Result<MultiplexedConnection, String> {
     let config = AsyncConnectionConfig::new()
         .set_response_timeout(None)
         .set_connection_timeout(Some(Duration::from_secs(10)));
@@ -120,7 +123,7 @@ async fn reader(
 
 /// The `(id, v)` of each entry of an XREAD reply of one stream (nil when
 /// the block timed out).
-fn entries(reply: &Value) -> Result<Vec<(String, &[u8])>, String> {
+pub(super) fn entries(reply: &Value) -> Result<Vec<(String, &[u8])>, String> {
     let streams = match reply {
         Value::Nil => return Ok(Vec::new()),
         Value::Array(streams) => streams.iter().collect::<Vec<_>>(),

@@ -183,6 +183,11 @@ pub struct Report {
     /// `--redis-baseline` (below 1: the broker is faster).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_ratio: Option<RedisRatio>,
+    /// produce and consume with `--redis-baseline`: the broker's msgs/s
+    /// over raw Redis's (the same workload as XADD pipelines or XRANGE
+    /// calls, no broker in between).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_redis: Option<f64>,
 }
 
 /// The broker's figures over Redis's, each `broker / redis`.
@@ -336,11 +341,23 @@ impl Report {
             let _ = writeln!(out, "ratio         {ratio:.3} (broker / baseline msgs/s)");
         }
         if let Some(redis) = &self.redis {
-            block(
-                &mut out,
-                "Redis (XADD to XREAD BLOCK, the same schedule; ran after the broker)",
-                redis,
-                latency_of,
+            let title = match self.mode {
+                super::args::Mode::Produce => {
+                    "raw Redis (the same records as pipelined XADD, one round trip per call; ran after the broker)"
+                }
+                super::args::Mode::Consume => {
+                    "raw Redis (XRANGE of the same entries, one call per Fetch; ran after the broker)"
+                }
+                super::args::Mode::E2e => {
+                    "Redis (XADD to XREAD BLOCK, the same schedule; ran after the broker)"
+                }
+            };
+            block(&mut out, title, redis, latency_of);
+        }
+        if let Some(ratio) = self.ratio_to_redis {
+            let _ = writeln!(
+                out,
+                "ratio to raw Redis  {ratio:.3} (broker / raw Redis msgs/s)"
             );
         }
         if let Some(ratio) = &self.redis_ratio {
