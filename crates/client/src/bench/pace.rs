@@ -115,6 +115,26 @@ impl Budget {
     }
 }
 
+/// The turns of `workers` producers: paced at `rate` records a second when
+/// a rate is given, else as fast as possible from one shared budget.
+pub fn turns(
+    rate: Option<u64>,
+    batch: u64,
+    amount: Amount,
+    workers: usize,
+    stop: CancellationToken,
+) -> Vec<Turns> {
+    match rate {
+        Some(rate) => schedule(rate, batch, amount, workers, stop),
+        None => {
+            let budget = Arc::new(Budget::new(amount, batch, stop));
+            (0..workers)
+                .map(|_| Turns::Budget(budget.clone()))
+                .collect()
+        }
+    }
+}
+
 /// Starts the schedule: `rate` records a second in calls of `batch`
 /// records, dealt round-robin to `workers` producers, until `amount` is
 /// published or `stop`. Returns each producer's turns.

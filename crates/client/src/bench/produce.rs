@@ -19,7 +19,7 @@ use gostream_api::{code_name, gostream::v1::PublishStreamRequest};
 use super::{
     args::Amount,
     client::{Conn, Idempotence},
-    pace::{self, Budget, Turns, now_ns},
+    pace::{self, Turns, now_ns},
     report::{Latencies, Outcome},
     workload::{Failures, Run},
 };
@@ -443,23 +443,13 @@ pub fn spawn(
     // --in-flight); otherwise --in-flight tasks.
     let per_producer = if args.stream { 1 } else { args.in_flight };
     let tasks = usize::try_from(args.producers * per_producer).unwrap_or(usize::MAX);
-    let turns: Vec<Turns> = match args.rate {
-        Some(rate) => pace::schedule(
-            rate,
-            args.batch_size,
-            args.amount(),
-            tasks,
-            failures.stop.clone(),
-        ),
-        None => {
-            let budget = Arc::new(Budget::new(
-                args.amount(),
-                args.batch_size,
-                failures.stop.clone(),
-            ));
-            (0..tasks).map(|_| Turns::Budget(budget.clone())).collect()
-        }
-    };
+    let turns = pace::turns(
+        args.rate,
+        args.batch_size,
+        args.amount(),
+        tasks,
+        failures.stop.clone(),
+    );
     let topic_count = run.topics.len();
     turns
         .into_iter()

@@ -30,7 +30,7 @@ use redis::{AsyncConnectionConfig, Value, aio::MultiplexedConnection};
 use super::{
     args::{Amount, BenchArgs},
     consume::STALL,
-    pace::{self, Budget, Turns, now_ns},
+    pace::{self, Turns, now_ns},
     produce::stamp,
     report::{Latencies, Outcome},
     workload::{Completion, Failures, payload},
@@ -268,23 +268,13 @@ async fn measure(
     }
 
     let tasks = usize::try_from(args.producers * args.in_flight).unwrap_or(usize::MAX);
-    let turns: Vec<Turns> = match args.rate {
-        Some(rate) => pace::schedule(
-            rate,
-            args.batch_size,
-            args.amount(),
-            tasks,
-            failures.stop.clone(),
-        ),
-        None => {
-            let budget = Arc::new(Budget::new(
-                args.amount(),
-                args.batch_size,
-                failures.stop.clone(),
-            ));
-            (0..tasks).map(|_| Turns::Budget(budget.clone())).collect()
-        }
-    };
+    let turns = pace::turns(
+        args.rate,
+        args.batch_size,
+        args.amount(),
+        tasks,
+        failures.stop.clone(),
+    );
     let mut conns = Vec::new();
     for _ in 0..args.producers {
         conns.push(connect(client, url).await?);

@@ -37,7 +37,7 @@ use tokio::sync::Mutex;
 
 use super::{
     args::{Amount, BenchArgs, Mode},
-    pace::{self, Budget, Turns, now_ns},
+    pace::{self, Turns, now_ns},
     redis_baseline::{connect, entries},
     report::{Latencies, Outcome},
     workload::{Failures, payload},
@@ -185,23 +185,13 @@ async fn produce(
 ) -> Result<Outcome, String> {
     let failures = Arc::new(Failures::default());
     let tasks = usize::try_from(args.producers * args.in_flight).unwrap_or(usize::MAX);
-    let turns: Vec<Turns> = match args.rate {
-        Some(rate) => pace::schedule(
-            rate,
-            args.batch_size,
-            args.amount(),
-            tasks,
-            failures.stop.clone(),
-        ),
-        None => {
-            let budget = Arc::new(Budget::new(
-                args.amount(),
-                args.batch_size,
-                failures.stop.clone(),
-            ));
-            (0..tasks).map(|_| Turns::Budget(budget.clone())).collect()
-        }
-    };
+    let turns = pace::turns(
+        args.rate,
+        args.batch_size,
+        args.amount(),
+        tasks,
+        failures.stop.clone(),
+    );
     let pattern = payload(args.message_size);
     let count = streams.len();
     let start_ns = pace::since_origin(Instant::now());
