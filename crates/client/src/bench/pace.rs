@@ -63,6 +63,15 @@ impl Turns {
             Self::Paced(turns) => turns.recv().await,
         }
     }
+    /// The next turn, or `None` when the run is over or `stop` is
+    /// cancelled first.
+    pub async fn next_until(&mut self, stop: &CancellationToken) -> Option<Turn> {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            turn = self.next() => turn,
+        }
+    }
 }
 
 /// What is left to publish, shared by the producers of an unpaced run.

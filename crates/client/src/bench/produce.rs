@@ -267,13 +267,8 @@ impl Producer {
             let mut values: Vec<Bytes> = Vec::new();
             let mut call: usize = 0;
             loop {
-                let turn = tokio::select! {
-                    biased;
-                    () = stop.cancelled() => break,
-                    turn = turns.next() => match turn {
-                        Some(turn) => turn,
-                        None => break,
-                    },
+                let Some(turn) = turns.next_until(&stop).await else {
+                    break;
                 };
                 let permit = tokio::select! {
                     biased;

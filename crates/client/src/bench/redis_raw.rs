@@ -151,13 +151,8 @@ async fn producer_task(
     let mut values: Vec<Bytes> = Vec::new();
     let mut call: usize = 0;
     loop {
-        let turn = tokio::select! {
-            biased;
-            () = failures.stop.cancelled() => break,
-            turn = turns.next() => match turn {
-                Some(turn) => turn,
-                None => break,
-            },
+        let Some(turn) = turns.next_until(&failures.stop).await else {
+            break;
         };
         let records = usize::try_from(turn.records).unwrap_or(usize::MAX);
         values.resize(records, pattern.clone());
