@@ -20,7 +20,8 @@ pub enum StoreSetting {
     /// when `--data-dir` is set.
     #[default]
     Local,
-    /// In Redis (standalone or Redis Cluster); the node holds no state.
+    /// In Redis (standalone, Redis Cluster or under Sentinel); the node
+    /// holds no state.
     Redis(RedisTarget),
 }
 
@@ -35,7 +36,7 @@ impl FromStr for StoreSetting {
         match RedisTarget::parse(s) {
             Some(target) => target.map(Self::Redis),
             None => Err(format!(
-                "expected `memory`, redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT,HOST:PORT,...; got {s:?}"
+                "expected `memory`, redis://HOST:PORT[/DB], redis-cluster://HOST:PORT,HOST:PORT,... or redis-sentinel://HOST:PORT,HOST:PORT,.../MASTER_NAME; got {s:?}"
             )),
         }
     }
@@ -124,9 +125,11 @@ pub struct Config {
     pub max_request_bytes: usize,
 
     /// Where topics are kept: `memory` (in this process; with --data-dir,
-    /// in a disk log there), `redis://HOST:PORT[/DB]` (a Redis server)
-    /// or `redis-cluster://HOST:PORT,HOST:PORT,...` (a Redis Cluster's seed
-    /// nodes). With Redis, any number of nodes serve the same topics.
+    /// in a disk log there), `redis://HOST:PORT[/DB]` (a Redis server),
+    /// `redis-cluster://HOST:PORT,HOST:PORT,...` (a Redis Cluster's seed
+    /// nodes) or `redis-sentinel://HOST:PORT,.../MASTER_NAME` (the Redis
+    /// Sentinels of a primary with replicas; the nodes follow a failover).
+    /// With Redis, any number of nodes serve the same topics.
     #[arg(
         long,
         env = "GOSTREAM_STORE",
@@ -641,7 +644,7 @@ impl Config {
         if self.redis_wait_replicas > 0 {
             if !matches!(self.store, StoreSetting::Redis(_)) {
                 return Err(format!(
-                    "--redis-wait-replicas {} needs --store redis://… or redis-cluster://…: it waits for Redis replicas, and --store {} has none",
+                    "--redis-wait-replicas {} needs --store redis://…, redis-cluster://… or redis-sentinel://…: it waits for Redis replicas, and --store {} has none",
                     self.redis_wait_replicas, self.store
                 ));
             }
@@ -787,6 +790,13 @@ mod tests {
         assert_eq!(redis.to_string(), "redis://localhost:6379/1");
         let cluster: StoreSetting = "redis-cluster://a:1,b:2".parse().unwrap();
         assert_eq!(cluster.to_string(), "redis-cluster://a:1,b:2");
+        let sentinel: StoreSetting = "redis-sentinel://:pw@s1:26379,s2:26379/gostream"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            sentinel.to_string(),
+            "redis-sentinel://s1:26379,s2:26379/gostream"
+        );
         let error = "postgres://x".parse::<StoreSetting>().unwrap_err();
         assert!(error.contains("postgres://x"), "{error}");
         let error = "redis://nohost".parse::<StoreSetting>().unwrap_err();
@@ -903,6 +913,14 @@ mod tests {
             (2, Duration::from_millis(250))
         );
         assert!(set.validate().is_ok());
+        let sentinel = parse(&[
+            "--store",
+            "redis-sentinel://127.0.0.1:26379/gostream",
+            "--redis-wait-replicas",
+            "1",
+        ])
+        .unwrap();
+        assert!(sentinel.validate().is_ok());
         let error = parse(&["--redis-wait-timeout", "soon"])
             .err()
             .unwrap()

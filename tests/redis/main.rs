@@ -34,8 +34,13 @@
 //!   replica has it, UNAVAILABLE (its records on the primary) when none
 //!   acknowledges within the timeout; on a cluster, the topic's own master
 //!   waits for its replicas.
+//! - [`failover`]: a primary killed under traffic and a replica promoted
+//!   (by Sentinel, or by Redis Cluster): the stores follow without a
+//!   restart, the topic stays gap-free, and with a wait for one replica no
+//!   acknowledged message is lost.
 
 mod cluster;
+mod failover;
 mod faults;
 mod idempotence;
 mod node;

@@ -341,3 +341,222 @@ pub fn shared_cluster() -> &'static RedisCluster {
 pub fn unique_prefix() -> String {
     format!("gostream-test:{}", uuid::Uuid::new_v4().simple())
 }
+
+/// Starts `program args...` under the watchdog `sh` that kills it when its
+/// standard input closes (see the module docs).
+fn spawn_watched(program_path: &std::path::Path, args: &[String]) -> (Child, ChildStdin) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"server="$1"; shift; "$server" "$@" & pid=$!; read _; kill -9 $pid 2>/dev/null; wait $pid"#)
+        .arg("sh")
+        .arg(program_path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let stdin = child.stdin.take().expect("the watchdog's stdin");
+    (child, stdin)
+}
+
+/// Runs `redis-cli -p PORT args...` and returns its output.
+fn cli_on(port: u16, args: &[&str]) -> String {
+    let output = Command::new(program("redis-cli"))
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    assert!(
+        output.status.success(),
+        "redis-cli -p {port} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The master name the Sentinels of these tests monitor.
+pub const SENTINEL_MASTER: &str = "gostream";
+
+/// One Redis Sentinel (`redis-server CONF --sentinel`; Debian has no
+/// separate `redis-sentinel` binary) on a free loopback port, with a
+/// configuration file of its own it may rewrite.
+pub struct RedisSentinel {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    process: Option<(Child, ChildStdin)>,
+}
+
+impl RedisSentinel {
+    /// Starts three Sentinels watching `primary` as [`SENTINEL_MASTER`]
+    /// (quorum 2, down after 1 s, failover timeout 5 s) and returns once
+    /// each knows the other two and `replicas` replica(s).
+    pub fn start_three(primary: &RedisServer, replicas: usize) -> Vec<Self> {
+        let sentinels: Vec<Self> = (0..3).map(|_| Self::start(primary)).collect();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for sentinel in &sentinels {
+            loop {
+                let master = sentinel.cli(&["SENTINEL", "MASTER", SENTINEL_MASTER]);
+                let field = |name: &str| {
+                    let mut lines = master.lines();
+                    lines.find(|line| line.trim() == name)?;
+                    lines.next()?.trim().parse::<usize>().ok()
+                };
+                if field("num-slaves") >= Some(replicas) && field("num-other-sentinels") >= Some(2)
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "Sentinel on port {} did not find {replicas} replica(s) and 2 other Sentinels within 30 s: {master}",
+                    sentinel.port
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        sentinels
+    }
+
+    fn start(primary: &RedisServer) -> Self {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("a temporary directory for the Sentinel");
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {dir}\nlogfile sentinel.log\n\
+                 sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary} 2\n\
+                 sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
+                 sentinel failover-timeout {SENTINEL_MASTER} 5000\n\
+                 sentinel parallel-syncs {SENTINEL_MASTER} 1\n",
+                dir = dir.path().display(),
+                primary = primary.port,
+            ),
+        )
+        .expect("write sentinel.conf");
+        let args = vec![conf.display().to_string(), "--sentinel".to_owned()];
+        let sentinel = Self {
+            port,
+            dir,
+            process: Some(spawn_watched(&program("redis-server"), &args)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the Sentinel on port {port} did not listen within 20 s; see {}",
+                sentinel.dir.path().join("sentinel.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sentinel
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The port of the primary this Sentinel names now.
+    pub fn master_port(&self) -> Option<u16> {
+        let answer = self.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER]);
+        answer.lines().nth(1)?.trim().parse().ok()
+    }
+
+    /// Runs `redis-cli -p PORT args...` against this Sentinel.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli_on(self.port, args)
+    }
+
+    /// `redis-sentinel://127.0.0.1:P1,.../gostream` for `sentinels`.
+    pub fn url(sentinels: &[Self]) -> String {
+        let addrs: Vec<String> = sentinels.iter().map(Self::addr).collect();
+        format!("redis-sentinel://{}/{SENTINEL_MASTER}", addrs.join(","))
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        if let Some((mut child, stdin)) = self.process.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl RedisCluster {
+    /// Starts six cluster-enabled servers with `--cluster-node-timeout
+    /// node_timeout_ms`, joins them as three masters with one replica each
+    /// and returns once the cluster is ok and every master counts its
+    /// replica online. `nodes` holds all six, masters or not.
+    pub fn start_with_replicas(node_timeout_ms: u32) -> Self {
+        let timeout = node_timeout_ms.to_string();
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    &timeout,
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(RedisServer::addr).collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addrs.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
+        nodes[0].cli(&create);
+        let cluster = Self { nodes };
+        cluster.wait_ok_with_replicas();
+        cluster
+    }
+
+    /// Waits (up to 30 s) until every live node says `cluster_state:ok` and
+    /// every master counts one replica online.
+    pub fn wait_ok_with_replicas(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = self.nodes.iter().filter(|node| node.ping()).all(|node| {
+                node.cli(&["cluster", "info"]).contains("cluster_state:ok")
+                    && (!node.cli(&["ROLE"]).starts_with("master")
+                        || node.cli(&["INFO", "replication"]).lines().any(|line| {
+                            line.starts_with("slave0") && line.contains("state=online")
+                        }))
+            });
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the Redis Cluster with replicas was not ok within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The index in `nodes` of the live master that serves `slot` now, as
+    /// the live node at `asked` sees it; `None` while no master does.
+    pub fn master_of_slot(&self, asked: usize, slot: u16) -> Option<usize> {
+        let nodes = self.nodes[asked].cli(&["CLUSTER", "NODES"]);
+        nodes.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            if !flags.contains("master") || flags.contains("fail") {
+                return None;
+            }
+            let serves = fields.iter().skip(8).any(|range| {
+                let (low, high) = range.split_once('-').unwrap_or((range, range));
+                matches!((low.parse::<u16>(), high.parse::<u16>()), (Ok(low), Ok(high)) if (low..=high).contains(&slot))
+            });
+            if !serves {
+                return None;
+            }
+            let addr = fields.get(1)?.split('@').next()?;
+            self.nodes.iter().position(|node| node.addr() == addr)
+        })
+    }
+}

@@ -1,4 +1,5 @@
-//! The Redis backend (`--store redis://…` or `redis-cluster://…`):
+//! The Redis backend (`--store redis://…`, `redis-cluster://…` or
+//! `redis-sentinel://…`):
 //! [`RedisStore`] keeps every topic, message and consumer in Redis, so any
 //! number of GoStream nodes serve the same topics and hold no state of
 //! their own.
@@ -75,6 +76,19 @@
 //! consistency: a failover may still promote a replica without the write
 //! (docs/redis.md says what can be lost and when).
 //!
+//! # Sentinel
+//! With `redis-sentinel://SENTINEL,…/MASTER`, every link (the main one,
+//! `writes`, the pub/sub listener) asks the Sentinels in turn which server
+//! is the primary of MASTER, checks it with `ROLE` and connects to it. A
+//! command that fails because the connection broke or timed out, or that
+//! finds a replica (`READONLY`), a loading server or one without its
+//! primary, answers `UNAVAILABLE` and makes the link ask again before its
+//! next command; the pub/sub listener asks again each time it reconnects.
+//! So after a promotion the nodes reach the new primary without a restart;
+//! until it, calls answer `UNAVAILABLE` naming the master name and the
+//! Sentinels. The Sentinels are asked without a password; the URL's
+//! password and `?db=N` are for the primary.
+//!
 //! # Layout
 //! - `store`: the [`Store`](gostream_store::Store) trait's calls, each a script on
 //!   the topic's keys (plus the topic index).
@@ -88,6 +102,7 @@
 //! - `link`: the connections (standalone or cluster), timeouts, where
 //!   commands run, and what a Redis failure means to a client.
 //! - `wake`: the change notices that wake waiting readers.
+//! - `sentinel`: asking the Sentinels for the primary and checking it.
 //! - `target`: the `--store` URL.
 //!
 //! # Failures
@@ -101,6 +116,7 @@ mod codec;
 mod link;
 mod queue;
 mod scripts;
+mod sentinel;
 mod store;
 mod target;
 mod wake;
@@ -253,9 +269,23 @@ impl RedisStore {
         } else {
             (link.clone(), None)
         };
-        let (kind, urls) = match &options.target {
-            RedisTarget::Standalone { url } => ("redis", vec![url.clone()]),
-            RedisTarget::Cluster { nodes } => ("redis-cluster", nodes.clone()),
+        let (kind, source) = match &options.target {
+            RedisTarget::Standalone { url } => ("redis", wake::Source::Nodes(vec![url.clone()])),
+            RedisTarget::Cluster { nodes } => ("redis-cluster", wake::Source::Nodes(nodes.clone())),
+            RedisTarget::Sentinel {
+                sentinels,
+                master,
+                auth,
+                db,
+            } => (
+                "redis-sentinel",
+                wake::Source::Sentinel(sentinel::Sentinels::new(
+                    sentinels,
+                    master,
+                    auth.as_deref(),
+                    *db,
+                )),
+            ),
         };
         let inner = Arc::new(Inner {
             link: link.clone(),
@@ -272,7 +302,7 @@ impl RedisStore {
             memory: Mutex::new(None),
         });
         link.spawn(wake::listen(
-            urls,
+            source,
             inner.channel(),
             Arc::downgrade(&inner.waiters),
             inner.stop.clone(),

@@ -1,7 +1,8 @@
 //! The connection to Redis: one multiplexed connection per node (a
-//! connection manager that reconnects by itself, or a cluster connection
-//! that follows the slots), timeouts on every command, where commands run,
-//! and what a failure means to a client.
+//! connection manager that reconnects by itself, a cluster connection
+//! that follows the slots, or under Sentinel a connection manager to the
+//! current primary that follows a promotion), timeouts on every command,
+//! where commands run, and what a failure means to a client.
 
 use std::{
     future::Future,
@@ -19,7 +20,10 @@ use redis::{
     cluster_async::ClusterConnection,
 };
 
-use super::target::RedisTarget;
+use super::{
+    sentinel::{Sentinels, check_primary},
+    target::RedisTarget,
+};
 use gostream_store::error::{Error, Result};
 
 /// How long connecting to a Redis node may take.
@@ -71,6 +75,102 @@ enum Kind {
     /// broker starts while the cluster is down; once connected, the
     /// connection finds nodes and slots again by itself.
     Cluster(Box<LazyCluster>),
+    /// The primary the Sentinels name, found on first use and again after
+    /// a failure that may mean it changed.
+    Sentinel(Box<SentinelLink>),
+}
+
+/// A connection to the primary of a master name under Sentinel.
+///
+/// A command that fails because the connection broke or timed out, or
+/// because the server is now a replica (`READONLY`), is loading or has
+/// lost its primary marks the primary as unknown; the next command asks
+/// the Sentinels again, checks the server they name with `ROLE` and
+/// connects to it if it is a new one. So a node follows a promotion
+/// without a restart: the commands between the failure and the promotion
+/// answer `UNAVAILABLE`, the ones after it reach the new primary.
+struct SentinelLink {
+    sentinels: Sentinels,
+    config: ConnectionManagerConfig,
+    /// The primary's `host:port` and the connection to it; `None` until
+    /// found.
+    current: std::sync::Mutex<Option<(String, ConnectionManager)>>,
+    /// Whether the primary must be asked for again before the next
+    /// command.
+    stale: AtomicBool,
+    /// Held while asking, so concurrent commands ask once.
+    asking: tokio::sync::Mutex<()>,
+}
+
+impl SentinelLink {
+    async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        if let Some(conn) = self.current_if_fresh() {
+            return Ok(conn);
+        }
+        let _asking = self.asking.lock().await;
+        if let Some(conn) = self.current_if_fresh() {
+            return Ok(conn);
+        }
+        let addr = self.sentinels.master_addr().await?;
+        let known = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|(known, _)| *known == addr)
+            .map(|(_, conn)| conn.clone());
+        let (mut conn, new) = match known {
+            Some(conn) => (conn, false),
+            None => {
+                let client = redis::Client::open(self.sentinels.node_url(&addr))?;
+                (
+                    ConnectionManager::new_lazy_with_config(client, self.config.clone())?,
+                    true,
+                )
+            }
+        };
+        check_primary(&mut conn, &addr, &self.sentinels.master).await?;
+        if new {
+            tracing::info!(master = %self.sentinels.master, %addr, "using the Redis primary the Sentinels name");
+        }
+        *self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((addr, conn.clone()));
+        self.stale.store(false, Ordering::SeqCst);
+        Ok(conn)
+    }
+
+    fn current_if_fresh(&self) -> Option<ConnectionManager> {
+        if self.stale.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|(_, conn)| conn.clone())
+    }
+
+    /// Marks the primary as unknown after `error` when it may mean that
+    /// the primary changed.
+    fn note(&self, error: &RedisError) {
+        let moved = error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || matches!(
+                error.kind(),
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        | redis::ServerErrorKind::MasterDown
+                        | redis::ServerErrorKind::ReadOnly
+                )
+            );
+        if moved && !self.stale.swap(true, Ordering::SeqCst) {
+            tracing::debug!(master = %self.sentinels.master, %error, "asking the Sentinels for the Redis primary again");
+        }
+    }
 }
 
 struct LazyCluster {
@@ -131,6 +231,16 @@ pub(super) struct Link {
     response_timeout: Duration,
 }
 
+/// How a connection manager to one server connects and retries.
+fn single_config(response_timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(response_timeout))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+}
+
 /// The runtime of [`Exec::Own`], shared by every store that asks for it.
 fn own_runtime() -> Result<tokio::runtime::Handle> {
     static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
@@ -173,14 +283,12 @@ impl Link {
         let kind = match target {
             RedisTarget::Standalone { url, .. } => {
                 let client = redis::Client::open(url.as_str()).map_err(invalid)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(response_timeout))
-                    .set_number_of_retries(1)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
                 Kind::Single(
-                    ConnectionManager::new_lazy_with_config(client, config).map_err(invalid)?,
+                    ConnectionManager::new_lazy_with_config(
+                        client,
+                        single_config(response_timeout),
+                    )
+                    .map_err(invalid)?,
                 )
             }
             RedisTarget::Cluster { nodes } => {
@@ -197,6 +305,18 @@ impl Link {
                     conn: tokio::sync::Mutex::new(None),
                 }))
             }
+            RedisTarget::Sentinel {
+                sentinels,
+                master,
+                auth,
+                db,
+            } => Kind::Sentinel(Box::new(SentinelLink {
+                sentinels: Sentinels::new(sentinels, master, auth.as_deref(), *db),
+                config: single_config(response_timeout),
+                current: std::sync::Mutex::new(None),
+                stale: AtomicBool::new(true),
+                asking: tokio::sync::Mutex::new(()),
+            })),
         };
         Ok(Self {
             kind,
@@ -210,6 +330,7 @@ impl Link {
     pub(super) async fn conn(&self) -> redis::RedisResult<Conn> {
         match &self.kind {
             Kind::Single(conn) => Ok(Conn::Single(conn.clone())),
+            Kind::Sentinel(sentinel) => sentinel.conn().await.map(Conn::Single),
             Kind::Cluster(cluster) => {
                 let LazyCluster { client, conn } = &**cluster;
                 let mut conn = conn.lock().await;
@@ -244,7 +365,7 @@ impl Link {
         F: Future<Output = redis::RedisResult<T>> + Send + 'static,
     {
         let link = self.clone();
-        match &self.exec {
+        let result = match &self.exec {
             Exec::Caller => call(link, Wanted(None)).await,
             Exec::Own(handle) => {
                 let handle = handle.clone();
@@ -258,7 +379,11 @@ impl Link {
                         ))))
                     })
             }
+        };
+        if let (Err(error), Kind::Sentinel(sentinel)) = (&result, &self.kind) {
+            sentinel.note(error);
         }
+        result
     }
 
     /// Spawns `task` where this link's commands run.

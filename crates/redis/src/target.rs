@@ -1,5 +1,7 @@
-//! Which Redis the broker uses: `redis://HOST:PORT[/DB]` (one server) or
-//! `redis-cluster://HOST:PORT,HOST:PORT,...` (seed nodes of a Redis Cluster).
+//! Which Redis the broker uses: `redis://HOST:PORT[/DB]` (one server),
+//! `redis-cluster://HOST:PORT,HOST:PORT,...` (seed nodes of a Redis Cluster)
+//! or `redis-sentinel://[USER:PASSWORD@]HOST:PORT,.../MASTER[?db=N]` (the
+//! Sentinels that know which server is the primary named MASTER).
 
 use std::fmt;
 
@@ -18,14 +20,34 @@ pub enum RedisTarget {
         /// The seed nodes' URLs.
         nodes: Vec<String>,
     },
+    /// A primary and its replicas under Redis Sentinel: the Sentinels'
+    /// addresses (`host:port` each) and the name they monitor the primary
+    /// under. The broker asks them which server is the primary, and asks
+    /// again when that server fails or turns out to be a replica.
+    Sentinel {
+        /// The Sentinels' `host:port`s, asked in this order.
+        sentinels: Vec<String>,
+        /// The primary's name in the Sentinels' configuration.
+        master: String,
+        /// `user:password`, `:password` or `password` for the data nodes
+        /// (the primary and replicas), as written in the URL
+        /// (percent-encoded); the Sentinels themselves are asked without.
+        auth: Option<String>,
+        /// The database number on the data nodes.
+        db: u16,
+    },
 }
 
 impl RedisTarget {
-    /// Parses a `--store` value that starts with `redis://`, `rediss://` or
-    /// `redis-cluster://`; `None` for any other value. The error names the
-    /// value (without its password) and what is wrong.
+    /// Parses a `--store` value that starts with `redis://`, `rediss://`,
+    /// `redis-cluster://` or `redis-sentinel://`; `None` for any other
+    /// value. The error names the value (without its password) and what is
+    /// wrong.
     pub fn parse(value: &str) -> Option<Result<Self, String>> {
         let value = value.trim();
+        if let Some(rest) = value.strip_prefix("redis-sentinel://") {
+            return Some(Self::parse_sentinel(rest));
+        }
         if let Some(rest) = value.strip_prefix("redis-cluster://") {
             return Some(Self::parse_cluster(rest));
         }
@@ -69,8 +91,67 @@ impl RedisTarget {
         Ok(Self::Cluster { nodes })
     }
 
-    /// The address(es) for messages: `host:port` (no password), or the
-    /// cluster's seed nodes separated by commas.
+    fn parse_sentinel(rest: &str) -> Result<Self, String> {
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((auth, rest)) => (Some(auth.to_owned()), rest),
+            None => (None, rest),
+        };
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (list, master) = rest.split_once('/').unwrap_or((rest, ""));
+        let shown = format!("redis-sentinel://{list}/{master}{}", {
+            if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{query}")
+            }
+        });
+        let usage =
+            "expected redis-sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[?db=N]";
+        let mut sentinels = Vec::new();
+        for node in list.split(',').map(str::trim) {
+            if node.is_empty() {
+                return Err(format!("invalid --store {shown:?}: {usage}"));
+            }
+            check_host_port(node).map_err(|e| format!("invalid --store {shown:?}: {e}"))?;
+            sentinels.push(node.to_owned());
+        }
+        if master.is_empty()
+            || !master
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(format!(
+                "invalid --store {shown:?}: the master name must be [A-Za-z0-9._-]+, got {master:?}; {usage}"
+            ));
+        }
+        let mut db = 0;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("db", n)) => {
+                    db = n.parse().map_err(|_| {
+                        format!(
+                            "invalid --store {shown:?}: the database must be a number, got {n:?}"
+                        )
+                    })?;
+                }
+                _ => {
+                    return Err(format!(
+                        "invalid --store {shown:?}: unknown parameter {pair:?} (only db=N is accepted)"
+                    ));
+                }
+            }
+        }
+        Ok(Self::Sentinel {
+            sentinels,
+            master: master.to_owned(),
+            auth: auth.filter(|a| !a.is_empty()),
+            db,
+        })
+    }
+
+    /// The address(es) for messages: `host:port` (no password), the
+    /// cluster's seed nodes separated by commas, or the primary's name and
+    /// the Sentinels (`master NAME via sentinels HOST:PORT,...`).
     pub fn display_addr(&self) -> String {
         match self {
             Self::Standalone { url } => {
@@ -86,6 +167,9 @@ impl RedisTarget {
                 .map(|n| n.trim_start_matches("redis://"))
                 .collect::<Vec<_>>()
                 .join(","),
+            Self::Sentinel {
+                sentinels, master, ..
+            } => format!("master {master:?} via sentinels {}", sentinels.join(",")),
         }
     }
 
@@ -104,6 +188,19 @@ impl RedisTarget {
                 format!("{scheme}://{}{path}", self.display_addr())
             }
             Self::Cluster { .. } => format!("redis-cluster://{}", self.display_addr()),
+            Self::Sentinel {
+                sentinels,
+                master,
+                db,
+                ..
+            } => {
+                let db = if *db == 0 {
+                    String::new()
+                } else {
+                    format!("?db={db}")
+                };
+                format!("redis-sentinel://{}/{master}{db}", sentinels.join(","))
+            }
         }
     }
 }
@@ -163,6 +260,39 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_urls_parse_and_hide_passwords() {
+        let target = RedisTarget::parse("redis-sentinel://s1:26379, s2:26380/gostream")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            target,
+            RedisTarget::Sentinel {
+                sentinels: vec!["s1:26379".into(), "s2:26380".into()],
+                master: "gostream".into(),
+                auth: None,
+                db: 0,
+            }
+        );
+        assert_eq!(
+            target.display(),
+            "redis-sentinel://s1:26379,s2:26380/gostream"
+        );
+        assert_eq!(
+            target.display_addr(),
+            "master \"gostream\" via sentinels s1:26379,s2:26380"
+        );
+        let secret = RedisTarget::parse("redis-sentinel://app:s3cret@s1:26379/main?db=3")
+            .unwrap()
+            .unwrap();
+        let RedisTarget::Sentinel { auth, db, .. } = &secret else {
+            panic!("{secret:?}");
+        };
+        assert_eq!((auth.as_deref(), *db), (Some("app:s3cret"), 3));
+        assert_eq!(secret.display(), "redis-sentinel://s1:26379/main?db=3");
+        assert!(!format!("{secret:?} {secret} {}", secret.display_addr()).contains("s3cret"));
+    }
+
+    #[test]
     fn bad_values_name_themselves() {
         assert!(RedisTarget::parse("memory").is_none());
         for bad in [
@@ -173,6 +303,14 @@ mod tests {
             "redis-cluster://",
             "redis-cluster://a:1,,b:2",
             "redis-cluster://a",
+            "redis-sentinel://",
+            "redis-sentinel://s1:26379",
+            "redis-sentinel://s1:26379/",
+            "redis-sentinel://s1/gostream",
+            "redis-sentinel://s1:1,,s2:2/gostream",
+            "redis-sentinel://s1:26379/go stream",
+            "redis-sentinel://s1:26379/gostream?db=x",
+            "redis-sentinel://s1:26379/gostream?tls=1",
         ] {
             let error = RedisTarget::parse(bad).unwrap().unwrap_err();
             assert!(error.contains("--store"), "{bad}: {error}");

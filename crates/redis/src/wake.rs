@@ -11,7 +11,9 @@
 //! the wait still wakes it; changes made through this node wake its
 //! waiters directly too, without the round trip. After the pub/sub
 //! connection is (re)established every waiter is woken, since changes may
-//! have been missed while it was down.
+//! have been missed while it was down. Under Sentinel the connection goes
+//! to the primary the Sentinels name at the time, asked again each time it
+//! is made: after a failover it follows the new primary.
 
 use std::{
     collections::HashMap,
@@ -20,6 +22,8 @@ use std::{
 };
 
 use futures_util::StreamExt as _;
+
+use super::sentinel::Sentinels;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -63,11 +67,18 @@ impl Waiters {
     }
 }
 
-/// Listens on `channel` of the servers at `urls` (one at a time, the next
-/// one when a connection fails) and wakes `waiters`, until `stop` is
-/// cancelled or the store is gone.
+/// Where the change notices are heard.
+pub(super) enum Source {
+    /// These servers, one at a time, the next one when a connection fails.
+    Nodes(Vec<String>),
+    /// The primary the Sentinels name when connecting.
+    Sentinel(Sentinels),
+}
+
+/// Listens on `channel` of the servers of `source` and wakes `waiters`,
+/// until `stop` is cancelled or the store is gone.
 pub(super) async fn listen(
-    urls: Vec<String>,
+    source: Source,
     channel: String,
     waiters: Weak<Waiters>,
     stop: CancellationToken,
@@ -75,10 +86,17 @@ pub(super) async fn listen(
     let mut backoff = Duration::from_millis(50);
     let mut next = 0;
     loop {
-        let url = &urls[next % urls.len()];
+        let url = match &source {
+            Source::Nodes(urls) => Ok(urls[next % urls.len()].clone()),
+            Source::Sentinel(sentinels) => tokio::select! {
+                addr = sentinels.master_addr() => addr.map(|addr| sentinels.node_url(&addr)).map_err(|e| e.to_string()),
+                () = stop.cancelled() => return,
+            },
+        };
         next += 1;
         let mut established = false;
         let connection = async {
+            let url = url?;
             let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
             let mut pubsub =
                 tokio::time::timeout(super::link::CONNECT_TIMEOUT, client.get_async_pubsub())
@@ -91,7 +109,7 @@ pub(super) async fn listen(
                 .map_err(|e| e.to_string())?;
             let (mut sink, mut stream) = pubsub.split();
             established = true;
-            tracing::debug!(%url, %channel, "listening for topic changes");
+            tracing::debug!(%channel, "listening for topic changes");
             let Some(all) = waiters.upgrade() else {
                 return Ok(());
             };
@@ -131,7 +149,7 @@ pub(super) async fn listen(
         match result {
             Ok(()) => return,
             Err(error) => {
-                tracing::debug!(%url, %error, "topic change notifications interrupted; reconnecting");
+                tracing::debug!(%error, "topic change notifications interrupted; reconnecting");
                 backoff = if established {
                     Duration::from_millis(50)
                 } else {
