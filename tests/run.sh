@@ -329,14 +329,14 @@ check_tool schemathesis "schemathesis, version $(py_pin schemathesis)" schemathe
 
 # --- checks ------------------------------------------------------------------------
 
-step "docker-compose config -q (compose.yaml, and its redis profile: two nodes over one Redis)"
+step "docker-compose config -q (compose.yaml, and its redis profile: two nodes over a Redis primary, a replica and three Sentinels)"
 docker-compose --file compose.yaml config -q
 docker-compose --file compose.yaml --profile redis config -q
 redis_services=$(docker-compose --file compose.yaml --profile redis config --services | sort | tr '\n' ' ')
-[[ $redis_services == "gostream gostream-a gostream-b redis " ]] ||
-    die "compose.yaml's redis profile should add redis, gostream-a and gostream-b; services: $redis_services"
-[[ $(docker-compose --file compose.yaml --profile redis config | grep -c 'GOSTREAM_STORE: redis://redis:6379') -eq 2 ]] ||
-    die "compose.yaml: both nodes of the redis profile should have GOSTREAM_STORE: redis://redis:6379"
+[[ $redis_services == "gostream gostream-a gostream-b redis redis-replica sentinel-1 sentinel-2 sentinel-3 " ]] ||
+    die "compose.yaml's redis profile should add redis, redis-replica, sentinel-1..3, gostream-a and gostream-b; services: $redis_services"
+[[ $(docker-compose --file compose.yaml --profile redis config | grep -c 'GOSTREAM_STORE: redis-sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/gostream') -eq 2 ]] ||
+    die "compose.yaml: both nodes of the redis profile should have GOSTREAM_STORE: redis-sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/gostream"
 
 step "buf lint (buf.yaml)"
 buf lint
