@@ -29,7 +29,7 @@ use gostream_store::{
 use crate::redis_support::{RedisCluster, RedisSentinel, RedisServer, unique_prefix};
 
 /// How long the stores may take to publish again after the kill.
-const RECOVERY: Duration = Duration::from_secs(30);
+const RECOVERY: Duration = Duration::from_secs(45);
 
 /// How long a publish waits for its replica.
 const WAIT: Duration = Duration::from_millis(500);
@@ -201,14 +201,7 @@ async fn fail_over(
         .expect("seen");
     // The outage: from the first failure after the kill to the first
     // publish acknowledged after it (publishes in flight at the kill may
-    // still be answered by the old primary).
-    let first_failure = seen
-        .errors
-        .iter()
-        .map(|(_, at)| *at)
-        .filter(|at| *at >= killed_at)
-        .min()
-        .expect("publishes fail while no primary is up");
+    // still be answered by the old primary); none if nothing failed.
     let first_ack_after = |since: Instant| {
         seen.acked
             .iter()
@@ -217,7 +210,15 @@ async fn fail_over(
             .min()
             .expect("publishes after the failover")
     };
-    let recovered_after = first_ack_after(first_failure) - killed_at;
+    let recovered_after = seen
+        .errors
+        .iter()
+        .map(|(_, at)| *at)
+        .filter(|at| *at >= killed_at)
+        .min()
+        .map_or(Duration::ZERO, |failure| {
+            first_ack_after(failure) - killed_at
+        });
     let after_promotion = first_ack_after(promoted_at) - promoted_at;
 
     // Every failure while the primary was away was UNAVAILABLE.
@@ -341,6 +342,60 @@ async fn sentinel_failover_loses_nothing_acknowledged_with_a_wait_for_one_replic
     let outcome = sentinel_failover(1).await;
     assert_eq!(outcome.lost, 0);
     assert!(outcome.acked > 400);
+}
+
+/// A failover the Sentinels are asked for (`SENTINEL FAILOVER`): the old
+/// primary stays up and becomes a replica. The stores move to the new
+/// primary (on the Sentinels' `+switch-master`, or on the old one's
+/// READONLY) and publish there.
+async fn manual_sentinel_failover(wait_replicas: u32) -> Outcome {
+    let primary = RedisServer::start();
+    let replica = RedisServer::replica_of(&primary, &[]);
+    let sentinels = RedisSentinel::start_three(&primary, 1);
+    let url = RedisSentinel::url(&sentinels);
+    let prefix = unique_prefix();
+    let stores = vec![
+        store(&url, &prefix, wait_replicas),
+        store(&url, &prefix, wait_replicas),
+    ];
+    let orders = topic(&stores[0], "orders").await;
+    let outcome = fail_over("sentinel-manual", stores, orders, wait_replicas, |step| {
+        match step {
+            Step::Kill => {
+                sentinels[0].cli(&[
+                    "SENTINEL",
+                    "FAILOVER",
+                    crate::redis_support::SENTINEL_MASTER,
+                ]);
+            }
+            Step::Promoted => {
+                return sentinels
+                    .iter()
+                    .filter(|s| s.master_port() == Some(replica.port))
+                    .count()
+                    >= 2;
+            }
+            Step::Rejoin => replica.wait_replicas_online(1),
+        }
+        true
+    })
+    .await;
+    assert_eq!(replica.cli(&["ROLE"]).lines().next(), Some("master"));
+    assert_eq!(primary.cli(&["ROLE"]).lines().next(), Some("slave"));
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn a_manual_sentinel_failover_moves_the_stores_to_the_new_primary() {
+    manual_sentinel_failover(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn a_manual_sentinel_failover_loses_nothing_acknowledged_with_a_wait_for_one_replica() {
+    let outcome = manual_sentinel_failover(1).await;
+    assert_eq!(outcome.lost, 0);
 }
 
 /// No Sentinel answers: UNAVAILABLE naming the master name and the

@@ -21,7 +21,7 @@ use redis::{
 };
 
 use super::{
-    sentinel::{Sentinels, check_primary},
+    sentinel::{Sentinels, Staleness, check_primary},
     target::RedisTarget,
 };
 use gostream_store::error::{Error, Result};
@@ -96,8 +96,8 @@ struct SentinelLink {
     /// found.
     current: std::sync::Mutex<Option<(String, ConnectionManager)>>,
     /// Whether the primary must be asked for again before the next
-    /// command.
-    stale: AtomicBool,
+    /// command (set by a failure, or by a Sentinel's `+switch-master`).
+    stale: Arc<Staleness>,
     /// Held while asking, so concurrent commands ask once.
     asking: tokio::sync::Mutex<()>,
 }
@@ -111,6 +111,7 @@ impl SentinelLink {
         if let Some(conn) = self.current_if_fresh() {
             return Ok(conn);
         }
+        let switches = self.stale.switches.load(Ordering::SeqCst);
         let addr = self.sentinels.master_addr().await?;
         let known = self
             .current
@@ -137,12 +138,16 @@ impl SentinelLink {
             .current
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((addr, conn.clone()));
-        self.stale.store(false, Ordering::SeqCst);
+        self.stale.stale.store(false, Ordering::SeqCst);
+        if self.stale.switches.load(Ordering::SeqCst) != switches {
+            // A new primary was announced meanwhile: ask again next time.
+            self.stale.stale.store(true, Ordering::SeqCst);
+        }
         Ok(conn)
     }
 
     fn current_if_fresh(&self) -> Option<ConnectionManager> {
-        if self.stale.load(Ordering::SeqCst) {
+        if self.stale.stale.load(Ordering::SeqCst) {
             return None;
         }
         self.current
@@ -167,7 +172,7 @@ impl SentinelLink {
                         | redis::ServerErrorKind::ReadOnly
                 )
             );
-        if moved && !self.stale.swap(true, Ordering::SeqCst) {
+        if moved && !self.stale.stale.swap(true, Ordering::SeqCst) {
             tracing::debug!(master = %self.sentinels.master, %error, "asking the Sentinels for the Redis primary again");
         }
     }
@@ -310,13 +315,23 @@ impl Link {
                 master,
                 auth,
                 db,
-            } => Kind::Sentinel(Box::new(SentinelLink {
-                sentinels: Sentinels::new(sentinels, master, auth.as_deref(), *db),
-                config: single_config(response_timeout),
-                current: std::sync::Mutex::new(None),
-                stale: AtomicBool::new(true),
-                asking: tokio::sync::Mutex::new(()),
-            })),
+            } => {
+                let sentinels = Sentinels::new(sentinels, master, auth.as_deref(), *db);
+                let stale = Arc::new(Staleness::default());
+                stale.stale.store(true, Ordering::SeqCst);
+                // Ends once the link (its flag) is gone.
+                drop(tokio::spawn(super::sentinel::watch_switches(
+                    sentinels.clone(),
+                    Arc::downgrade(&stale),
+                )));
+                Kind::Sentinel(Box::new(SentinelLink {
+                    sentinels,
+                    config: single_config(response_timeout),
+                    current: std::sync::Mutex::new(None),
+                    stale,
+                    asking: tokio::sync::Mutex::new(()),
+                }))
+            }
         };
         Ok(Self {
             kind,

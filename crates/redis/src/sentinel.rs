@@ -3,8 +3,19 @@
 //! for the address of the primary they monitor under the master name, and
 //! the server there is checked with `ROLE` before it is used, since a
 //! Sentinel that has not yet seen a failover may still name the old one.
+//! Each link also listens for the Sentinels' `+switch-master` notices, so
+//! it moves to a new primary as soon as one is promoted, even while the
+//! old one still answers (as a replica, after a manual failover).
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures_util::StreamExt as _;
 
 use redis::{RedisError, Value, aio::ConnectionLike};
 
@@ -14,6 +25,7 @@ use super::link::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The Sentinels of one master name, and how to reach the data nodes.
+#[derive(Clone)]
 pub(super) struct Sentinels {
     /// `host:port` of each Sentinel, asked in this order.
     sentinels: Vec<String>,
@@ -85,6 +97,81 @@ impl Sentinels {
             .unwrap_or_default();
         format!("redis://{auth}{addr}/{}", self.db)
     }
+}
+
+/// Whether a link must ask the Sentinels for the primary again.
+#[derive(Default)]
+pub(super) struct Staleness {
+    /// Set by a failure that may mean the primary changed, or by a
+    /// `+switch-master` notice; cleared once the primary is found again.
+    pub(super) stale: AtomicBool,
+    /// How many `+switch-master` notices were heard: one heard while the
+    /// primary was being asked for leaves the link stale.
+    pub(super) switches: AtomicU64,
+}
+
+/// Marks `stale` each time a Sentinel announces a new primary for this
+/// master name (`+switch-master`), listening to one Sentinel at a time
+/// (the next one when its connection fails), until `stale` is dropped.
+pub(super) async fn watch_switches(sentinels: Sentinels, stale: Weak<Staleness>) {
+    let mut next = 0;
+    while stale.strong_count() > 0 {
+        let sentinel = &sentinels.sentinels[next % sentinels.sentinels.len()];
+        next += 1;
+        let result = async {
+            let client = redis::Client::open(format!("redis://{sentinel}"))?;
+            let mut pubsub = tokio::time::timeout(ASK_TIMEOUT, client.get_async_pubsub())
+                .await
+                .map_err(|_| timed_out(sentinel))??;
+            tokio::time::timeout(ASK_TIMEOUT, pubsub.subscribe("+switch-master"))
+                .await
+                .map_err(|_| timed_out(sentinel))??;
+            let (mut sink, mut stream) = pubsub.split();
+            let mut keepalive = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    message = stream.next() => {
+                        let Some(message) = message else {
+                            return Err(RedisError::from(std::io::Error::other("the connection closed")));
+                        };
+                        // "<master name> <old ip> <old port> <new ip> <new port>"
+                        let payload = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+                        if payload.split_whitespace().next() == Some(sentinels.master.as_str()) {
+                            let Some(stale) = stale.upgrade() else {
+                                return Ok(());
+                            };
+                            tracing::info!(master = %sentinels.master, switch = %payload, "a Sentinel announced a new Redis primary");
+                            stale.switches.fetch_add(1, Ordering::SeqCst);
+                            stale.stale.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    _ = keepalive.tick() => {
+                        if stale.strong_count() == 0 {
+                            return Ok(());
+                        }
+                        tokio::time::timeout(RESPONSE_TIMEOUT, sink.ping::<Value>())
+                            .await
+                            .map_err(|_| timed_out(sentinel))??;
+                    }
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::debug!(%sentinel, %error, "not hearing the Sentinel's +switch-master notices; trying the next Sentinel");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn timed_out(sentinel: &str) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("the Sentinel at {sentinel} did not answer in time"),
+    ))
 }
 
 /// Checks that the server behind `conn` is a primary (`ROLE`): an error
