@@ -131,10 +131,12 @@ async fn fail_over(
     }
     let acked = |seen: &Mutex<Seen>| seen.lock().expect("seen").acked.len();
 
+    let started = Instant::now();
     until("200 publishes before the kill", RECOVERY, || {
         acked(&seen) >= 200
     })
     .await;
+    let warm_up = started.elapsed();
     // A consumer reads (auto commit) 100 messages; then more publishes, so
     // with a wait for replicas the commit is replicated (WAIT covers every
     // write made on the primary before the publish).
@@ -266,7 +268,7 @@ async fn fail_over(
         .await
         .expect("the consumer, after the failover");
     println!(
-        "failover: {label} wait_replicas={wait_replicas}: {} acknowledged, {lost} lost, {} failed publishes; promoted {promoted_after:?} after the kill, longest pause between acknowledged publishes {outage:?} ({after_promotion:?} after the promotion was seen); committed offset {committed} -> {}; topic {}..{}",
+        "failover: {label} wait_replicas={wait_replicas}: {} acknowledged, {lost} lost, {} failed publishes; promoted {promoted_after:?} after the kill, longest pause between acknowledged publishes {outage:?} ({after_promotion:?} after the promotion was seen); committed offset {committed} -> {}; topic {}..{}; the first 200 publishes took {warm_up:?}",
         seen.acked.len(),
         seen.errors.len(),
         consumer.committed_offset,
