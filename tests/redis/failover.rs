@@ -415,6 +415,7 @@ async fn without_sentinels_calls_are_unavailable_naming_them() {
     let Error::Unavailable(message) = &error else {
         panic!("expected UNAVAILABLE, got {error:?}")
     };
+    println!("{message}");
     assert!(
         message.contains("\"gostream\"")
             && message.contains("127.0.0.1:1,127.0.0.1:2")
