@@ -77,15 +77,17 @@
 //! (docs/redis.md says what can be lost and when).
 //!
 //! # Sentinel
-//! With `redis-sentinel://SENTINEL,…/MASTER`, every link (the main one,
-//! `writes`, the pub/sub listener) asks the Sentinels in turn which server
-//! is the primary of MASTER, checks it with `ROLE` and connects to it. A
-//! command that fails because the connection broke or timed out, or that
-//! finds a replica (`READONLY`), a loading server or one without its
-//! primary, answers `UNAVAILABLE` and makes the link ask again before its
-//! next command; the pub/sub listener asks again each time it reconnects.
-//! So after a promotion the nodes reach the new primary without a restart;
-//! until it, calls answer `UNAVAILABLE` naming the master name and the
+//! With `redis-sentinel://SENTINEL,…/MASTER`, the links (the main one and
+//! `writes`) ask the Sentinels in turn which server is the primary of
+//! MASTER, check it with `ROLE` and connect to it. They ask again when a
+//! Sentinel announces a new primary (`+switch-master`, which each link
+//! listens for on one Sentinel), and after a command fails because the
+//! connection broke or timed out or the server is a replica (`READONLY`),
+//! loading or without its primary; that command answers `UNAVAILABLE`. The
+//! pub/sub listener asks each time it connects (a demoted primary still
+//! delivers the notices: Redis replicates `PUBLISH`). So after a promotion
+//! the nodes reach the new primary without a restart; while no primary is
+//! found, calls answer `UNAVAILABLE` naming the master name and the
 //! Sentinels. The Sentinels are asked without a password; the URL's
 //! password and `?db=N` are for the primary.
 //!

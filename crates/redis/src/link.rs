@@ -82,9 +82,10 @@ enum Kind {
 
 /// A connection to the primary of a master name under Sentinel.
 ///
-/// A command that fails because the connection broke or timed out, or
-/// because the server is now a replica (`READONLY`), is loading or has
-/// lost its primary marks the primary as unknown; the next command asks
+/// A Sentinel's `+switch-master` notice, or a command that fails because
+/// the connection broke or timed out, or because the server is now a
+/// replica (`READONLY`), is loading or has lost its primary, marks the
+/// primary as unknown; the next command asks
 /// the Sentinels again, checks the server they name with `ROLE` and
 /// connects to it if it is a new one. So a node follows a promotion
 /// without a restart: the commands between the failure and the promotion
