@@ -210,3 +210,20 @@ pub(super) async fn check_primary<C: ConnectionLike>(
         ),
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_nodes_get_the_urls_password_and_database() {
+        let plain = Sentinels::new(&["s1:26379".into()], "gostream", None, 0);
+        assert_eq!(plain.node_url("10.0.0.5:6379"), "redis://10.0.0.5:6379/0");
+        let secret = Sentinels::new(&["s1:26379".into()], "gostream", Some("app:s%40cret"), 3);
+        assert_eq!(
+            secret.node_url("[::1]:6379"),
+            "redis://app:s%40cret@[::1]:6379/3"
+        );
+        assert!(redis::Client::open(secret.node_url("[::1]:6379")).is_ok());
+    }
+}
