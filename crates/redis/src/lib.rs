@@ -101,8 +101,10 @@ mod codec;
 mod link;
 mod queue;
 mod scripts;
+mod slots;
 mod store;
 mod target;
+mod view;
 mod wake;
 
 use std::{
@@ -210,6 +212,10 @@ struct Inner {
     stop: CancellationToken,
     health: Mutex<Option<(std::time::Instant, Result<()>)>>,
     memory: Mutex<Option<(std::time::Instant, Memory)>>,
+    /// A cluster's slot map, for the errors of a master that is down.
+    slots: slots::Slots,
+    /// What this node shares with the others (see the `view` module).
+    view: view::View,
 }
 
 impl Drop for Inner {
@@ -270,6 +276,8 @@ impl RedisStore {
             stop: CancellationToken::new(),
             health: Mutex::new(None),
             memory: Mutex::new(None),
+            slots: slots::Slots::default(),
+            view: view::View::default(),
         });
         link.spawn(wake::listen(
             urls,

@@ -2,7 +2,7 @@
 //! (see [`calls`](super::calls)), plus the topic index for creation,
 //! listing and deletion.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use super::{
     codec::{self, Items},
     queue,
     scripts::SCRIPTS,
+    view::{Reserved, Totals},
 };
 use gostream_store::{
     error::{Error, Result},
@@ -32,16 +33,11 @@ impl Store for RedisStore {
         retention: RetentionOverrides,
     ) -> Result<TopicInfo> {
         let inner = &self.inner;
-        let count: u64 = inner
-            .command(redis::cmd("ZCARD").arg(inner.index()).clone())
-            .await?;
-        if count >= inner.limits.max_topics as u64 {
-            return Err(Error::ResourceExhausted(format!(
-                "cannot create topic {:?}: the broker holds {count} topics, its limit (--max-topics); delete a topic first",
-                name.as_str(),
-            )));
-        }
         let dedupe_window = window_arg(retention.dedupe_window)?;
+        // The limit is checked and the index entry reserved in one step
+        // (see the `view` module), so concurrent creations through other
+        // nodes cannot pass it.
+        let reserved = inner.reserve_topic(&name).await?;
         let generation = uuid::Uuid::new_v4().simple().to_string();
         let now = inner.clock.now_ns();
         let created = inner
@@ -59,20 +55,18 @@ impl Store for RedisStore {
                 ],
             )
             .await;
-        // The index entry, also for a topic that exists (it heals an entry
-        // a failed creation left out).
-        let indexed = inner
-            .command::<()>(
-                redis::cmd("ZADD")
-                    .arg(inner.index())
-                    .arg(0)
-                    .arg(name.as_str())
-                    .clone(),
-            )
-            .await;
-        let (info, _) = inner.topic_info(&name, created?)?;
-        indexed?;
-        Ok(info)
+        if reserved == Reserved::New
+            && let Err(error) = &created
+            && !matches!(error, Error::TopicAlreadyExists(_))
+        {
+            // Not created (or not known to be): the entry goes unless the
+            // topic is there. Should this fail too, the sweep removes the
+            // entry once it has missed the topic twice.
+            if let Err(undo) = inner.unlist_topic(name.as_str()).await {
+                tracing::debug!(topic = name.as_str(), error = %undo, "undoing a topic's index entry failed");
+            }
+        }
+        Ok(inner.topic_info(&name, created?)?.0)
     }
 
     async fn get_topic(&self, name: &TopicName) -> Result<TopicInfo> {
@@ -482,7 +476,19 @@ impl Store for RedisStore {
             },
             default_retention: inner.limits.default_retention,
         };
+        // The shared snapshot, unless it is old or this node changed a
+        // topic since (see the `view` module).
+        if let Some(totals) = inner.totals().await?
+            && inner.totals_usable(&totals).await?
+        {
+            stats.topic_count = totals.topics;
+            stats.message_count = totals.messages;
+            stats.size_bytes = totals.bytes;
+            return Ok(stats);
+        }
+        let taken_ns = inner.clock.now_ns();
         let names = inner.all_topic_names().await?;
+        let mut complete = true;
         for chunk in names.chunks(64) {
             let infos = futures_util::future::join_all(chunk.iter().filter_map(|name| {
                 let name = TopicName::parse(name.as_str()).ok()?;
@@ -497,22 +503,52 @@ impl Store for RedisStore {
                         stats.size_bytes += info.size_bytes;
                     }
                     Err(Error::TopicNotFound(_)) => {}
+                    // A cluster master that is down: its topics are left
+                    // out of the totals (and the totals are not shared).
+                    Err(Error::Unavailable(message)) if inner.is_cluster() => {
+                        tracing::debug!(%message, "a topic's figures are missing from the totals");
+                        complete = false;
+                    }
                     Err(error) => return Err(error),
                 }
             }
+        }
+        if complete {
+            inner
+                .share_totals(Totals {
+                    taken_ns,
+                    topics: stats.topic_count,
+                    messages: stats.message_count,
+                    bytes: stats.size_bytes,
+                })
+                .await?;
         }
         Ok(stats)
     }
 
     async fn enforce_retention(&self) -> Result<u64> {
         let inner = &self.inner;
+        // Every node says which retention defaults it runs with (and
+        // hears the others'), now and then.
+        if let Err(error) = inner.register_node().await {
+            tracing::debug!(%error, "sharing this node's retention defaults failed");
+        }
+        // One node at a time sweeps (see the `view` module).
+        if !inner.sweep_lease().await? {
+            return Ok(0);
+        }
         let names = inner.all_topic_names().await?;
         let now = inner.clock.now_ns();
         let mut dropped = 0;
+        let mut missing = HashSet::new();
+        let mut unavailable = None;
         for chunk in names.chunks(64) {
-            let results = futures_util::future::join_all(chunk.iter().filter_map(|name| {
-                let name = TopicName::parse(name.as_str()).ok()?;
-                Some(async move {
+            let results = futures_util::future::join_all(chunk.iter().map(|name| {
+                let name = TopicName::parse(name.as_str());
+                async move {
+                    let Ok(name) = name else {
+                        return Ok(0);
+                    };
                     let value = inner
                         .eval(
                             &SCRIPTS.enforce_retention,
@@ -536,18 +572,29 @@ impl Store for RedisStore {
                             .await;
                     }
                     Ok(dropped)
-                })
+                }
             }))
             .await;
-            for result in results {
+            for (name, result) in chunk.iter().zip(results) {
                 match result {
                     Ok(n) => dropped += n,
-                    Err(Error::TopicNotFound(_)) => {}
+                    Err(Error::TopicNotFound(_)) => {
+                        missing.insert(name.clone());
+                    }
+                    // A cluster master that is down: the topics on the
+                    // others are swept all the same.
+                    Err(error @ Error::Unavailable(_)) if inner.is_cluster() => {
+                        unavailable.get_or_insert(error);
+                    }
                     Err(error) => return Err(error),
                 }
             }
         }
-        Ok(dropped)
+        inner.forget_missing(missing).await;
+        match unavailable {
+            Some(error) => Err(error),
+            None => Ok(dropped),
+        }
     }
 
     async fn close(&self) -> Result<()> {

@@ -1,0 +1,387 @@
+//! Many nodes, one view: the work every node of a Redis store would
+//! otherwise repeat, done by one at a time, and what the nodes tell each
+//! other.
+//!
+//! - **The sweep** (age retention, expired leases, idle producers,
+//!   remembered ids) runs on the node that holds the sweep lease
+//!   (`<prefix>:sweep-lease`, [`SWEEP_LEASE`] long, renewed by its holder at
+//!   each sweep): the other nodes' sweeps are one command that finds the
+//!   lease taken. When the holder stops, another node takes the lease
+//!   once it expires.
+//! - **Topic totals** (GetBroker, `/metrics`) come from a snapshot in
+//!   Redis (`<prefix>:stats`), walked again by one node at a time (the
+//!   `<prefix>:stats-lease`) once it is [`STATS_MAX_AGE`] old; a node that
+//!   changed a topic since the snapshot was taken walks at once, so its
+//!   own changes show.
+//! - **The topic limit** (`--max-topics`) is checked and the topic's index
+//!   entry reserved in one script on the index key, so concurrent
+//!   creations through different nodes cannot pass it.
+//! - **Each node's retention defaults** are kept under `<prefix>:nodes`
+//!   (refreshed every [`REGISTER_EVERY`] sweeps, forgotten after
+//!   [`NODE_TTL`]); a node that sees another live node with different
+//!   defaults logs a warning naming both, and
+//!   [`RedisStore::config_mismatch`] says so.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        LazyLock, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use redis::Script;
+
+use super::{Inner, RedisStore, calls::duration_ns, scripts::SCRIPTS};
+use gostream_store::{
+    RetentionPolicy, TopicName,
+    error::{Error, Result},
+};
+
+/// How long the sweep lease lasts: a sweep that stops (its node gone) is
+/// taken over within this long.
+pub(super) const SWEEP_LEASE: Duration = Duration::from_secs(5);
+
+/// How old the shared snapshot of topic totals may be before a node walks
+/// the topics again.
+pub(super) const STATS_MAX_AGE: Duration = Duration::from_secs(2);
+
+/// A node refreshes its entry under `<prefix>:nodes` (and compares the
+/// others') once every this many sweeps.
+pub(super) const REGISTER_EVERY: u64 = 10;
+
+/// A node whose entry is older than this is gone: it is forgotten.
+pub(super) const NODE_TTL: Duration = Duration::from_secs(60);
+
+/// Takes (or renews) a lease (`lua/lease.lua`); no prelude: it runs on a
+/// key of its own, outside every topic's slot.
+static LEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
+/// Reserves a topic's index entry within the limit
+/// (`lua/reserve_topic.lua`), on the index key alone.
+static RESERVE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/reserve_topic.lua")));
+
+/// This node's part of the shared view.
+pub(super) struct View {
+    /// Names this node among the others (leases, `<prefix>:nodes`).
+    node: String,
+    /// The time (ns, plus one; 0: never) this node last changed a topic's
+    /// totals.
+    last_change: AtomicU64,
+    /// Sweeps run, to register every [`REGISTER_EVERY`].
+    sweeps: AtomicU64,
+    /// Index entries whose topic the last sweep did not find: a second
+    /// miss removes them (a reservation whose creation failed).
+    missing: Mutex<HashSet<String>>,
+    /// The disagreement last reported, if any.
+    mismatch: Mutex<Option<String>>,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        Self {
+            node: uuid::Uuid::new_v4().simple().to_string(),
+            last_change: AtomicU64::new(0),
+            sweeps: AtomicU64::new(0),
+            missing: Mutex::new(HashSet::new()),
+            mismatch: Mutex::new(None),
+        }
+    }
+}
+
+/// What [`Inner::reserve_topic`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reserved {
+    /// The entry is new: undo it if the creation does not stand.
+    New,
+    /// The index named the topic already.
+    Listed,
+}
+
+/// The shared snapshot of topic totals.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Totals {
+    pub(super) taken_ns: u64,
+    pub(super) topics: u64,
+    pub(super) messages: u64,
+    pub(super) bytes: u64,
+}
+
+/// Retention defaults as a node publishes them: `messages bytes age_ns`.
+fn defaults_text(defaults: &RetentionPolicy) -> String {
+    format!(
+        "{} {} {}",
+        defaults.max_messages,
+        defaults.max_bytes,
+        duration_ns(defaults.max_age)
+    )
+}
+
+/// Retention defaults as a message shows them.
+fn describe_defaults(text: &str) -> String {
+    let mut parts = text.split(' ').map(|n| n.parse::<u64>().unwrap_or(0));
+    let (messages, bytes, age_ns) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    format!(
+        "--retention-max-messages {messages}, --retention-max-bytes {bytes}, --retention-max-age-secs {}",
+        age_ns / 1_000_000_000
+    )
+}
+
+impl Inner {
+    fn view_key(&self, part: &str) -> String {
+        format!("{}:{part}", self.prefix)
+    }
+
+    /// Runs a script on one key of its own slot.
+    async fn run_script(
+        &self,
+        script: &'static Script,
+        key: String,
+        args: Vec<String>,
+    ) -> Result<redis::Value> {
+        self.link
+            .run(move |link, wanted| async move {
+                let mut conn = link.conn().await?;
+                wanted.check()?;
+                let mut invocation = script.key(key);
+                for arg in &args {
+                    invocation.arg(arg);
+                }
+                invocation.invoke_async(&mut conn).await
+            })
+            .await
+            .map_err(|e| self.failed(self.link.error(&e)))
+    }
+
+    /// Notes that a script changed a topic's totals (for [`stats`]).
+    pub(super) fn note_change(&self, script: &'static Script) {
+        let changes = [
+            &SCRIPTS.create_topic,
+            &SCRIPTS.delete_topic,
+            &SCRIPTS.update_topic,
+            &SCRIPTS.publish,
+            &SCRIPTS.publish_with,
+            &SCRIPTS.enforce_retention,
+            &SCRIPTS.dl_append,
+        ];
+        if changes.iter().any(|s| std::ptr::eq(*s, script)) {
+            let now = self.clock.now_ns().saturating_add(1);
+            self.view.last_change.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Reserves `name`'s index entry if the topic limit allows it.
+    pub(super) async fn reserve_topic(&self, name: &TopicName) -> Result<Reserved> {
+        let value = self
+            .run_script(
+                &RESERVE_SCRIPT,
+                self.index(),
+                vec![name.to_string(), self.limits.max_topics.to_string()],
+            )
+            .await?;
+        let answer: Vec<u64> = redis::from_redis_value(value).map_err(|e| {
+            Error::Internal(format!("the topic limit check answered unexpectedly: {e}"))
+        })?;
+        match answer.as_slice() {
+            [1] => Ok(Reserved::New),
+            [2] => Ok(Reserved::Listed),
+            [_, count, ..] => Err(Error::ResourceExhausted(format!(
+                "cannot create topic {:?}: the broker holds {count} topics, its limit (--max-topics); delete a topic first",
+                name.as_str(),
+            ))),
+            _ => Err(Error::Internal(
+                "the topic limit check answered unexpectedly".into(),
+            )),
+        }
+    }
+
+    /// Removes `name`'s index entry unless the topic exists (then it is
+    /// put back: created meanwhile, or it existed all along).
+    pub(super) async fn unlist_topic(&self, name: &str) -> Result<()> {
+        self.command::<()>(redis::cmd("ZREM").arg(self.index()).arg(name).clone())
+            .await?;
+        let exists: bool = self
+            .command(
+                redis::cmd("EXISTS")
+                    .arg(format!("{}:{{{name}}}:meta", self.prefix))
+                    .clone(),
+            )
+            .await?;
+        if exists {
+            self.command::<()>(redis::cmd("ZADD").arg(self.index()).arg(0).arg(name).clone())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes or renews the sweep lease: whether this node sweeps now.
+    pub(super) async fn sweep_lease(&self) -> Result<bool> {
+        let value = self
+            .run_script(
+                &LEASE_SCRIPT,
+                self.view_key("sweep-lease"),
+                vec![
+                    self.view.node.clone(),
+                    SWEEP_LEASE.as_millis().to_string(),
+                ],
+            )
+            .await?;
+        Ok(redis::from_redis_value::<i64>(value).unwrap_or(0) == 1)
+    }
+
+    /// After a sweep: forgets the index entries whose topic two sweeps in
+    /// a row did not find (`missing`: the names this one did not find).
+    pub(super) async fn forget_missing(&self, missing: HashSet<String>) {
+        let twice: Vec<String> = {
+            let mut last = self
+                .view
+                .missing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let twice = missing.intersection(&last).cloned().collect();
+            *last = missing;
+            twice
+        };
+        for name in twice {
+            if let Err(error) = self.unlist_topic(&name).await {
+                tracing::debug!(topic = name, %error, "removing a stale index entry failed");
+            }
+        }
+    }
+
+    /// Every [`REGISTER_EVERY`] calls: publishes this node's retention
+    /// defaults under `<prefix>:nodes` and compares them with the other
+    /// live nodes'.
+    pub(super) async fn register_node(&self) -> Result<()> {
+        if self.view.sweeps.fetch_add(1, Ordering::Relaxed) % REGISTER_EVERY != 0 {
+            return Ok(());
+        }
+        let key = self.view_key("nodes");
+        let now_ms = self.clock.now_ns() / 1_000_000;
+        let mine = defaults_text(&self.limits.default_retention);
+        self.command::<()>(
+            redis::cmd("HSET")
+                .arg(&key)
+                .arg(&self.view.node)
+                .arg(format!("{now_ms} {mine}"))
+                .clone(),
+        )
+        .await?;
+        let nodes: Vec<(String, String)> = self.command(redis::cmd("HGETALL").arg(&key).clone()).await?;
+        let ttl_ms = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
+        let mut differ = Vec::new();
+        for (node, entry) in nodes {
+            let Some((seen, theirs)) = entry.split_once(' ') else {
+                continue;
+            };
+            let seen: u64 = seen.parse().unwrap_or(0);
+            if now_ms.saturating_sub(seen) > ttl_ms {
+                self.command::<()>(redis::cmd("HDEL").arg(&key).arg(&node).clone())
+                    .await?;
+                continue;
+            }
+            if node != self.view.node && theirs != mine {
+                differ.push(format!("node {node} has {}", describe_defaults(theirs)));
+            }
+        }
+        let report = (!differ.is_empty()).then(|| {
+            format!(
+                "the GoStream nodes sharing Redis under prefix {:?} disagree on the default retention: this node ({}) has {}, {}; topics without their own retention are kept by whichever node's rule ran last: give every node the same --retention-* flags",
+                self.prefix,
+                self.view.node,
+                describe_defaults(&mine),
+                differ.join(", ")
+            )
+        });
+        let mut last = self.view.mismatch.lock().unwrap_or_else(PoisonError::into_inner);
+        match &report {
+            Some(report) if last.as_ref() != Some(report) => tracing::warn!("{report}"),
+            None if last.is_some() => {
+                tracing::info!("the GoStream nodes sharing Redis agree on the default retention again");
+            }
+            _ => {}
+        }
+        *last = report;
+        Ok(())
+    }
+
+    /// The shared snapshot of topic totals, if one is there.
+    pub(super) async fn totals(&self) -> Result<Option<Totals>> {
+        let text: Option<String> = self
+            .command(redis::cmd("GET").arg(self.view_key("stats")).clone())
+            .await?;
+        Ok(text.and_then(|text| {
+            let mut n = text.split(' ').map(|n| n.parse::<u64>().ok());
+            Some(Totals {
+                taken_ns: n.next()??,
+                topics: n.next()??,
+                messages: n.next()??,
+                bytes: n.next()??,
+            })
+        }))
+    }
+
+    /// Whether `totals` can answer now: it is younger than
+    /// [`STATS_MAX_AGE`] (or another node is walking), and this node
+    /// changed no topic since it was taken.
+    pub(super) async fn totals_usable(&self, totals: &Totals) -> Result<bool> {
+        if self.view.last_change.load(Ordering::Relaxed) > totals.taken_ns {
+            return Ok(false);
+        }
+        let age = self.clock.now_ns().saturating_sub(totals.taken_ns);
+        if age < duration_ns(STATS_MAX_AGE) {
+            return Ok(true);
+        }
+        // Old: one node walks again, the others use it meanwhile.
+        let taken: Option<String> = self
+            .command(
+                redis::cmd("SET")
+                    .arg(self.view_key("stats-lease"))
+                    .arg(&self.view.node)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(STATS_MAX_AGE.as_millis().to_string())
+                    .clone(),
+            )
+            .await?;
+        Ok(taken.is_none() && age < 5 * duration_ns(STATS_MAX_AGE))
+    }
+
+    /// Shares the totals of a walk that started at `totals.taken_ns`.
+    pub(super) async fn share_totals(&self, totals: Totals) -> Result<()> {
+        let text = format!(
+            "{} {} {} {}",
+            totals.taken_ns, totals.topics, totals.messages, totals.bytes
+        );
+        self.command(
+            redis::cmd("SET")
+                .arg(self.view_key("stats"))
+                .arg(text)
+                .arg("PX")
+                .arg((10 * STATS_MAX_AGE).as_millis().to_string())
+                .clone(),
+        )
+        .await
+    }
+}
+
+impl RedisStore {
+    /// When the nodes sharing this store's Redis and key prefix disagree
+    /// on the default retention (`--retention-*`), what the last check
+    /// found (naming each node's values); `None` when they agree (or no
+    /// check ran yet: the check runs with the sweep, every
+    /// [`REGISTER_EVERY`] seconds).
+    pub fn config_mismatch(&self) -> Option<String> {
+        self.inner
+            .view
+            .mismatch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
