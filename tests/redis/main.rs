@@ -39,6 +39,7 @@ mod cluster;
 mod faults;
 mod idempotence;
 mod node;
+mod node_down;
 mod queue;
 #[path = "../support/redis.rs"]
 mod redis_support;
