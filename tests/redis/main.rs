@@ -40,6 +40,7 @@ mod faults;
 mod idempotence;
 mod node;
 mod node_down;
+mod one_view;
 mod queue;
 #[path = "../support/redis.rs"]
 mod redis_support;
