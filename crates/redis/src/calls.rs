@@ -337,7 +337,7 @@ impl Inner {
             .await;
         match answer {
             Ok(value) => {
-                self.note_change(script);
+                self.note_change(script, ctx.topic);
                 Ok(value)
             }
             Err(e) => Err(match ctx.rule(&e) {
@@ -417,7 +417,7 @@ impl Inner {
                 });
             }
         };
-        self.note_change(script);
+        self.note_change(script, ctx.topic);
         if acknowledged < i64::from(replicas) {
             let retry = if ctx.producer.is_some() {
                 "retrying with the same producer and sequence is safe: it is answered as a duplicate"

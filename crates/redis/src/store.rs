@@ -533,53 +533,37 @@ impl Store for RedisStore {
         if let Err(error) = inner.register_node().await {
             tracing::debug!(%error, "sharing this node's retention defaults failed");
         }
-        // One node at a time sweeps (see the `view` module).
+        // What this node changed goes to the due index, whoever sweeps.
+        if let Err(error) = inner.flush_touched().await {
+            tracing::debug!(%error, "noting changed topics in the due index failed");
+        }
+        // One node at a time sweeps (see the `view` module), and only the
+        // topics due, but for a full walk now and then.
         if !inner.sweep_lease().await? {
             return Ok(0);
         }
-        let names = inner.all_topic_names().await?;
+        let (plan, full) = inner.sweep_plan().await?;
         let now = inner.clock.now_ns();
         let mut dropped = 0;
         let mut missing = HashSet::new();
         let mut unavailable = None;
-        for chunk in names.chunks(64) {
-            let results = futures_util::future::join_all(chunk.iter().map(|name| {
-                let name = TopicName::parse(name.as_str());
-                async move {
-                    let Ok(name) = name else {
-                        return Ok(0);
-                    };
-                    let value = inner
-                        .eval(
-                            &SCRIPTS.enforce_retention,
-                            Ctx::topic(&name).idempotence(),
-                            "",
-                            now,
-                            vec![arg(duration_us(inner.limits.producer_idle_timeout))],
-                        )
-                        .await?;
-                    let mut items = Items::new(value, "retention")?;
-                    let dropped = items.number()?;
-                    // Dead-letter moves under way, per consumer.
-                    let mut pending = codec::array(items.next()?, "dead-letter moves")?.into_iter();
-                    while let (Some(id), Some(moves)) = (pending.next(), pending.next()) {
-                        let id =
-                            ConsumerId::parse(codec::text(id, "a consumer id")?).map_err(|e| {
-                                Error::Internal(format!("a consumer id in Redis is invalid: {e}"))
-                            })?;
-                        inner
-                            .finish_moves_logged(&name, &id, queue::moves(moves)?)
-                            .await;
-                    }
-                    Ok(dropped)
-                }
-            }))
+        let mut swept = Vec::with_capacity(plan.len());
+        for chunk in plan.chunks(64) {
+            let results = futures_util::future::join_all(
+                chunk
+                    .iter()
+                    .map(|(name, _)| async move { inner.sweep_topic(name, now).await }),
+            )
             .await;
-            for (name, result) in chunk.iter().zip(results) {
+            for ((name, read), result) in chunk.iter().zip(results) {
                 match result {
-                    Ok(n) => dropped += n,
+                    Ok((n, next)) => {
+                        dropped += n;
+                        swept.push((name.clone(), read.clone(), next));
+                    }
                     Err(Error::TopicNotFound(_)) => {
                         missing.insert(name.clone());
+                        swept.push((name.clone(), read.clone(), None));
                     }
                     // A cluster master that is down: the topics on the
                     // others are swept all the same.
@@ -590,7 +574,10 @@ impl Store for RedisStore {
                 }
             }
         }
-        inner.forget_missing(missing).await;
+        inner.reschedule(swept).await?;
+        if full {
+            inner.forget_missing(missing).await;
+        }
         match unavailable {
             Some(error) => Err(error),
             None => Ok(dropped),
@@ -608,6 +595,44 @@ impl Store for RedisStore {
 
     async fn health(&self) -> Result<()> {
         self.inner.health().await
+    }
+}
+
+impl Inner {
+    /// One topic's sweep (`enforce_retention.lua`): retention by age,
+    /// idle producers, expired ids, per-message consumers' expired leases
+    /// (and the dead-letter moves they start). Returns how many messages
+    /// it dropped and when the topic next has work, in microseconds since
+    /// the epoch (`None`: nothing expires by time). A name that is not a
+    /// topic name is not found.
+    async fn sweep_topic(&self, name: &str, now: u64) -> Result<(u64, Option<u64>)> {
+        let name =
+            TopicName::parse(name).map_err(|_| Error::TopicNotFound(name.to_owned()))?;
+        let value = self
+            .eval(
+                &SCRIPTS.enforce_retention,
+                Ctx::topic(&name).idempotence(),
+                "",
+                now,
+                vec![arg(duration_us(self.limits.producer_idle_timeout))],
+            )
+            .await?;
+        let mut items = Items::new(value, "retention")?;
+        let dropped = items.number()?;
+        // Dead-letter moves under way, per consumer.
+        let mut pending = codec::array(items.next()?, "dead-letter moves")?.into_iter();
+        while let (Some(id), Some(moves)) = (pending.next(), pending.next()) {
+            let id = ConsumerId::parse(codec::text(id, "a consumer id")?).map_err(|e| {
+                Error::Internal(format!("a consumer id in Redis is invalid: {e}"))
+            })?;
+            self.finish_moves_logged(&name, &id, queue::moves(moves)?)
+                .await;
+        }
+        if dropped > 0 {
+            self.note_totals_changed();
+        }
+        let next = items.optional()?;
+        Ok((dropped, next))
     }
 }
 

@@ -51,12 +51,21 @@ pub(super) const STATS_MAX_AGE: Duration = Duration::from_secs(2);
 /// others') once every this many sweeps.
 pub(super) const REGISTER_EVERY: u64 = 10;
 
+/// The node holding the sweep lease walks every topic (not only those
+/// due) once every this many sweeps: what a node that stopped between a
+/// change and noting it left out of the due index is found again.
+pub(super) const FULL_WALK_EVERY: u64 = 60;
+
 /// A node whose entry is older than this is gone: it is forgotten.
 pub(super) const NODE_TTL: Duration = Duration::from_secs(60);
 
 /// Takes (or renews) a lease (`lua/lease.lua`); no prelude: it runs on a
 /// key of its own, outside every topic's slot.
 static LEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
+/// Records swept topics' next due times (`lua/reschedule.lua`), on the
+/// due index alone.
+static RESCHEDULE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/reschedule.lua")));
 /// Reserves a topic's index entry within the limit
 /// (`lua/reserve_topic.lua`), on the index key alone.
 static RESERVE_SCRIPT: LazyLock<Script> =
@@ -71,6 +80,13 @@ pub(super) struct View {
     last_change: AtomicU64,
     /// Sweeps run, to register every [`REGISTER_EVERY`].
     sweeps: AtomicU64,
+    /// Sweeps run holding the lease, to walk every topic every
+    /// [`FULL_WALK_EVERY`].
+    held: AtomicU64,
+    /// Topics this node changed in a way that may give the sweep work
+    /// (messages, producers, ids, retention, consumers) since it last
+    /// told the due index.
+    touched: Mutex<HashSet<String>>,
     /// Index entries whose topic the last sweep did not find: a second
     /// miss removes them (a reservation whose creation failed).
     missing: Mutex<HashSet<String>>,
@@ -84,6 +100,8 @@ impl Default for View {
             node: uuid::Uuid::new_v4().simple().to_string(),
             last_change: AtomicU64::new(0),
             sweeps: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            touched: Mutex::new(HashSet::new()),
             missing: Mutex::new(HashSet::new()),
             mismatch: Mutex::new(None),
         }
@@ -158,21 +176,140 @@ impl Inner {
             .map_err(|e| self.failed(self.link.error(&e)))
     }
 
-    /// Notes that a script changed a topic's totals (for [`stats`]).
-    pub(super) fn note_change(&self, script: &'static Script) {
-        let changes = [
+    /// Notes what a script that succeeded on `topic` changed: the
+    /// topic's totals (for the shared totals), and what may give the sweep
+    /// work (for the due index).
+    pub(super) fn note_change(&self, script: &'static Script, topic: &TopicName) {
+        let is = |scripts: &[&Script]| scripts.iter().any(|s| std::ptr::eq(*s, script));
+        if is(&[
             &SCRIPTS.create_topic,
             &SCRIPTS.delete_topic,
             &SCRIPTS.update_topic,
             &SCRIPTS.publish,
             &SCRIPTS.publish_with,
-            &SCRIPTS.enforce_retention,
             &SCRIPTS.dl_append,
-        ];
-        if changes.iter().any(|s| std::ptr::eq(*s, script)) {
-            let now = self.clock.now_ns().saturating_add(1);
-            self.view.last_change.fetch_max(now, Ordering::Relaxed);
+        ]) {
+            self.note_totals_changed();
         }
+        if is(&[
+            &SCRIPTS.publish,
+            &SCRIPTS.publish_with,
+            &SCRIPTS.update_topic,
+            &SCRIPTS.dl_append,
+            &SCRIPTS.create_consumer,
+            &SCRIPTS.update_consumer,
+            &SCRIPTS.seek,
+        ]) {
+            let mut touched = self
+                .view
+                .touched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !touched.contains(topic.as_str()) {
+                touched.insert(topic.to_string());
+            }
+        }
+    }
+
+    /// Notes that this node changed some topic's totals just now (its
+    /// next GetBroker walks the topics rather than read the snapshot).
+    pub(super) fn note_totals_changed(&self) {
+        let now = self.clock.now_ns().saturating_add(1);
+        self.view.last_change.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Tells the due index about the topics this node changed since it
+    /// last did: each is due now (the next sweep looks at it and records
+    /// when it next has work). Kept for the next try if Redis fails.
+    pub(super) async fn flush_touched(&self) -> Result<()> {
+        let touched: Vec<String> = std::mem::take(
+            &mut *self
+                .view
+                .touched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .into_iter()
+        .collect();
+        let now_us = self.clock.now_ns() / 1000;
+        for (i, chunk) in touched.chunks(500).enumerate() {
+            let mut zadd = redis::cmd("ZADD");
+            zadd.arg(self.view_key("due"));
+            for topic in chunk {
+                zadd.arg(now_us).arg(topic);
+            }
+            if let Err(error) = self.command::<()>(zadd).await {
+                self.view
+                    .touched
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(touched[i * 500..].iter().cloned());
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// The topics this sweep looks at, each with its score in the due
+    /// index as read ('' when absent), and whether it is a full walk
+    /// (every topic of the index, every [`FULL_WALK_EVERY`] sweeps) or
+    /// only those due by now.
+    pub(super) async fn sweep_plan(&self) -> Result<(Vec<(String, String)>, bool)> {
+        let full = self.view.held.fetch_add(1, Ordering::Relaxed) % FULL_WALK_EVERY == 0;
+        let due = self.view_key("due");
+        if !full {
+            let now_us = self.clock.now_ns() / 1000;
+            let plan: Vec<(String, String)> = self
+                .command(
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(&due)
+                        .arg("-inf")
+                        .arg(now_us)
+                        .arg("WITHSCORES")
+                        .clone(),
+                )
+                .await?;
+            return Ok((plan, false));
+        }
+        let names = self.all_topic_names().await?;
+        let scored: Vec<(String, String)> = self
+            .command(
+                redis::cmd("ZRANGE")
+                    .arg(&due)
+                    .arg(0)
+                    .arg(-1)
+                    .arg("WITHSCORES")
+                    .clone(),
+            )
+            .await?;
+        let mut scores: std::collections::HashMap<String, String> = scored.into_iter().collect();
+        let mut plan: Vec<(String, String)> = names
+            .into_iter()
+            .map(|name| {
+                let score = scores.remove(&name).unwrap_or_default();
+                (name, score)
+            })
+            .collect();
+        // Due entries of topics no longer listed (deleted): swept, found
+        // missing, dropped from the due index.
+        plan.extend(scores);
+        Ok((plan, true))
+    }
+
+    /// Records when the swept topics next have work (`None`: nothing by
+    /// time), unless a node changed them since the sweep read the index.
+    pub(super) async fn reschedule(&self, swept: Vec<(String, String, Option<u64>)>) -> Result<()> {
+        for chunk in swept.chunks(300) {
+            let mut args = Vec::with_capacity(chunk.len() * 3);
+            for (topic, read, next) in chunk {
+                args.push(topic.clone());
+                args.push(read.clone());
+                args.push(next.map(|us| us.to_string()).unwrap_or_default());
+            }
+            self.run_script(&RESCHEDULE_SCRIPT, self.view_key("due"), args)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Reserves `name`'s index entry if the topic limit allows it.
