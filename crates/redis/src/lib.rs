@@ -20,7 +20,12 @@
 //! | `<prefix>:{<topic>}:dedupe-ids` | hash | record id → offset and publish time of its append |
 //! | `<prefix>:{<topic>}:dedupe-order` | list | the remembered appends of ids, oldest first |
 //! | `<prefix>:{<dlq>}:dead-letters:…` | string | in a dead-letter topic's slot: what one dead-letter move appended (see the `queue` module) |
-//! | `<prefix>:topics` | sorted set | every topic name (ListTopics) |
+//! | `<prefix>:topics` | sorted set | every topic name (ListTopics, `--max-topics`) |
+//! | `<prefix>:due` | sorted set | topic → when its sweep next has work (µs) |
+//! | `<prefix>:sweep-lease` | string | the node that sweeps now |
+//! | `<prefix>:stats` | string | the shared topic totals and when they were taken |
+//! | `<prefix>:stats-lease` | string | the node walking the topics for new totals |
+//! | `<prefix>:nodes` | hash | node → when it last checked in, its default retention |
 //! | `<prefix>:changes` | pub/sub channel | the name of each topic that changed |
 //!
 //! Topic names are `[A-Za-z0-9._-]`, so they never hold a brace and are
@@ -44,11 +49,36 @@
 //! shares that state, so a retry through another node is recognised. The
 //! plain publish keeps its script unchanged.
 //!
-//! The topic index lives outside the topics' slots: creation writes the
-//! topic, then the index; deletion removes the topic, then its index entry
-//! (and puts it back if the topic was re-created meanwhile). Between the
-//! two steps (or when Redis fails between them) a listing may miss a new
-//! topic or name a deleted one, which it then skips.
+//! The topic index lives outside the topics' slots: creation reserves the
+//! topic's index entry within `--max-topics` (one script on the index
+//! alone), then writes the topic, and removes the entry again if the topic
+//! was not written (and does not exist); deletion removes the topic, then
+//! its index entry (and puts it back if the topic was re-created
+//! meanwhile). Between the two steps (or when Redis fails between them) a
+//! listing may name a topic not written yet or one deleted, which it then
+//! skips; an entry left by a creation that failed twice over is removed by
+//! the sweep's full walk.
+//!
+//! # Many nodes
+//! Work about every topic is done by one node at a time, not by every node
+//! every second (the `view` module): the sweep (age retention, expired
+//! leases, idle producers, expired ids) runs on the node holding a lease,
+//! on the topics a due index names as due — each topic's sweep records
+//! when it next has work, and the nodes add the topics they change (a
+//! follow-up `ZADD` once a second: the scripts cannot write the index,
+//! which is in another slot) —, and walks every topic once a minute, which
+//! heals what a node that stopped between a change and its `ZADD` left
+//! out. Topic totals (GetBroker, `/metrics`) are a snapshot in Redis that
+//! one node at a time takes again when it is 2 s old; a node that changed
+//! a topic since walks at once. Nodes publish their retention defaults
+//! and warn when another live node's differ.
+//!
+//! # A Cluster master down
+//! A call on a topic whose master does not answer fails `UNAVAILABLE`
+//! naming the topic's slot and that master (the `slots` module); the other
+//! masters' topics are served. Such a failure does not make the store
+//! unhealthy: health, Redis' memory figures and the totals ask the masters
+//! one by one and count those that answer.
 //!
 //! # Waiting
 //! Long-polls and subscriptions wait on pub/sub notices, never by polling:
@@ -89,6 +119,10 @@
 //!   commands run, and what a Redis failure means to a client.
 //! - `wake`: the change notices that wake waiting readers.
 //! - `target`: the `--store` URL.
+//! - `slots`: a topic's cluster slot and master, for the errors of a
+//!   master that is down; commands sent to every master one by one.
+//! - `view`: what the nodes share: the sweep lease and due index, the
+//!   shared totals, the topic limit's reservation, the nodes' defaults.
 //!
 //! # Failures
 //! A Redis that cannot be reached, times out or is down answers
