@@ -7,9 +7,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use gostream::pb::gostream::v1::{
-    self as pb, broker_service_client::BrokerServiceClient,
-};
+use gostream::pb::gostream::v1::{self as pb, broker_service_client::BrokerServiceClient};
 
 use crate::{
     node::{Node, fetch_request, publish_request, values, within},
@@ -66,7 +64,9 @@ async fn a_master_down_fails_only_its_topics_naming_it_and_they_come_back() {
     for name in &names {
         node.create_topic(name).await;
         node.create_consumer(name, "reader").await;
-        publish(&node, name, "before").await.expect("Publish before the kill");
+        publish(&node, name, "before")
+            .await
+            .expect("Publish before the kill");
         let slot = slot(&format!("{{{name}}}"));
         if on_victim(slot) {
             down.push((name.clone(), slot));
@@ -102,11 +102,16 @@ async fn a_master_down_fails_only_its_topics_naming_it_and_they_come_back() {
             let status = publish(&node, name, "lost")
                 .await
                 .expect_err("a topic on the dead master cannot be published to");
-            assert_eq!(status.code(), tonic::Code::Unavailable, "{round}: {status:?}");
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unavailable,
+                "{round}: {status:?}"
+            );
             let message = status.message();
             assert!(
-                message.contains(&format!("topic \"{name}\" lives in Redis Cluster slot {slot}"))
-                    && message.contains(&format!("served by {victim_addr}")),
+                message.contains(&format!(
+                    "topic \"{name}\" lives in Redis Cluster slot {slot}"
+                )) && message.contains(&format!("served by {victim_addr}")),
                 "{round}: the error names the topic's slot and master: {message}"
             );
         }
@@ -123,7 +128,10 @@ async fn a_master_down_fails_only_its_topics_naming_it_and_they_come_back() {
             .await
             .unwrap_or_else(|e| panic!("{round}: fetch from {name} on a live master: {e:?}"))
             .into_inner();
-            assert_eq!(values(&batch.messages).last().map(String::as_str), Some(round));
+            assert_eq!(
+                values(&batch.messages).last().map(String::as_str),
+                Some(round)
+            );
         }
         let pushed = within("the subscription", stream.next())
             .await
@@ -139,7 +147,11 @@ async fn a_master_down_fails_only_its_topics_naming_it_and_they_come_back() {
         .await
         .unwrap_or_else(|e| panic!("{round}: GetBroker: {e:?}"));
         let health = reqwest::get(node.rest("/healthz")).await.expect("/healthz");
-        assert!(health.status().is_success(), "{round}: /healthz {}", health.status());
+        assert!(
+            health.status().is_success(),
+            "{round}: /healthz {}",
+            health.status()
+        );
     }
 
     // Back: its topics are served again, with what they held, without
@@ -191,9 +203,11 @@ fn wait_marked_failed(cluster: &RedisCluster, addr: &str) {
     loop {
         let nodes = cluster.nodes[0].cli(&["CLUSTER", "NODES"]);
         if nodes.lines().any(|line| {
-            line.contains(addr) && line.split_whitespace().nth(2).is_some_and(|flags| {
-                flags.split(',').any(|flag| flag == "fail")
-            })
+            line.contains(addr)
+                && line
+                    .split_whitespace()
+                    .nth(2)
+                    .is_some_and(|flags| flags.split(',').any(|flag| flag == "fail"))
         }) {
             return;
         }

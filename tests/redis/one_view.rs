@@ -50,9 +50,7 @@ fn scripts_run(server: &RedisServer) -> u64 {
     server
         .cli(&["INFO", "commandstats"])
         .lines()
-        .filter(|line| {
-            line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:")
-        })
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
         .filter_map(|line| {
             let calls = line.split("calls=").nth(1)?;
             calls.split(',').next()?.parse::<u64>().ok()
@@ -278,8 +276,11 @@ async fn nodes_with_different_retention_defaults_are_reported() {
         .config_mismatch()
         .expect("the third node reports the disagreement");
     assert!(
-        report.contains("--retention-max-messages 1000, --retention-max-bytes 0, --retention-max-age-secs 3600")
-            && report.contains("--retention-max-messages 0, --retention-max-bytes 0, --retention-max-age-secs 86400"),
+        report.contains(
+            "--retention-max-messages 1000, --retention-max-bytes 0, --retention-max-age-secs 3600"
+        ) && report.contains(
+            "--retention-max-messages 0, --retention-max-bytes 0, --retention-max-age-secs 86400"
+        ),
         "the report names both nodes' defaults: {report}"
     );
     // The others see it at their next check.

@@ -129,7 +129,11 @@ impl Inner {
     /// The slot map, asked for again when older than [`MAP_TTL`] (or
     /// `max_age`). `None` when no node answers.
     async fn slot_map(&self, max_age: Duration) -> Option<SlotMap> {
-        if let Some((at, map)) = &*self.slots.map.lock().unwrap_or_else(PoisonError::into_inner)
+        if let Some((at, map)) = &*self
+            .slots
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
             && at.elapsed() < max_age.min(MAP_TTL)
         {
             return Some(map.clone());
@@ -151,8 +155,11 @@ impl Inner {
             if let Ok(value) = answer
                 && let Ok(map) = SlotMap::parse(value)
             {
-                *self.slots.map.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some((Instant::now(), map.clone()));
+                *self
+                    .slots
+                    .map
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), map.clone()));
                 return Some(map);
             }
         }
@@ -235,7 +242,11 @@ impl Inner {
         }
         if answers.is_empty() {
             // Asked again at the next call: the cluster may have changed.
-            *self.slots.map.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            *self
+                .slots
+                .map
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
             let detail = failures
                 .iter()
                 .map(|(addr, error)| format!("{addr}: {error}"))

@@ -606,8 +606,7 @@ impl Inner {
     /// the epoch (`None`: nothing expires by time). A name that is not a
     /// topic name is not found.
     async fn sweep_topic(&self, name: &str, now: u64) -> Result<(u64, Option<u64>)> {
-        let name =
-            TopicName::parse(name).map_err(|_| Error::TopicNotFound(name.to_owned()))?;
+        let name = TopicName::parse(name).map_err(|_| Error::TopicNotFound(name.to_owned()))?;
         let value = self
             .eval(
                 &SCRIPTS.enforce_retention,
@@ -622,9 +621,8 @@ impl Inner {
         // Dead-letter moves under way, per consumer.
         let mut pending = codec::array(items.next()?, "dead-letter moves")?.into_iter();
         while let (Some(id), Some(moves)) = (pending.next(), pending.next()) {
-            let id = ConsumerId::parse(codec::text(id, "a consumer id")?).map_err(|e| {
-                Error::Internal(format!("a consumer id in Redis is invalid: {e}"))
-            })?;
+            let id = ConsumerId::parse(codec::text(id, "a consumer id")?)
+                .map_err(|e| Error::Internal(format!("a consumer id in Redis is invalid: {e}")))?;
             self.finish_moves_logged(&name, &id, queue::moves(moves)?)
                 .await;
         }

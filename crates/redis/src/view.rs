@@ -61,7 +61,8 @@ pub(super) const NODE_TTL: Duration = Duration::from_secs(60);
 
 /// Takes (or renews) a lease (`lua/lease.lua`); no prelude: it runs on a
 /// key of its own, outside every topic's slot.
-static LEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
+static LEASE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
 /// Records swept topics' next due times (`lua/reschedule.lua`), on the
 /// due index alone.
 static RESCHEDULE_SCRIPT: LazyLock<Script> =
@@ -255,7 +256,11 @@ impl Inner {
     /// (every topic of the index, every [`FULL_WALK_EVERY`] sweeps) or
     /// only those due by now.
     pub(super) async fn sweep_plan(&self) -> Result<(Vec<(String, String)>, bool)> {
-        let full = self.view.held.fetch_add(1, Ordering::Relaxed) % FULL_WALK_EVERY == 0;
+        let full = self
+            .view
+            .held
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(FULL_WALK_EVERY);
         let due = self.view_key("due");
         if !full {
             let now_us = self.clock.now_ns() / 1000;
@@ -350,8 +355,14 @@ impl Inner {
             )
             .await?;
         if exists {
-            self.command::<()>(redis::cmd("ZADD").arg(self.index()).arg(0).arg(name).clone())
-                .await?;
+            self.command::<()>(
+                redis::cmd("ZADD")
+                    .arg(self.index())
+                    .arg(0)
+                    .arg(name)
+                    .clone(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -362,10 +373,7 @@ impl Inner {
             .run_script(
                 &LEASE_SCRIPT,
                 self.view_key("sweep-lease"),
-                vec![
-                    self.view.node.clone(),
-                    SWEEP_LEASE.as_millis().to_string(),
-                ],
+                vec![self.view.node.clone(), SWEEP_LEASE.as_millis().to_string()],
             )
             .await?;
         Ok(redis::from_redis_value::<i64>(value).unwrap_or(0) == 1)
@@ -395,7 +403,12 @@ impl Inner {
     /// defaults under `<prefix>:nodes` and compares them with the other
     /// live nodes'.
     pub(super) async fn register_node(&self) -> Result<()> {
-        if self.view.sweeps.fetch_add(1, Ordering::Relaxed) % REGISTER_EVERY != 0 {
+        if !self
+            .view
+            .sweeps
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(REGISTER_EVERY)
+        {
             return Ok(());
         }
         let key = self.view_key("nodes");
@@ -409,7 +422,9 @@ impl Inner {
                 .clone(),
         )
         .await?;
-        let nodes: Vec<(String, String)> = self.command(redis::cmd("HGETALL").arg(&key).clone()).await?;
+        let nodes: Vec<(String, String)> = self
+            .command(redis::cmd("HGETALL").arg(&key).clone())
+            .await?;
         let ttl_ms = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
         let mut differ = Vec::new();
         for (node, entry) in nodes {
@@ -435,11 +450,17 @@ impl Inner {
                 differ.join(", ")
             )
         });
-        let mut last = self.view.mismatch.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = self
+            .view
+            .mismatch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match &report {
             Some(report) if last.as_ref() != Some(report) => tracing::warn!("{report}"),
             None if last.is_some() => {
-                tracing::info!("the GoStream nodes sharing Redis agree on the default retention again");
+                tracing::info!(
+                    "the GoStream nodes sharing Redis agree on the default retention again"
+                );
             }
             _ => {}
         }
