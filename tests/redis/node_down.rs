@@ -46,14 +46,21 @@ async fn a_master_down_fails_only_its_topics_naming_it_and_they_come_back() {
             .iter()
             .any(|&(low, high)| (low..=high).contains(&slot))
     };
-    // The broker's own keys (the topic index, the sweep lease, the shared
-    // totals, the nodes' defaults) stay on the live masters: what is
+    // The broker's own keys (the topic index, the due index, the sweep
+    // lease, the shared totals, the nodes' defaults) stay on the live masters: what is
     // tested is one master's topics going away.
     let prefix = loop {
         let prefix = unique_prefix();
-        if ["topics", "sweep-lease", "stats", "stats-lease", "nodes"]
-            .iter()
-            .all(|part| !on_victim(slot(&format!("{prefix}:{part}"))))
+        if [
+            "topics",
+            "due",
+            "sweep-lease",
+            "stats",
+            "stats-lease",
+            "nodes",
+        ]
+        .iter()
+        .all(|part| !on_victim(slot(&format!("{prefix}:{part}"))))
         {
             break prefix;
         }
@@ -147,11 +154,9 @@ async fn a_master_down_fails_only_its_topics_naming_it_and_they_come_back() {
         .await
         .unwrap_or_else(|e| panic!("{round}: GetBroker: {e:?}"));
         let health = reqwest::get(node.rest("/healthz")).await.expect("/healthz");
-        assert!(
-            health.status().is_success(),
-            "{round}: /healthz {}",
-            health.status()
-        );
+        let status = health.status();
+        let body = health.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{round}: /healthz {status}: {body}");
     }
 
     // Back: its topics are served again, with what they held, without

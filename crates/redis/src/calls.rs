@@ -273,9 +273,12 @@ impl Inner {
     }
 
     /// Notes a failure: one that says Redis is unavailable is what health
-    /// checks report until the next check.
+    /// checks report until the next check (not on a cluster, where one
+    /// master down is not the store's failure: health asks every master).
     pub(super) fn failed(&self, error: Error) -> Error {
-        if let Error::Unavailable(_) = &error {
+        if let Error::Unavailable(_) = &error
+            && !self.is_cluster()
+        {
             *self.health.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some((std::time::Instant::now(), Err(error.clone())));
         }
@@ -573,7 +576,14 @@ impl Inner {
         }
         let texts: Vec<String> = if self.is_cluster() {
             // Master by master: one that does not answer costs only its
-            // figures, not every publish's memory check.
+            // figures, not every publish's memory check; and while one
+            // call asks (a master that does not answer may take the
+            // connect timeout), the others use the last figures.
+            let cached = *self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            let _asking = match self.slots.asking_memory() {
+                None if let Some((_, memory)) = cached => return Ok(memory),
+                asking => asking,
+            };
             let (answers, failures) = self
                 .per_master(redis::cmd("INFO").arg("memory").clone())
                 .await?;

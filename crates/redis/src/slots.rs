@@ -15,7 +15,10 @@
 //! [`Inner::per_master`]).
 
 use std::{
-    sync::PoisonError,
+    sync::{
+        PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -96,6 +99,25 @@ impl SlotMap {
 #[derive(Default)]
 pub(super) struct Slots {
     map: std::sync::Mutex<Option<(Instant, SlotMap)>>,
+    /// Whether a call is asking the masters for their memory figures.
+    asking_memory: AtomicBool,
+}
+
+/// Held by the one call asking the masters for their memory figures.
+pub(super) struct Asking<'a>(&'a AtomicBool);
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Slots {
+    /// The right to ask the masters for their memory figures, unless
+    /// another call is asking.
+    pub(super) fn asking_memory(&self) -> Option<Asking<'_>> {
+        (!self.asking_memory.swap(true, Ordering::SeqCst)).then_some(Asking(&self.asking_memory))
+    }
 }
 
 /// CRC16/XMODEM (polynomial 0x1021, initial value 0), the checksum Redis
@@ -127,8 +149,10 @@ impl Inner {
     }
 
     /// The slot map, asked for again when older than [`MAP_TTL`] (or
-    /// `max_age`). `None` when no node answers.
-    async fn slot_map(&self, max_age: Duration) -> Option<SlotMap> {
+    /// `max_age`), and whether a node answered for it within that time
+    /// (`false`: the last map known, no node answering now). `None` when
+    /// no node ever answered.
+    async fn slot_map(&self, max_age: Duration) -> Option<(SlotMap, bool)> {
         if let Some((at, map)) = &*self
             .slots
             .map
@@ -136,7 +160,7 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
             && at.elapsed() < max_age.min(MAP_TTL)
         {
-            return Some(map.clone());
+            return Some((map.clone(), true));
         }
         // A command without a key goes to some node; one that does not
         // answer is tried again on another.
@@ -160,7 +184,7 @@ impl Inner {
                     .map
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), map.clone()));
-                return Some(map);
+                return Some((map, true));
             }
         }
         self.slots
@@ -168,7 +192,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            .map(|(_, map)| map.clone())
+            .map(|(_, map)| (map.clone(), false))
     }
 
     /// `error`, a failure of a call on `topic`, saying which slot and
@@ -182,16 +206,21 @@ impl Inner {
             return error;
         }
         let slot = slot_of(topic.as_str());
-        let owner = self
-            .slot_map(REFRESH_AFTER_FAILURE)
-            .await
-            .and_then(|map| map.owner(slot).map(str::to_owned));
-        let owner = match owner {
-            Some(addr) => format!("served by {addr}"),
-            None => "whose master no node of the cluster names".to_owned(),
+        let map = self.slot_map(REFRESH_AFTER_FAILURE).await;
+        let owner = map
+            .as_ref()
+            .and_then(|(map, _)| map.owner(slot))
+            .map_or_else(
+                || "whose master no node of the cluster names".to_owned(),
+                |addr| format!("served by {addr}"),
+            );
+        // Another node answered for the map just now: the rest is served.
+        let others = match map {
+            Some((_, true)) => " (the topics on the other masters are served)",
+            _ => "",
         };
         Error::Unavailable(format!(
-            "topic {:?} lives in Redis Cluster slot {slot}, {owner}, which does not answer (the topics on the other masters are served): {message}",
+            "topic {:?} lives in Redis Cluster slot {slot}, {owner}, which does not answer{others}: {message}",
             topic.as_str()
         ))
     }
@@ -204,7 +233,7 @@ impl Inner {
         &self,
         cmd: redis::Cmd,
     ) -> Result<(Vec<Value>, Vec<(String, Error)>)> {
-        let map = self.slot_map(MAP_TTL).await.ok_or_else(|| {
+        let (map, _) = self.slot_map(MAP_TTL).await.ok_or_else(|| {
             Error::Unavailable(format!(
                 "Redis Cluster at {} is unavailable: no node answers CLUSTER SLOTS",
                 self.link.addr
