@@ -121,8 +121,9 @@
 //! - `target`: the `--store` URL.
 //! - `slots`: a topic's cluster slot and master, for the errors of a
 //!   master that is down; commands sent to every master one by one.
-//! - `view`: what the nodes share: the sweep lease and due index, the
-//!   shared totals, the topic limit's reservation, the nodes' defaults.
+//! - `view`: what the nodes share: the shared totals, the topic limit's
+//!   reservation, the nodes' defaults, what each node changed;
+//!   `sweep`: the sweep lease and the due index.
 //!
 //! # Failures
 //! A Redis that cannot be reached, times out or is down answers
@@ -137,6 +138,7 @@ mod queue;
 mod scripts;
 mod slots;
 mod store;
+mod sweep;
 mod target;
 mod view;
 mod wake;

@@ -4,10 +4,20 @@
 //!
 //! - **The sweep** (age retention, expired leases, idle producers,
 //!   remembered ids) runs on the node that holds the sweep lease
-//!   (`<prefix>:sweep-lease`, [`SWEEP_LEASE`] long, renewed by its holder at
+//!   (`<prefix>:sweep-lease`, [`SWEEP_LEASE`](super::sweep::SWEEP_LEASE) long, renewed by its holder at
 //!   each sweep): the other nodes' sweeps are one command that finds the
 //!   lease taken. When the holder stops, another node takes the lease
 //!   once it expires.
+//! - **Only the topics due**: `<prefix>:due` orders topics by when their
+//!   sweep next has work, which each topic's sweep computes (its oldest
+//!   message ageing out, its least recently used producer going idle, its
+//!   oldest id leaving the dedupe window; at once for a topic with
+//!   per-message consumers). A topic's scripts cannot write it (another
+//!   slot), so each node notes the topics it changed and adds them, due
+//!   now, at its next sweep tick (one `ZADD`); a sweep records a topic's
+//!   next time only if no node added it meanwhile (`lua/reschedule.lua`).
+//!   The holder walks every topic every [`FULL_WALK_EVERY`](super::sweep::FULL_WALK_EVERY) sweeps, which
+//!   finds what a node that stopped before its `ZADD` left out.
 //! - **Topic totals** (GetBroker, `/metrics`) come from a snapshot in
 //!   Redis (`<prefix>:stats`), walked again by one node at a time (the
 //!   `<prefix>:stats-lease`) once it is [`STATS_MAX_AGE`] old; a node that
@@ -39,10 +49,6 @@ use gostream_store::{
     error::{Error, Result},
 };
 
-/// How long the sweep lease lasts: a sweep that stops (its node gone) is
-/// taken over within this long.
-pub(super) const SWEEP_LEASE: Duration = Duration::from_secs(5);
-
 /// How old the shared snapshot of topic totals may be before a node walks
 /// the topics again.
 pub(super) const STATS_MAX_AGE: Duration = Duration::from_secs(2);
@@ -51,22 +57,9 @@ pub(super) const STATS_MAX_AGE: Duration = Duration::from_secs(2);
 /// others') once every this many sweeps.
 pub(super) const REGISTER_EVERY: u64 = 10;
 
-/// The node holding the sweep lease walks every topic (not only those
-/// due) once every this many sweeps: what a node that stopped between a
-/// change and noting it left out of the due index is found again.
-pub(super) const FULL_WALK_EVERY: u64 = 60;
-
 /// A node whose entry is older than this is gone: it is forgotten.
 pub(super) const NODE_TTL: Duration = Duration::from_secs(60);
 
-/// Takes (or renews) a lease (`lua/lease.lua`); no prelude: it runs on a
-/// key of its own, outside every topic's slot.
-static LEASE_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
-/// Records swept topics' next due times (`lua/reschedule.lua`), on the
-/// due index alone.
-static RESCHEDULE_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/reschedule.lua")));
 /// Reserves a topic's index entry within the limit
 /// (`lua/reserve_topic.lua`), on the index key alone.
 static RESERVE_SCRIPT: LazyLock<Script> =
@@ -75,22 +68,22 @@ static RESERVE_SCRIPT: LazyLock<Script> =
 /// This node's part of the shared view.
 pub(super) struct View {
     /// Names this node among the others (leases, `<prefix>:nodes`).
-    node: String,
+    pub(super) node: String,
     /// The time (ns, plus one; 0: never) this node last changed a topic's
     /// totals.
     last_change: AtomicU64,
     /// Sweeps run, to register every [`REGISTER_EVERY`].
     sweeps: AtomicU64,
     /// Sweeps run holding the lease, to walk every topic every
-    /// [`FULL_WALK_EVERY`].
-    held: AtomicU64,
+    /// [`FULL_WALK_EVERY`](super::sweep::FULL_WALK_EVERY).
+    pub(super) held: AtomicU64,
     /// Topics this node changed in a way that may give the sweep work
     /// (messages, producers, ids, retention, consumers) since it last
     /// told the due index.
-    touched: Mutex<HashSet<String>>,
+    pub(super) touched: Mutex<HashSet<String>>,
     /// Index entries whose topic the last sweep did not find: a second
     /// miss removes them (a reservation whose creation failed).
-    missing: Mutex<HashSet<String>>,
+    pub(super) missing: Mutex<HashSet<String>>,
     /// The disagreement last reported, if any.
     mismatch: Mutex<Option<String>>,
 }
@@ -152,12 +145,12 @@ fn describe_defaults(text: &str) -> String {
 }
 
 impl Inner {
-    fn view_key(&self, part: &str) -> String {
+    pub(super) fn view_key(&self, part: &str) -> String {
         format!("{}:{part}", self.prefix)
     }
 
     /// Runs a script on one key of its own slot.
-    async fn run_script(
+    pub(super) async fn run_script(
         &self,
         script: &'static Script,
         key: String,
@@ -219,104 +212,6 @@ impl Inner {
         self.view.last_change.fetch_max(now, Ordering::Relaxed);
     }
 
-    /// Tells the due index about the topics this node changed since it
-    /// last did: each is due now (the next sweep looks at it and records
-    /// when it next has work). Kept for the next try if Redis fails.
-    pub(super) async fn flush_touched(&self) -> Result<()> {
-        let touched: Vec<String> = std::mem::take(
-            &mut *self
-                .view
-                .touched
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-        .into_iter()
-        .collect();
-        let now_us = self.clock.now_ns() / 1000;
-        for (i, chunk) in touched.chunks(500).enumerate() {
-            let mut zadd = redis::cmd("ZADD");
-            zadd.arg(self.view_key("due"));
-            for topic in chunk {
-                zadd.arg(now_us).arg(topic);
-            }
-            if let Err(error) = self.command::<()>(zadd).await {
-                self.view
-                    .touched
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .extend(touched[i * 500..].iter().cloned());
-                return Err(error);
-            }
-        }
-        Ok(())
-    }
-
-    /// The topics this sweep looks at, each with its score in the due
-    /// index as read ('' when absent), and whether it is a full walk
-    /// (every topic of the index, every [`FULL_WALK_EVERY`] sweeps) or
-    /// only those due by now.
-    pub(super) async fn sweep_plan(&self) -> Result<(Vec<(String, String)>, bool)> {
-        let full = self
-            .view
-            .held
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(FULL_WALK_EVERY);
-        let due = self.view_key("due");
-        if !full {
-            let now_us = self.clock.now_ns() / 1000;
-            let plan: Vec<(String, String)> = self
-                .command(
-                    redis::cmd("ZRANGEBYSCORE")
-                        .arg(&due)
-                        .arg("-inf")
-                        .arg(now_us)
-                        .arg("WITHSCORES")
-                        .clone(),
-                )
-                .await?;
-            return Ok((plan, false));
-        }
-        let names = self.all_topic_names().await?;
-        let scored: Vec<(String, String)> = self
-            .command(
-                redis::cmd("ZRANGE")
-                    .arg(&due)
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES")
-                    .clone(),
-            )
-            .await?;
-        let mut scores: std::collections::HashMap<String, String> = scored.into_iter().collect();
-        let mut plan: Vec<(String, String)> = names
-            .into_iter()
-            .map(|name| {
-                let score = scores.remove(&name).unwrap_or_default();
-                (name, score)
-            })
-            .collect();
-        // Due entries of topics no longer listed (deleted): swept, found
-        // missing, dropped from the due index.
-        plan.extend(scores);
-        Ok((plan, true))
-    }
-
-    /// Records when the swept topics next have work (`None`: nothing by
-    /// time), unless a node changed them since the sweep read the index.
-    pub(super) async fn reschedule(&self, swept: Vec<(String, String, Option<u64>)>) -> Result<()> {
-        for chunk in swept.chunks(300) {
-            let mut args = Vec::with_capacity(chunk.len() * 3);
-            for (topic, read, next) in chunk {
-                args.push(topic.clone());
-                args.push(read.clone());
-                args.push(next.map(|us| us.to_string()).unwrap_or_default());
-            }
-            self.run_script(&RESCHEDULE_SCRIPT, self.view_key("due"), args)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Reserves `name`'s index entry if the topic limit allows it.
     pub(super) async fn reserve_topic(&self, name: &TopicName) -> Result<Reserved> {
         let value = self
@@ -365,38 +260,6 @@ impl Inner {
             .await?;
         }
         Ok(())
-    }
-
-    /// Takes or renews the sweep lease: whether this node sweeps now.
-    pub(super) async fn sweep_lease(&self) -> Result<bool> {
-        let value = self
-            .run_script(
-                &LEASE_SCRIPT,
-                self.view_key("sweep-lease"),
-                vec![self.view.node.clone(), SWEEP_LEASE.as_millis().to_string()],
-            )
-            .await?;
-        Ok(redis::from_redis_value::<i64>(value).unwrap_or(0) == 1)
-    }
-
-    /// After a sweep: forgets the index entries whose topic two sweeps in
-    /// a row did not find (`missing`: the names this one did not find).
-    pub(super) async fn forget_missing(&self, missing: HashSet<String>) {
-        let twice: Vec<String> = {
-            let mut last = self
-                .view
-                .missing
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let twice = missing.intersection(&last).cloned().collect();
-            *last = missing;
-            twice
-        };
-        for name in twice {
-            if let Err(error) = self.unlist_topic(&name).await {
-                tracing::debug!(topic = name, %error, "removing a stale index entry failed");
-            }
-        }
     }
 
     /// Every [`REGISTER_EVERY`] calls: publishes this node's retention
@@ -532,8 +395,8 @@ impl RedisStore {
     /// When the nodes sharing this store's Redis and key prefix disagree
     /// on the default retention (`--retention-*`), what the last check
     /// found (naming each node's values); `None` when they agree (or no
-    /// check ran yet: the check runs with the sweep, every
-    /// [`REGISTER_EVERY`] seconds).
+    /// check ran yet: every node checks at its first sweep tick, then
+    /// every 10 ticks, about every 10 s).
     pub fn config_mismatch(&self) -> Option<String> {
         self.inner
             .view
