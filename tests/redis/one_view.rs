@@ -296,3 +296,58 @@ async fn nodes_with_different_retention_defaults_are_reported() {
     }
     assert_eq!(agreeing[1].config_mismatch(), None);
 }
+
+/// A node that stops between a publish and telling the due index about it
+/// leaves the topic out of the index; the sweeping node's walk of every
+/// topic (once every 60 sweeps) still finds it and ages its message out.
+#[tokio::test]
+#[ignore = "needs redis-server; tests/run.sh runs it"]
+async fn the_sweep_finds_a_change_a_stopped_node_did_not_report() {
+    let server = RedisServer::start();
+    let mut stores = nodes(&server.url(), &[StoreLimits::DEFAULT; 2]);
+    let topic = name("orphan");
+    stores[1]
+        .create_topic(
+            topic.clone(),
+            RetentionOverrides {
+                max_age: Some(Duration::from_secs(1)),
+                ..RetentionOverrides::default()
+            },
+        )
+        .await
+        .expect("create topic");
+    // The sweeping node's first sweep walks every topic: nothing is due.
+    stores[0].enforce_retention().await.expect("sweep");
+    // Published through the other node, which stops before its sweep tick
+    // would have told the due index.
+    publish_to(&stores[1], &topic, "old").await;
+    drop(stores.remove(1));
+    let due = server.cli(&["ZCARD", &format!("{}:due", prefix_of(&server))]);
+    assert_eq!(due.trim(), "0", "the due index does not know the topic");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut sweeps = 0;
+    loop {
+        stores[0].enforce_retention().await.expect("sweep");
+        sweeps += 1;
+        let info = stores[0].get_topic(&topic).await.expect("get topic");
+        if info.start_offset == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the full walk did not age the message out within 30 s ({sweeps} sweeps): {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        sweeps > 1,
+        "aged out by a later full walk, not by the due index"
+    );
+}
+
+/// The key prefix of the only GoStream topic index on `server`.
+fn prefix_of(server: &RedisServer) -> String {
+    let keys = server.cli(&["KEYS", "*:topics"]);
+    let key = keys.lines().next().expect("a topic index");
+    key.trim_end_matches(":topics").to_owned()
+}
