@@ -23,7 +23,7 @@
 //! | `<prefix>:topics` | sorted set | every topic name (ListTopics, `--max-topics`) |
 //! | `<prefix>:due` | sorted set | topic → when its sweep next has work (µs) |
 //! | `<prefix>:sweep-lease` | string | the node that sweeps now |
-//! | `<prefix>:stats` | string | the shared topic totals and when they were taken |
+//! | `<prefix>:stats` | hash | the shared topic totals and when they were taken (field `*`), and each topic's message and byte counts |
 //! | `<prefix>:stats-lease` | string | the node walking the topics for new totals |
 //! | `<prefix>:nodes` | hash | node → when it last checked in, its default retention |
 //! | `<prefix>:changes` | pub/sub channel | the name of each topic that changed |
@@ -69,8 +69,9 @@
 //! which is in another slot) —, and walks every topic once a minute, which
 //! heals what a node that stopped between a change and its `ZADD` left
 //! out. Topic totals (GetBroker, `/metrics`) are a snapshot in Redis that
-//! one node at a time takes again when it is 2 s old; a node that changed
-//! a topic since walks at once. Nodes publish their retention defaults
+//! one node at a time takes again when it is 2 s old; a node reads again
+//! the topics it changed since, and corrects the snapshot's figures for
+//! them. Nodes publish their retention defaults
 //! and warn when another live node's differ.
 //!
 //! # A Cluster master down
@@ -123,7 +124,8 @@
 //!   master that is down; commands sent to every master one by one.
 //! - `view`: what the nodes share: the shared totals, the topic limit's
 //!   reservation, the nodes' defaults, what each node changed;
-//!   `sweep`: the sweep lease and the due index.
+//!   `sweep`: the sweep lease and the due index; `totals`: the shared
+//!   topic totals.
 //!
 //! # Failures
 //! A Redis that cannot be reached, times out or is down answers
@@ -140,6 +142,7 @@ mod slots;
 mod store;
 mod sweep;
 mod target;
+mod totals;
 mod view;
 mod wake;
 

@@ -13,7 +13,8 @@ use super::{
     codec::{self, Items},
     queue,
     scripts::SCRIPTS,
-    view::{Reserved, Totals},
+    totals::Totals,
+    view::Reserved,
 };
 use gostream_store::{
     error::{Error, Result},
@@ -476,11 +477,9 @@ impl Store for RedisStore {
             },
             default_retention: inner.limits.default_retention,
         };
-        // The shared snapshot, unless it is old or this node changed a
-        // topic since (see the `view` module).
-        if let Some(totals) = inner.totals().await?
-            && inner.totals_usable(&totals).await?
-        {
+        // The shared snapshot, brought up to date for the topics this
+        // node changed since (see the `totals` module).
+        if let Some(totals) = inner.current_totals().await? {
             stats.topic_count = totals.topics;
             stats.message_count = totals.messages;
             stats.size_bytes = totals.bytes;
@@ -489,6 +488,7 @@ impl Store for RedisStore {
         let taken_ns = inner.clock.now_ns();
         let names = inner.all_topic_names().await?;
         let mut complete = true;
+        let mut figures = Vec::with_capacity(names.len());
         for chunk in names.chunks(64) {
             let infos = futures_util::future::join_all(chunk.iter().filter_map(|name| {
                 let name = TopicName::parse(name.as_str()).ok()?;
@@ -501,6 +501,7 @@ impl Store for RedisStore {
                         stats.topic_count += 1;
                         stats.message_count += info.message_count;
                         stats.size_bytes += info.size_bytes;
+                        figures.push((info.name.to_string(), info.message_count, info.size_bytes));
                     }
                     Err(Error::TopicNotFound(_)) => {}
                     // A cluster master that is down: its topics are left
@@ -514,14 +515,13 @@ impl Store for RedisStore {
             }
         }
         if complete {
-            inner
-                .share_totals(Totals {
-                    taken_ns,
-                    topics: stats.topic_count,
-                    messages: stats.message_count,
-                    bytes: stats.size_bytes,
-                })
-                .await?;
+            let totals = Totals {
+                taken_ns,
+                topics: stats.topic_count,
+                messages: stats.message_count,
+                bytes: stats.size_bytes,
+            };
+            inner.share_totals(totals, figures).await?;
         }
         Ok(stats)
     }
@@ -627,7 +627,7 @@ impl Inner {
                 .await;
         }
         if dropped > 0 {
-            self.note_totals_changed();
+            self.note_totals_changed(&name);
         }
         let next = items.optional()?;
         Ok((dropped, next))

@@ -19,10 +19,9 @@
 //!   The holder walks every topic every [`FULL_WALK_EVERY`](super::sweep::FULL_WALK_EVERY) sweeps, which
 //!   finds what a node that stopped before its `ZADD` left out.
 //! - **Topic totals** (GetBroker, `/metrics`) come from a snapshot in
-//!   Redis (`<prefix>:stats`), walked again by one node at a time (the
-//!   `<prefix>:stats-lease`) once it is [`STATS_MAX_AGE`] old; a node that
-//!   changed a topic since the snapshot was taken walks at once, so its
-//!   own changes show.
+//!   Redis (the `totals` module), walked again by one node at a time;
+//!   a node reads again the topics it changed since, so its own changes
+//!   show at once.
 //! - **The topic limit** (`--max-topics`) is checked and the topic's index
 //!   entry reserved in one script on the index key, so concurrent
 //!   creations through different nodes cannot pass it.
@@ -33,7 +32,7 @@
 //!   [`RedisStore::config_mismatch`] says so.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         LazyLock, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
@@ -48,10 +47,6 @@ use gostream_store::{
     RetentionPolicy, TopicName,
     error::{Error, Result},
 };
-
-/// How old the shared snapshot of topic totals may be before a node walks
-/// the topics again.
-pub(super) const STATS_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// A node refreshes its entry under `<prefix>:nodes` (and compares the
 /// others') once every this many sweeps.
@@ -69,9 +64,9 @@ static RESERVE_SCRIPT: LazyLock<Script> =
 pub(super) struct View {
     /// Names this node among the others (leases, `<prefix>:nodes`).
     pub(super) node: String,
-    /// The time (ns, plus one; 0: never) this node last changed a topic's
-    /// totals.
-    last_change: AtomicU64,
+    /// The topics whose totals this node changed, and when (ns): the
+    /// shared totals are brought up to date for these.
+    pub(super) changed: Mutex<HashMap<String, u64>>,
     /// Sweeps run, to register every [`REGISTER_EVERY`].
     sweeps: AtomicU64,
     /// Sweeps run holding the lease, to walk every topic every
@@ -92,7 +87,7 @@ impl Default for View {
     fn default() -> Self {
         Self {
             node: uuid::Uuid::new_v4().simple().to_string(),
-            last_change: AtomicU64::new(0),
+            changed: Mutex::new(HashMap::new()),
             sweeps: AtomicU64::new(0),
             held: AtomicU64::new(0),
             touched: Mutex::new(HashSet::new()),
@@ -109,15 +104,6 @@ pub(super) enum Reserved {
     New,
     /// The index named the topic already.
     Listed,
-}
-
-/// The shared snapshot of topic totals.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Totals {
-    pub(super) taken_ns: u64,
-    pub(super) topics: u64,
-    pub(super) messages: u64,
-    pub(super) bytes: u64,
 }
 
 /// Retention defaults as a node publishes them: `messages bytes age_ns`.
@@ -183,7 +169,7 @@ impl Inner {
             &SCRIPTS.publish_with,
             &SCRIPTS.dl_append,
         ]) {
-            self.note_totals_changed();
+            self.note_totals_changed(topic);
         }
         if is(&[
             &SCRIPTS.publish,
@@ -205,11 +191,21 @@ impl Inner {
         }
     }
 
-    /// Notes that this node changed some topic's totals just now (its
-    /// next GetBroker walks the topics rather than read the snapshot).
-    pub(super) fn note_totals_changed(&self) {
-        let now = self.clock.now_ns().saturating_add(1);
-        self.view.last_change.fetch_max(now, Ordering::Relaxed);
+    /// Notes that this node changed `topic`'s totals just now (its
+    /// GetBroker reads that topic again rather than trust the snapshot).
+    pub(super) fn note_totals_changed(&self, topic: &TopicName) {
+        let now = self.clock.now_ns();
+        let mut changed = self
+            .view
+            .changed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match changed.get_mut(topic.as_str()) {
+            Some(at) => *at = (*at).max(now),
+            None => {
+                changed.insert(topic.to_string(), now);
+            }
+        }
     }
 
     /// Reserves `name`'s index entry if the topic limit allows it.
@@ -329,65 +325,6 @@ impl Inner {
         }
         *last = report;
         Ok(())
-    }
-
-    /// The shared snapshot of topic totals, if one is there.
-    pub(super) async fn totals(&self) -> Result<Option<Totals>> {
-        let text: Option<String> = self
-            .command(redis::cmd("GET").arg(self.view_key("stats")).clone())
-            .await?;
-        Ok(text.and_then(|text| {
-            let mut n = text.split(' ').map(|n| n.parse::<u64>().ok());
-            Some(Totals {
-                taken_ns: n.next()??,
-                topics: n.next()??,
-                messages: n.next()??,
-                bytes: n.next()??,
-            })
-        }))
-    }
-
-    /// Whether `totals` can answer now: it is younger than
-    /// [`STATS_MAX_AGE`] (or another node is walking), and this node
-    /// changed no topic since it was taken.
-    pub(super) async fn totals_usable(&self, totals: &Totals) -> Result<bool> {
-        if self.view.last_change.load(Ordering::Relaxed) > totals.taken_ns {
-            return Ok(false);
-        }
-        let age = self.clock.now_ns().saturating_sub(totals.taken_ns);
-        if age < duration_ns(STATS_MAX_AGE) {
-            return Ok(true);
-        }
-        // Old: one node walks again, the others use it meanwhile.
-        let taken: Option<String> = self
-            .command(
-                redis::cmd("SET")
-                    .arg(self.view_key("stats-lease"))
-                    .arg(&self.view.node)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(STATS_MAX_AGE.as_millis().to_string())
-                    .clone(),
-            )
-            .await?;
-        Ok(taken.is_none() && age < 5 * duration_ns(STATS_MAX_AGE))
-    }
-
-    /// Shares the totals of a walk that started at `totals.taken_ns`.
-    pub(super) async fn share_totals(&self, totals: Totals) -> Result<()> {
-        let text = format!(
-            "{} {} {} {}",
-            totals.taken_ns, totals.topics, totals.messages, totals.bytes
-        );
-        self.command(
-            redis::cmd("SET")
-                .arg(self.view_key("stats"))
-                .arg(text)
-                .arg("PX")
-                .arg((10 * STATS_MAX_AGE).as_millis().to_string())
-                .clone(),
-        )
-        .await
     }
 }
 
