@@ -78,8 +78,8 @@
 //! A call on a topic whose master does not answer fails `UNAVAILABLE`
 //! naming the topic's slot and that master (the `slots` module); the other
 //! masters' topics are served. Such a failure does not make the store
-//! unhealthy: health, Redis' memory figures and the totals ask the masters
-//! one by one and count those that answer.
+//! unhealthy: health and Redis' memory figures ask each master on its own
+//! and count those that answer; the totals leave out the topics that fail.
 //!
 //! # Waiting
 //! Long-polls and subscriptions wait on pub/sub notices, never by polling:
@@ -121,7 +121,7 @@
 //! - `wake`: the change notices that wake waiting readers.
 //! - `target`: the `--store` URL.
 //! - `slots`: a topic's cluster slot and master, for the errors of a
-//!   master that is down; commands sent to every master one by one.
+//!   master that is down; commands sent to each master on its own.
 //! - `view`: what the nodes share: the shared totals, the topic limit's
 //!   reservation, the nodes' defaults, what each node changed;
 //!   `sweep`: the sweep lease and the due index; `totals`: the shared

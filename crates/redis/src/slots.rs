@@ -10,9 +10,8 @@
 //! which node to look at and that the other topics are not affected.
 //!
 //! Such a failure is the topic's, not the broker's: it does not mark the
-//! store unhealthy. Health, Redis' memory figures and the topics' totals
-//! ask every master one by one, and count what answers (see
-//! [`Inner::per_master`]).
+//! store unhealthy. Health and Redis' memory figures ask each master on
+//! its own, and count what answers (see [`Inner::per_master`]).
 
 use std::{
     sync::{
@@ -225,7 +224,7 @@ impl Inner {
         ))
     }
 
-    /// Runs `cmd` on every master of the cluster, one by one, and returns
+    /// Runs `cmd` on every master of the cluster, each on its own, and returns
     /// the answers of those that answered and the failures of the others
     /// (address and error). Fails only when no master answers (or the
     /// cluster's slots cannot be read at all).
@@ -241,29 +240,34 @@ impl Inner {
         })?;
         let mut answers = Vec::new();
         let mut failures = Vec::new();
-        for addr in map.masters() {
-            let Some((host, port)) = addr
+        // All masters at once: a slow one delays the answer, not the others.
+        let asks = map.masters().into_iter().filter_map(|addr| {
+            let (host, port) = addr
                 .rsplit_once(':')
-                .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
-            else {
-                continue;
-            };
+                .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))?;
             let cmd = cmd.clone();
-            let answer = self
-                .link
-                .run(move |link, wanted| async move {
-                    let conn = link.conn().await?;
-                    wanted.check()?;
-                    let link::Conn::Cluster(mut conn) = conn else {
-                        return Err(redis::RedisError::from(std::io::Error::other(
-                            "not a cluster connection",
-                        )));
-                    };
-                    let routing =
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
-                    conn.route_command(cmd, routing).await
-                })
-                .await;
+            Some(async move {
+                let answer = self
+                    .link
+                    .run(move |link, wanted| async move {
+                        let conn = link.conn().await?;
+                        wanted.check()?;
+                        let link::Conn::Cluster(mut conn) = conn else {
+                            return Err(redis::RedisError::from(std::io::Error::other(
+                                "not a cluster connection",
+                            )));
+                        };
+                        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host,
+                            port,
+                        });
+                        conn.route_command(cmd, routing).await
+                    })
+                    .await;
+                (addr, answer)
+            })
+        });
+        for (addr, answer) in futures_util::future::join_all(asks).await {
             match answer {
                 Ok(value) => answers.push(value),
                 Err(error) => failures.push((addr, self.link.error(&error))),
