@@ -30,6 +30,14 @@
 //!   backends: a dead-letter topic in another cluster slot, a dead-letter
 //!   move repeated after a crash, a move that fails, and readers on two
 //!   nodes sharing one work queue.
+//! - [`node_down`]: one master of a 3-master cluster killed under a node:
+//!   its topics UNAVAILABLE naming their slot and master, the others served
+//!   (publish, fetch, a subscription, GetBroker, health), all served again
+//!   once it is back, without restarting the node.
+//! - [`one_view`]: several nodes on one Redis: one sweeps at a time, on the
+//!   topics due (and walks all of them now and then), another takes over
+//!   when it stops; totals are shared; `--max-topics` holds under
+//!   concurrent creations; disagreeing retention defaults are reported.
 //! - [`replicas`]: `--redis-wait-replicas`: a publish answered once a
 //!   replica has it, UNAVAILABLE (its records on the primary) when none
 //!   acknowledges within the timeout; on a cluster, the topic's own master
@@ -44,6 +52,8 @@ mod failover;
 mod faults;
 mod idempotence;
 mod node;
+mod node_down;
+mod one_view;
 mod queue;
 #[path = "../support/redis.rs"]
 mod redis_support;

@@ -560,3 +560,63 @@ impl RedisCluster {
         })
     }
 }
+
+impl RedisCluster {
+    /// A 3-master cluster like [`RedisCluster::start`], each node also
+    /// given `extra` (`--cluster-require-full-coverage no`,
+    /// `--appendonly yes`, ...).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "5000",
+        ];
+        args.extend_from_slice(extra);
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&args)).collect();
+        let addrs: Vec<String> = nodes.iter().map(RedisServer::addr).collect();
+        let mut create = vec!["--cluster", "create"];
+        create.extend(addrs.iter().map(String::as_str));
+        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        nodes[0].cli(&create);
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits (up to 30 s) until every running node reports
+    /// `cluster_state:ok`.
+    pub fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .nodes
+            .iter()
+            .filter(|node| node.ping())
+            .all(|node| node.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the Redis Cluster did not reach cluster_state:ok within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The index (into `nodes`) of the master serving `key`'s slot.
+    pub fn master_of(&self, key: &str) -> usize {
+        let slot: u16 = self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number");
+        (0..self.nodes.len())
+            .find(|&i| {
+                self.slots_of(i)
+                    .iter()
+                    .any(|&(low, high)| (low..=high).contains(&slot))
+            })
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
+    }
+}

@@ -273,9 +273,12 @@ impl Inner {
     }
 
     /// Notes a failure: one that says Redis is unavailable is what health
-    /// checks report until the next check.
+    /// checks report until the next check (not on a cluster, where one
+    /// master down is not the store's failure: health asks every master).
     pub(super) fn failed(&self, error: Error) -> Error {
-        if let Error::Unavailable(_) = &error {
+        if let Error::Unavailable(_) = &error
+            && !self.is_cluster()
+        {
             *self.health.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some((std::time::Instant::now(), Err(error.clone())));
         }
@@ -316,7 +319,8 @@ impl Inner {
                 .eval_replicated(script, &ctx, keys, all, replicas, timeout)
                 .await;
         }
-        self.link
+        let answer = self
+            .link
             .run(move |link, wanted| async move {
                 let mut conn = link.conn().await?;
                 let evalsha = evalsha(script, &keys, &all);
@@ -333,11 +337,29 @@ impl Inner {
                     answer => answer,
                 }
             })
-            .await
-            .map_err(|e| {
-                ctx.rule(&e)
-                    .unwrap_or_else(|| self.failed(self.link.error(&e)))
-            })
+            .await;
+        match answer {
+            Ok(value) => {
+                self.note_change(script, ctx.topic);
+                Ok(value)
+            }
+            Err(e) => Err(match ctx.rule(&e) {
+                Some(rule) => rule,
+                None => self.failed_on(ctx.topic, self.link.error(&e)).await,
+            }),
+        }
+    }
+
+    /// Notes the failure of a call on `topic`: in a cluster, names the
+    /// topic's slot and master (one master down is that topic's failure,
+    /// not the broker's: health is left alone); otherwise as
+    /// [`failed`](Self::failed).
+    pub(super) async fn failed_on(&self, topic: &TopicName, error: Error) -> Error {
+        if self.is_cluster() {
+            self.in_slot(topic, error).await
+        } else {
+            self.failed(error)
+        }
     }
 
     /// [`eval`](Self::eval) for a publish that waits for replicas: the
@@ -358,7 +380,7 @@ impl Inner {
         timeout: Duration,
     ) -> Result<Value> {
         let timeout_ms = timeout.as_millis().max(1);
-        let (value, acknowledged) = self
+        let answer = self
             .writes
             .run(move |link, wanted| async move {
                 let mut conn = link.conn().await?;
@@ -388,11 +410,17 @@ impl Inner {
                 let acknowledged: i64 = redis::from_redis_value(acknowledged.extract_error()?)?;
                 Ok((value, acknowledged))
             })
-            .await
-            .map_err(|e| {
-                ctx.rule(&e)
-                    .unwrap_or_else(|| self.failed(self.writes.error(&e)))
-            })?;
+            .await;
+        let (value, acknowledged) = match answer {
+            Ok(answer) => answer,
+            Err(e) => {
+                return Err(match ctx.rule(&e) {
+                    Some(rule) => rule,
+                    None => self.failed_on(ctx.topic, self.writes.error(&e)).await,
+                });
+            }
+        };
+        self.note_change(script, ctx.topic);
         if acknowledged < i64::from(replicas) {
             let retry = if ctx.producer.is_some() {
                 "retrying with the same producer and sequence is safe: it is answered as a duplicate"
@@ -546,15 +574,37 @@ impl Inner {
         {
             return Ok(memory);
         }
-        let value: Value = self
-            .command(redis::cmd("INFO").arg("memory").clone())
-            .await?;
-        let texts: Vec<String> = match value {
-            Value::Map(nodes) => nodes
+        let texts: Vec<String> = if self.is_cluster() {
+            // Master by master: one that does not answer costs only its
+            // figures, not every publish's memory check; and while one
+            // call asks (a master that does not answer may take the
+            // connect timeout), the others use the last figures.
+            let cached = *self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            let _asking = match self.slots.asking_memory() {
+                None if let Some((_, memory)) = cached => return Ok(memory),
+                asking => asking,
+            };
+            let (answers, failures) = self
+                .per_master(redis::cmd("INFO").arg("memory").clone())
+                .await?;
+            for (addr, error) in failures {
+                tracing::debug!(%addr, %error, "a Redis Cluster master's memory figures are missing");
+            }
+            answers
                 .into_iter()
-                .filter_map(|(_, info)| codec::text(info, "INFO").ok())
-                .collect(),
-            other => vec![codec::text(other, "INFO")?],
+                .filter_map(|info| codec::text(info, "INFO").ok())
+                .collect()
+        } else {
+            let value: Value = self
+                .command(redis::cmd("INFO").arg("memory").clone())
+                .await?;
+            match value {
+                Value::Map(nodes) => nodes
+                    .into_iter()
+                    .filter_map(|(_, info)| codec::text(info, "INFO").ok())
+                    .collect(),
+                other => vec![codec::text(other, "INFO")?],
+            }
         };
         let mut memory = Memory::default();
         for text in &texts {
@@ -912,7 +962,13 @@ impl Inner {
         {
             return health.clone();
         }
-        let health = self.command::<Value>(redis::cmd("PING")).await.map(drop);
+        // A cluster is healthy while a master answers: one that is down
+        // fails only its topics' calls (each naming it).
+        let health = if self.is_cluster() {
+            self.per_master(redis::cmd("PING")).await.map(drop)
+        } else {
+            self.command::<Value>(redis::cmd("PING")).await.map(drop)
+        };
         *self.health.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((std::time::Instant::now(), health.clone()));
         health

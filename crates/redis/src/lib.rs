@@ -21,7 +21,12 @@
 //! | `<prefix>:{<topic>}:dedupe-ids` | hash | record id → offset and publish time of its append |
 //! | `<prefix>:{<topic>}:dedupe-order` | list | the remembered appends of ids, oldest first |
 //! | `<prefix>:{<dlq>}:dead-letters:…` | string | in a dead-letter topic's slot: what one dead-letter move appended (see the `queue` module) |
-//! | `<prefix>:topics` | sorted set | every topic name (ListTopics) |
+//! | `<prefix>:topics` | sorted set | every topic name (ListTopics, `--max-topics`) |
+//! | `<prefix>:due` | sorted set | topic → when its sweep next has work (µs) |
+//! | `<prefix>:sweep-lease` | string | the node that sweeps now |
+//! | `<prefix>:stats` | hash | the shared topic totals and when they were taken (field `*`), and each topic's message and byte counts |
+//! | `<prefix>:stats-lease` | string | the node walking the topics for new totals |
+//! | `<prefix>:nodes` | hash | node → when it last checked in, its default retention |
 //! | `<prefix>:changes` | pub/sub channel | the name of each topic that changed |
 //!
 //! Topic names are `[A-Za-z0-9._-]`, so they never hold a brace and are
@@ -45,11 +50,37 @@
 //! shares that state, so a retry through another node is recognised. The
 //! plain publish keeps its script unchanged.
 //!
-//! The topic index lives outside the topics' slots: creation writes the
-//! topic, then the index; deletion removes the topic, then its index entry
-//! (and puts it back if the topic was re-created meanwhile). Between the
-//! two steps (or when Redis fails between them) a listing may miss a new
-//! topic or name a deleted one, which it then skips.
+//! The topic index lives outside the topics' slots: creation reserves the
+//! topic's index entry within `--max-topics` (one script on the index
+//! alone), then writes the topic, and removes the entry again if the topic
+//! was not written (and does not exist); deletion removes the topic, then
+//! its index entry (and puts it back if the topic was re-created
+//! meanwhile). Between the two steps (or when Redis fails between them) a
+//! listing may name a topic not written yet or one deleted, which it then
+//! skips; an entry left by a creation that failed twice over is removed by
+//! the sweep's full walk.
+//!
+//! # Many nodes
+//! Work about every topic is done by one node at a time, not by every node
+//! every second (the `view` module): the sweep (age retention, expired
+//! leases, idle producers, expired ids) runs on the node holding a lease,
+//! on the topics a due index names as due — each topic's sweep records
+//! when it next has work, and the nodes add the topics they change (a
+//! follow-up `ZADD` once a second: the scripts cannot write the index,
+//! which is in another slot) —, and walks every topic once a minute, which
+//! heals what a node that stopped between a change and its `ZADD` left
+//! out. Topic totals (GetBroker, `/metrics`) are a snapshot in Redis that
+//! one node at a time takes again when it is 2 s old; a node reads again
+//! the topics it changed since, and corrects the snapshot's figures for
+//! them. Nodes publish their retention defaults
+//! and warn when another live node's differ.
+//!
+//! # A Cluster master down
+//! A call on a topic whose master does not answer fails `UNAVAILABLE`
+//! naming the topic's slot and that master (the `slots` module); the other
+//! masters' topics are served. Such a failure does not make the store
+//! unhealthy: health and Redis' memory figures ask each master on its own
+//! and count those that answer; the totals leave out the topics that fail.
 //!
 //! # Waiting
 //! Long-polls and subscriptions wait on pub/sub notices, never by polling:
@@ -106,6 +137,12 @@
 //! - `wake`: the change notices that wake waiting readers.
 //! - `sentinel`: asking the Sentinels for the primary and checking it.
 //! - `target`: the `--store` URL.
+//! - `slots`: a topic's cluster slot and master, for the errors of a
+//!   master that is down; commands sent to each master on its own.
+//! - `view`: what the nodes share: the shared totals, the topic limit's
+//!   reservation, the nodes' defaults, what each node changed;
+//!   `sweep`: the sweep lease and the due index; `totals`: the shared
+//!   topic totals.
 //!
 //! # Failures
 //! A Redis that cannot be reached, times out or is down answers
@@ -119,8 +156,12 @@ mod link;
 mod queue;
 mod scripts;
 mod sentinel;
+mod slots;
 mod store;
+mod sweep;
 mod target;
+mod totals;
+mod view;
 mod wake;
 
 use std::{
@@ -228,6 +269,10 @@ struct Inner {
     stop: CancellationToken,
     health: Mutex<Option<(std::time::Instant, Result<()>)>>,
     memory: Mutex<Option<(std::time::Instant, Memory)>>,
+    /// A cluster's slot map, for the errors of a master that is down.
+    slots: slots::Slots,
+    /// What this node shares with the others (see the `view` module).
+    view: view::View,
 }
 
 impl Drop for Inner {
@@ -302,6 +347,8 @@ impl RedisStore {
             stop: CancellationToken::new(),
             health: Mutex::new(None),
             memory: Mutex::new(None),
+            slots: slots::Slots::default(),
+            view: view::View::default(),
         });
         link.spawn(wake::listen(
             source,

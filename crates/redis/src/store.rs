@@ -2,7 +2,7 @@
 //! (see [`calls`](super::calls)), plus the topic index for creation,
 //! listing and deletion.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,6 +13,8 @@ use super::{
     codec::{self, Items},
     queue,
     scripts::SCRIPTS,
+    totals::Totals,
+    view::Reserved,
 };
 use gostream_store::{
     error::{Error, Result},
@@ -32,16 +34,11 @@ impl Store for RedisStore {
         retention: RetentionOverrides,
     ) -> Result<TopicInfo> {
         let inner = &self.inner;
-        let count: u64 = inner
-            .command(redis::cmd("ZCARD").arg(inner.index()).clone())
-            .await?;
-        if count >= inner.limits.max_topics as u64 {
-            return Err(Error::ResourceExhausted(format!(
-                "cannot create topic {:?}: the broker holds {count} topics, its limit (--max-topics); delete a topic first",
-                name.as_str(),
-            )));
-        }
         let dedupe_window = window_arg(retention.dedupe_window)?;
+        // The limit is checked and the index entry reserved in one step
+        // (see the `view` module), so concurrent creations through other
+        // nodes cannot pass it.
+        let reserved = inner.reserve_topic(&name).await?;
         let generation = uuid::Uuid::new_v4().simple().to_string();
         let now = inner.clock.now_ns();
         let created = inner
@@ -59,20 +56,18 @@ impl Store for RedisStore {
                 ],
             )
             .await;
-        // The index entry, also for a topic that exists (it heals an entry
-        // a failed creation left out).
-        let indexed = inner
-            .command::<()>(
-                redis::cmd("ZADD")
-                    .arg(inner.index())
-                    .arg(0)
-                    .arg(name.as_str())
-                    .clone(),
-            )
-            .await;
-        let (info, _) = inner.topic_info(&name, created?)?;
-        indexed?;
-        Ok(info)
+        if reserved == Reserved::New
+            && let Err(error) = &created
+            && !matches!(error, Error::TopicAlreadyExists(_))
+        {
+            // Not created (or not known to be): the entry goes unless the
+            // topic is there. Should this fail too, the sweep removes the
+            // entry once it has missed the topic twice.
+            if let Err(undo) = inner.unlist_topic(name.as_str()).await {
+                tracing::debug!(topic = name.as_str(), error = %undo, "undoing a topic's index entry failed");
+            }
+        }
+        Ok(inner.topic_info(&name, created?)?.0)
     }
 
     async fn get_topic(&self, name: &TopicName) -> Result<TopicInfo> {
@@ -482,7 +477,18 @@ impl Store for RedisStore {
             },
             default_retention: inner.limits.default_retention,
         };
+        // The shared snapshot, brought up to date for the topics this
+        // node changed since (see the `totals` module).
+        if let Some(totals) = inner.current_totals().await? {
+            stats.topic_count = totals.topics;
+            stats.message_count = totals.messages;
+            stats.size_bytes = totals.bytes;
+            return Ok(stats);
+        }
+        let taken_ns = inner.clock.now_ns();
         let names = inner.all_topic_names().await?;
+        let mut complete = true;
+        let mut figures = Vec::with_capacity(names.len());
         for chunk in names.chunks(64) {
             let infos = futures_util::future::join_all(chunk.iter().filter_map(|name| {
                 let name = TopicName::parse(name.as_str()).ok()?;
@@ -495,59 +501,87 @@ impl Store for RedisStore {
                         stats.topic_count += 1;
                         stats.message_count += info.message_count;
                         stats.size_bytes += info.size_bytes;
+                        figures.push((info.name.to_string(), info.message_count, info.size_bytes));
                     }
                     Err(Error::TopicNotFound(_)) => {}
+                    // A cluster master that is down: its topics are left
+                    // out of the totals (and the totals are not shared).
+                    Err(Error::Unavailable(message)) if inner.is_cluster() => {
+                        tracing::debug!(%message, "a topic's figures are missing from the totals");
+                        complete = false;
+                    }
                     Err(error) => return Err(error),
                 }
             }
+        }
+        if complete {
+            let totals = Totals {
+                taken_ns,
+                topics: stats.topic_count,
+                messages: stats.message_count,
+                bytes: stats.size_bytes,
+            };
+            inner.share_totals(totals, figures).await?;
         }
         Ok(stats)
     }
 
     async fn enforce_retention(&self) -> Result<u64> {
         let inner = &self.inner;
-        let names = inner.all_topic_names().await?;
+        // Every node says which retention defaults it runs with (and
+        // hears the others'), now and then.
+        if let Err(error) = inner.register_node().await {
+            tracing::debug!(%error, "sharing this node's retention defaults failed");
+        }
+        // What this node changed goes to the due index, whoever sweeps.
+        if let Err(error) = inner.flush_touched().await {
+            tracing::debug!(%error, "noting changed topics in the due index failed");
+        }
+        // One node at a time sweeps (see the `view` module), and only the
+        // topics due, but for a full walk now and then.
+        if !inner.sweep_lease().await? {
+            return Ok(0);
+        }
+        let (plan, full) = inner.sweep_plan().await?;
         let now = inner.clock.now_ns();
         let mut dropped = 0;
-        for chunk in names.chunks(64) {
-            let results = futures_util::future::join_all(chunk.iter().filter_map(|name| {
-                let name = TopicName::parse(name.as_str()).ok()?;
-                Some(async move {
-                    let value = inner
-                        .eval(
-                            &SCRIPTS.enforce_retention,
-                            Ctx::topic(&name).idempotence(),
-                            "",
-                            now,
-                            vec![arg(duration_us(inner.limits.producer_idle_timeout))],
-                        )
-                        .await?;
-                    let mut items = Items::new(value, "retention")?;
-                    let dropped = items.number()?;
-                    // Dead-letter moves under way, per consumer.
-                    let mut pending = codec::array(items.next()?, "dead-letter moves")?.into_iter();
-                    while let (Some(id), Some(moves)) = (pending.next(), pending.next()) {
-                        let id =
-                            ConsumerId::parse(codec::text(id, "a consumer id")?).map_err(|e| {
-                                Error::Internal(format!("a consumer id in Redis is invalid: {e}"))
-                            })?;
-                        inner
-                            .finish_moves_logged(&name, &id, queue::moves(moves)?)
-                            .await;
-                    }
-                    Ok(dropped)
-                })
-            }))
+        let mut missing = HashSet::new();
+        let mut unavailable = None;
+        let mut swept = Vec::with_capacity(plan.len());
+        for chunk in plan.chunks(64) {
+            let results = futures_util::future::join_all(
+                chunk
+                    .iter()
+                    .map(|(name, _)| async move { inner.sweep_topic(name, now).await }),
+            )
             .await;
-            for result in results {
+            for ((name, read), result) in chunk.iter().zip(results) {
                 match result {
-                    Ok(n) => dropped += n,
-                    Err(Error::TopicNotFound(_)) => {}
+                    Ok((n, next)) => {
+                        dropped += n;
+                        swept.push((name.clone(), read.clone(), next));
+                    }
+                    Err(Error::TopicNotFound(_)) => {
+                        missing.insert(name.clone());
+                        swept.push((name.clone(), read.clone(), None));
+                    }
+                    // A cluster master that is down: the topics on the
+                    // others are swept all the same.
+                    Err(error @ Error::Unavailable(_)) if inner.is_cluster() => {
+                        unavailable.get_or_insert(error);
+                    }
                     Err(error) => return Err(error),
                 }
             }
         }
-        Ok(dropped)
+        inner.reschedule(swept).await?;
+        if full {
+            inner.forget_missing(missing).await;
+        }
+        match unavailable {
+            Some(error) => Err(error),
+            None => Ok(dropped),
+        }
     }
 
     async fn close(&self) -> Result<()> {
@@ -561,6 +595,42 @@ impl Store for RedisStore {
 
     async fn health(&self) -> Result<()> {
         self.inner.health().await
+    }
+}
+
+impl Inner {
+    /// One topic's sweep (`enforce_retention.lua`): retention by age,
+    /// idle producers, expired ids, per-message consumers' expired leases
+    /// (and the dead-letter moves they start). Returns how many messages
+    /// it dropped and when the topic next has work, in microseconds since
+    /// the epoch (`None`: nothing expires by time). A name that is not a
+    /// topic name is not found.
+    async fn sweep_topic(&self, name: &str, now: u64) -> Result<(u64, Option<u64>)> {
+        let name = TopicName::parse(name).map_err(|_| Error::TopicNotFound(name.to_owned()))?;
+        let value = self
+            .eval(
+                &SCRIPTS.enforce_retention,
+                Ctx::topic(&name).idempotence(),
+                "",
+                now,
+                vec![arg(duration_us(self.limits.producer_idle_timeout))],
+            )
+            .await?;
+        let mut items = Items::new(value, "retention")?;
+        let dropped = items.number()?;
+        // Dead-letter moves under way, per consumer.
+        let mut pending = codec::array(items.next()?, "dead-letter moves")?.into_iter();
+        while let (Some(id), Some(moves)) = (pending.next(), pending.next()) {
+            let id = ConsumerId::parse(codec::text(id, "a consumer id")?)
+                .map_err(|e| Error::Internal(format!("a consumer id in Redis is invalid: {e}")))?;
+            self.finish_moves_logged(&name, &id, queue::moves(moves)?)
+                .await;
+        }
+        if dropped > 0 {
+            self.note_totals_changed(&name);
+        }
+        let next = items.optional()?;
+        Ok((dropped, next))
     }
 }
 
