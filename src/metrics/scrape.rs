@@ -290,6 +290,13 @@ impl Snapshot {
         let topics = Gauge::<i64>::default();
         topics.set(signed(self.stats.topic_count));
         registry.register("topics", "Topics the broker holds", topics);
+        let mismatch = Gauge::<i64>::default();
+        mismatch.set(i64::from(self.stats.config_mismatch.is_some()));
+        registry.register(
+            "store_config_mismatch",
+            "1 while the nodes sharing this store disagree on a setting that should be the same on all of them (on Redis: the default retention; the log says which)",
+            mismatch,
+        );
         store_up(registry, true)
     }
 }

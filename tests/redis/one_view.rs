@@ -227,10 +227,13 @@ async fn totals_are_shared_and_show_other_nodes_changes_within_seconds() {
         let stats = c.stats().await.expect("stats");
         assert_eq!((stats.topic_count, stats.message_count), (20, 20));
     }
-    assert_eq!(
-        scripts_run(&server),
-        0,
-        "GetBroker on a node that changed nothing reads the shared totals"
+    // A walk is one script per topic (20). The snapshot may come of age
+    // (2 s) during the calls on a slow machine, so one walk is allowed;
+    // a walk per call (100) is not.
+    let scripts = scripts_run(&server);
+    assert!(
+        scripts <= 20,
+        "5 GetBroker calls on a node that changed nothing ran {scripts} scripts: they read the shared totals, walking the topics at most once"
     );
 
     // A change through B shows on B at once, by reading that topic again,
@@ -242,8 +245,8 @@ async fn totals_are_shared_and_show_other_nodes_changes_within_seconds() {
     }
     let scripts = scripts_run(&server);
     assert!(
-        scripts <= 5,
-        "5 GetBroker calls on a node that changed one topic ran {scripts} scripts: one read of that topic each"
+        scripts <= 5 + 20,
+        "5 GetBroker calls on a node that changed one topic ran {scripts} scripts: one read of that topic each (and at most one walk of the 20 topics when the snapshot came of age)"
     );
 
     // And on C within the snapshot's age.
@@ -299,6 +302,9 @@ async fn nodes_with_different_retention_defaults_are_reported() {
         stores[0].enforce_retention().await.expect("sweep");
     }
     assert!(stores[0].config_mismatch().is_some());
+    // GetBroker's and /metrics' figures carry it too.
+    let stats = stores[2].stats().await.expect("stats");
+    assert_eq!(stats.config_mismatch, stores[2].config_mismatch());
 
     // Nodes that agree report nothing.
     let agreeing = nodes(&server.url(), &[hour, hour]);

@@ -476,6 +476,7 @@ impl Store for RedisStore {
                 max => max,
             },
             default_retention: inner.limits.default_retention,
+            config_mismatch: self.config_mismatch(),
         };
         // The shared snapshot, brought up to date for the topics this
         // node changed since (see the `totals` module).

@@ -832,6 +832,7 @@ impl<F: LogFactory> Store for Engine<F> {
                 .saturating_add(self.factory.shared_memory_bytes()),
             max_memory_bytes: self.limits.max_memory_bytes,
             default_retention: self.limits.default_retention,
+            config_mismatch: None,
         };
         for topic in self.all_topics() {
             let Ok(state) = topic.lock() else { continue };

@@ -939,7 +939,7 @@ impl RetentionUpdate {
 }
 
 /// The broker-wide figures (GetBroker).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreStats {
     /// Which backend: `memory`, `disk`, `discard`, `redis` or
     /// `redis-cluster`.
@@ -957,6 +957,11 @@ pub struct StoreStats {
     pub max_memory_bytes: u64,
     /// The retention of topics that do not set their own.
     pub default_retention: RetentionPolicy,
+    /// Set when the nodes sharing this store disagree on a setting that
+    /// should be the same on all of them (on Redis: the default
+    /// retention); says which nodes and values. `None` for a store no
+    /// other node shares.
+    pub config_mismatch: Option<String>,
 }
 
 /// Where the store reads the time: publish and creation times, and the age

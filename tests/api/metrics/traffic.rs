@@ -226,6 +226,11 @@ async fn known_traffic_is_counted_exactly() {
     // The broker.
     assert_eq!(samples.value("gostream_topics", &[]), 1.0);
     assert_eq!(
+        samples.value("gostream_store_config_mismatch", &[]),
+        0.0,
+        "a broker no other node shares agrees with itself"
+    );
+    assert_eq!(
         samples.value("gostream_max_memory_bytes", &[]),
         MAX_MEMORY_BYTES as f64
     );
