@@ -744,6 +744,7 @@ impl Inner {
         }
     }
 
+    /// A plain publish.
     pub(super) async fn publish(
         &self,
         topic: &TopicName,
@@ -752,15 +753,21 @@ impl Inner {
         check_records(&records, self.limits.max_message_bytes)?;
         self.check_memory().await?;
         let count = records.len() as u64;
-        let mut args = Vec::with_capacity(2 + 4 * records.len());
+        let encoded = records.iter().map(codec::encode_record).collect();
+        Ok(PublishAck {
+            first_offset: self.publish_call(topic, encoded).await?,
+            count,
+            ..PublishAck::default()
+        })
+    }
+
+    /// One call of the publish script: appends `records` (encoded) to
+    /// `topic`; returns the first one's offset.
+    pub(super) async fn publish_call(&self, topic: &TopicName, records: Vec<Bytes>) -> Result<u64> {
+        let mut args = Vec::with_capacity(2 + records.len());
         args.push(Bytes::from(self.channel()));
         args.push(Bytes::from(topic.to_string()));
-        for record in records {
-            args.push(arg(record.size()));
-            args.push(record.key);
-            args.push(record.value);
-            args.push(Bytes::from(codec::encode_headers(&record.headers)));
-        }
+        args.extend(records);
         let value = self
             .eval(
                 &SCRIPTS.publish,
@@ -771,11 +778,7 @@ impl Inner {
             )
             .await?;
         self.waiters.wake(topic.as_str());
-        Ok(PublishAck {
-            first_offset: codec::number(value, "a publish")?,
-            count,
-            ..PublishAck::default()
-        })
+        codec::number(value, "a publish")
     }
 
     /// A publish with options: the producer's sequence checked and moved
@@ -815,7 +818,7 @@ impl Inner {
         } else {
             0
         };
-        let mut args = Vec::with_capacity(10 + ids + 4 * records.len());
+        let mut args = Vec::with_capacity(10 + ids + records.len());
         args.extend([
             Bytes::from(self.channel()),
             Bytes::from(topic.to_string()),
@@ -834,12 +837,7 @@ impl Inner {
                     .map_or_else(Bytes::new, |id| Bytes::from(id.as_str().to_owned()))
             }));
         }
-        for record in records {
-            args.push(arg(record.size()));
-            args.push(record.key);
-            args.push(record.value);
-            args.push(Bytes::from(codec::encode_headers(&record.headers)));
-        }
+        args.extend(records.iter().map(codec::encode_record));
         let value = self
             .eval(
                 &SCRIPTS.publish_with,

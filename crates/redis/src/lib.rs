@@ -10,7 +10,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides, dedupe window |
-//! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1`; fields `t` (publish time), `s` (size), `k`, `v` and, with headers, `h` |
+//! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1`, one field: the publish time → the record (a version byte, its size, key, headers and value; see the `codec` module); entries of the older layout (fields `t`, `s`, `k`, `v`, `h`) are still read |
 //! | `<prefix>:{<topic>}:consumers` | hash | consumer id → offset, committed offset, mode, ack timeout, creation time |
 //! | `<prefix>:{<topic>}:consumer-ids` | sorted set | consumer ids, for listing in order |
 //! | `<prefix>:{<topic>}:outstanding` | hash | consumer id → deliveries not yet committed (manual mode) |

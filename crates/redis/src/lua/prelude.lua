@@ -76,10 +76,26 @@ local function describe(t)
   return {t.gen, t.created, str(t.start), str(t.stop), str(t.bytes), t.rm or '', t.rb or '', t.ra or '', t.dw}
 end
 
--- Entries are stored with the ID '<offset>-1' and the fields
--- t (publish time), s (size), k (key), v (value) and, with headers, h.
-local function entry_time(e) return e[2][2] end
-local function entry_size(e) return num(e[2][4]) end
+-- Entries are stored with the ID '<offset>-1' and one field: its name is
+-- the publish time, its value the record (a version byte, then the size as
+-- a little-endian 32-bit number, ...; see the `codec` module). Entries
+-- written before that layout have the fields t (publish time), s (size),
+-- k (key), v (value) and, with headers, h.
+local function entry_time(e)
+  local f = e[2]
+  if f[1] == 't' then
+    return f[2]
+  end
+  return f[1]
+end
+local function record_size(record) return (struct.unpack('<I4', record, 2)) end
+local function entry_size(e)
+  local f = e[2]
+  if f[1] == 't' then
+    return num(f[4])
+  end
+  return record_size(f[2])
+end
 
 -- Drops the messages below offset `upto`, which hold `freed` bytes.
 local function drop_below(t, upto, freed)
@@ -448,26 +464,22 @@ local function info(t, id, c)
     c.mode, str(c.ack), c.created, q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], oldest}
 end
 
--- Appends the records ARGV holds from index `first` on, four per record
--- (size, key, value, headers: '' = none), but those whose number (1 for
--- the first) `skip` holds, if given; applies retention and saves the
--- topic; returns the first record's offset.
+-- Appends the records ARGV holds from index `first` on, one per record
+-- (encoded as the entry's field value), but those whose number (1 for the
+-- first) `skip` holds, if given; applies retention and saves the topic;
+-- returns the first record's offset.
 local function append(t, first, skip)
   local time = NOW
   if t.last > time then
     time = t.last
   end
   local start = t.stop
-  for b = first, #ARGV, 4 do
-    if not (skip and skip[(b - first) / 4 + 1]) then
-      if ARGV[b + 3] == '' then
-        redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2])
-      else
-        redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2],
-          'h', ARGV[b + 3])
-      end
+  for b = first, #ARGV do
+    if not (skip and skip[b - first + 1]) then
+      local record = ARGV[b]
+      redis.call('XADD', LOG, str(t.stop) .. '-1', time, record)
       t.stop = t.stop + 1
-      t.bytes = t.bytes + tonumber(ARGV[b])
+      t.bytes = t.bytes + record_size(record)
     end
   end
   t.last = time
