@@ -38,6 +38,7 @@
 mod cluster;
 mod faults;
 mod idempotence;
+mod layout;
 mod node;
 mod queue;
 #[path = "../support/redis.rs"]

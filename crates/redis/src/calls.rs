@@ -744,9 +744,10 @@ impl Inner {
         }
     }
 
-    /// A plain publish.
+    /// A plain publish: checked here, then appended by the topic's next
+    /// grouped call (see the `group` module).
     pub(super) async fn publish(
-        &self,
+        self: &std::sync::Arc<Self>,
         topic: &TopicName,
         records: Vec<Record>,
     ) -> Result<PublishAck> {
@@ -755,7 +756,7 @@ impl Inner {
         let count = records.len() as u64;
         let encoded = records.iter().map(codec::encode_record).collect();
         Ok(PublishAck {
-            first_offset: self.publish_call(topic, encoded).await?,
+            first_offset: self.publish_grouped(topic, encoded).await?,
             count,
             ..PublishAck::default()
         })

@@ -98,6 +98,7 @@
 
 mod calls;
 mod codec;
+mod group;
 mod link;
 mod queue;
 mod scripts;
@@ -202,6 +203,8 @@ struct Inner {
     prefix: String,
     kind: &'static str,
     waiters: Arc<Waiters>,
+    /// Plain publishes waiting to be sent together (group commit).
+    groups: group::Groups,
     limits: StoreLimits,
     /// This broker's budget: the responses it holds for its clients (the
     /// messages are Redis' memory, checked against its own figures).
@@ -264,6 +267,7 @@ impl RedisStore {
             prefix: options.key_prefix,
             kind,
             waiters: Arc::new(Waiters::default()),
+            groups: group::Groups::default(),
             budget: gostream_store::MemoryBudget::for_limits(&limits),
             limits,
             clock,
