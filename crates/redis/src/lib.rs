@@ -41,8 +41,14 @@
 //! runs its own script (`publish_with.lua`), which checks and moves the
 //! producer's sequence, skips the records whose ids the topic remembers and
 //! remembers the new ones, in the same step as the append: every node
-//! shares that state, so a retry through another node is recognised. The
-//! plain publish keeps its script unchanged.
+//! shares that state, so a retry through another node is recognised.
+//!
+//! Plain publishes to one topic are sent together (group commit, the
+//! `group` module): while a publish script for a topic is in flight from a
+//! node, the plain publishes to it that arrive queue up, and go out as one
+//! script call when it answers, each caller getting its own first offset
+//! (its records stay contiguous, in the order the calls queued) or the
+//! call's error.
 //!
 //! The topic index lives outside the topics' slots: creation writes the
 //! topic, then the index; deletion removes the topic, then its index entry
@@ -84,6 +90,7 @@
 //!   `scripts` compiles them in.
 //! - `queue`: per-message consumers: settling, settings, and the
 //!   dead-letter move across slots, idempotent.
+//! - `group`: group commit of plain publishes.
 //! - `codec`: how a message is stored in a stream entry, and answers read.
 //! - `link`: the connections (standalone or cluster), timeouts, where
 //!   commands run, and what a Redis failure means to a client.
