@@ -29,7 +29,7 @@ async fn entries_an_earlier_version_wrote_are_still_read() {
             &log,
             &format!("{offset}-1"),
             "t",
-            "00000001000000000042",
+            "00000000001000000042",
             "s",
             "5",
             "k",
@@ -46,7 +46,7 @@ async fn entries_an_earlier_version_wrote_are_still_read() {
         "bytes",
         "10",
         "last",
-        "00000001000000000042",
+        "00000000001000000042",
     ]);
     node.create_consumer("legacy", "reader").await;
 

@@ -219,6 +219,10 @@ pub(super) fn optional_arg(value: Option<u64>) -> Bytes {
     value.map_or_else(Bytes::new, arg)
 }
 
+/// The most consumers whose next offset a node remembers for its fetches
+/// (past that it forgets them all, and learns them again by fetching).
+const MAX_FETCH_HINTS: usize = 4096;
+
 /// A read's or fetch's answer, before it is known whether to wait.
 pub(super) struct Answer {
     generation: String,
@@ -293,22 +297,7 @@ impl Inner {
         now_ns: u64,
         args: Vec<Bytes>,
     ) -> Result<Value> {
-        let mut keys = self.keys(ctx.topic).to_vec();
-        if ctx.idempotence {
-            keys.extend(self.idempotence_keys(ctx.topic));
-        }
-        keys.extend(ctx.extra_key.clone());
-        let defaults = self.limits.default_retention;
-        let mut all = Vec::with_capacity(6 + args.len());
-        all.extend([
-            Bytes::from(generation.to_owned()),
-            Bytes::from(codec::padded_ns(now_ns)),
-            arg(now_ns / 1000),
-            arg(defaults.max_messages),
-            arg(defaults.max_bytes),
-            arg(duration_ns(defaults.max_age)),
-        ]);
-        all.extend(args);
+        let (keys, all) = self.script_input(&ctx, generation, now_ns, args);
         if ctx.replicated
             && let Some((replicas, timeout)) = self.wait
         {
@@ -331,6 +320,78 @@ impl Inner {
                         evalsha.query_async(&mut conn).await
                     }
                     answer => answer,
+                }
+            })
+            .await
+            .map_err(|e| {
+                ctx.rule(&e)
+                    .unwrap_or_else(|| self.failed(self.link.error(&e)))
+            })
+    }
+
+    /// The keys and arguments of a script call (see [`eval`](Self::eval)).
+    fn script_input(
+        &self,
+        ctx: &Ctx<'_>,
+        generation: &str,
+        now_ns: u64,
+        args: Vec<Bytes>,
+    ) -> (Vec<String>, Vec<Bytes>) {
+        let mut keys = self.keys(ctx.topic).to_vec();
+        if ctx.idempotence {
+            keys.extend(self.idempotence_keys(ctx.topic));
+        }
+        keys.extend(ctx.extra_key.clone());
+        let defaults = self.limits.default_retention;
+        let mut all = Vec::with_capacity(6 + args.len());
+        all.extend([
+            Bytes::from(generation.to_owned()),
+            Bytes::from(codec::padded_ns(now_ns)),
+            arg(now_ns / 1000),
+            arg(defaults.max_messages),
+            arg(defaults.max_bytes),
+            arg(duration_ns(defaults.max_age)),
+        ]);
+        all.extend(args);
+        (keys, all)
+    }
+
+    /// [`eval`](Self::eval), then `then` (a command on the topic's keys),
+    /// as one transaction (`MULTI` … `EXEC`): nothing runs between the
+    /// two. Returns both answers.
+    async fn eval_then(
+        &self,
+        script: &'static Script,
+        ctx: Ctx<'_>,
+        generation: &str,
+        now_ns: u64,
+        args: Vec<Bytes>,
+        then: redis::Cmd,
+    ) -> Result<(Value, Value)> {
+        let (keys, all) = self.script_input(&ctx, generation, now_ns, args);
+        self.link
+            .run(move |link, wanted| async move {
+                let mut conn = link.conn().await?;
+                let mut pipe = redis::pipe();
+                // Each answer on its own: the script's error (a broker
+                // rule, NOSCRIPT) is read as `eval` reads it.
+                pipe.atomic()
+                    .ignore_errors()
+                    .add_command(evalsha(script, &keys, &all))
+                    .add_command(then);
+                wanted.check()?;
+                let (value, then) = pipe.query_async::<(Value, Value)>(&mut conn).await?;
+                match value.extract_error() {
+                    // As in `eval`: load it, then the whole transaction
+                    // again (the refused script changed nothing).
+                    Err(error) if no_script(&error) => {
+                        wanted.check()?;
+                        script.load_async(&mut conn).await?;
+                        wanted.check()?;
+                        let (value, then) = pipe.query_async::<(Value, Value)>(&mut conn).await?;
+                        Ok((value.extract_error()?, then.extract_error()?))
+                    }
+                    answer => Ok((answer?, then.extract_error()?)),
                 }
             })
             .await
@@ -632,6 +693,15 @@ impl Inner {
     }
 
     /// One try of a fetch; `last` makes an empty batch the answer.
+    ///
+    /// When this node knows where the consumer should be (its previous
+    /// fetch left it there), the fetch script runs in one transaction with
+    /// an `XRANGE` from there: if the consumer is there and the whole batch
+    /// fits the byte limit by the topic's largest record, the script only
+    /// moves the consumer and the entries come from the `XRANGE`, which
+    /// Redis answers without converting them for Lua (the bulk of a
+    /// script's cost); otherwise the script collects them itself, as
+    /// without a hint.
     pub(super) async fn fetch_once(
         &self,
         topic: &TopicName,
@@ -641,20 +711,33 @@ impl Inner {
         last: bool,
         now_ns: u64,
     ) -> Result<Answer> {
-        let value = self
-            .eval(
-                &SCRIPTS.fetch,
-                Ctx::consumer(topic, id),
-                generation,
-                now_ns,
-                vec![
-                    arg(id),
-                    arg(limits.max_messages),
-                    arg(limits.max_bytes),
-                    Bytes::from_static(if last { b"1" } else { b"0" }),
-                ],
-            )
-            .await?;
+        let hint = self.fetch_hint(topic, id, None);
+        let args = vec![
+            arg(id),
+            arg(limits.max_messages),
+            arg(limits.max_bytes),
+            Bytes::from_static(if last { b"1" } else { b"0" }),
+            optional_arg(hint),
+        ];
+        let ctx = Ctx::consumer(topic, id);
+        let (value, range) = match hint {
+            Some(from) => {
+                let range = redis::cmd("XRANGE")
+                    .arg(self.key(topic, "log"))
+                    .arg(from)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limits.max_messages)
+                    .clone();
+                self.eval_then(&SCRIPTS.fetch, ctx, generation, now_ns, args, range)
+                    .await?
+            }
+            None => (
+                self.eval(&SCRIPTS.fetch, ctx, generation, now_ns, args)
+                    .await?,
+                Value::Nil,
+            ),
+        };
         let mut items = Items::new(value, "a fetch")?;
         let mut answer = Answer {
             generation: items.text()?,
@@ -663,8 +746,27 @@ impl Inner {
             next_offset: items.number()?,
             end_offset: items.number()?,
             due_us: u64::try_from(items.signed()?).ok(),
-            messages: codec::messages(items.next()?)?,
+            messages: Vec::new(),
             moves: Vec::new(),
+        };
+        answer.messages = match items.next()? {
+            // The script moved the consumer over this many, which the
+            // `XRANGE` answered.
+            Value::Int(count) => {
+                let mut messages = codec::messages(range)?;
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                let from = hint.unwrap_or_default();
+                if messages.len() < count || messages.first().map(|m| m.offset) != Some(from) {
+                    return Err(Error::Internal(format!(
+                        "a fetch from offset {from} of topic {:?} found {} of the {count} messages Redis moved consumer \"{id}\" over",
+                        topic.as_str(),
+                        messages.len()
+                    )));
+                }
+                messages.truncate(count);
+                messages
+            }
+            entries => codec::messages(entries)?,
         };
         let counts = codec::array(items.next()?, "delivery counts")?;
         for (message, count) in answer.messages.iter_mut().zip(counts) {
@@ -672,7 +774,26 @@ impl Inner {
                 u32::try_from(codec::number(count, "a delivery count")?).unwrap_or(u32::MAX);
         }
         answer.moves = queue::moves(items.next()?)?;
+        let next = items.optional()?;
+        self.fetch_hint(topic, id, Some(next));
         Ok(answer)
+    }
+
+    /// Where this node expects `id` at its next fetch; with `set`, notes
+    /// that instead (`Some(None)`: no hint, per-message consumers).
+    fn fetch_hint(&self, topic: &TopicName, id: &ConsumerId, set: Option<Option<u64>>) -> Option<u64> {
+        let mut hints = self.fetch_hints.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (topic.clone(), id.clone());
+        match set {
+            None => hints.get(&key).copied(),
+            Some(Some(offset)) => {
+                if hints.len() >= MAX_FETCH_HINTS && !hints.contains_key(&key) {
+                    hints.clear();
+                }
+                hints.insert(key, offset)
+            }
+            Some(None) => hints.remove(&key),
+        }
     }
 
     /// A read (`consumer` None) or fetch, waiting up to `wait` (capped at

@@ -212,6 +212,9 @@ struct Inner {
     waiters: Arc<Waiters>,
     /// Plain publishes waiting to be sent together (group commit).
     groups: group::Groups,
+    /// Where each consumer this node fetched for should be at its next
+    /// fetch (a hint, see `fetch_once`).
+    fetch_hints: Mutex<std::collections::HashMap<(gostream_store::TopicName, gostream_store::ConsumerId), u64>>,
     limits: StoreLimits,
     /// This broker's budget: the responses it holds for its clients (the
     /// messages are Redis' memory, checked against its own figures).
@@ -275,6 +278,7 @@ impl RedisStore {
             kind,
             waiters: Arc::new(Waiters::default()),
             groups: group::Groups::default(),
+            fetch_hints: Mutex::default(),
             budget: gostream_store::MemoryBudget::for_limits(&limits),
             limits,
             clock,

@@ -474,13 +474,26 @@ local function append(t, first, skip)
     time = t.last
   end
   local start = t.stop
+  local mx = nil
+  if t.mx then
+    mx = num(t.mx)
+  elseif t.start == t.stop then
+    mx = 0
+  end
   for b = first, #ARGV do
     if not (skip and skip[b - first + 1]) then
       local record = ARGV[b]
+      local size = record_size(record)
       redis.call('XADD', LOG, str(t.stop) .. '-1', time, record)
       t.stop = t.stop + 1
-      t.bytes = t.bytes + record_size(record)
+      t.bytes = t.bytes + size
+      if mx and size > mx then
+        mx = size
+      end
     end
+  end
+  if mx then
+    t.mx = str(mx)
   end
   t.last = time
   retain(t)
