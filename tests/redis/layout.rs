@@ -142,7 +142,8 @@ async fn entries_an_earlier_version_wrote_are_still_read() {
 async fn single_publishes_in_flight_together_each_get_their_offset() {
     const PUBLISHERS: usize = 64;
     const EACH: usize = 20;
-    let node = Node::start(&shared_server().url(), &unique_prefix()).await;
+    let prefix = unique_prefix();
+    let node = Node::start(&shared_server().url(), &prefix).await;
     node.create_topic("many").await;
     let mut tasks = Vec::new();
     for p in 0..PUBLISHERS {
@@ -208,5 +209,9 @@ async fn single_publishes_in_flight_together_each_get_their_offset() {
         );
     }
     assert_eq!(got, expected, "each record at the offset its publish was given");
+    // The topic knows its largest record, which lets a fetch skip sizes.
+    let largest = expected.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+    let mx = shared_server().cli(&["HGET", &format!("{prefix}:{{many}}:meta"), "mx"]);
+    assert_eq!(mx.trim(), largest.to_string());
     node.stop().await;
 }

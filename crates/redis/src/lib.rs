@@ -9,7 +9,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides, dedupe window |
+//! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides, dedupe window, the largest record's size since the topic was last empty (`mx`) |
 //! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1`, one field: the publish time → the record (a version byte, its size, key, headers and value; see the `codec` module); entries of the older layout (fields `t`, `s`, `k`, `v`, `h`) are still read |
 //! | `<prefix>:{<topic>}:consumers` | hash | consumer id → offset, committed offset, mode, ack timeout, creation time |
 //! | `<prefix>:{<topic>}:consumer-ids` | sorted set | consumer ids, for listing in order |
@@ -32,7 +32,14 @@
 //! its explicit ID, moves the end, applies count, size and age retention
 //! and publishes a change notice, atomically; the fetch script reads and
 //! advances a consumer in one step, so two nodes fetching for one consumer
-//! never hand out the same message. Times come from the node's [`Clock`]
+//! never hand out the same message. A node remembers where each consumer
+//! it fetched for should be next; its next fetch sends the script and an
+//! `XRANGE` from there as one transaction (`MULTI`): when the consumer is
+//! there and the batch fits the byte limit by the topic's largest record
+//! (`mx` in the meta hash), the script only moves the consumer and the
+//! entries come from the `XRANGE`, which Redis serves without converting
+//! them for Lua; otherwise the script collects them as before, and the
+//! `XRANGE`'s answer is dropped. Times come from the node's [`Clock`]
 //! and are passed in: publish times never decrease along a topic (the
 //! script keeps the latest). A topic's generation (random, set at creation)
 //! lets a subscription notice that its topic was deleted and re-created.

@@ -54,19 +54,26 @@ local function ns_minus(a, b)
 end
 
 -- The topic, or GSNOTFOUND when it is absent or of another generation.
+-- `mx` is the size of the largest record appended since the topic was
+-- last empty (nil when not known: a topic written by an earlier version).
 local function topic(gen)
-  local m = redis.call('HMGET', META, 'gen', 'start', 'end', 'bytes', 'last', 'rm', 'rb', 'ra', 'created', 'dw')
+  local m = redis.call('HMGET', META, 'gen', 'start', 'end', 'bytes', 'last', 'rm', 'rb', 'ra', 'created', 'dw', 'mx')
   if not m[1] or (gen ~= '' and m[1] ~= gen) then
     fail('GSNOTFOUND')
   end
   return {
     gen = m[1], start = num(m[2]), stop = num(m[3]), bytes = num(m[4]), last = m[5] or '',
-    rm = m[6], rb = m[7], ra = m[8], created = m[9] or '0', dw = m[10] or '',
+    rm = m[6], rb = m[7], ra = m[8], created = m[9] or '0', dw = m[10] or '', mx = m[11],
   }
 end
 
 local function save(t)
-  redis.call('HSET', META, 'start', str(t.start), 'end', str(t.stop), 'bytes', str(t.bytes), 'last', t.last)
+  if t.mx then
+    redis.call('HSET', META, 'start', str(t.start), 'end', str(t.stop), 'bytes', str(t.bytes), 'last', t.last,
+      'mx', t.mx)
+  else
+    redis.call('HSET', META, 'start', str(t.start), 'end', str(t.stop), 'bytes', str(t.bytes), 'last', t.last)
+  end
 end
 
 -- What GetTopic shows: generation, creation time, start, end, bytes, the
