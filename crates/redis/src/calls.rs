@@ -886,9 +886,15 @@ impl Inner {
     /// One call of the publish script: appends `records` (encoded) to
     /// `topic`; returns the first one's offset.
     pub(super) async fn publish_call(&self, topic: &TopicName, records: Vec<Bytes>) -> Result<u64> {
-        let mut args = Vec::with_capacity(2 + records.len());
+        let sizes = records.iter().map(|record| codec::record_size(record));
+        let (total, largest) = sizes.fold((0, 0), |(total, largest), size| {
+            (total + size, largest.max(size))
+        });
+        let mut args = Vec::with_capacity(4 + records.len());
         args.push(Bytes::from(self.channel()));
         args.push(Bytes::from(topic.to_string()));
+        args.push(arg(total));
+        args.push(arg(largest));
         args.extend(records);
         let value = self
             .eval(

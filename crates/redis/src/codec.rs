@@ -57,6 +57,14 @@ pub(super) fn encode_record(record: &Record) -> Bytes {
     Bytes::from(out)
 }
 
+/// The size ([`Record::size`]) an [`encode_record`] blob holds.
+pub(super) fn record_size(encoded: &[u8]) -> u64 {
+    encoded
+        .get(1..5)
+        .and_then(|word| <[u8; 4]>::try_from(word).ok())
+        .map_or(0, |word| u64::from(u32::from_le_bytes(word)))
+}
+
 /// The headers as one field (empty when there are none).
 #[cfg(test)]
 fn encode_headers(headers: &Headers) -> Vec<u8> {
@@ -324,6 +332,7 @@ mod tests {
         let encoded = encode_record(&record);
         assert_eq!(encoded[0], 1);
         assert_eq!(encoded[1..5], (record.size() as u32).to_le_bytes());
+        assert_eq!(record_size(&encoded), record.size() as u64);
         let entry = Value::Array(vec![
             bulk(b"12-1"),
             Value::Array(vec![bulk(b"00000000000000000042"), bulk(&encoded)]),

@@ -474,8 +474,10 @@ end
 -- Appends the records ARGV holds from index `first` on, one per record
 -- (encoded as the entry's field value), but those whose number (1 for the
 -- first) `skip` holds, if given; applies retention and saves the topic;
--- returns the first record's offset.
-local function append(t, first, skip)
+-- returns the first record's offset. Without `skip`, `sizes` may give the
+-- records' total size and the largest one's ({total, largest}), which
+-- saves reading each record's.
+local function append(t, first, skip, sizes)
   local time = NOW
   if t.last > time then
     time = t.last
@@ -487,15 +489,26 @@ local function append(t, first, skip)
   elseif t.start == t.stop then
     mx = 0
   end
-  for b = first, #ARGV do
-    if not (skip and skip[b - first + 1]) then
-      local record = ARGV[b]
-      local size = record_size(record)
-      redis.call('XADD', LOG, str(t.stop) .. '-1', time, record)
+  if sizes then
+    for b = first, #ARGV do
+      redis.call('XADD', LOG, str(t.stop) .. '-1', time, ARGV[b])
       t.stop = t.stop + 1
-      t.bytes = t.bytes + size
-      if mx and size > mx then
-        mx = size
+    end
+    t.bytes = t.bytes + sizes[1]
+    if mx and sizes[2] > mx then
+      mx = sizes[2]
+    end
+  else
+    for b = first, #ARGV do
+      if not (skip and skip[b - first + 1]) then
+        local record = ARGV[b]
+        local size = record_size(record)
+        redis.call('XADD', LOG, str(t.stop) .. '-1', time, record)
+        t.stop = t.stop + 1
+        t.bytes = t.bytes + size
+        if mx and size > mx then
+          mx = size
+        end
       end
     end
   end
