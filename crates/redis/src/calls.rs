@@ -781,8 +781,16 @@ impl Inner {
 
     /// Where this node expects `id` at its next fetch; with `set`, notes
     /// that instead (`Some(None)`: no hint, per-message consumers).
-    fn fetch_hint(&self, topic: &TopicName, id: &ConsumerId, set: Option<Option<u64>>) -> Option<u64> {
-        let mut hints = self.fetch_hints.lock().unwrap_or_else(PoisonError::into_inner);
+    fn fetch_hint(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        set: Option<Option<u64>>,
+    ) -> Option<u64> {
+        let mut hints = self
+            .fetch_hints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let key = (topic.clone(), id.clone());
         match set {
             None => hints.get(&key).copied(),

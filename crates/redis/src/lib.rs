@@ -221,7 +221,9 @@ struct Inner {
     groups: group::Groups,
     /// Where each consumer this node fetched for should be at its next
     /// fetch (a hint, see `fetch_once`).
-    fetch_hints: Mutex<std::collections::HashMap<(gostream_store::TopicName, gostream_store::ConsumerId), u64>>,
+    fetch_hints: Mutex<
+        std::collections::HashMap<(gostream_store::TopicName, gostream_store::ConsumerId), u64>,
+    >,
     limits: StoreLimits,
     /// This broker's budget: the responses it holds for its clients (the
     /// messages are Redis' memory, checked against its own figures).
