@@ -40,6 +40,7 @@ mod faults;
 mod idempotence;
 mod layout;
 mod node;
+mod notices;
 mod queue;
 #[path = "../support/redis.rs"]
 mod redis_support;

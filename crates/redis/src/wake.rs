@@ -115,7 +115,7 @@ pub(super) async fn listen(
                     }
                     _ = keepalive.tick() => {
                         // A connection that silently died is noticed here.
-                        match tokio::time::timeout(super::link::RESPONSE_TIMEOUT, sink.ping::<String>()).await {
+                        match tokio::time::timeout(super::link::RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await {
                             Ok(Ok(_)) => {}
                             Ok(Err(e)) => return Err(e.to_string()),
                             Err(_) => return Err("a ping timed out".to_owned()),
