@@ -81,7 +81,10 @@ async fn entries_an_earlier_version_wrote_are_still_read() {
         .publish_time
         .as_ref()
         .expect("a publish time");
-    assert!(newer.seconds > 1, "the new message has the time it was published at");
+    assert!(
+        newer.seconds > 1,
+        "the new message has the time it was published at"
+    );
 
     // The sizes of both layouts add up, and size retention drops the
     // older entries by theirs.
@@ -208,7 +211,10 @@ async fn single_publishes_in_flight_together_each_get_their_offset() {
                 .map(|m| (m.offset, String::from_utf8_lossy(&m.value).into_owned())),
         );
     }
-    assert_eq!(got, expected, "each record at the offset its publish was given");
+    assert_eq!(
+        got, expected,
+        "each record at the offset its publish was given"
+    );
     // The topic knows its largest record, which lets a fetch skip sizes.
     let largest = expected.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
     let mx = shared_server().cli(&["HGET", &format!("{prefix}:{{many}}:meta"), "mx"]);
