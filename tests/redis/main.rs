@@ -46,13 +46,20 @@
 //!   (by Sentinel, or by Redis Cluster): the stores follow without a
 //!   restart, the topic stays gap-free, and with a wait for one replica no
 //!   acknowledged message is lost.
+//! - [`layout`]: entries an earlier version wrote (five fields) read beside
+//!   today's one-field entries; concurrent single publishes sent together
+//!   each get their own offsets.
+//! - [`notices`]: a node's change-notice connection stays up (no reconnect
+//!   at each keepalive).
 
 mod cluster;
 mod failover;
 mod faults;
 mod idempotence;
+mod layout;
 mod node;
 mod node_down;
+mod notices;
 mod one_view;
 mod queue;
 #[path = "../support/redis.rs"]

@@ -219,6 +219,10 @@ pub(super) fn optional_arg(value: Option<u64>) -> Bytes {
     value.map_or_else(Bytes::new, arg)
 }
 
+/// The most consumers whose next offset a node remembers for its fetches
+/// (past that it forgets them all, and learns them again by fetching).
+const MAX_FETCH_HINTS: usize = 4096;
+
 /// A read's or fetch's answer, before it is known whether to wait.
 pub(super) struct Answer {
     generation: String,
@@ -296,22 +300,7 @@ impl Inner {
         now_ns: u64,
         args: Vec<Bytes>,
     ) -> Result<Value> {
-        let mut keys = self.keys(ctx.topic).to_vec();
-        if ctx.idempotence {
-            keys.extend(self.idempotence_keys(ctx.topic));
-        }
-        keys.extend(ctx.extra_key.clone());
-        let defaults = self.limits.default_retention;
-        let mut all = Vec::with_capacity(6 + args.len());
-        all.extend([
-            Bytes::from(generation.to_owned()),
-            Bytes::from(codec::padded_ns(now_ns)),
-            arg(now_ns / 1000),
-            arg(defaults.max_messages),
-            arg(defaults.max_bytes),
-            arg(duration_ns(defaults.max_age)),
-        ]);
-        all.extend(args);
+        let (keys, all) = self.script_input(&ctx, generation, now_ns, args);
         if ctx.replicated
             && let Some((replicas, timeout)) = self.wait
         {
@@ -360,6 +349,78 @@ impl Inner {
         } else {
             self.failed(error)
         }
+    }
+
+    /// The keys and arguments of a script call (see [`eval`](Self::eval)).
+    fn script_input(
+        &self,
+        ctx: &Ctx<'_>,
+        generation: &str,
+        now_ns: u64,
+        args: Vec<Bytes>,
+    ) -> (Vec<String>, Vec<Bytes>) {
+        let mut keys = self.keys(ctx.topic).to_vec();
+        if ctx.idempotence {
+            keys.extend(self.idempotence_keys(ctx.topic));
+        }
+        keys.extend(ctx.extra_key.clone());
+        let defaults = self.limits.default_retention;
+        let mut all = Vec::with_capacity(6 + args.len());
+        all.extend([
+            Bytes::from(generation.to_owned()),
+            Bytes::from(codec::padded_ns(now_ns)),
+            arg(now_ns / 1000),
+            arg(defaults.max_messages),
+            arg(defaults.max_bytes),
+            arg(duration_ns(defaults.max_age)),
+        ]);
+        all.extend(args);
+        (keys, all)
+    }
+
+    /// [`eval`](Self::eval), then `then` (a command on the topic's keys),
+    /// as one transaction (`MULTI` … `EXEC`): nothing runs between the
+    /// two. Returns both answers.
+    async fn eval_then(
+        &self,
+        script: &'static Script,
+        ctx: Ctx<'_>,
+        generation: &str,
+        now_ns: u64,
+        args: Vec<Bytes>,
+        then: redis::Cmd,
+    ) -> Result<(Value, Value)> {
+        let (keys, all) = self.script_input(&ctx, generation, now_ns, args);
+        self.link
+            .run(move |link, wanted| async move {
+                let mut conn = link.conn().await?;
+                let mut pipe = redis::pipe();
+                // Each answer on its own: the script's error (a broker
+                // rule, NOSCRIPT) is read as `eval` reads it.
+                pipe.atomic()
+                    .ignore_errors()
+                    .add_command(evalsha(script, &keys, &all))
+                    .add_command(then);
+                wanted.check()?;
+                let (value, then) = pipe.query_async::<(Value, Value)>(&mut conn).await?;
+                match value.extract_error() {
+                    // As in `eval`: load it, then the whole transaction
+                    // again (the refused script changed nothing).
+                    Err(error) if no_script(&error) => {
+                        wanted.check()?;
+                        script.load_async(&mut conn).await?;
+                        wanted.check()?;
+                        let (value, then) = pipe.query_async::<(Value, Value)>(&mut conn).await?;
+                        Ok((value.extract_error()?, then.extract_error()?))
+                    }
+                    answer => Ok((answer?, then.extract_error()?)),
+                }
+            })
+            .await
+            .map_err(|e| {
+                ctx.rule(&e)
+                    .unwrap_or_else(|| self.failed(self.link.error(&e)))
+            })
     }
 
     /// [`eval`](Self::eval) for a publish that waits for replicas: the
@@ -682,6 +743,15 @@ impl Inner {
     }
 
     /// One try of a fetch; `last` makes an empty batch the answer.
+    ///
+    /// When this node knows where the consumer should be (its previous
+    /// fetch left it there), the fetch script runs in one transaction with
+    /// an `XRANGE` from there: if the consumer is there and the whole batch
+    /// fits the byte limit by the topic's largest record, the script only
+    /// moves the consumer and the entries come from the `XRANGE`, which
+    /// Redis answers without converting them for Lua (the bulk of a
+    /// script's cost); otherwise the script collects them itself, as
+    /// without a hint.
     pub(super) async fn fetch_once(
         &self,
         topic: &TopicName,
@@ -691,20 +761,33 @@ impl Inner {
         last: bool,
         now_ns: u64,
     ) -> Result<Answer> {
-        let value = self
-            .eval(
-                &SCRIPTS.fetch,
-                Ctx::consumer(topic, id),
-                generation,
-                now_ns,
-                vec![
-                    arg(id),
-                    arg(limits.max_messages),
-                    arg(limits.max_bytes),
-                    Bytes::from_static(if last { b"1" } else { b"0" }),
-                ],
-            )
-            .await?;
+        let hint = self.fetch_hint(topic, id, None);
+        let args = vec![
+            arg(id),
+            arg(limits.max_messages),
+            arg(limits.max_bytes),
+            Bytes::from_static(if last { b"1" } else { b"0" }),
+            optional_arg(hint),
+        ];
+        let ctx = Ctx::consumer(topic, id);
+        let (value, range) = match hint {
+            Some(from) => {
+                let range = redis::cmd("XRANGE")
+                    .arg(self.key(topic, "log"))
+                    .arg(from)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limits.max_messages)
+                    .clone();
+                self.eval_then(&SCRIPTS.fetch, ctx, generation, now_ns, args, range)
+                    .await?
+            }
+            None => (
+                self.eval(&SCRIPTS.fetch, ctx, generation, now_ns, args)
+                    .await?,
+                Value::Nil,
+            ),
+        };
         let mut items = Items::new(value, "a fetch")?;
         let mut answer = Answer {
             generation: items.text()?,
@@ -713,8 +796,27 @@ impl Inner {
             next_offset: items.number()?,
             end_offset: items.number()?,
             due_us: u64::try_from(items.signed()?).ok(),
-            messages: codec::messages(items.next()?)?,
+            messages: Vec::new(),
             moves: Vec::new(),
+        };
+        answer.messages = match items.next()? {
+            // The script moved the consumer over this many, which the
+            // `XRANGE` answered.
+            Value::Int(count) => {
+                let mut messages = codec::messages(range)?;
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                let from = hint.unwrap_or_default();
+                if messages.len() < count || messages.first().map(|m| m.offset) != Some(from) {
+                    return Err(Error::Internal(format!(
+                        "a fetch from offset {from} of topic {:?} found {} of the {count} messages Redis moved consumer \"{id}\" over",
+                        topic.as_str(),
+                        messages.len()
+                    )));
+                }
+                messages.truncate(count);
+                messages
+            }
+            entries => codec::messages(entries)?,
         };
         let counts = codec::array(items.next()?, "delivery counts")?;
         for (message, count) in answer.messages.iter_mut().zip(counts) {
@@ -722,7 +824,34 @@ impl Inner {
                 u32::try_from(codec::number(count, "a delivery count")?).unwrap_or(u32::MAX);
         }
         answer.moves = queue::moves(items.next()?)?;
+        let next = items.optional()?;
+        self.fetch_hint(topic, id, Some(next));
         Ok(answer)
+    }
+
+    /// Where this node expects `id` at its next fetch; with `set`, notes
+    /// that instead (`Some(None)`: no hint, per-message consumers).
+    fn fetch_hint(
+        &self,
+        topic: &TopicName,
+        id: &ConsumerId,
+        set: Option<Option<u64>>,
+    ) -> Option<u64> {
+        let mut hints = self
+            .fetch_hints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (topic.clone(), id.clone());
+        match set {
+            None => hints.get(&key).copied(),
+            Some(Some(offset)) => {
+                if hints.len() >= MAX_FETCH_HINTS && !hints.contains_key(&key) {
+                    hints.clear();
+                }
+                hints.insert(key, offset)
+            }
+            Some(None) => hints.remove(&key),
+        }
     }
 
     /// A read (`consumer` None) or fetch, waiting up to `wait` (capped at
@@ -794,23 +923,37 @@ impl Inner {
         }
     }
 
+    /// A plain publish: checked here, then appended by the topic's next
+    /// grouped call (see the `group` module).
     pub(super) async fn publish(
-        &self,
+        self: &std::sync::Arc<Self>,
         topic: &TopicName,
         records: Vec<Record>,
     ) -> Result<PublishAck> {
         check_records(&records, self.limits.max_message_bytes)?;
         self.check_memory().await?;
         let count = records.len() as u64;
-        let mut args = Vec::with_capacity(2 + 4 * records.len());
+        let encoded = records.iter().map(codec::encode_record).collect();
+        Ok(PublishAck {
+            first_offset: self.publish_grouped(topic, encoded).await?,
+            count,
+            ..PublishAck::default()
+        })
+    }
+
+    /// One call of the publish script: appends `records` (encoded) to
+    /// `topic`; returns the first one's offset.
+    pub(super) async fn publish_call(&self, topic: &TopicName, records: Vec<Bytes>) -> Result<u64> {
+        let sizes = records.iter().map(|record| codec::record_size(record));
+        let (total, largest) = sizes.fold((0, 0), |(total, largest), size| {
+            (total + size, largest.max(size))
+        });
+        let mut args = Vec::with_capacity(4 + records.len());
         args.push(Bytes::from(self.channel()));
         args.push(Bytes::from(topic.to_string()));
-        for record in records {
-            args.push(arg(record.size()));
-            args.push(record.key);
-            args.push(record.value);
-            args.push(Bytes::from(codec::encode_headers(&record.headers)));
-        }
+        args.push(arg(total));
+        args.push(arg(largest));
+        args.extend(records);
         let value = self
             .eval(
                 &SCRIPTS.publish,
@@ -821,11 +964,7 @@ impl Inner {
             )
             .await?;
         self.waiters.wake(topic.as_str());
-        Ok(PublishAck {
-            first_offset: codec::number(value, "a publish")?,
-            count,
-            ..PublishAck::default()
-        })
+        codec::number(value, "a publish")
     }
 
     /// A publish with options: the producer's sequence checked and moved
@@ -865,7 +1004,7 @@ impl Inner {
         } else {
             0
         };
-        let mut args = Vec::with_capacity(10 + ids + 4 * records.len());
+        let mut args = Vec::with_capacity(10 + ids + records.len());
         args.extend([
             Bytes::from(self.channel()),
             Bytes::from(topic.to_string()),
@@ -884,12 +1023,7 @@ impl Inner {
                     .map_or_else(Bytes::new, |id| Bytes::from(id.as_str().to_owned()))
             }));
         }
-        for record in records {
-            args.push(arg(record.size()));
-            args.push(record.key);
-            args.push(record.value);
-            args.push(Bytes::from(codec::encode_headers(&record.headers)));
-        }
+        args.extend(records.iter().map(codec::encode_record));
         let value = self
             .eval(
                 &SCRIPTS.publish_with,

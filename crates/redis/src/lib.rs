@@ -10,8 +10,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides, dedupe window |
-//! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1`; fields `t` (publish time), `s` (size), `k`, `v` and, with headers, `h` |
+//! | `<prefix>:{<topic>}:meta` | hash | generation, creation time, start and end offsets, bytes, last publish time, retention overrides, dedupe window, the largest record's size since the topic was last empty (`mx`) |
+//! | `<prefix>:{<topic>}:log` | stream | one entry per message, ID `<offset>-1`, one field: the publish time → the record (a version byte, its size, key, headers and value; see the `codec` module); entries of the older layout (fields `t`, `s`, `k`, `v`, `h`) are still read |
 //! | `<prefix>:{<topic>}:consumers` | hash | consumer id → offset, committed offset, mode, ack timeout, creation time |
 //! | `<prefix>:{<topic>}:consumer-ids` | sorted set | consumer ids, for listing in order |
 //! | `<prefix>:{<topic>}:outstanding` | hash | consumer id → deliveries not yet committed (manual mode) |
@@ -38,7 +38,14 @@
 //! its explicit ID, moves the end, applies count, size and age retention
 //! and publishes a change notice, atomically; the fetch script reads and
 //! advances a consumer in one step, so two nodes fetching for one consumer
-//! never hand out the same message. Times come from the node's [`Clock`]
+//! never hand out the same message. A node remembers where each consumer
+//! it fetched for should be next; its next fetch sends the script and an
+//! `XRANGE` from there as one transaction (`MULTI`): when the consumer is
+//! there and the batch fits the byte limit by the topic's largest record
+//! (`mx` in the meta hash), the script only moves the consumer and the
+//! entries come from the `XRANGE`, which Redis serves without converting
+//! them for Lua; otherwise the script collects them as before, and the
+//! `XRANGE`'s answer is dropped. Times come from the node's [`Clock`]
 //! and are passed in: publish times never decrease along a topic (the
 //! script keeps the latest). A topic's generation (random, set at creation)
 //! lets a subscription notice that its topic was deleted and re-created.
@@ -47,8 +54,14 @@
 //! runs its own script (`publish_with.lua`), which checks and moves the
 //! producer's sequence, skips the records whose ids the topic remembers and
 //! remembers the new ones, in the same step as the append: every node
-//! shares that state, so a retry through another node is recognised. The
-//! plain publish keeps its script unchanged.
+//! shares that state, so a retry through another node is recognised.
+//!
+//! Plain publishes to one topic are sent together (group commit, the
+//! `group` module): while a publish script for a topic is in flight from a
+//! node, the plain publishes to it that arrive queue up, and go out as one
+//! script call when it answers, each caller getting its own first offset
+//! (its records stay contiguous, in the order the calls queued) or the
+//! call's error.
 //!
 //! The topic index lives outside the topics' slots: creation reserves the
 //! topic's index entry within `--max-topics` (one script on the index
@@ -131,6 +144,7 @@
 //!   `scripts` compiles them in.
 //! - `queue`: per-message consumers: settling, settings, and the
 //!   dead-letter move across slots, idempotent.
+//! - `group`: group commit of plain publishes.
 //! - `codec`: how a message is stored in a stream entry, and answers read.
 //! - `link`: the connections (standalone or cluster), timeouts, where
 //!   commands run, and what a Redis failure means to a client.
@@ -152,6 +166,7 @@
 
 mod calls;
 mod codec;
+mod group;
 mod link;
 mod queue;
 mod scripts;
@@ -261,6 +276,13 @@ struct Inner {
     prefix: String,
     kind: &'static str,
     waiters: Arc<Waiters>,
+    /// Plain publishes waiting to be sent together (group commit).
+    groups: group::Groups,
+    /// Where each consumer this node fetched for should be at its next
+    /// fetch (a hint, see `fetch_once`).
+    fetch_hints: Mutex<
+        std::collections::HashMap<(gostream_store::TopicName, gostream_store::ConsumerId), u64>,
+    >,
     limits: StoreLimits,
     /// This broker's budget: the responses it holds for its clients (the
     /// messages are Redis' memory, checked against its own figures).
@@ -341,6 +363,8 @@ impl RedisStore {
             prefix: options.key_prefix,
             kind,
             waiters: Arc::new(Waiters::default()),
+            groups: group::Groups::default(),
+            fetch_hints: Mutex::default(),
             budget: gostream_store::MemoryBudget::for_limits(&limits),
             limits,
             clock,

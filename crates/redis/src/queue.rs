@@ -251,10 +251,7 @@ impl Inner {
                 Bytes::from(self.channel()),
                 Bytes::from(dlq.to_string()),
                 arg(DEDUPE_TTL_SECS),
-                arg(record.size()),
-                record.key.clone(),
-                record.value.clone(),
-                Bytes::from(codec::encode_headers(&record.headers)),
+                codec::encode_record(&record),
             ],
         )
         .await

@@ -1,9 +1,14 @@
 -- ARGV 7 the consumer, 8 the most messages, 9 the most bytes, 10 '1' on
--- the last try of a wait (an empty batch is then the answer).
+-- the last try of a wait (an empty batch is then the answer), 11 the
+-- offset the caller expects the consumer at ('' = none), when it reads
+-- the entries from there itself, in the same transaction, right after.
 -- Returns the generation, whether it is an answer (1) or the caller should
 -- wait (0), skipped, next offset, end offset, when a redelivery falls due
--- (microseconds, -1 for none), the entries, (per-message mode) their
--- delivery counts and the dead-letter moves under way (see `moves`).
+-- (microseconds, -1 for none), the entries (or, when the consumer was at
+-- the offset expected and the batch fits the byte limit by the topic's
+-- largest record, just how many the caller's read is to take), (per-message
+-- mode) their delivery counts, the dead-letter moves under way (see
+-- `moves`), and the offset the next fetch may expect ('' = none).
 local t = topic(GEN)
 local id = ARGV[7]
 local c = consumer(id)
@@ -84,9 +89,9 @@ if c.mode == 'p' then
         wake = num(first[2])
       end
     end
-    return {t.gen, 0, str(skipped), str(c.offset), str(t.stop), str(wake), {}, {}, pending}
+    return {t.gen, 0, str(skipped), str(c.offset), str(t.stop), str(wake), {}, {}, pending, ''}
   end
-  return {t.gen, 1, str(skipped), str(c.offset), str(t.stop), '-1', out, counts, pending}
+  return {t.gen, 1, str(skipped), str(c.offset), str(t.stop), '-1', out, counts, pending, ''}
 end
 
 local d = due(c)
@@ -95,13 +100,10 @@ if d and NOW_US >= d then
   c.out = {}
 end
 local skipped = catch_up(c, t.start)
-local entries = collect(t, c.offset, max_msgs, max_bytes)
-if #entries == 0 and ARGV[10] ~= '1' then
-  store_consumer(id, c)
-  return {t.gen, 0, str(skipped), str(c.offset), str(t.stop), str(due(c) or -1), {}, {}, {}}
-end
-if #entries > 0 then
-  c.offset = c.offset + #entries
+
+-- Moves the consumer over n messages it is given.
+local function deliver(n)
+  c.offset = c.offset + n
   if c.mode == 'a' then
     c.committed = c.offset
   elseif #c.out >= MAX_OUTSTANDING then
@@ -110,5 +112,30 @@ if #entries > 0 then
     c.out[#c.out + 1] = {c.offset, NOW_US}
   end
 end
+
+if ARGV[11] ~= '' and str(c.offset) == ARGV[11] and t.mx then
+  local n = math.min(max_msgs, t.stop - c.offset)
+  if n > 0 and n * num(t.mx) <= max_bytes then
+    deliver(n)
+    store_consumer(id, c)
+    return {t.gen, 1, str(skipped), str(c.offset), str(t.stop), '-1', n, {}, {}, str(c.offset)}
+  end
+end
+local entries = collect(t, c.offset, max_msgs, max_bytes)
+-- No hint where the next fetch could not take the short way anyway (a
+-- topic of an earlier version, records too large for a batch this size).
+local function hint()
+  if t.mx and max_msgs * num(t.mx) <= max_bytes then
+    return str(c.offset)
+  end
+  return ''
+end
+if #entries == 0 and ARGV[10] ~= '1' then
+  store_consumer(id, c)
+  return {t.gen, 0, str(skipped), str(c.offset), str(t.stop), str(due(c) or -1), {}, {}, {}, hint()}
+end
+if #entries > 0 then
+  deliver(#entries)
+end
 store_consumer(id, c)
-return {t.gen, 1, str(skipped), str(c.offset), str(t.stop), '-1', entries, {}, {}}
+return {t.gen, 1, str(skipped), str(c.offset), str(t.stop), '-1', entries, {}, {}, hint()}

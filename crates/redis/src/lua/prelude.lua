@@ -54,19 +54,26 @@ local function ns_minus(a, b)
 end
 
 -- The topic, or GSNOTFOUND when it is absent or of another generation.
+-- `mx` is the size of the largest record appended since the topic was
+-- last empty (nil when not known: a topic written by an earlier version).
 local function topic(gen)
-  local m = redis.call('HMGET', META, 'gen', 'start', 'end', 'bytes', 'last', 'rm', 'rb', 'ra', 'created', 'dw')
+  local m = redis.call('HMGET', META, 'gen', 'start', 'end', 'bytes', 'last', 'rm', 'rb', 'ra', 'created', 'dw', 'mx')
   if not m[1] or (gen ~= '' and m[1] ~= gen) then
     fail('GSNOTFOUND')
   end
   return {
     gen = m[1], start = num(m[2]), stop = num(m[3]), bytes = num(m[4]), last = m[5] or '',
-    rm = m[6], rb = m[7], ra = m[8], created = m[9] or '0', dw = m[10] or '',
+    rm = m[6], rb = m[7], ra = m[8], created = m[9] or '0', dw = m[10] or '', mx = m[11],
   }
 end
 
 local function save(t)
-  redis.call('HSET', META, 'start', str(t.start), 'end', str(t.stop), 'bytes', str(t.bytes), 'last', t.last)
+  if t.mx then
+    redis.call('HSET', META, 'start', str(t.start), 'end', str(t.stop), 'bytes', str(t.bytes), 'last', t.last,
+      'mx', t.mx)
+  else
+    redis.call('HSET', META, 'start', str(t.start), 'end', str(t.stop), 'bytes', str(t.bytes), 'last', t.last)
+  end
 end
 
 -- What GetTopic shows: generation, creation time, start, end, bytes, the
@@ -76,10 +83,26 @@ local function describe(t)
   return {t.gen, t.created, str(t.start), str(t.stop), str(t.bytes), t.rm or '', t.rb or '', t.ra or '', t.dw}
 end
 
--- Entries are stored with the ID '<offset>-1' and the fields
--- t (publish time), s (size), k (key), v (value) and, with headers, h.
-local function entry_time(e) return e[2][2] end
-local function entry_size(e) return num(e[2][4]) end
+-- Entries are stored with the ID '<offset>-1' and one field: its name is
+-- the publish time, its value the record (a version byte, then the size as
+-- a little-endian 32-bit number, ...; see the `codec` module). Entries
+-- written before that layout have the fields t (publish time), s (size),
+-- k (key), v (value) and, with headers, h.
+local function entry_time(e)
+  local f = e[2]
+  if f[1] == 't' then
+    return f[2]
+  end
+  return f[1]
+end
+local function record_size(record) return (struct.unpack('<I4', record, 2)) end
+local function entry_size(e)
+  local f = e[2]
+  if f[1] == 't' then
+    return num(f[4])
+  end
+  return record_size(f[2])
+end
 
 -- Drops the messages below offset `upto`, which hold `freed` bytes.
 local function drop_below(t, upto, freed)
@@ -448,27 +471,49 @@ local function info(t, id, c)
     c.mode, str(c.ack), c.created, q[1], q[2], q[3], q[4], q[5], q[6], q[7], q[8], oldest}
 end
 
--- Appends the records ARGV holds from index `first` on, four per record
--- (size, key, value, headers: '' = none), but those whose number (1 for
--- the first) `skip` holds, if given; applies retention and saves the
--- topic; returns the first record's offset.
-local function append(t, first, skip)
+-- Appends the records ARGV holds from index `first` on, one per record
+-- (encoded as the entry's field value), but those whose number (1 for the
+-- first) `skip` holds, if given; applies retention and saves the topic;
+-- returns the first record's offset. Without `skip`, `sizes` may give the
+-- records' total size and the largest one's ({total, largest}), which
+-- saves reading each record's.
+local function append(t, first, skip, sizes)
   local time = NOW
   if t.last > time then
     time = t.last
   end
   local start = t.stop
-  for b = first, #ARGV, 4 do
-    if not (skip and skip[(b - first) / 4 + 1]) then
-      if ARGV[b + 3] == '' then
-        redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2])
-      else
-        redis.call('XADD', LOG, str(t.stop) .. '-1', 't', time, 's', ARGV[b], 'k', ARGV[b + 1], 'v', ARGV[b + 2],
-          'h', ARGV[b + 3])
-      end
+  local mx = nil
+  if t.mx then
+    mx = num(t.mx)
+  elseif t.start == t.stop then
+    mx = 0
+  end
+  if sizes then
+    for b = first, #ARGV do
+      redis.call('XADD', LOG, str(t.stop) .. '-1', time, ARGV[b])
       t.stop = t.stop + 1
-      t.bytes = t.bytes + tonumber(ARGV[b])
     end
+    t.bytes = t.bytes + sizes[1]
+    if mx and sizes[2] > mx then
+      mx = sizes[2]
+    end
+  else
+    for b = first, #ARGV do
+      if not (skip and skip[b - first + 1]) then
+        local record = ARGV[b]
+        local size = record_size(record)
+        redis.call('XADD', LOG, str(t.stop) .. '-1', time, record)
+        t.stop = t.stop + 1
+        t.bytes = t.bytes + size
+        if mx and size > mx then
+          mx = size
+        end
+      end
+    end
+  end
+  if mx then
+    t.mx = str(mx)
   end
   t.last = time
   retain(t)

@@ -6,7 +6,7 @@
 -- timeout (microseconds), 13 the most producers a topic remembers, 14 how
 -- many publishes of a producer it remembers, 15 the most ids it
 -- remembers, 16 how many ids follow (0, or one per record), then the ids
--- ('' = none), then four per record as in `publish`.
+-- ('' = none), then the records as in `publish`.
 --
 -- Returns {'retry', first offset, count} for a producer's retry (nothing
 -- appended), else {'new', first offset, count, duplicates} with the
@@ -20,7 +20,7 @@ local idle_cutoff = NOW_US - num(ARGV[12])
 local max_producers, kept, max_ids = num(ARGV[13]), num(ARGV[14]), num(ARGV[15])
 local n_ids = num(ARGV[16])
 local first_record = 17 + n_ids
-local count = (#ARGV - first_record + 1) / 4
+local count = #ARGV - first_record + 1
 
 -- The producer: a retry, the next publish, or out of sequence.
 local p = nil
