@@ -391,7 +391,8 @@ impl Inner {
         then: redis::Cmd,
     ) -> Result<(Value, Value)> {
         let (keys, all) = self.script_input(&ctx, generation, now_ns, args);
-        self.link
+        let answer = self
+            .link
             .run(move |link, wanted| async move {
                 let mut conn = link.conn().await?;
                 let mut pipe = redis::pipe();
@@ -416,11 +417,14 @@ impl Inner {
                     answer => Ok((answer?, then.extract_error()?)),
                 }
             })
-            .await
-            .map_err(|e| {
-                ctx.rule(&e)
-                    .unwrap_or_else(|| self.failed(self.link.error(&e)))
-            })
+            .await;
+        match answer {
+            Ok(answers) => Ok(answers),
+            Err(e) => Err(match ctx.rule(&e) {
+                Some(rule) => rule,
+                None => self.failed_on(ctx.topic, self.link.error(&e)).await,
+            }),
+        }
     }
 
     /// [`eval`](Self::eval) for a publish that waits for replicas: the
