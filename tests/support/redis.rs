@@ -246,34 +246,30 @@ impl RedisCluster {
     /// Starts three cluster-enabled servers, joins them with
     /// `redis-cli --cluster create` and waits for `cluster_state:ok`.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "5000",
-                ])
-            })
-            .collect();
+        Self::start_with(&[])
+    }
+
+    /// Starts `count` cluster-enabled servers with `--cluster-node-timeout
+    /// node_timeout_ms` and `extra`, and joins them with `redis-cli
+    /// --cluster create`, `replicas` replica(s) per master.
+    fn create(count: usize, replicas: usize, node_timeout_ms: u32, extra: &[&str]) -> Self {
+        let timeout = node_timeout_ms.to_string();
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            &timeout,
+        ];
+        args.extend_from_slice(extra);
+        let nodes: Vec<RedisServer> = (0..count).map(|_| RedisServer::start_with(&args)).collect();
         let addrs: Vec<String> = nodes.iter().map(RedisServer::addr).collect();
+        let replicas = replicas.to_string();
         let mut create = vec!["--cluster", "create"];
         create.extend(addrs.iter().map(String::as_str));
-        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        create.extend(["--cluster-replicas", &replicas, "--cluster-yes"]);
         nodes[0].cli(&create);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !nodes
-            .iter()
-            .all(|node| node.cli(&["cluster", "info"]).contains("cluster_state:ok"))
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the Redis Cluster did not reach cluster_state:ok within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
         Self { nodes }
     }
 
@@ -492,25 +488,7 @@ impl RedisCluster {
     /// and returns once the cluster is ok and every master counts its
     /// replica online. `nodes` holds all six, masters or not.
     pub fn start_with_replicas(node_timeout_ms: u32) -> Self {
-        let timeout = node_timeout_ms.to_string();
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    &timeout,
-                ])
-            })
-            .collect();
-        let addrs: Vec<String> = nodes.iter().map(RedisServer::addr).collect();
-        let mut create = vec!["--cluster", "create"];
-        create.extend(addrs.iter().map(String::as_str));
-        create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        nodes[0].cli(&create);
-        let cluster = Self { nodes };
+        let cluster = Self::create(6, 1, node_timeout_ms, &[]);
         cluster.wait_ok_with_replicas();
         cluster
     }
@@ -566,22 +544,7 @@ impl RedisCluster {
     /// given `extra` (`--cluster-require-full-coverage no`,
     /// `--appendonly yes`, ...).
     pub fn start_with(extra: &[&str]) -> Self {
-        let mut args = vec![
-            "--cluster-enabled",
-            "yes",
-            "--cluster-config-file",
-            "nodes.conf",
-            "--cluster-node-timeout",
-            "5000",
-        ];
-        args.extend_from_slice(extra);
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&args)).collect();
-        let addrs: Vec<String> = nodes.iter().map(RedisServer::addr).collect();
-        let mut create = vec!["--cluster", "create"];
-        create.extend(addrs.iter().map(String::as_str));
-        create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        nodes[0].cli(&create);
-        let cluster = Self { nodes };
+        let cluster = Self::create(3, 0, 5000, extra);
         cluster.wait_ok();
         cluster
     }
