@@ -247,7 +247,7 @@ impl Inner {
             .map(|part| self.key(topic, part))
     }
 
-    /// The keys of exactly-once publishing (see `idem` in the prelude).
+    /// The keys of exactly-once publishing (see `idem` in `lua/shared.lua`).
     pub(super) fn idempotence_keys(&self, topic: &TopicName) -> [String; 4] {
         ["producers", "producer-use", "dedupe-ids", "dedupe-order"]
             .map(|part| self.key(topic, part))

@@ -140,7 +140,8 @@
 //!   the topic's keys (plus the topic index).
 //! - `calls`: running a script, reading its answer, mapping its errors, and
 //!   the wait between tries of a long-poll.
-//! - `lua/`: the scripts (a shared prelude and one body per call);
+//! - `lua/`: the scripts (a shared prelude, the shared functions the plain
+//!   publish does not need, and one body per call);
 //!   `scripts` compiles them in.
 //! - `queue`: per-message consumers: settling, settings, and the
 //!   dead-letter move across slots, idempotent.

@@ -89,7 +89,7 @@ pub(super) struct Move {
     message: Message,
 }
 
-/// The moves a script listed (see `moves` in `lua/prelude.lua`).
+/// The moves a script listed (see `moves` in `lua/shared.lua`).
 pub(super) fn moves(value: Value) -> Result<Vec<Move>> {
     codec::array(value, "dead-letter moves")?
         .into_iter()

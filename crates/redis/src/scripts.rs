@@ -2,16 +2,25 @@
 //! keys of one topic (one hash tag, so one cluster slot), which is what
 //! makes offsets gap-free and consumer advances exclusive across nodes.
 //! Each is the shared prelude (`lua/prelude.lua`: key and argument layout,
-//! retention, reads, positions, consumers) followed by its own body; they
-//! are sent with EVALSHA and loaded on first use.
+//! the topic, retention, the append) and the rest of the shared functions
+//! (`lua/shared.lua`: reads, positions, consumers, exactly-once
+//! publishing) followed by its own body; the plain publish, the hot path,
+//! carries only the prelude (Redis runs every definition on every call).
+//! They are sent with EVALSHA and loaded on first use.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
+const SHARED: &str = include_str!("lua/shared.lua");
 
 fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{SHARED}\n{body}"))
+}
+
+/// A script that needs only the prelude.
+fn lean(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}\n{body}"))
 }
 
@@ -44,7 +53,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     get_topic: script(include_str!("lua/get_topic.lua")),
     update_topic: script(include_str!("lua/update_topic.lua")),
     delete_topic: script(include_str!("lua/delete_topic.lua")),
-    publish: script(include_str!("lua/publish.lua")),
+    publish: lean(include_str!("lua/publish.lua")),
     publish_with: script(include_str!("lua/publish_with.lua")),
     enforce_retention: script(include_str!("lua/enforce_retention.lua")),
     resolve: script(include_str!("lua/resolve.lua")),
