@@ -294,28 +294,60 @@ async fn topic(store: &RedisStore, name: &str) -> TopicName {
     topic
 }
 
+/// A primary and its replica under three Sentinels, two stores on
+/// `redis-sentinel://` and the topic they publish to.
+struct Watched {
+    primary: RedisServer,
+    replica: RedisServer,
+    sentinels: Vec<RedisSentinel>,
+    stores: Vec<RedisStore>,
+    orders: TopicName,
+}
+
+impl Watched {
+    async fn start(wait_replicas: u32) -> Self {
+        let primary = RedisServer::start();
+        let replica = RedisServer::replica_of(&primary, &[]);
+        let sentinels = RedisSentinel::start_three(&primary, 1);
+        let url = RedisSentinel::url(&sentinels);
+        let prefix = unique_prefix();
+        let stores = vec![
+            store(&url, &prefix, wait_replicas),
+            store(&url, &prefix, wait_replicas),
+        ];
+        let orders = topic(&stores[0], "orders").await;
+        Self {
+            primary,
+            replica,
+            sentinels,
+            stores,
+            orders,
+        }
+    }
+}
+
+/// Whether a quorum (2) of `sentinels` names `replica` as the primary.
+fn promoted(sentinels: &[RedisSentinel], replica: &RedisServer) -> bool {
+    sentinels
+        .iter()
+        .filter(|s| s.master_port() == Some(replica.port))
+        .count()
+        >= 2
+}
+
 /// A primary and a replica under three Sentinels; the primary killed.
 async fn sentinel_failover(wait_replicas: u32) -> Outcome {
-    let mut primary = RedisServer::start();
-    let replica = RedisServer::replica_of(&primary, &[]);
-    let sentinels = RedisSentinel::start_three(&primary, 1);
-    let url = RedisSentinel::url(&sentinels);
-    let prefix = unique_prefix();
-    let stores = vec![
-        store(&url, &prefix, wait_replicas),
-        store(&url, &prefix, wait_replicas),
-    ];
-    let orders = topic(&stores[0], "orders").await;
+    let Watched {
+        mut primary,
+        replica,
+        sentinels,
+        stores,
+        orders,
+    } = Watched::start(wait_replicas).await;
     let outcome = fail_over("sentinel", stores, orders, wait_replicas, |step| {
         match step {
             Step::Kill => primary.kill(),
-            Step::Promoted => {
-                return sentinels
-                    .iter()
-                    .filter(|s| s.master_port() == Some(replica.port))
-                    .count()
-                    >= 2;
-            }
+            Step::Promoted => return promoted(&sentinels, &replica),
             Step::Rejoin => {
                 // Back with no data, and made a replica of the new primary
                 // at once, as an operator would (the Sentinels would too,
@@ -353,16 +385,13 @@ async fn sentinel_failover_loses_nothing_acknowledged_with_a_wait_for_one_replic
 /// primary (on the Sentinels' `+switch-master`, or on the old one's
 /// READONLY) and publish there.
 async fn manual_sentinel_failover(wait_replicas: u32) -> Outcome {
-    let primary = RedisServer::start();
-    let replica = RedisServer::replica_of(&primary, &[]);
-    let sentinels = RedisSentinel::start_three(&primary, 1);
-    let url = RedisSentinel::url(&sentinels);
-    let prefix = unique_prefix();
-    let stores = vec![
-        store(&url, &prefix, wait_replicas),
-        store(&url, &prefix, wait_replicas),
-    ];
-    let orders = topic(&stores[0], "orders").await;
+    let Watched {
+        primary,
+        replica,
+        sentinels,
+        stores,
+        orders,
+    } = Watched::start(wait_replicas).await;
     let outcome = fail_over("sentinel-manual", stores, orders, wait_replicas, |step| {
         match step {
             Step::Kill => {
@@ -372,13 +401,7 @@ async fn manual_sentinel_failover(wait_replicas: u32) -> Outcome {
                     crate::redis_support::SENTINEL_MASTER,
                 ]);
             }
-            Step::Promoted => {
-                return sentinels
-                    .iter()
-                    .filter(|s| s.master_port() == Some(replica.port))
-                    .count()
-                    >= 2;
-            }
+            Step::Promoted => return promoted(&sentinels, &replica),
             Step::Rejoin => replica.wait_replicas_online(1),
         }
         true

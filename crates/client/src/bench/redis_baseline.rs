@@ -32,6 +32,7 @@ use super::{
     consume::STALL,
     pace::{self, Turns, now_ns},
     produce::stamp,
+    redis_raw::share,
     report::{Latencies, Outcome},
     workload::{Completion, Failures, payload},
 };
@@ -283,16 +284,7 @@ async fn measure(
         .enumerate()
         .map(|(task, turns)| {
             let producer = task as u64 / args.in_flight;
-            let mine: Vec<(usize, String)> = (0..count)
-                .filter(|t| *t as u64 % args.producers == producer % args.producers)
-                .map(|t| (t, streams[t].clone()))
-                .collect();
-            let mine = if mine.is_empty() {
-                let t = usize::try_from(producer % count as u64).unwrap_or(0);
-                vec![(t, streams[t].clone())]
-            } else {
-                mine
-            };
+            let mine = share(producer, args.producers, streams);
             let conn = conns[usize::try_from(producer).unwrap_or(0) % conns.len()].clone();
             tokio::spawn(producer_task(
                 conn,

@@ -242,7 +242,7 @@ async fn produce(
 /// The streams producer `producer` of `producers` publishes to: topic `i`
 /// goes to producer `i mod producers`; a producer left without one takes
 /// `producer mod topics`.
-fn share(producer: u64, producers: u64, streams: &[String]) -> Vec<(usize, String)> {
+pub(super) fn share(producer: u64, producers: u64, streams: &[String]) -> Vec<(usize, String)> {
     let mine: Vec<(usize, String)> = streams
         .iter()
         .enumerate()
