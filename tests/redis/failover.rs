@@ -353,6 +353,20 @@ async fn sentinel_failover(wait_replicas: u32) -> Outcome {
                 // at once, as an operator would (the Sentinels would too,
                 // once they see it: their INFO comes every 10 s). The
                 // stores never use it: it is not what the Sentinels name.
+                // Not before every Sentinel names the new primary: one
+                // still naming the old primary would see it back as a
+                // master and make the new one its replica.
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                while sentinels
+                    .iter()
+                    .any(|s| s.master_port() != Some(replica.port))
+                {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "not every Sentinel named the new primary within 30 s"
+                    );
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 primary.restart();
                 let port = replica.port.to_string();
                 primary.cli(&["REPLICAOF", "127.0.0.1", &port]);
